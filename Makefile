@@ -1,0 +1,37 @@
+# The only commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo_out
+
+.PHONY: setup demo test test-all bench bench-quick lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(PY) -m train synth --out $(DEMO_DIR)/scenes --scenes 1 --size 2048 --second-date --seed 7
+
+test: setup
+	$(PY) -m pytest -q
+
+test-all: setup
+	$(PY) -m pytest -q -m ''
+
+bench: setup
+	$(PY) -m bench.synth_speed --out bench/results
+
+bench-quick: setup
+	$(PY) -m bench.synth_speed --out bench/results --quick
+
+lint: setup
+	$(VENV)/bin/ruff check train infer tests bench
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache

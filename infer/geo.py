@@ -1,0 +1,49 @@
+"""Georeferencing helpers: map coordinates to WGS84 and back.
+
+GeoJSON output is RFC 7946: longitude, latitude in WGS84 (EPSG:4326) with
+x = longitude first, whatever the source CRS.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+from shapely.geometry.base import BaseGeometry
+
+WGS84 = CRS.from_epsg(4326)
+
+
+@lru_cache(maxsize=32)
+def _transformer(src: str, dst: str) -> Transformer:
+    return Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True)
+
+
+def transform_geometry(geom: BaseGeometry, src_crs: str | CRS, dst_crs: str | CRS) -> BaseGeometry:
+    """Reproject a shapely geometry (coordinates x, y in each CRS's axis order east, north)."""
+    t = _transformer(CRS.from_user_input(src_crs).to_string(), CRS.from_user_input(dst_crs).to_string())
+
+    def reproject(coords: np.ndarray) -> np.ndarray:
+        x, y = t.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geom, reproject)
+
+
+def to_wgs84(geom: BaseGeometry, src_crs: str | CRS) -> BaseGeometry:
+    """Reproject a geometry from `src_crs` to WGS84 longitude/latitude."""
+    return transform_geometry(geom, src_crs, WGS84)
+
+
+def from_wgs84(geom: BaseGeometry, dst_crs: str | CRS) -> BaseGeometry:
+    """Reproject a WGS84 longitude/latitude geometry to `dst_crs`."""
+    return transform_geometry(geom, WGS84, dst_crs)
+
+
+def utm_point(lon: float, lat: float, crs: str | CRS) -> tuple[float, float]:
+    """Easting and northing of a WGS84 point in a projected CRS."""
+    t = _transformer(WGS84.to_string(), CRS.from_user_input(crs).to_string())
+    x, y = t.transform(lon, lat)
+    return float(x), float(y)

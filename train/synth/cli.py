@@ -43,7 +43,7 @@ def _size(args) -> tuple[int, int]:
         raise UsageError("give either --size or --width/--height, not both")
     if (args.width is None) != (args.height is None):
         raise UsageError("--width and --height go together")
-    width, height = (args.width, args.height) if args.width is not None else (args.size or 2048,) * 2
+    width, height = (args.width, args.height) if args.width is not None else (args.size if args.size is not None else 2048,) * 2
     for name, value in (("width", width), ("height", height)):
         if not 1 <= value <= MAX_SIDE:
             raise UsageError(f"scene {name} must be between 1 and {MAX_SIDE} pixels, got {value}")

@@ -49,7 +49,7 @@ def draw_labels(scene: Path, labels: Path, out: Path, max_side: int = 1600,
         color = CLASS_COLORS.get(feat["properties"].get("class"), (255, 255, 255))
         mapped = from_wgs84(geom, crs)
         for poly in getattr(mapped, "geoms", [mapped]):
-            ring = [inverse * xy for xy in poly.exterior.coords]
+            ring = [inverse @ xy for xy in poly.exterior.coords]
             draw.line([(c * scale, r * scale) for c, r in ring], fill=color, width=width)
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save(out)

@@ -64,6 +64,7 @@ class SceneRenderer:
 
         albedo = 1.0 + 0.45 * fractal_noise(xs, ys, (700.0, 350.0, 160.0, 70.0), self.salt + 1)
         fine = fractal_noise(xs, ys, (6.0, 2.5, 1.0), self.salt + 2)
+        fine += 0.8 * (value_noise(xs, ys, 0.6, self.salt + 7) - 0.5)  # sub-metre grit
         gravel = np.clip((value_noise(xs, ys, 260.0, self.salt + 3) - 0.35) * 3.0, 0, 1)[..., None]
         img = (SAND * (1 - gravel) + GRAVEL * gravel) * (albedo * (1 + 0.3 * fine))[..., None]
         img = self._specks(img, xs, ys)

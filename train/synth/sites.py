@@ -27,6 +27,7 @@ ROOF_COLORS = [
 CAB_COLORS = [(0.75, 0.75, 0.74, 0.72), (0.55, 0.12, 0.10, 0.40), (0.22, 0.30, 0.20, 0.35), (0.18, 0.25, 0.45, 0.30)]
 CARGO_COLORS = [(0.52, 0.46, 0.36, 0.50), (0.30, 0.34, 0.24, 0.40), (0.70, 0.70, 0.68, 0.68), (0.35, 0.38, 0.42, 0.40)]
 ATTEMPTS = 40
+MAX_BERM_M = 400.0  # a longer ridge is labeled as several berms
 
 
 def _jitter(rng: np.random.Generator, color: tuple[float, ...], amount: float = 0.06) -> tuple[float, ...]:
@@ -50,6 +51,13 @@ def ring_ridge(cx: float, cy: float, length: float, width: float, angle: float, 
     u = side / np.linalg.norm(side)
     gate_start, gate_end = mid + u * gate / 2, mid - u * gate / 2
     return LineString([gate_start, fl, fr, br, bl, gate_end])
+
+
+def split_ridge(ridge: LineString, max_length: float = MAX_BERM_M) -> list[LineString]:
+    """Equal consecutive pieces of at most `max_length`; their flat ends meet flush."""
+    n = math.ceil(ridge.length / max_length)
+    step = ridge.length / n
+    return [ops.substring(ridge, k * step, (k + 1) * step) for k in range(n)]
 
 
 def _storehouse(rng: np.random.Generator, cx: float, cy: float, length: float, width: float,
@@ -90,7 +98,8 @@ def plan_compound(rng: np.random.Generator, occ: Occupancy, second_date: bool) -
         return []
     occ.add(outer)
     ridge = ring_ridge(cx, cy, ring_len, ring_wid, angle, gate=float(rng.uniform(10, 16)))
-    things: list[Thing] = [Surface(rectangle(cx, cy, length, width, angle)), Berm(ridge, berm_w, berm_h)]
+    things: list[Thing] = [Surface(rectangle(cx, cy, length, width, angle))]
+    things += [Berm(piece, berm_w, berm_h) for piece in split_ridge(ridge)]
 
     sl = float(rng.uniform(20, min(60, 0.42 * length)))
     sw = float(rng.uniform(8, min(25, sl / 1.4)))
@@ -171,9 +180,12 @@ def plan_lone_berm(rng: np.random.Generator, occ: Occupancy, extend: bool) -> tu
 
     Returns the things and, when extended, the (first date, second date) berms.
     """
-    length = float(rng.uniform(20, 400))
+    bx0, by0, bx1, by1 = occ.allowed.bounds
+    extent = min(bx1 - bx0, by1 - by0)
+    # An extended berm must fit twice over; keep it shorter so small scenes have one too.
+    length = float(rng.uniform(40, max(41, min(250, 0.5 * extent)))) if extend else float(rng.uniform(20, 400))
     width, height = float(rng.uniform(2, 6)), float(rng.uniform(1, 3))
-    for _ in range(ATTEMPTS):
+    for _ in range(ATTEMPTS * (3 if extend else 1)):
         start = np.array(_random_center(rng, occ, 10))
         ridge = _berm_ridge(rng, start, length)
         zone = ridge_buffer(ridge, width).buffer(8)

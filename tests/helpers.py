@@ -1,0 +1,31 @@
+"""Small shared test helpers: run a CLI in a subprocess, map labels to pixels."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.features import rasterize
+from shapely.geometry.base import BaseGeometry
+
+from infer.geo import from_wgs84
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m ...` the way a user would, capturing output."""
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=600)
+
+
+def label_mask(src: rasterio.io.DatasetReader, geom_wgs84: BaseGeometry, buffer_m: float = 0.0) -> np.ndarray:
+    """Pixels (bool, rows x cols of `src`) whose centres fall in a WGS84 label, optionally buffered."""
+    geom = from_wgs84(geom_wgs84, src.crs)
+    if buffer_m:
+        geom = geom.buffer(buffer_m, join_style="mitre")
+    if geom.is_empty:
+        return np.zeros((src.height, src.width), dtype=bool)
+    return rasterize([(geom, 1)], out_shape=(src.height, src.width), transform=src.transform, fill=0,
+                     dtype="uint8").astype(bool)

@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+from infer.decode import ObjectDetections, decode_objects, decode_regions
+from train.targets import ObjectLabels, encode_targets
+
+SIZE = (192, 256)  # H, W in pixels
+
+
+def suppress_peaks(heatmap: np.ndarray) -> np.ndarray:
+    """numpy twin of the model's in-graph 3x3 peak suppression."""
+    padded = np.pad(heatmap, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    pooled = sliding_window_view(padded, (3, 3), axis=(1, 2)).max(axis=(-2, -1))
+    return np.where(heatmap == pooled, heatmap, 0.0)
+
+
+def perfect_prediction(labels: ObjectLabels, num_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    targets = encode_targets(labels, np.zeros((1, *SIZE), np.uint8), SIZE, num_classes)
+    box = targets["box"].copy()
+    box[6] = np.where(box[6] > 0.5, 6.0, -6.0)  # dir probability 0/1 -> a confident logit
+    return suppress_peaks(targets["heatmap"]), box
+
+
+def angle_error(a: np.ndarray, b: np.ndarray, period: float) -> np.ndarray:
+    """Absolute angle difference on a circle of the given period."""
+    d = np.mod(a - b, period)
+    return np.minimum(d, period - d)
+
+
+# (cx, cy, length, width, angle); headings NaN for storehouses (class 0).
+RBOXES = np.array(
+    [
+        [30.3, 40.7, 48.0, 20.0, 0.004],  # near 0
+        [100.0, 35.2, 36.0, 14.0, np.pi - 0.006],  # near pi
+        [170.6, 50.1, 60.0, 30.0, 0.7],
+        [40.2, 130.9, 24.0, 9.0, 2.2],
+        [120.7, 140.4, 18.0, 7.0, 1.3],
+        [215.1, 150.3, 30.0, 10.0, 3.0],
+    ]
+)
+CLASSES = np.array([0, 0, 0, 1, 1, 1])
+HEADINGS = np.array([np.nan, np.nan, np.nan, 2.2, 1.3 + np.pi, 3.0 + np.pi])
+
+
+def test_perfect_prediction_is_recovered():
+    labels = ObjectLabels(RBOXES, CLASSES, HEADINGS)
+    heatmap, box = perfect_prediction(labels)
+
+    found = decode_objects(heatmap, box, score_threshold=0.3)
+
+    assert isinstance(found, ObjectDetections)
+    assert len(found) == len(RBOXES)
+    assert found.rboxes.dtype == np.float32 and found.rboxes.shape == (6, 5)
+    np.testing.assert_allclose(found.scores, 1.0)
+    # Match each label to the nearest detection center.
+    distance = np.linalg.norm(RBOXES[:, None, :2] - found.rboxes[None, :, :2], axis=-1)
+    match = distance.argmin(axis=1)
+    assert len(set(match.tolist())) == len(RBOXES)
+    got = found.rboxes[match].astype(np.float64)
+    assert (distance.min(axis=1) < 0.5).all()
+    np.testing.assert_allclose(got[:, 2:4], RBOXES[:, 2:4], rtol=0.01)
+    np.testing.assert_array_equal(found.classes[match], CLASSES)
+    assert ((got[:, 4] >= 0) & (got[:, 4] < 2 * np.pi)).all()
+    one_degree = np.deg2rad(1.0)
+    known = np.isfinite(HEADINGS)
+    assert (angle_error(got[known, 4], HEADINGS[known], 2 * np.pi) < one_degree).all()
+    assert (angle_error(got[~known, 4], RBOXES[~known, 4], np.pi) < one_degree).all()
+
+
+def test_angle_pair_needs_no_unit_length_and_sizes_may_swap():
+    labels = ObjectLabels(RBOXES[3:4], CLASSES[3:4], HEADINGS[3:4])
+    heatmap, box = perfect_prediction(labels)
+    box[4:6] *= 3.7
+    reference = decode_objects(heatmap, box).rboxes
+    np.testing.assert_allclose(reference[0, 4], 2.2, atol=1e-5)
+    # Swapping the two size channels means the long side is across theta.
+    box[2], box[3] = box[3].copy(), box[2].copy()
+    swapped = decode_objects(heatmap, box).rboxes
+    np.testing.assert_allclose(swapped[0, 2:4], reference[0, 2:4], rtol=1e-5)
+    assert angle_error(swapped[0, 4], 2.2, np.pi) == pytest.approx(np.pi / 2, abs=1e-5)
+
+
+def test_threshold_top_k_and_order():
+    heatmap = np.zeros((2, 8, 8), np.float32)
+    heatmap[0, 1, 1], heatmap[1, 5, 5], heatmap[0, 6, 2], heatmap[1, 2, 6] = 0.9, 0.8, 0.5, 0.2
+    box = np.zeros((7, 8, 8), np.float32)
+
+    found = decode_objects(heatmap, box, score_threshold=0.3, max_objects=2)
+    np.testing.assert_allclose(found.scores, [0.9, 0.8])
+    np.testing.assert_array_equal(found.classes, [0, 1])
+    # Cell (row 5, col 5) with zero offsets is centered at pixel (22, 22); size 4 x 4.
+    np.testing.assert_allclose(found.rboxes[1, :4], [22, 22, 4, 4])
+
+    assert len(decode_objects(heatmap, box, score_threshold=0.0)) == 4
+    empty = decode_objects(np.zeros_like(heatmap), box)
+    assert empty.rboxes.shape == (0, 5) and empty.scores.shape == (0,) and empty.classes.shape == (0,)
+
+
+def test_decode_regions():
+    mask = np.array([[[0.2, 0.6], [0.5, 0.9]]], np.float32)
+    regions = decode_regions(mask, threshold=0.5)
+    assert regions.dtype == bool
+    np.testing.assert_array_equal(regions, [[[False, True], [False, True]]])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: decode_objects(np.zeros((8, 8)), np.zeros((7, 8, 8))), r"\(C, h, w\)"),
+        (lambda: decode_objects(np.zeros((1, 8, 8)), np.zeros((6, 8, 8))), r"box must be \(7"),
+        (lambda: decode_objects(np.zeros((1, 8, 8)), np.zeros((7, 8, 4))), r"box must be \(7"),
+        (lambda: decode_objects(np.zeros((1, 8, 8)), np.zeros((7, 8, 8)), -0.1), "threshold"),
+        (lambda: decode_regions(np.zeros((8, 8))), r"\(R, H, W\)"),
+        (lambda: decode_regions(np.zeros((1, 8, 8)), 1.0), "threshold"),
+    ],
+)
+def test_validation_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

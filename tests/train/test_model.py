@@ -1,0 +1,173 @@
+import numpy as np
+import pytest
+import shapely
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from infer.geometry import rbox_to_corners
+from train.losses import DetectionLoss
+from train.model import BACKBONE_NAMES, SiteDetector, build_backbone, suppress_peaks
+from train.model.backbone import adapt_stem_weight
+from train.targets import ObjectLabels, encode_targets
+
+SMALL = {"fpn_channels": 16, "head_channels": 16}
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet34", "resnet50", "mobilenet_v3_large"])
+@pytest.mark.parametrize("bands", [1, 3, 4])
+def test_output_shapes(backbone, bands):
+    assert backbone in BACKBONE_NAMES
+    model = SiteDetector(2, 3, backbone=backbone, in_channels=bands, **SMALL).eval()
+    with torch.no_grad():
+        heatmap, box, mask = model(torch.randn(2, bands, 64, 96))
+    assert heatmap.shape == (2, 2, 16, 24)
+    assert box.shape == (2, 7, 16, 24)
+    assert mask.shape == (2, 3, 64, 96)
+    assert 0 <= heatmap.min() and heatmap.max() <= 1
+    assert 0 <= mask.min() and mask.max() <= 1
+
+
+def test_train_outputs_match_inference_outputs():
+    model = SiteDetector(1, 1, **SMALL).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        raw = model.forward_train(x)
+        heatmap, box, mask = model(x)
+    assert raw["mask_logits"].shape == (1, 1, 64, 64)
+    torch.testing.assert_close(mask, torch.sigmoid(raw["mask_logits"]))
+    torch.testing.assert_close(box, raw["box"])
+    kept = heatmap > 0
+    torch.testing.assert_close(heatmap[kept], torch.sigmoid(raw["heatmap_logits"])[kept])
+    # The focal prior: an untrained head starts near p = 0.1 everywhere.
+    assert torch.sigmoid(raw["heatmap_logits"]).mean().item() == pytest.approx(0.1, abs=0.05)
+
+
+def test_heatmap_output_is_peak_suppressed():
+    model = SiteDetector(2, 1, **SMALL).eval()
+    with torch.no_grad():
+        heatmap, _, _ = model(torch.randn(2, 3, 128, 128))
+    pooled = F.max_pool2d(heatmap, 3, stride=1, padding=1)
+    kept = heatmap > 0
+    assert kept.any() and (~kept).any()
+    assert torch.equal(heatmap[kept], pooled[kept])
+
+
+def test_suppress_peaks_keeps_only_local_maxima():
+    logits = torch.full((1, 1, 5, 5), -5.0)
+    logits[0, 0, 1, 1], logits[0, 0, 1, 2], logits[0, 0, 4, 4] = 3.0, 2.0, 1.0
+    out = suppress_peaks(logits)
+    assert torch.nonzero(out[0, 0]).tolist() == [[1, 1], [4, 4]]
+    assert out[0, 0, 1, 1] == torch.sigmoid(torch.tensor(3.0))
+
+
+def test_channels_last_gives_the_same_output():
+    model = SiteDetector(2, 2, **SMALL).eval()
+    x = torch.randn(2, 4 - 1, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        model_cl = model.to(memory_format=torch.channels_last)
+        got = model_cl(x.contiguous(memory_format=torch.channels_last))
+    for a, b in zip(expected, got, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_autocast_bfloat16_runs_and_loss_is_finite():
+    model = SiteDetector(1, 1, **SMALL)
+    image, targets = synthetic_sample(64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = model.forward_train(image)
+        terms = DetectionLoss()(outputs, targets)
+    assert outputs["box"].dtype == torch.bfloat16
+    assert terms["loss"].dtype == torch.float32 and torch.isfinite(terms["loss"])
+
+
+def synthetic_sample(size: int = 128) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Three rotated rectangles (two classes) and one region, drawn into 3 bands."""
+    scale = size / 128
+    rboxes = np.array([[40, 36, 40, 16, 0.4], [90, 80, 28, 10, 2.0], [30, 100, 24, 12, 1.1]])
+    rboxes[:, :4] *= scale
+    classes = np.array([0, 1, 1])
+    labels = ObjectLabels(rboxes, classes, np.array([np.nan, 2.0, 1.1 + np.pi]))
+    ys, xs = np.mgrid[0:size, 0:size] + 0.5
+    image = np.random.default_rng(0).normal(0, 0.1, (3, size, size)).astype(np.float32)
+    for polygon, cls in zip(shapely.polygons(rbox_to_corners(rboxes)), classes, strict=True):
+        image[cls][shapely.contains_xy(polygon, xs, ys)] += 1.0
+    region = np.zeros((1, size, size), np.uint8)
+    region[0, int(70 * scale) : int(120 * scale), int(60 * scale) : int(120 * scale)] = 1
+    image[2] += 0.8 * region[0]
+    targets = encode_targets(labels, region, (size, size), 2)
+    return torch.from_numpy(image)[None], {k: torch.from_numpy(v)[None] for k, v in targets.items()}
+
+
+def test_a_few_training_steps_lower_the_loss():
+    torch.manual_seed(0)
+    image, targets = synthetic_sample()
+    model = SiteDetector(2, 1, fpn_channels=32, head_channels=32)
+    loss_fn = DetectionLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    history = []
+    for _ in range(20):
+        terms = loss_fn(model.forward_train(image), targets)
+        optimizer.zero_grad()
+        terms["loss"].backward()
+        optimizer.step()
+        history.append({name: value.item() for name, value in terms.items()})
+    first, last = history[0], history[-1]
+    assert last["loss"] < 0.4 * first["loss"]
+    for name in ("heatmap", "size", "angle", "mask_bce"):
+        assert last[name] < 0.7 * first[name], name
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match="num_object_classes must be >= 1"):
+        SiteDetector(0, 1)
+    with pytest.raises(ValueError, match="num_region_classes must be >= 1"):
+        SiteDetector(1, 0)
+    with pytest.raises(ValueError, match="unknown backbone 'vgg'; choose one of: resnet18"):
+        build_backbone("vgg", 3)
+    with pytest.raises(ValueError, match="in_channels must be >= 1"):
+        build_backbone("resnet18", 0)
+
+
+def test_backbone_features_and_strides():
+    backbone = build_backbone("mobilenet_v3_large", 2)
+    with torch.no_grad():
+        features = backbone(torch.randn(1, 2, 64, 64))
+    assert list(features) == ["c2", "c3", "c4", "c5"]
+    for feature, channels, stride in zip(
+        features.values(), backbone.channels, backbone.strides, strict=True
+    ):
+        assert feature.shape == (1, channels, 64 // stride, 64 // stride)
+
+
+def test_local_rgb_weights_are_adapted_to_more_bands(tmp_path):
+    reference = torchvision.models.resnet18()
+    path = tmp_path / "rgb.pth"
+    torch.save(reference.state_dict(), path)
+
+    backbone = build_backbone("resnet18", 4, weights=str(path))
+
+    stem = backbone.body.get_submodule("conv1").weight
+    assert stem.shape == (64, 4, 7, 7)
+    torch.testing.assert_close(stem, adapt_stem_weight(reference.conv1.weight, 4))
+    torch.testing.assert_close(stem[:, 3], reference.conv1.weight[:, 0] * 0.75)
+    torch.testing.assert_close(
+        backbone.body.get_submodule("layer4.1.conv2").weight, reference.layer4[1].conv2.weight
+    )
+    # A constant image gives the same stem response as its RGB twin.
+    with torch.no_grad():
+        four = F.conv2d(torch.ones(1, 4, 9, 9), stem)
+        three = F.conv2d(torch.ones(1, 3, 9, 9), reference.conv1.weight)
+    torch.testing.assert_close(four, three, atol=1e-5, rtol=1e-4)
+
+
+def test_bad_weights_are_reported(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        build_backbone("resnet18", 3, weights=str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="neither a .pth/.pt file nor a torchvision"):
+        build_backbone("resnet18", 3, weights="NoSuch_Weights.X")
+    path = tmp_path / "other.pth"
+    torch.save(torchvision.models.resnet34().state_dict(), path)
+    with pytest.raises(ValueError, match="do not fit the model"):
+        build_backbone("resnet18", 3, weights=str(path))

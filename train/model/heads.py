@@ -1,0 +1,116 @@
+"""Pieces between the backbone and the outputs: FPN fusion and the two heads."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Initial heatmap bias, -log((1 - 0.1) / 0.1): every cell starts at p = 0.1,
+#: so the focal loss of the many background cells does not swamp the first steps.
+HEATMAP_PRIOR_BIAS: float = -2.19
+
+#: Channels of the box output, in order (see `SiteDetector`).
+BOX_CHANNELS: tuple[str, ...] = ("dx", "dy", "log_length", "log_width", "cos2t", "sin2t", "dir")
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    # GroupNorm, not BatchNorm: heads see batches of 1-2 chips on small GPUs.
+    return nn.GroupNorm(math.gcd(32, channels), channels)
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 conv → GroupNorm → ReLU, same spatial size."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        _norm(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SemanticFusion(nn.Module):
+    """Fuse FPN levels P2..P5 into one stride-4 map (semantic-FPN style).
+
+    Level k (stride 2**k) goes through `k - 2` rounds of conv block + bilinear
+    x2 upsampling (one conv block for P2), then the four maps are summed.
+
+    Input: list of `(B, in_channels, H / 2**k, W / 2**k)` for k = 2..5.
+    Output: `(B, out_channels, H / 4, W / 4)`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, num_levels: int = 4) -> None:
+        super().__init__()
+        branches = []
+        for level in range(num_levels):
+            layers: list[nn.Module] = [conv_block(in_channels, out_channels)]
+            for _ in range(level):
+                layers.append(nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False))
+                layers.append(conv_block(out_channels, out_channels))
+            branches.append(nn.Sequential(*layers))
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        fused = self.branches[0](features[0])
+        for branch, feature in zip(self.branches[1:], features[1:], strict=True):
+            fused = fused + branch(feature)
+        return fused
+
+
+class ObjectHead(nn.Module):
+    """Center heatmap logits and box regression at stride 4.
+
+    Input `(B, in_channels, h, w)`; outputs heatmap logits `(B, num_classes, h, w)`
+    and raw box values `(B, 7, h, w)` in `BOX_CHANNELS` order.
+    """
+
+    def __init__(self, in_channels: int, head_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.heatmap = nn.Sequential(
+            conv_block(in_channels, head_channels), nn.Conv2d(head_channels, num_classes, 1)
+        )
+        self.box = nn.Sequential(
+            conv_block(in_channels, head_channels),
+            nn.Conv2d(head_channels, len(BOX_CHANNELS), 1),
+        )
+        last = self.heatmap[-1]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        nn.init.constant_(last.bias, HEATMAP_PRIOR_BIAS)
+        # Small initial regressions keep exp(log size) sane in the first steps.
+        box_out = self.box[-1]
+        assert isinstance(box_out, nn.Conv2d) and box_out.bias is not None
+        nn.init.normal_(box_out.weight, std=0.01)
+        nn.init.zeros_(box_out.bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.heatmap(x), self.box(x)
+
+
+class RegionHead(nn.Module):
+    """Region mask logits, predicted at stride 4 and upsampled x4 (bilinear).
+
+    Input `(B, in_channels, h, w)`; output `(B, num_classes, 4h, 4w)` logits.
+    """
+
+    def __init__(self, in_channels: int, head_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.mask = nn.Sequential(
+            conv_block(in_channels, head_channels), nn.Conv2d(head_channels, num_classes, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.mask(x), scale_factor=4.0, mode="bilinear", align_corners=False)
+
+
+def suppress_peaks(heatmap_logits: torch.Tensor) -> torch.Tensor:
+    """Sigmoid probabilities, zero except at 3x3 local maxima.
+
+    Comparing logits (not probabilities) with their 3x3 max-pool avoids ties
+    where the sigmoid saturates to 1.0 in float32. Sigmoid is monotone, so the
+    kept cells are those whose probability equals the 3x3 max-pool of the
+    output. Shape-preserving: `(B, C, h, w)` → `(B, C, h, w)`.
+    """
+    pooled = F.max_pool2d(heatmap_logits, kernel_size=3, stride=1, padding=1)
+    keep = (heatmap_logits == pooled).to(heatmap_logits.dtype)
+    return torch.sigmoid(heatmap_logits) * keep

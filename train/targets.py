@@ -1,0 +1,249 @@
+"""Dense training targets for `SiteDetector`, built per sample in numpy.
+
+Objects get CenterNet-style center heatmaps with an oriented elliptical
+Gaussian each, and TTFNet-style box regression: every cell where an object's
+Gaussian is >= `REGRESSION_THRESHOLD` regresses that object's box, weighted by
+the Gaussian, which gives many more positive samples than the peak cell alone
+and speeds up convergence. Regions are trained on their full-resolution masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from infer.geometry import wrap_angle
+
+#: Gaussian sigma per object axis, in cells: `max(SIGMA_MIN, SIGMA_SCALE * size / stride)`.
+SIGMA_SCALE: float = 0.15
+SIGMA_MIN: float = 0.8
+#: Largest ratio of the two sigmas; see `gaussian_sigmas`.
+SIGMA_MAX_RATIO: float = 3.0
+#: Cells whose Gaussian value reaches this regress the object's box.
+REGRESSION_THRESHOLD: float = 0.3
+
+
+@dataclass(frozen=True)
+class ObjectLabels:
+    """Labeled objects of one sample, in the sample's pixel coordinates.
+
+    Attributes:
+        rboxes: float `(N, 5)` `(cx, cy, length, width, angle)`; angle in
+            radians from +x toward +y. Only its axis (angle mod pi) is used;
+            length and width are swapped if needed so length >= width.
+        classes: int `(N,)` object class indices in `[0, num_object_classes)`.
+        headings: float `(N,)` direction the front points, radians, NaN where
+            unknown (storehouses). The front end of the long axis is the one
+            within 90 degrees of the heading.
+    """
+
+    rboxes: NDArray[np.floating]
+    classes: NDArray[np.integer]
+    headings: NDArray[np.floating]
+
+    @classmethod
+    def empty(cls) -> ObjectLabels:
+        """No objects."""
+        return cls(np.zeros((0, 5), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+
+def gaussian_sigmas(
+    length: NDArray[np.floating], width: NDArray[np.floating], stride: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Gaussian sigmas in cells along and across each object's axis.
+
+    With sigma = 0.15 x size, the object's edge lies 3.3 sigma from its center
+    (Gaussian ~0.004), so the heatmap stays inside the object and neighbors in
+    a row of storehouses keep separate peaks; the regression area (Gaussian
+    >= 0.3, i.e. within 1.55 sigma) covers the central ~45% of each side, close
+    to TTFNet's choice. The 0.8-cell floor keeps small trucks from collapsing
+    to a single cell, which a 3x3 peak picker and the focal loss handle badly.
+
+    The across sigma is raised to at least `along / SIGMA_MAX_RATIO`: a thinner
+    Gaussian ridge at an oblique angle has extra 3x3 local maxima on the cell
+    grid (from a ratio of about 4.5), i.e. false peaks in the target; up to 4
+    an exhaustive search over angles and sizes finds exactly one, and 3
+    leaves a margin. Objects thinner than 3:1 thus get a Gaussian (and a
+    regression area) that spills a little over their long sides.
+    """
+    along = np.maximum(SIGMA_MIN, SIGMA_SCALE * np.asarray(length, np.float64) / stride)
+    across = np.maximum(SIGMA_MIN, SIGMA_SCALE * np.asarray(width, np.float64) / stride)
+    return along, np.maximum(across, along / SIGMA_MAX_RATIO)
+
+
+def _validate(objects: ObjectLabels, num_classes: int) -> tuple[np.ndarray, ...]:
+    rboxes = np.asarray(objects.rboxes, np.float64)
+    if rboxes.size == 0:
+        rboxes = rboxes.reshape(0, 5)
+    classes = np.asarray(objects.classes)
+    headings = np.asarray(objects.headings, np.float64)
+    n = len(classes)
+    if rboxes.shape != (n, 5) or headings.shape != (n,):
+        raise ValueError(
+            f"objects need rboxes (N, 5), classes (N,) and headings (N,); got "
+            f"{rboxes.shape}, {classes.shape}, {headings.shape}"
+        )
+    if not np.isfinite(rboxes).all():
+        raise ValueError("object rboxes contain NaN or infinite values")
+    if (rboxes[:, 2:4] <= 0).any():
+        raise ValueError("object rboxes need a positive length and width")
+    if n and (classes.min() < 0 or classes.max() >= num_classes):
+        raise ValueError(f"object classes must lie in [0, {num_classes}), got {np.unique(classes)}")
+    return rboxes, classes.astype(np.int64), headings
+
+
+def encode_targets(
+    objects: ObjectLabels,
+    region_masks: NDArray[np.bool_] | NDArray[np.uint8],
+    image_size: tuple[int, int],
+    num_object_classes: int,
+    stride: int = 4,
+) -> dict[str, NDArray[np.float32]]:
+    """Training targets of one sample (numpy, meant for `Dataset.__getitem__`).
+
+    Args:
+        objects: the sample's objects. Objects whose center is outside the
+            image are dropped: the chip next door owns them.
+        region_masks: `(num_region_classes, H, W)` bool/uint8, nonzero inside.
+        image_size: `(H, W)` of the sample in pixels, multiples of `stride`.
+        num_object_classes: heatmap channels.
+        stride: output stride of the heatmap and box maps.
+
+    Returns float32 arrays, with h, w = H / stride, W / stride:
+        `heatmap` `(num_object_classes, h, w)`: max over objects of their
+            Gaussians, exactly 1.0 at each object's center cell.
+        `box` `(7, h, w)`: `[dx, dy, log_length, log_width, cos2t, sin2t, dir]`
+            as in `SiteDetector`, `dir` being 1 when the front points along
+            +theta, else 0.
+        `box_weight` `(h, w)`: Gaussian weight of each regressing cell, scaled
+            so every object's weights sum to 1 (0 where nothing regresses).
+            Where regression areas overlap the smaller object wins, and every
+            object keeps its own center cell.
+        `dir_weight` `(h, w)`: `box_weight` restricted to objects with a
+            known heading.
+        `mask` `(num_region_classes, H, W)`: the region masks as 0/1.
+    """
+    height, width = image_size
+    if height % stride or width % stride or height <= 0 or width <= 0:
+        raise ValueError(f"image_size {image_size} must be positive multiples of stride {stride}")
+    masks = np.asarray(region_masks)
+    if masks.ndim != 3 or masks.shape[1:] != (height, width):
+        raise ValueError(
+            f"region_masks must have shape (num_region_classes, {height}, {width}), got {masks.shape}"
+        )
+    if num_object_classes < 1:
+        raise ValueError(f"num_object_classes must be >= 1, got {num_object_classes}")
+    rboxes, classes, headings = _validate(objects, num_object_classes)
+
+    h, w = height // stride, width // stride
+    heatmap = np.zeros((num_object_classes, h, w), np.float32)
+    box = np.zeros((7, h, w), np.float32)
+    box_weight = np.zeros((h, w), np.float32)
+    dir_weight = np.zeros((h, w), np.float32)
+
+    inside = (
+        (rboxes[:, 0] >= 0) & (rboxes[:, 0] < width) & (rboxes[:, 1] >= 0) & (rboxes[:, 1] < height)
+    )
+    rboxes, classes, headings = rboxes[inside], classes[inside], headings[inside]
+    length = np.maximum(rboxes[:, 2], rboxes[:, 3])
+    size_across = np.minimum(rboxes[:, 2], rboxes[:, 3])
+    theta = wrap_angle(rboxes[:, 4] + np.where(rboxes[:, 3] > rboxes[:, 2], np.pi / 2, 0.0))
+    known = np.isfinite(headings)
+    front_is_theta = np.cos(np.where(known, headings, 0.0) - theta) >= 0
+    sigma_along, sigma_across = gaussian_sigmas(length, size_across, stride)
+    center_col = np.floor(rboxes[:, 0] / stride).astype(np.int64)
+    center_row = np.floor(rboxes[:, 1] / stride).astype(np.int64)
+
+    # Larger objects first, so smaller ones overwrite shared regression cells.
+    order = np.argsort(-(length * size_across), kind="stable")
+    for k in order:
+        radius = int(np.ceil(3.0 * max(sigma_along[k], sigma_across[k])))
+        r0, r1 = max(center_row[k] - radius, 0), min(center_row[k] + radius + 1, h)
+        c0, c1 = max(center_col[k] - radius, 0), min(center_col[k] + radius + 1, w)
+        dy = (np.arange(r0, r1) - center_row[k])[:, None].astype(np.float64)
+        dx = (np.arange(c0, c1) - center_col[k])[None, :].astype(np.float64)
+        cos_t, sin_t = np.cos(theta[k]), np.sin(theta[k])
+        along = dx * cos_t + dy * sin_t
+        across = -dx * sin_t + dy * cos_t
+        gauss = np.exp(-0.5 * ((along / sigma_along[k]) ** 2 + (across / sigma_across[k]) ** 2))
+        window = heatmap[classes[k], r0:r1, c0:c1]
+        np.maximum(window, gauss, out=window)
+
+        region = gauss >= REGRESSION_THRESHOLD
+        weight = np.where(region, gauss, 0.0)
+        weight /= weight.sum()
+        rows, cols = np.nonzero(region)
+        _write_box(
+            box,
+            rows + r0,
+            cols + c0,
+            rboxes[k, :2],
+            length[k],
+            size_across[k],
+            theta[k],
+            front_is_theta[k],
+            stride,
+        )
+        box_weight[rows + r0, cols + c0] = weight[rows, cols]
+        dir_weight[rows + r0, cols + c0] = weight[rows, cols] if known[k] else 0.0
+
+    # Each center cell regresses its own object even inside a smaller one's area.
+    for k in order:
+        row, col = np.array([center_row[k]]), np.array([center_col[k]])
+        _write_box(
+            box,
+            row,
+            col,
+            rboxes[k, :2],
+            length[k],
+            size_across[k],
+            theta[k],
+            front_is_theta[k],
+            stride,
+        )
+        box_weight[row, col] = max(box_weight[row, col][0], 1e-3)
+        dir_weight[row, col] = box_weight[row, col] if known[k] else 0.0
+
+    return {
+        "heatmap": heatmap,
+        "box": box,
+        "box_weight": box_weight,
+        "dir_weight": dir_weight,
+        "mask": (masks != 0).astype(np.float32),
+    }
+
+
+def _write_box(
+    box: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    center: np.ndarray,
+    length: float,
+    width: float,
+    theta: float,
+    front: bool,
+    stride: int,
+) -> None:
+    box[0, rows, cols] = center[0] / stride - (cols + 0.5)
+    box[1, rows, cols] = center[1] / stride - (rows + 0.5)
+    box[2, rows, cols] = np.log(length / stride)
+    box[3, rows, cols] = np.log(width / stride)
+    box[4, rows, cols] = np.cos(2 * theta)
+    box[5, rows, cols] = np.sin(2 * theta)
+    box[6, rows, cols] = 1.0 if front else 0.0
+
+
+__all__ = [
+    "REGRESSION_THRESHOLD",
+    "SIGMA_MAX_RATIO",
+    "SIGMA_MIN",
+    "SIGMA_SCALE",
+    "ObjectLabels",
+    "encode_targets",
+    "gaussian_sigmas",
+]

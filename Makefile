@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: setup
-	$(PY) -m train synth --out $(DEMO_DIR)/scenes --scenes 1 --size 2048 --second-date --seed 7
+	$(PY) -m train synth --out $(DEMO_DIR)/scenes --scenes 1 --size 2048 --second-date --seed 7 --preview
+	@echo "Demo scene pair, labels, changes and previews written to $(DEMO_DIR)/scenes/"
 
 test: setup
 	$(PY) -m pytest -q
@@ -25,10 +26,11 @@ test-all: setup
 	$(PY) -m pytest -q -m ''
 
 bench: setup
-	$(PY) -m bench.synth_speed --out bench/results
+	$(PY) -m bench.synth_scale --out bench/results --sizes 2048 8000 20000
+	$(PY) -m bench.report
 
 bench-quick: setup
-	$(PY) -m bench.synth_speed --out bench/results --quick
+	$(PY) -m bench.synth_scale --out bench/results/quick --sizes 1024 4096
 
 lint: setup
 	$(VENV)/bin/ruff check train infer tests bench

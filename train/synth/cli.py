@@ -10,6 +10,7 @@ from pathlib import Path
 from infer.console import OneLineArgumentParser
 from infer.errors import UsageError
 from train.synth.layout import SceneSpec, plan_scene
+from train.synth.preview import draw_labels
 from train.synth.writer import write_scene
 
 MAX_SIDE = 200_000
@@ -34,6 +35,8 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--nodata-border", action="store_true", help="add an irregular no-data edge (value 0)")
     p.add_argument("--second-date", action="store_true",
                    help="also write the scene at a later date with changes, and the list of changes")
+    p.add_argument("--preview", action="store_true",
+                   help="also write <name>_preview.png: a downsampled view with the labels drawn on it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -79,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = ", ".join(f"{n} {c}" for c, n in sorted(counts.items())) or "no labels"
         print(f"{paths[0]}  {width}x{height} px @ {args.gsd} m  ({summary})  "
               f"{time.perf_counter() - start:.1f} s")
+        if args.preview:
+            for tif in [p for p in paths if p.suffix == ".tif"]:
+                paths.append(draw_labels(tif, tif.with_suffix(".geojson"), tif.with_name(f"{tif.stem}_preview.png")))
         for extra in paths[1:]:
             print(f"  {extra}")
     return 0

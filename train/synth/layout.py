@@ -135,25 +135,25 @@ def plan_scene(spec: SceneSpec, index: int = 0) -> SceneLayout:
 
     extensions: list[tuple[Berm, Berm]] = []
     if not occ.allowed.is_empty:
-        for _ in range(_count(rng, 1.2, area_km2)):
+        for _ in range(_count(rng, 2.0, area_km2)):
             things += sites.plan_compound(rng, occ, spec.second_date)
-        for k in range(_count(rng, 1.5, area_km2, at_least=2 if spec.second_date else 1)):
+        for k in range(_count(rng, 2.0, area_km2, at_least=2 if spec.second_date else 1)):
             things += sites.plan_cleared_site(rng, occ, second if spec.second_date and k == 0 else both)
         for k in range(_count(rng, 3.0, area_km2)):
             placed, pair = sites.plan_lone_berm(rng, occ, extend=spec.second_date and k == 0)
             things += placed
             if pair:
                 extensions.append((pair[0], pair[1]))
-        for _ in range(_count(rng, 3.0, area_km2)):
+        for _ in range(_count(rng, 4.0, area_km2)):
             things += sites.plan_lone_storehouse(rng, occ, both)
         if spec.second_date and not any(t.dates == second and t.label() and t.label().cls == "storehouse"
                                         for t in things):
             things += sites.plan_lone_storehouse(rng, occ, second)
         for _ in range(_count(rng, 0.8, area_km2, at_least=0)):
             things += surroundings.plan_fields(rng, occ, spec.second_date)
-        for _ in range(_count(rng, 1.0, area_km2, at_least=0)):
+        for _ in range(_count(rng, 1.5, area_km2, at_least=0)):
             things += surroundings.plan_village(rng, occ)
-        for k in range(_count(rng, 1.5, area_km2, at_least=2 if spec.second_date else 1)):
+        for k in range(_count(rng, 2.0, area_km2, at_least=2 if spec.second_date else 1)):
             dates = both
             if spec.second_date and k < 2:
                 dates = first if k == 0 else second

@@ -37,7 +37,10 @@ def draw_labels(scene: Path, labels: Path, out: Path, max_side: int = 1600,
                           resampling=Resampling.average)
         inverse = ~src.window_transform(window)
         crs = src.crs
-        stretch = 255.0 / max(1.0, float(np.percentile(pixels[pixels > 0], 99.5)) if (pixels > 0).any() else 1.0)
+        is_byte = src.dtypes[0] == "uint8"
+    valid = pixels[pixels > 0]
+    # 8-bit scenes are shown as they are; deeper ones scaled so the brightest 0.5% saturate.
+    stretch = 1.0 if is_byte or valid.size == 0 else 255.0 / max(1.0, float(np.percentile(valid, 99.5)))
     rgb = np.clip(np.moveaxis(pixels, 0, -1) * stretch, 0, 255).astype(np.uint8)
     if rgb.shape[-1] == 1:
         rgb = np.repeat(rgb, 3, axis=-1)

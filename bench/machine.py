@@ -1,0 +1,30 @@
+"""Describe the machine a benchmark ran on, for the results files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import sys
+
+
+def describe() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            mem_kb = int(next(line.split()[1] for line in f if line.startswith("MemTotal")))
+    except (OSError, StopIteration):
+        mem_kb = 0
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 2**20, 1),
+        "python": sys.version.split()[0],
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+    }

@@ -1,0 +1,48 @@
+"""Write the README's benchmark tables from bench/results/*.json.
+
+Each table sits between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in
+README.md; nobody copies numbers by hand. `python -m bench.report`
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+README = Path(__file__).parent.parent / "README.md"
+
+
+def synth_scale_table(result: dict) -> str:
+    m = result["machine"]
+    lines = [
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB), "
+        f"`{m['command']}`:",
+        "",
+        "| scene (px) | megapixels | seconds | Mpx/s | peak RSS (MiB) | file (MiB) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["results"]:
+        lines.append(f"| {r['size_px']} × {r['size_px']} | {r['megapixels']} | {r['seconds']} | {r['mpx_per_s']} | "
+                     f"{r['peak_rss_mib']} | {r['file_mib']} |")
+    return "\n".join(lines)
+
+
+TABLES = {"synth_scale": synth_scale_table}
+
+
+def main() -> None:
+    text = README.read_text()
+    for name, render in TABLES.items():
+        path = RESULTS / f"{name}.json"
+        if not path.exists():
+            continue
+        table = render(json.loads(path.read_text()))
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
+        text = pattern.sub(lambda m, t=table: m.group(1) + t + m.group(2), text)
+    README.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Regenerate the README figures: `python docs/make_figures.py`."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import rasterio
+from PIL import Image
+import shapely
+from rasterio.windows import Window
+
+from infer.geo import from_wgs84
+from train.synth.cli import main as synth
+from train.synth.preview import draw_labels
+
+DOCS = Path(__file__).parent
+CROP = 1000
+
+
+def _window_around_most_storehouses(tif: Path, labels: Path) -> Window:
+    """The CROP x CROP window holding the most storehouses and trucks: the busiest view."""
+    features = json.loads(labels.read_text())["features"]
+    with rasterio.open(tif) as src:
+        inverse = ~src.transform
+        centres = [inverse @ tuple(from_wgs84(shapely.geometry.shape(f["geometry"]), src.crs).centroid.coords[0])
+                   for f in features if f["properties"]["class"] in ("storehouse", "truck")]
+        width, height = src.width, src.height
+    best = max(((c, r) for c in range(0, width - CROP + 1, 100) for r in range(0, height - CROP + 1, 100)),
+               key=lambda o: sum(o[0] <= x < o[0] + CROP and o[1] <= y < o[1] + CROP for x, y in centres))
+    return Window(best[0], best[1], CROP, CROP)
+
+
+def shrink_png(path: Path, colors: int = 256) -> None:
+    """Palette-quantize a figure so the repository stays small."""
+    Image.open(path).convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        synth(["--out", tmp, "--size", "2048", "--seed", "7", "--second-date", "--quiet"])
+        tif, labels = Path(tmp) / "scene_000.tif", Path(tmp) / "scene_000.geojson"
+        window = _window_around_most_storehouses(tif, labels)
+        figure = draw_labels(tif, labels, DOCS / "synthetic_scene.png", window=window, max_side=800)
+        shrink_png(figure)
+
+
+if __name__ == "__main__":
+    main()

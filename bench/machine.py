@@ -6,6 +6,13 @@ import datetime as dt
 import os
 import platform
 import sys
+from pathlib import Path
+
+
+def _module_name(script: str) -> str:
+    """`/repo/bench/synth_scale.py` → `bench.synth_scale`, as the user would type it."""
+    parts = list(Path(script).with_suffix("").parts)
+    return ".".join(parts[parts.index("bench"):]) if "bench" in parts else script
 
 
 def describe() -> dict:
@@ -26,5 +33,5 @@ def describe() -> dict:
         "cores": os.cpu_count(),
         "memory_gib": round(mem_kb / 2**20, 1),
         "python": sys.version.split()[0],
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "command": " ".join(["python -m", _module_name(sys.argv[0]), *sys.argv[1:]]),
     }

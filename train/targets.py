@@ -159,6 +159,23 @@ def encode_targets(
     center_col = np.floor(rboxes[:, 0] / stride).astype(np.int64)
     center_row = np.floor(rboxes[:, 1] / stride).astype(np.int64)
 
+    # Per-object target values that do not depend on the cell.
+    shape_targets = np.stack(
+        [
+            np.log(length / stride),
+            np.log(size_across / stride),
+            np.cos(2 * theta),
+            np.sin(2 * theta),
+            front_is_theta.astype(np.float64),
+        ],
+        axis=1,
+    )
+
+    def write_box(k: int, rows: np.ndarray, cols: np.ndarray) -> None:
+        box[0, rows, cols] = rboxes[k, 0] / stride - (cols + 0.5)
+        box[1, rows, cols] = rboxes[k, 1] / stride - (rows + 0.5)
+        box[2:, rows, cols] = shape_targets[k][:, None]
+
     # Larger objects first, so smaller ones overwrite shared regression cells.
     order = np.argsort(-(length * size_across), kind="stable")
     for k in order:
@@ -168,45 +185,23 @@ def encode_targets(
         dy = (np.arange(r0, r1) - center_row[k])[:, None].astype(np.float64)
         dx = (np.arange(c0, c1) - center_col[k])[None, :].astype(np.float64)
         cos_t, sin_t = np.cos(theta[k]), np.sin(theta[k])
-        along = dx * cos_t + dy * sin_t
-        across = -dx * sin_t + dy * cos_t
-        gauss = np.exp(-0.5 * ((along / sigma_along[k]) ** 2 + (across / sigma_across[k]) ** 2))
+        along = (dx * cos_t + dy * sin_t) / sigma_along[k]
+        across = (-dx * sin_t + dy * cos_t) / sigma_across[k]
+        gauss = np.exp(-0.5 * (along**2 + across**2))  # exactly 1 at the center cell
         window = heatmap[classes[k], r0:r1, c0:c1]
         np.maximum(window, gauss, out=window)
 
-        region = gauss >= REGRESSION_THRESHOLD
-        weight = np.where(region, gauss, 0.0)
-        weight /= weight.sum()
-        rows, cols = np.nonzero(region)
-        _write_box(
-            box,
-            rows + r0,
-            cols + c0,
-            rboxes[k, :2],
-            length[k],
-            size_across[k],
-            theta[k],
-            front_is_theta[k],
-            stride,
-        )
-        box_weight[rows + r0, cols + c0] = weight[rows, cols]
-        dir_weight[rows + r0, cols + c0] = weight[rows, cols] if known[k] else 0.0
+        rows, cols = np.nonzero(gauss >= REGRESSION_THRESHOLD)
+        weight = gauss[rows, cols] / gauss[rows, cols].sum()
+        write_box(k, rows + r0, cols + c0)
+        box_weight[rows + r0, cols + c0] = weight
+        dir_weight[rows + r0, cols + c0] = weight if known[k] else 0.0
 
     # Each center cell regresses its own object even inside a smaller one's area.
     for k in order:
-        row, col = np.array([center_row[k]]), np.array([center_col[k]])
-        _write_box(
-            box,
-            row,
-            col,
-            rboxes[k, :2],
-            length[k],
-            size_across[k],
-            theta[k],
-            front_is_theta[k],
-            stride,
-        )
-        box_weight[row, col] = max(box_weight[row, col][0], 1e-3)
+        row, col = center_row[k : k + 1], center_col[k : k + 1]
+        write_box(k, row, col)
+        box_weight[row, col] = np.maximum(box_weight[row, col], 1e-3)
         dir_weight[row, col] = box_weight[row, col] if known[k] else 0.0
 
     return {
@@ -216,26 +211,6 @@ def encode_targets(
         "dir_weight": dir_weight,
         "mask": (masks != 0).astype(np.float32),
     }
-
-
-def _write_box(
-    box: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    center: np.ndarray,
-    length: float,
-    width: float,
-    theta: float,
-    front: bool,
-    stride: int,
-) -> None:
-    box[0, rows, cols] = center[0] / stride - (cols + 0.5)
-    box[1, rows, cols] = center[1] / stride - (rows + 0.5)
-    box[2, rows, cols] = np.log(length / stride)
-    box[3, rows, cols] = np.log(width / stride)
-    box[4, rows, cols] = np.cos(2 * theta)
-    box[5, rows, cols] = np.sin(2 * theta)
-    box[6, rows, cols] = 1.0 if front else 0.0
 
 
 __all__ = [

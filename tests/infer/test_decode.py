@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
@@ -94,7 +97,9 @@ def test_threshold_top_k_and_order():
 
     assert len(decode_objects(heatmap, box, score_threshold=0.0)) == 4
     empty = decode_objects(np.zeros_like(heatmap), box)
-    assert empty.rboxes.shape == (0, 5) and empty.scores.shape == (0,) and empty.classes.shape == (0,)
+    assert (
+        empty.rboxes.shape == (0, 5) and empty.scores.shape == (0,) and empty.classes.shape == (0,)
+    )
 
 
 def test_decode_regions():
@@ -118,3 +123,8 @@ def test_decode_regions():
 def test_validation_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_runtime_modules_do_not_import_torch():
+    code = "import sys, infer.decode, infer.geometry; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -30,7 +30,9 @@ def test_round_trip_recovers_axis_angle_and_sizes():
     width = length * rng.uniform(0.1, 0.95, n)
     heading = rng.uniform(0, 2 * np.pi, n)
     heading[:4] = [0.0, np.pi - 1e-9, np.pi, 2 * np.pi - 1e-9]
-    rboxes = np.stack([rng.uniform(-50, 500, n), rng.uniform(-50, 500, n), length, width, heading], 1)
+    rboxes = np.stack(
+        [rng.uniform(-50, 500, n), rng.uniform(-50, 500, n), length, width, heading], 1
+    )
 
     back = corners_to_rbox(rbox_to_corners(rboxes))
 

@@ -125,7 +125,9 @@ def test_image_size_must_be_a_multiple_of_the_stride():
 
 
 def test_focal_loss_near_zero_when_perfect_and_larger_when_wrong():
-    target = torch.from_numpy(encode([[40, 40, 30, 12, 0.3], [90, 100, 20, 8, 2.0]])["heatmap"])[None]
+    target = torch.from_numpy(encode([[40, 40, 30, 12, 0.3], [90, 100, 20, 8, 2.0]])["heatmap"])[
+        None
+    ]
     peaks = target.eq(1)
     perfect = torch.where(peaks, 15.0, -15.0)
     wrong = torch.where(peaks.roll(8, dims=-1), 15.0, -15.0)

@@ -116,17 +116,21 @@ def build_backbone(name: str, in_channels: int, weights: str | None = None) -> B
 def adapt_stem_weight(rgb: torch.Tensor, in_channels: int) -> torch.Tensor:
     """Spread a 3-band stem kernel `(out, 3, k, k)` over `in_channels` bands.
 
-    Band i reuses RGB kernel `i % 3`, and everything is scaled by
-    `3 / in_channels`: for bands of similar statistics the summed response, and
-    so the activation magnitude the pretrained layers after it expect, stays
-    the same. One band gets the sum of the RGB kernels (a grey image).
+    The first three bands keep the R, G, B kernels (RGB+NIR imagery keeps its
+    colour features); further bands, and all bands of an image with fewer than
+    three, get the mean RGB kernel. Everything is scaled by `3 / in_channels`,
+    so the summed kernel, and hence the response to a uniform image and the
+    activation magnitude the pretrained layers after the stem expect, is
+    unchanged. One band thus gets the sum of the RGB kernels (a grey image).
     """
     if rgb.ndim != 4 or rgb.shape[1] != 3:
         raise ValueError(f"expected an RGB kernel (out, 3, k, k), got {tuple(rgb.shape)}")
-    if in_channels == 1:
-        return rgb.sum(dim=1, keepdim=True)
-    index = torch.arange(in_channels) % 3
-    return rgb[:, index] * (3.0 / in_channels)
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+    mean = rgb.mean(dim=1, keepdim=True)
+    kept = rgb if in_channels >= 3 else rgb[:, :0]
+    extra = mean.expand(-1, in_channels - kept.shape[1], -1, -1)
+    return torch.cat([kept, extra], dim=1) * (3.0 / in_channels)
 
 
 def _replace_stem(model: nn.Module, path: str, in_channels: int, pretrained: bool) -> None:

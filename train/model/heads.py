@@ -74,14 +74,12 @@ class ObjectHead(nn.Module):
             conv_block(in_channels, head_channels),
             nn.Conv2d(head_channels, len(BOX_CHANNELS), 1),
         )
-        last = self.heatmap[-1]
-        assert isinstance(last, nn.Conv2d) and last.bias is not None
-        nn.init.constant_(last.bias, HEATMAP_PRIOR_BIAS)
-        # Small initial regressions keep exp(log size) sane in the first steps.
-        box_out = self.box[-1]
-        assert isinstance(box_out, nn.Conv2d) and box_out.bias is not None
-        nn.init.normal_(box_out.weight, std=0.01)
-        nn.init.zeros_(box_out.bias)
+        # Small output weights: the heatmap starts at its prior everywhere and
+        # exp(log size) stays sane in the first steps.
+        for last, bias in ((self.heatmap[-1], HEATMAP_PRIOR_BIAS), (self.box[-1], 0.0)):
+            assert isinstance(last, nn.Conv2d) and last.bias is not None
+            nn.init.normal_(last.weight, std=0.01)
+            nn.init.constant_(last.bias, bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heatmap(x), self.box(x)

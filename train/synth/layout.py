@@ -7,7 +7,6 @@ Planning is pure vector work in the scene metre frame and cheap even for a
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -1,0 +1,55 @@
+"""Augmentation with albumentations, applied to image, object corners and region masks together.
+
+Objects travel as keypoints (their four corners, front edge first), so flips,
+90° rotations and scale jitter move them exactly; the rectangle and heading
+are rebuilt from the moved corners afterwards.
+"""
+
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+import numpy as np
+
+
+def training_augmentation(scale_jitter: float = 0.1) -> A.Compose:
+    """Flips, 90° rotations, small scale (GSD) jitter, photometric changes, blur, noise.
+
+    Works on float32 images in [0, 1] with any number of bands.
+    """
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.5),
+            A.RandomRotate90(p=0.5),
+            A.Affine(scale=(1 - scale_jitter, 1 + scale_jitter), border_mode=cv2.BORDER_CONSTANT, fill=0,
+                     fill_mask=0, p=0.5),
+            A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.7),
+            A.RandomGamma(gamma_limit=(85, 115), p=0.3),
+            A.OneOf([A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 0.9)),
+                     A.GaussNoise(std_range=(0.005, 0.03))], p=0.3),
+        ],
+        keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
+        seed=None,
+    )
+
+
+def apply(transform: A.Compose, image: np.ndarray, corners: np.ndarray, masks: np.ndarray,
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Augment one sample.
+
+    image: (C, H, W) float32 in [0, 1]; corners: (N, 4, 2) pixels; masks: (K, H, W) uint8.
+    Returns them in the same layouts.
+
+    Our corners are continuous (pixel i spans [i, i+1)); albumentations moves
+    keypoints as pixel indices (a flip maps x to W - 1 - x), hence the half
+    pixel shift in and out.
+    """
+    out = transform(
+        image=np.ascontiguousarray(np.moveaxis(image, 0, -1)),
+        masks=list(masks),
+        keypoints=corners.reshape(-1, 2) - 0.5 if len(corners) else np.zeros((0, 2), np.float32),
+    )
+    moved = np.asarray(out["keypoints"], dtype=np.float64).reshape(-1, 4, 2) + 0.5
+    new_masks = np.stack(out["masks"]) if len(masks) else masks
+    return np.moveaxis(out["image"], -1, 0).astype(np.float32), moved, new_masks.astype(np.uint8)

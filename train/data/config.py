@@ -1,0 +1,111 @@
+"""Dataset definitions: the YAML files under `datasets/`.
+
+A definition names the classes (each an `object` — counted, oriented boxes —
+or a `region` — areas, masks), the bands, the ground sample distance and
+where the training and validation data are. Paths are relative to the YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from infer.errors import InputError
+
+KINDS = ("object", "region")
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One class. `directional`: its objects have a front (trucks), so a heading in 0-360°."""
+
+    name: str
+    kind: str
+    color: str
+    directional: bool = False
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    classes: tuple[ClassSpec, ...]
+    bands: tuple[str, ...]
+    gsd_m: float
+    train: tuple[Path, ...]
+    val: tuple[Path, ...]
+    source: Path
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def object_classes(self) -> tuple[ClassSpec, ...]:
+        return tuple(c for c in self.classes if c.kind == "object")
+
+    @property
+    def region_classes(self) -> tuple[ClassSpec, ...]:
+        return tuple(c for c in self.classes if c.kind == "region")
+
+    def class_index(self) -> dict[str, tuple[str, int]]:
+        """Class name → (kind, index within its kind)."""
+        out = {c.name: ("object", i) for i, c in enumerate(self.object_classes)}
+        out.update({c.name: ("region", i) for i, c in enumerate(self.region_classes)})
+        return out
+
+
+def _paths(value, base: Path, key: str, source: Path) -> tuple[Path, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, str) for v in items):
+        raise InputError(f"{source}: '{key}' must be a path or a list of paths")
+    return tuple((base / v).resolve() for v in items)
+
+
+def load_dataset_config(path: str | Path) -> DatasetConfig:
+    """Read and validate a dataset YAML; every problem is one clear line."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"dataset definition not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: expected a mapping with classes, bands, gsd_m")
+    for key in ("classes", "bands", "gsd_m"):
+        if key not in raw:
+            raise InputError(f"{path}: missing '{key}'")
+    classes = []
+    for entry in raw["classes"]:
+        if not isinstance(entry, dict) or "name" not in entry or entry.get("kind") not in KINDS:
+            raise InputError(f"{path}: each class needs a name and a kind in {KINDS}, got {entry!r}")
+        classes.append(ClassSpec(str(entry["name"]), entry["kind"], str(entry.get("color", "#ffffff")),
+                                 bool(entry.get("directional", False))))
+    names = [c.name for c in classes]
+    if len(set(names)) != len(names):
+        raise InputError(f"{path}: class names repeat: {names}")
+    if not any(c.kind == "object" for c in classes) or not any(c.kind == "region" for c in classes):
+        raise InputError(f"{path}: needs at least one object class and one region class")
+    bands = tuple(str(b) for b in raw["bands"])
+    stats = raw.get("normalization") or {}
+    mean, std = stats.get("mean"), stats.get("std")
+    for key, value in (("mean", mean), ("std", std)):
+        if value is not None and len(value) != len(bands):
+            raise InputError(f"{path}: normalization {key} has {len(value)} values for {len(bands)} bands")
+    base = path.parent
+    known = {"name", "description", "classes", "bands", "gsd_m", "train", "val", "normalization"}
+    return DatasetConfig(
+        name=str(raw.get("name", path.stem)),
+        classes=tuple(classes),
+        bands=bands,
+        gsd_m=float(raw["gsd_m"]),
+        train=_paths(raw.get("train"), base, "train", path),
+        val=_paths(raw.get("val"), base, "val", path),
+        source=path.resolve(),
+        mean=tuple(float(v) for v in mean) if mean is not None else None,
+        std=tuple(float(v) for v in std) if std is not None else None,
+        extra={k: v for k, v in raw.items() if k not in known},
+    )

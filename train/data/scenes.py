@@ -1,0 +1,173 @@
+"""Training samples cut straight from scenes: windows read with rasterio, no pre-cutting.
+
+Training draws random windows, half of them centred near a labeled thing;
+validation walks a fixed grid. A scene whose GSD differs from the dataset's
+is resampled on read, so a chip always shows the same ground size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from infer.errors import InputError
+from infer.rasterenv import gdal_env
+from train.data.config import DatasetConfig
+from train.data.labels import SceneLabels, read_scene_labels, window_objects, window_region_masks
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    path: Path
+    width: int
+    height: int
+    transform: Affine
+    nodata: float | None
+    scale: float  # source pixels per chip pixel (dataset GSD / scene GSD)
+    labels: SceneLabels
+
+
+@dataclass
+class RawSample:
+    """One chip before augmentation: image (C, S, S) float32 DNs, valid (S, S) bool,
+    object corners (N, 4, 2) in chip pixels, classes, directional flags, region masks (K, S, S)."""
+
+    image: np.ndarray
+    valid: np.ndarray
+    corners: np.ndarray
+    classes: np.ndarray
+    directional: np.ndarray
+    masks: np.ndarray
+
+
+def find_scenes(folders: tuple[Path, ...]) -> list[tuple[Path, Path]]:
+    """(raster, labels) pairs: every `*.tif` with a `.geojson` of the same stem."""
+    pairs = []
+    for folder in folders:
+        if not folder.exists():
+            raise InputError(f"data folder not found: {folder}")
+        candidates = [folder] if folder.is_file() else sorted(folder.glob("*.tif"))
+        for tif in candidates:
+            labels = tif.with_suffix(".geojson")
+            if labels.exists():
+                pairs.append((tif, labels))
+    if not pairs:
+        raise InputError(f"no scenes (*.tif with a matching *.geojson) in {', '.join(map(str, folders))}")
+    return pairs
+
+
+def open_scene(tif: Path, labels: Path, config: DatasetConfig) -> SceneInfo:
+    """Check a scene against the dataset definition and read its labels."""
+    try:
+        with gdal_env(), rasterio.open(tif) as src:
+            if src.count != len(config.bands):
+                raise InputError(f"{tif} has {src.count} bands, the dataset expects {len(config.bands)} "
+                                 f"({', '.join(config.bands)})")
+            if src.crs is None:
+                raise InputError(f"{tif} has no CRS: scenes with GeoJSON labels must be georeferenced")
+            gsd = abs(src.transform.a)
+            return SceneInfo(tif, src.width, src.height, src.transform, src.nodata, config.gsd_m / gsd,
+                             read_scene_labels(labels, src.crs, config))
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputError(f"cannot read {tif}: {exc}") from None
+
+
+class SceneWindows:
+    """Reads chip-sized windows from scenes. Each worker process opens its own file handles."""
+
+    def __init__(self, scenes: list[SceneInfo], chip_size: int) -> None:
+        self.scenes = scenes
+        self.chip_size = chip_size
+        self._handles: dict[Path, rasterio.io.DatasetReader] = {}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    def _open(self, path: Path) -> rasterio.io.DatasetReader:
+        if path not in self._handles:
+            self._handles[path] = rasterio.open(path)
+        return self._handles[path]
+
+    def read(self, scene_index: int, col: float, row: float) -> RawSample:
+        """The chip whose top-left corner is at (col, row) in the scene's source pixels."""
+        scene = self.scenes[scene_index]
+        size = self.chip_size
+        span = size * scene.scale
+        with gdal_env():
+            src = self._open(scene.path)
+            image, valid = _read_padded(src, col, row, span, size, scene.scale)
+        if scene.nodata is not None:
+            valid &= (image != scene.nodata).any(axis=0)
+        chip_transform = scene.transform * Affine.translation(col, row) * Affine.scale(scene.scale)
+        corners, classes, directional = window_objects(scene.labels, ~chip_transform)
+        centre = corners.mean(axis=1) if len(corners) else np.zeros((0, 2))
+        near = (centre[:, 0] > -size) & (centre[:, 0] < 2 * size) & (centre[:, 1] > -size) & (centre[:, 1] < 2 * size)
+        masks = window_region_masks(scene.labels, chip_transform, (size, size))
+        return RawSample(image.astype(np.float32), valid, corners[near], classes[near], directional[near], masks)
+
+    def grid(self, overlap: int = 0) -> list[tuple[int, float, float]]:
+        """Fixed (scene, col, row) origins covering every scene, for validation."""
+        out = []
+        for k, scene in enumerate(self.scenes):
+            step = (self.chip_size - overlap) * scene.scale
+            span = self.chip_size * scene.scale
+            cols = np.arange(0, max(1.0, scene.width - span) + step, step)
+            rows = np.arange(0, max(1.0, scene.height - span) + step, step)
+            out += [(k, float(round(min(c, max(0.0, scene.width - span)))),
+                     float(round(min(r, max(0.0, scene.height - span))))) for r in rows for c in cols]
+        return list(dict.fromkeys(out))
+
+    def random_origin(self, rng: np.random.Generator) -> tuple[int, float, float]:
+        """A random chip origin; half the time near a labeled object or region."""
+        k = int(rng.integers(len(self.scenes)))
+        scene = self.scenes[k]
+        span = self.chip_size * scene.scale
+        max_col, max_row = max(0.0, scene.width - span), max(0.0, scene.height - span)
+        targets = _label_points(scene)
+        if len(targets) and rng.random() < 0.5:
+            px = ~scene.transform * tuple(targets[int(rng.integers(len(targets)))])
+            col = px[0] - span / 2 + rng.uniform(-0.35, 0.35) * span
+            row = px[1] - span / 2 + rng.uniform(-0.35, 0.35) * span
+        else:
+            col, row = rng.uniform(0, max_col + 1e-9), rng.uniform(0, max_row + 1e-9)
+        # Whole-pixel origins: GDAL reads a fractional window through its slow resampling path.
+        return k, float(round(np.clip(col, 0, max_col))), float(round(np.clip(row, 0, max_row)))
+
+
+def _read_padded(src: rasterio.io.DatasetReader, col: float, row: float, span: float, size: int,
+                 scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Read a chip; the part outside the raster is 0 and not valid.
+
+    A boundless read would do this too, through a VRT that costs seconds a chip.
+    """
+    image = np.zeros((src.count, size, size), dtype=src.dtypes[0])
+    valid = np.zeros((size, size), dtype=bool)
+    c0, r0 = max(col, 0.0), max(row, 0.0)
+    c1, r1 = min(col + span, src.width), min(row + span, src.height)
+    if c1 <= c0 or r1 <= r0:
+        return image, valid
+    out_c0, out_r0 = round((c0 - col) / scale), round((r0 - row) / scale)
+    out_c1, out_r1 = round((c1 - col) / scale), round((r1 - row) / scale)
+    if out_c1 <= out_c0 or out_r1 <= out_r0:
+        return image, valid
+    resampling = Resampling.bilinear if scale != 1 else Resampling.nearest
+    image[:, out_r0:out_r1, out_c0:out_c1] = src.read(
+        window=Window(c0, r0, c1 - c0, r1 - r0), out_shape=(src.count, out_r1 - out_r0, out_c1 - out_c0),
+        resampling=resampling)
+    valid[out_r0:out_r1, out_c0:out_c1] = True
+    return image, valid
+
+
+def _label_points(scene: SceneInfo) -> np.ndarray:
+    points = [scene.labels.centres] if len(scene.labels.corners) else []
+    for polygons in scene.labels.regions:
+        points += [np.array([p.representative_point().coords[0] for p in polygons]).reshape(-1, 2)]
+    return np.concatenate(points) if points else np.zeros((0, 2))

@@ -9,7 +9,11 @@ from infer.console import run_command
 USAGE = """usage: python -m train COMMAND [options]
 
 commands:
+  fit       train a model (LightningCLI: --config train/configs/synthetic.yaml)
+  validate  score a checkpoint on the validation split (--ckpt_path)
+  test      score a checkpoint on the test split (--ckpt_path)
   synth     generate synthetic scenes with exact labels (GeoTIFF + GeoJSON)
+  chips     cut a scene and its labels into GeoTIFF chips and a COCO annotations.json
 
 Run `python -m train COMMAND --help` for a command's options."""
 
@@ -20,11 +24,19 @@ def main() -> int:
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    if command in ("fit", "validate", "test"):
+        from train.cli import main as lightning_main
+
+        return run_command(lightning_main, argv)
     if command == "synth":
         from train.synth.cli import main as synth_main
 
         return run_command(synth_main, rest)
-    print(f"error: unknown command {command!r}; commands: synth (see --help)", file=sys.stderr)
+    if command == "chips":
+        from train.data.chips_cli import main as chips_main
+
+        return run_command(chips_main, rest)
+    print(f"error: unknown command {command!r}; commands: fit, validate, test, synth, chips (see --help)", file=sys.stderr)
     return 2
 
 

@@ -117,7 +117,7 @@ def window_region_masks(labels: SceneLabels, window_transform: Affine, shape: tu
 
 
 def _bounds(transform: Affine, rows: int, cols: int) -> tuple[float, float, float, float]:
-    xs, ys = zip(*(transform * (c, r) for c, r in ((0, 0), (cols, 0), (0, rows), (cols, rows))), strict=True)
+    xs, ys = zip(*(transform @ (c, r) for c, r in ((0, 0), (cols, 0), (0, rows), (cols, rows))), strict=True)
     return min(xs), min(ys), max(xs), max(ys)
 
 

@@ -113,6 +113,15 @@ class SceneWindows:
         masks = window_region_masks(scene.labels, chip_transform, (size, size))
         return RawSample(image.astype(np.float32), valid, corners[near], classes[near], directional[near], masks)
 
+    def draw(self, rng: np.random.Generator) -> RawSample:
+        return self.read(*self.random_origin(rng))
+
+    def fixed(self) -> list[tuple[int, float, float]]:
+        return self.grid()
+
+    def read_fixed(self, key: tuple[int, float, float]) -> RawSample:
+        return self.read(*key)
+
     def grid(self, overlap: int = 0) -> list[tuple[int, float, float]]:
         """Fixed (scene, col, row) origins covering every scene, for validation."""
         out = []
@@ -133,7 +142,7 @@ class SceneWindows:
         max_col, max_row = max(0.0, scene.width - span), max(0.0, scene.height - span)
         targets = _label_points(scene)
         if len(targets) and rng.random() < 0.5:
-            px = ~scene.transform * tuple(targets[int(rng.integers(len(targets)))])
+            px = ~scene.transform @ tuple(targets[int(rng.integers(len(targets)))])
             col = px[0] - span / 2 + rng.uniform(-0.35, 0.35) * span
             row = px[1] - span / 2 + rng.uniform(-0.35, 0.35) * span
         else:

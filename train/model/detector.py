@@ -87,5 +87,9 @@ class SiteDetector(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Inference/export outputs `(heatmap, box, mask)`; see the class docstring."""
-        raw = self.forward_train(x)
+        return self.inference_outputs(self.forward_train(x))
+
+    @staticmethod
+    def inference_outputs(raw: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`forward_train`'s dict → the `(heatmap, box, mask)` that `forward` and the ONNX graph give."""
         return suppress_peaks(raw["heatmap_logits"]), raw["box"], torch.sigmoid(raw["mask_logits"])

@@ -1,0 +1,34 @@
+"""Tiny synthetic datasets for the training tests, generated, never downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from train.synth.cli import main as synth_main
+
+CLASSES = [
+    {"name": "storehouse", "kind": "object", "color": "#ff4040"},
+    {"name": "truck", "kind": "object", "color": "#ffdc00", "directional": True},
+    {"name": "earth_berm", "kind": "region", "color": "#00c8ff"},
+    {"name": "cleared_site", "kind": "region", "color": "#c850ff"},
+]
+
+
+def write_dataset_yaml(folder: Path, train: str = "train", val: str = "val", **overrides) -> Path:
+    spec = {"name": "tiny", "classes": CLASSES, "bands": ["red", "green", "blue"], "gsd_m": 0.5,
+            "train": train, "val": val, **overrides}
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Two small training scenes and one validation scene; returns the dataset YAML."""
+    root = tmp_path_factory.mktemp("tiny")
+    synth_main(["--out", str(root / "train"), "--scenes", "2", "--size", "512", "--seed", "21", "--quiet"])
+    synth_main(["--out", str(root / "val"), "--scenes", "1", "--size", "512", "--seed", "22", "--quiet"])
+    return write_dataset_yaml(root)

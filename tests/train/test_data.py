@@ -1,0 +1,131 @@
+"""Dataset definitions, labels cut into chips, resampling, samples and targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infer.errors import InputError
+from tests.train.conftest import write_dataset_yaml
+from train.data.config import load_dataset_config
+from train.data.normalization import compute_stats
+from train.data.samples import DetectionSamples
+from train.data.scenes import SceneWindows, find_scenes, open_scene
+from train.synth.cli import main as synth_main
+
+
+def test_the_shipped_dataset_definition_loads():
+    config = load_dataset_config(Path(__file__).parents[2] / "datasets" / "synthetic.yaml")
+    assert [c.name for c in config.object_classes] == ["storehouse", "truck"]
+    assert [c.name for c in config.region_classes] == ["earth_berm", "cleared_site"]
+    assert config.bands == ("red", "green", "blue") and config.gsd_m == 0.5
+
+
+@pytest.mark.parametrize("broken,needle", [
+    ({"classes": [{"name": "a", "kind": "blob"}]}, "kind"),
+    ({"gsd_m": None, "bands": None, "classes": None}, "missing"),
+    ({"normalization": {"mean": [1, 2], "std": [1, 2]}}, "normalization mean has 2 values for 3 bands"),
+])
+def test_bad_definitions_are_one_line_errors(tmp_path, broken, needle):
+    path = write_dataset_yaml(tmp_path, **broken)
+    if broken.get("gsd_m", 1) is None:
+        text = "\n".join(line for line in path.read_text().splitlines()
+                         if not line.startswith(("gsd_m", "bands", "classes")) and not line.startswith(("- ", "  ")))
+        path.write_text(text)
+    with pytest.raises(InputError, match=needle) as err:
+        load_dataset_config(path)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_definition_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_dataset_config(tmp_path / "nope.yaml")
+
+
+def test_unknown_class_in_labels_names_file_and_class(tiny_dataset, tmp_path):
+    config = load_dataset_config(tiny_dataset)
+    tif, labels = find_scenes(config.train)[0]
+    data = json.loads(labels.read_text())
+    data["features"][0]["properties"]["class"] = "tank"
+    bad = tmp_path / labels.name
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="unknown class 'tank'") as err:
+        open_scene(tif, bad, config)
+    assert str(bad) in str(err.value)
+
+
+def test_wrong_band_count_is_an_input_error(tiny_dataset, tmp_path):
+    synth_main(["--out", str(tmp_path), "--size", "128", "--bands", "rgbn", "--quiet"])
+    config = load_dataset_config(tiny_dataset)
+    with pytest.raises(InputError, match="has 4 bands, the dataset expects 3"):
+        open_scene(tmp_path / "scene_000.tif", tmp_path / "scene_000.geojson", config)
+
+
+def test_chips_carry_objects_at_their_true_size(tiny_dataset):
+    config = load_dataset_config(tiny_dataset)
+    windows = SceneWindows([open_scene(t, g, config) for t, g in find_scenes(config.train)], chip_size=256)
+    labels = json.loads(find_scenes(config.train)[0][1].read_text())["features"]
+    sizes = sorted((f["properties"]["length_m"] / 0.5, f["properties"]["width_m"] / 0.5)
+                   for f in labels if f["properties"]["class"] == "storehouse")
+    seen = []
+    for key in windows.grid():
+        if key[0] != 0:
+            continue
+        raw = windows.read(*key)
+        centre = raw.corners.mean(axis=1)
+        inside = (centre >= 0).all(axis=1) & (centre < 256).all(axis=1) & (raw.classes == 0)
+        for corners in raw.corners[inside]:
+            edges = np.linalg.norm(np.diff(np.vstack([corners, corners[:1]]), axis=0), axis=1)
+            seen.append((max(edges), min(edges)))
+    assert sorted(seen) == pytest.approx(sizes, abs=0.01)  # each storehouse in exactly one chip, exact size
+
+
+def test_a_coarser_scene_is_resampled_to_the_dataset_gsd(tmp_path, tiny_dataset):
+    synth_main(["--out", str(tmp_path), "--size", "256", "--gsd", "1.0", "--seed", "21", "--quiet"])
+    config = load_dataset_config(tiny_dataset)
+    scene = open_scene(tmp_path / "scene_000.tif", tmp_path / "scene_000.geojson", config)
+    assert scene.scale == pytest.approx(0.5)
+    raw = SceneWindows([scene], chip_size=512).read(0, 0, 0)
+    assert raw.image.shape == (3, 512, 512) and raw.valid.all()
+    labels = json.loads((tmp_path / "scene_000.geojson").read_text())["features"]
+    trucks = [f for f in labels if f["properties"]["class"] == "truck"]
+    lengths = sorted(np.linalg.norm(c[0] - c[3]) for c, k in zip(raw.corners, raw.classes, strict=True) if k == 1)
+    assert lengths == pytest.approx(sorted(f["properties"]["length_m"] / 0.5 for f in trucks), abs=0.01)
+
+
+def test_samples_are_normalized_and_targets_match(tiny_dataset):
+    config = load_dataset_config(tiny_dataset)
+    windows = SceneWindows([open_scene(t, g, config) for t, g in find_scenes(config.train)], chip_size=256)
+    stats = compute_stats([t for t, _ in find_scenes(config.train)])
+    data = DetectionSamples([windows], stats, 256, num_object_classes=2, train=False)
+    items = [data[i] for i in range(len(data))]
+    images = np.stack([it["image"].numpy() for it in items])
+    assert abs(images.mean()) < 0.3 and 0.6 < images.std() < 1.6
+    for it in items:
+        assert it["heatmap"].shape == (2, 64, 64) and it["mask"].shape == (2, 256, 256)
+        assert (it["heatmap"] == 1.0).sum() == len(it["objects"])  # one exact peak per object
+
+
+def test_training_draws_differ_but_repeat_with_the_seed(tiny_dataset):
+    config = load_dataset_config(tiny_dataset)
+    scenes = [open_scene(t, g, config) for t, g in find_scenes(config.train)]
+    stats = compute_stats([s.path for s in scenes])
+
+    def draw() -> list[np.ndarray]:
+        data = DetectionSamples([SceneWindows(scenes, 128)], stats, 128, 2, train=True, samples_per_epoch=3)
+        return [data[i]["image"].numpy() for i in (0, 1, 0)]
+
+    first, again = draw(), draw()
+    assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[0], first[2])
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_missing_data_folder_is_an_input_error(tmp_path):
+    path = write_dataset_yaml(tmp_path, train="nowhere")
+    config = load_dataset_config(path)
+    with pytest.raises(InputError, match="data folder not found"):
+        find_scenes(config.train)

@@ -1,0 +1,120 @@
+"""Real Lightning training: a few steps, overfitting one chip, 2-process DDP, checkpoints, CLI errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import run_cli
+from train.data.config import load_dataset_config
+from train.data.normalization import compute_stats
+from train.data.samples import DetectionSamples, collate
+from train.data.scenes import SceneWindows, find_scenes, open_scene
+from train.losses import DetectionLoss
+from train.metrics import DetectionMetrics
+from train.model.detector import SiteDetector
+
+FAST = ["--model.backbone", "resnet18", "--model.fpn_channels", "32", "--model.head_channels", "32",
+        "--data.chip_size", "128", "--data.batch_size", "2", "--data.num_workers", "0",
+        "--trainer.accelerator", "cpu", "--trainer.enable_model_summary", "false",
+        "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
+
+
+def _fit_args(dataset: Path, root: Path, steps: int = 3) -> list[str]:
+    return ["fit", "--data.dataset", str(dataset), *FAST, "--trainer.max_steps", str(steps),
+            "--trainer.limit_val_batches", "2", "--data.samples_per_epoch", str(2 * steps),
+            "--trainer.default_root_dir", str(root)]
+
+
+def test_fit_writes_a_checkpoint_that_describes_its_model(tiny_dataset, tmp_path):
+    result = run_cli("train", *_fit_args(tiny_dataset, tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    ckpts = list(tmp_path.rglob("*.ckpt"))
+    assert ckpts
+    checkpoint = torch.load(ckpts[0], map_location="cpu", weights_only=False)
+    info = checkpoint["sitewatch"]
+    assert [c["name"] for c in info["classes"]] == ["storehouse", "truck", "earth_berm", "cleared_site"]
+    assert info["bands"] == ["red", "green", "blue"] and info["gsd_m"] == 0.5 and info["chip_size"] == 128
+    assert len(info["normalization"]["mean"]) == 3 and info["normalization"]["scale"] > 1
+    assert checkpoint["hyper_parameters"]["fpn_channels"] == 32
+    assert "val/map_50" in result.stderr + result.stdout or checkpoint["global_step"] == 3
+
+
+def test_resume_from_checkpoint_continues_the_step_count(tiny_dataset, tmp_path):
+    assert run_cli("train", *_fit_args(tiny_dataset, tmp_path / "a", steps=2)).returncode == 0
+    ckpt = next((tmp_path / "a").rglob("*.ckpt"))
+    result = run_cli("train", *_fit_args(tiny_dataset, tmp_path / "b", steps=4), "--ckpt_path", str(ckpt))
+    assert result.returncode == 0, result.stderr[-2000:]
+    resumed = torch.load(next((tmp_path / "b").rglob("*.ckpt")), map_location="cpu", weights_only=False)
+    assert resumed["global_step"] == 4
+
+
+def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = run_cli("train", *_fit_args(tiny_dataset, tmp_path, steps=2), "--trainer.strategy", "ddp",
+                     "--trainer.devices", "2", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    assert list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--data.dataset", "no/such.yaml"], "not found"),
+    (["--model.lr", "fast"], "model.lr"),
+    (["--trainer.max_stepz", "3"], "max_stepz"),
+])
+def test_bad_configuration_is_one_line_and_nonzero(tiny_dataset, tmp_path, extra, needle):
+    args = _fit_args(tiny_dataset, tmp_path)
+    result = run_cli("train", *args, *extra)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.stderr, result.stderr[-1500:]
+
+
+def test_labels_with_an_unknown_class_stop_training_with_one_line(tiny_dataset, tmp_path):
+    import json
+    import shutil
+
+    bad = tmp_path / "data"
+    shutil.copytree(tiny_dataset.parent, bad)
+    labels = next((bad / "train").glob("*.geojson"))
+    data = json.loads(labels.read_text())
+    data["features"][0]["properties"]["class"] = "tank"
+    labels.write_text(json.dumps(data))
+    result = run_cli("train", *_fit_args(bad / tiny_dataset.name, tmp_path / "run"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "unknown class 'tank'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_overfitting_one_chip_reaches_map50_of_090(tiny_dataset):
+    torch.manual_seed(0)
+    config = load_dataset_config(tiny_dataset)
+    scenes = [open_scene(t, g, config) for t, g in find_scenes(config.train)]
+    windows = SceneWindows(scenes, chip_size=128)
+    stats = compute_stats([s.path for s in scenes])
+    data = DetectionSamples([windows], stats, 128, 2, train=False)
+    busiest = max(range(len(data)), key=lambda i: len(data[i]["objects"]) + 10 * data[i]["mask"].any().item())
+    batch = collate([data[busiest]])
+    assert len(batch["objects"][0]) >= 2
+
+    model = SiteDetector(2, 2, backbone="resnet18", fpn_channels=48, head_channels=48)
+    loss_fn = DetectionLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    model.train()
+    for _ in range(150):
+        optimizer.zero_grad()
+        loss = loss_fn(model.forward_train(batch["image"]), batch)["loss"]
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    metrics = DetectionMetrics(["storehouse", "truck"], ["earth_berm", "cleared_site"])
+    with torch.no_grad():
+        metrics.update(*model(batch["image"]), batch["objects"], batch["mask"])
+    result = metrics.compute()
+    assert result["map_50"] >= 0.9, result
+    assert np.isfinite(loss.item())

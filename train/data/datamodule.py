@@ -1,0 +1,116 @@
+"""The Lightning data module: sources from a dataset YAML, normalization, loaders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from infer.errors import InputError
+from train.data.augment import training_augmentation
+from train.data.config import DatasetConfig, load_dataset_config
+from train.data.normalization import BandStats, dataset_stats
+from train.data.samples import ChipSource, DetectionSamples, collate
+from train.data.scenes import SceneWindows, find_scenes, open_scene
+
+
+def _is_chip_folder(path: Path) -> bool:
+    return (path / "annotations.json").exists()
+
+
+def build_sources(paths: tuple[Path, ...], config: DatasetConfig, chip_size: int) -> tuple[list[ChipSource], list[Path]]:
+    """Chip folders (COCO) and scene folders (GeoTIFF + GeoJSON) named by a dataset split."""
+    if not paths:
+        raise InputError(f"{config.source}: the split has no paths")
+    sources: list[ChipSource] = []
+    rasters: list[Path] = []
+    scene_paths = []
+    for path in paths:
+        if _is_chip_folder(path):
+            from train.data.chip_folder import ChipFolder
+
+            folder = ChipFolder(path, config)
+            sources.append(folder)
+            rasters += folder.image_paths()
+        else:
+            scene_paths.append(path)
+    if scene_paths:
+        scenes = [open_scene(tif, labels, config) for tif, labels in find_scenes(tuple(scene_paths))]
+        sources.append(SceneWindows(scenes, chip_size))
+        rasters += [s.path for s in scenes]
+    return sources, rasters
+
+
+class SiteDataModule(pl.LightningDataModule):
+    """Data for `SiteDetectionTask`.
+
+    Args:
+        dataset: dataset YAML (classes, bands, GSD, train/val paths).
+        chip_size: side of a training chip in pixels at the dataset GSD (a multiple of 32).
+        batch_size, num_workers: loader settings.
+        samples_per_epoch: random chips drawn per training epoch.
+        augment: flips, 90° rotations, scale jitter, photometric changes, blur and noise.
+        scale_jitter: relative scale (GSD) jitter, e.g. 0.1 for ±10 %.
+        seed: base seed of the random chip draws.
+    """
+
+    def __init__(self, dataset: str = "datasets/synthetic.yaml", chip_size: int = 512, batch_size: int = 8,
+                 num_workers: int = 2, samples_per_epoch: int = 1024, augment: bool = True,
+                 scale_jitter: float = 0.1, seed: int = 0) -> None:
+        super().__init__()
+        if chip_size % 32:
+            raise InputError(f"chip_size must be a multiple of 32, got {chip_size}")
+        self.save_hyperparameters()
+        self.config = load_dataset_config(dataset)
+        self.stats: BandStats | None = None
+        self._train: DetectionSamples | None = None
+        self._val: DetectionSamples | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        h = self.hparams
+        n_obj = len(self.config.object_classes)
+        train_sources, rasters = build_sources(self.config.train, self.config, h.chip_size)
+        self.stats = dataset_stats(self.config, rasters)
+        if stage in (None, "fit"):
+            augmentation = training_augmentation(h.scale_jitter) if h.augment else None
+            self._train = DetectionSamples(train_sources, self.stats, h.chip_size, n_obj, train=True,
+                                           samples_per_epoch=h.samples_per_epoch, augmentation=augmentation,
+                                           seed=h.seed)
+        split = self.config.val or self.config.train
+        val_sources, _ = build_sources(split, self.config, h.chip_size)
+        self._val = DetectionSamples(val_sources, self.stats, h.chip_size, n_obj, train=False)
+
+    def info(self) -> dict:
+        """What a checkpoint must carry to rebuild and export the model without the data."""
+        stats = self.stats
+        return {
+            "dataset": self.config.name,
+            "classes": [{"name": c.name, "kind": c.kind, "color": c.color, "directional": c.directional}
+                        for c in self.config.classes],
+            "bands": list(self.config.bands),
+            "gsd_m": self.config.gsd_m,
+            "normalization": stats.as_dict() if stats else None,
+            "chip_size": self.hparams.chip_size,
+        }
+
+    def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:
+        """Move the tensors; per-image `objects` stay numpy on the host for the metrics."""
+        return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def _loader(self, data: DetectionSamples, shuffle: bool) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(data, batch_size=self.hparams.batch_size, shuffle=shuffle, num_workers=workers,
+                          collate_fn=collate, persistent_workers=workers > 0, pin_memory=False)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self._train is not None
+        return self._loader(self._train, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        assert self._val is not None
+        return self._loader(self._val, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()

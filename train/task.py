@@ -1,0 +1,150 @@
+"""The Lightning task: loss, optimizer, schedule and validation metrics around `SiteDetector`.
+
+The network knows nothing of Lightning; the data module knows the data.
+Checkpoints carry what export needs to rebuild the model without the data:
+classes, kinds, colours, bands, normalization, GSD, chip size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_info
+
+from train.data.config import load_dataset_config
+from train.losses import DetectionLoss
+from train.metrics import DetectionMetrics
+from train.model.detector import SiteDetector
+
+CHECKPOINT_KEY = "sitewatch"
+
+
+class SiteDetectionTask(pl.LightningModule):
+    """Train and validate a `SiteDetector` on the classes of a dataset definition.
+
+    Args:
+        dataset: dataset YAML; its classes and bands size the network (linked from the data module).
+        backbone: torchvision backbone name (resnet18, resnet34, resnet50, mobilenet_v3_large).
+        backbone_weights: a local state_dict file or a torchvision weights enum name; None = random init.
+        fpn_channels, head_channels: widths of the feature pyramid and the heads.
+        lr, weight_decay: AdamW.
+        warmup_fraction: share of all steps spent warming the learning rate up linearly,
+            followed by a cosine decay to `min_lr_ratio * lr`.
+        score_threshold: lowest object score kept when decoding for mAP.
+        channels_last: train in channels-last memory format (faster convolutions on GPU).
+    """
+
+    def __init__(
+        self,
+        dataset: str = "datasets/synthetic.yaml",
+        backbone: str = "resnet18",
+        backbone_weights: str | None = None,
+        fpn_channels: int = 128,
+        head_channels: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup_fraction: float = 0.05,
+        min_lr_ratio: float = 0.02,
+        score_threshold: float = 0.05,
+        channels_last: bool = True,
+        heatmap_weight: float = 1.0,
+        box_weight: float = 1.0,
+        mask_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        config = load_dataset_config(dataset)
+        self.object_names = [c.name for c in config.object_classes]
+        self.region_names = [c.name for c in config.region_classes]
+        self.model = SiteDetector(len(self.object_names), len(self.region_names), backbone=backbone,
+                                  in_channels=len(config.bands), fpn_channels=fpn_channels,
+                                  head_channels=head_channels, backbone_weights=backbone_weights)
+        self.loss = DetectionLoss(heatmap_weight=heatmap_weight, offset_weight=box_weight, size_weight=box_weight,
+                                  angle_weight=box_weight, direction_weight=0.5 * box_weight,
+                                  mask_bce_weight=mask_weight, mask_dice_weight=mask_weight)
+        self.metrics = DetectionMetrics(self.object_names, self.region_names, score_threshold)
+        self.data_info: dict = {}
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _image(self, batch: dict) -> torch.Tensor:
+        image = batch["image"]
+        return image.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else image
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        terms = self.loss(self.model.forward_train(self._image(batch)), batch)
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, on_step=True, on_epoch=False,
+                      batch_size=len(batch["image"]))
+        self.log("train_loss", terms["loss"], prog_bar=True, batch_size=len(batch["image"]))
+        return terms["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _evaluate(self, batch: dict, stage: str) -> None:
+        outputs = self.model.forward_train(self._image(batch))
+        terms = self.loss(outputs, batch)
+        self.log(f"{stage}/loss", terms["loss"], sync_dist=True, batch_size=len(batch["image"]))
+        heatmap, box, mask = self.model.inference_outputs(outputs)
+        self.metrics.update(heatmap, box, mask, batch["objects"], batch["mask"])
+
+    def on_validation_epoch_end(self) -> None:
+        self._report("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._report("test")
+
+    def _report(self, stage: str) -> None:
+        values = self.metrics.compute()
+        self.metrics.reset()
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=True)
+        if self.trainer.sanity_checking:
+            return
+        rows = [f"{stage} epoch {self.current_epoch}: mAP@0.5 {values['map_50']:.3f}  mAP@[.5:.95] {values['map']:.3f}"]
+        for name in self.object_names + self.region_names:
+            ap50, ap = values.get(f"ap50/{name}", float("nan")), values.get(f"ap/{name}", float("nan"))
+            iou = values.get(f"iou/{name}")
+            rows.append(f"  {name:<14} AP@0.5 {ap50:.3f}  AP@[.5:.95] {ap:.3f}"
+                        + (f"  mask IoU {iou:.3f}" if iou is not None else ""))
+        rank_zero_info("\n".join(rows))
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = max(1, int(self.hparams.warmup_fraction * total))
+        floor = self.hparams.min_lr_ratio
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_fit_start(self) -> None:
+        self._take_data_info()
+
+    def on_validation_start(self) -> None:
+        self._take_data_info()
+
+    def _take_data_info(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "info"):
+            self.data_info = datamodule.info()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.data_info
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.data_info = checkpoint.get(CHECKPOINT_KEY, {})

@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 
-.PHONY: setup demo test test-all bench bench-quick lint clean
+DATA := datasets/synthetic
+.PHONY: setup data demo train test test-all bench bench-quick lint clean
 
 setup: $(STAMP)
 
@@ -14,6 +15,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev]'
 	@touch $(STAMP)
+
+# The synthetic default: 6 training and 2 held-out validation scenes, 1 km² each.
+data: setup $(DATA)/val/scene_001.tif
+
+$(DATA)/val/scene_001.tif:
+	$(PY) -m train synth --out $(DATA)/train --scenes 6 --size 2048 --seed 1 --quiet
+	$(PY) -m train synth --out $(DATA)/val --scenes 2 --size 2048 --seed 2 --quiet
+
+train: data
+	$(PY) -m train fit --config train/configs/synthetic.yaml
 
 demo: setup
 	$(PY) -m train synth --out $(DEMO_DIR)/scenes --scenes 1 --size 2048 --second-date --seed 7 --preview

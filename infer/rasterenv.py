@@ -8,7 +8,9 @@ from __future__ import annotations
 import rasterio
 
 GDAL_OPTIONS = {
-    "GDAL_CACHEMAX": 256,  # MB
+    # In bytes: rasterio passes an integer to GDALSetCacheMax, which counts bytes,
+    # so a bare 256 would mean a 256-byte cache and re-decompress every block.
+    "GDAL_CACHEMAX": 256 * 2**20,
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_TIFF_INTERNAL_MASK": True,
 }

@@ -27,7 +27,7 @@ def main() -> int:
     if command in ("fit", "validate", "test"):
         from train.cli import main as lightning_main
 
-        return run_command(lightning_main, argv)
+        return run_command(lightning_main, None)  # LightningCLI reads sys.argv itself
     if command == "synth":
         from train.synth.cli import main as synth_main
 

@@ -6,6 +6,7 @@ config key and a command-line flag (`--model.lr 3e-4`, `--data.batch_size 4`).
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +33,8 @@ class SitewatchCLI(LightningCLI):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run LightningCLI on `argv`, or on the process's own arguments when None."""
+    logging.getLogger("lightning_fabric.utilities.seed").setLevel(logging.WARNING)
     try:
         SitewatchCLI(SiteDetectionTask, SiteDataModule, args=list(argv) if argv is not None else None,
                      parser_kwargs={"exit_on_error": False}, save_config_kwargs={"overwrite": True},

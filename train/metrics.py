@@ -38,7 +38,7 @@ class DetectionMetrics(torch.nn.Module):
         self.object_names, self.region_names = object_names, region_names
         self.score_threshold = score_threshold
         self.box_map = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True,
-                                            backend="pycocotools", max_detection_thresholds=[1, 10, 500],
+                                            backend="pycocotools", max_detection_thresholds=[1, 10, 100],
                                             extended_summary=True)
         self.register_buffer("truth_count", torch.zeros(len(object_names) + len(region_names), dtype=torch.long))
         self.region_iou = MultilabelJaccardIndex(num_labels=len(region_names), average="none", threshold=0.5)

@@ -19,7 +19,7 @@ from train.metrics import DetectionMetrics
 from train.model.detector import SiteDetector
 
 FAST = ["--model.backbone", "resnet18", "--model.fpn_channels", "32", "--model.head_channels", "32",
-        "--data.chip_size", "128", "--data.batch_size", "2", "--data.num_workers", "0",
+        "--data.chip_size", "128", "--data.val_chip_size", "128", "--data.batch_size", "2", "--data.num_workers", "0",
         "--trainer.accelerator", "cpu", "--trainer.enable_model_summary", "false",
         "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
 

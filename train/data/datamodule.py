@@ -54,14 +54,17 @@ class SiteDataModule(pl.LightningDataModule):
         augment: flips, 90° rotations, scale jitter, photometric changes, blur and noise.
         scale_jitter: relative scale (GSD) jitter, e.g. 0.1 for ±10 %.
         seed: base seed of the random chip draws.
+        val_chip_size: validation chip side; larger than training chips so fewer objects are cut
+            at chip borders (the network is fully convolutional). 0 = chip_size.
     """
 
     def __init__(self, dataset: str = "datasets/synthetic.yaml", chip_size: int = 512, batch_size: int = 8,
                  num_workers: int = 2, samples_per_epoch: int = 1024, augment: bool = True,
-                 scale_jitter: float = 0.1, seed: int = 0) -> None:
+                 scale_jitter: float = 0.1, seed: int = 0, val_chip_size: int = 512) -> None:
         super().__init__()
-        if chip_size % 32:
-            raise InputError(f"chip_size must be a multiple of 32, got {chip_size}")
+        for name, value in (("chip_size", chip_size), ("val_chip_size", val_chip_size)):
+            if value % 32 or value < 0:
+                raise InputError(f"{name} must be a multiple of 32, got {value}")
         self.save_hyperparameters()
         self.config = load_dataset_config(dataset)
         self.stats: BandStats | None = None
@@ -79,8 +82,9 @@ class SiteDataModule(pl.LightningDataModule):
                                            samples_per_epoch=h.samples_per_epoch, augmentation=augmentation,
                                            seed=h.seed)
         split = self.config.val or self.config.train
-        val_sources, _ = build_sources(split, self.config, h.chip_size)
-        self._val = DetectionSamples(val_sources, self.stats, h.chip_size, n_obj, train=False)
+        val_size = h.val_chip_size or h.chip_size
+        val_sources, _ = build_sources(split, self.config, val_size)
+        self._val = DetectionSamples(val_sources, self.stats, val_size, n_obj, train=False)
 
     def info(self) -> dict:
         """What a checkpoint must carry to rebuild and export the model without the data."""

@@ -106,7 +106,7 @@ class SceneWindows:
             image, valid = _read_padded(src, col, row, span, size, scene.scale)
         if scene.nodata is not None:
             valid &= (image != scene.nodata).any(axis=0)
-        chip_transform = scene.transform * Affine.translation(col, row) * Affine.scale(scene.scale)
+        chip_transform = scene.transform @ Affine.translation(col, row) @ Affine.scale(scene.scale)
         corners, classes, directional = window_objects(scene.labels, ~chip_transform)
         centre = corners.mean(axis=1) if len(corners) else np.zeros((0, 2))
         near = (centre[:, 0] > -size) & (centre[:, 0] < 2 * size) & (centre[:, 1] > -size) & (centre[:, 1] < 2 * size)

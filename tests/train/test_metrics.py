@@ -1,0 +1,55 @@
+"""Validation metrics: perfect predictions score 1, misses and misplacements score less."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from train.metrics import DetectionMetrics
+from train.targets import ObjectLabels, encode_targets
+
+SIZE = 128
+
+
+def _truth() -> tuple[ObjectLabels, np.ndarray]:
+    rboxes = np.array([[30.0, 40.0, 40.0, 16.0, 0.3], [90.0, 90.0, 14.0, 6.0, 1.2]], np.float32)
+    objects = ObjectLabels(rboxes, np.array([0, 1]), np.array([np.nan, 1.2], np.float32))
+    masks = np.zeros((2, SIZE, SIZE), np.uint8)
+    masks[0, 100:106, 10:70] = 1
+    masks[1, 5:30, 80:120] = 1
+    return objects, masks
+
+
+def _perfect_outputs(objects: ObjectLabels, masks: np.ndarray) -> tuple[torch.Tensor, ...]:
+    t = encode_targets(objects, masks, (SIZE, SIZE), 2)
+    heatmap = np.where(t["heatmap"] == 1.0, 0.95, 0.0).astype(np.float32)
+    box = t["box"].copy()
+    box[6] = np.where(box[6] > 0.5, 5.0, -5.0)  # direction as a logit
+    return (torch.from_numpy(heatmap)[None], torch.from_numpy(box)[None],
+            torch.from_numpy(masks.astype(np.float32))[None])
+
+
+def test_perfect_predictions_score_one_for_every_class():
+    objects, masks = _truth()
+    metrics = DetectionMetrics(["storehouse", "truck"], ["earth_berm", "cleared_site"])
+    metrics.update(*_perfect_outputs(objects, masks), [objects], torch.from_numpy(masks)[None])
+    result = metrics.compute()
+    for name in ("storehouse", "truck", "earth_berm", "cleared_site"):
+        assert result[f"ap50/{name}"] == pytest.approx(1.0)
+        assert result[f"ap/{name}"] > 0.9
+    assert result["map"] > 0.9 and result["map_50"] == pytest.approx(1.0)
+    assert result["iou/earth_berm"] == pytest.approx(1.0)
+
+
+def test_a_missed_class_scores_zero_and_a_shifted_box_loses_strict_ious():
+    objects, masks = _truth()
+    heatmap, box, mask = _perfect_outputs(objects, masks)
+    heatmap[:, 1] = 0  # no truck found
+    box[:, 0] += 1.0  # every centre a whole cell (4 px) to the right
+    metrics = DetectionMetrics(["storehouse", "truck"], ["earth_berm", "cleared_site"])
+    metrics.update(heatmap, box, mask, [objects], torch.from_numpy(masks)[None])
+    result = metrics.compute()
+    assert result["ap50/truck"] == 0.0 and result["ap/truck"] == 0.0
+    assert result["ap50/storehouse"] == pytest.approx(1.0)
+    assert result["ap/storehouse"] < 0.9  # 4 px off: fails the strict IoU thresholds

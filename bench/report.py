@@ -29,7 +29,29 @@ def synth_scale_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"synth_scale": synth_scale_table}
+def train_reference_table(result: dict) -> str:
+    m, metrics = result["machine"], result["metrics"]
+    classes = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("ap50/")},
+                     key=lambda c: ["storehouse", "truck", "earth_berm", "cleared_site"].index(c)
+                     if c in ("storehouse", "truck", "earth_berm", "cleared_site") else 99)
+    hours = result["train_wall_seconds"] / 3600
+    lines = [
+        f"`{result['config']}` trained {result['global_step']} steps ({result['epoch'] + 1} epochs) in "
+        f"{hours:.2f} h on {m['cpu']} ({m['cores']} cores, CPU only), scored on the held-out validation "
+        f"scenes by `python -m bench.train_reference`:",
+        "",
+        "| class | AP@0.5 | AP@[.5:.95] | mask IoU |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for c in classes:
+        iou = metrics.get(f"iou/{c}")
+        lines.append(f"| {c} | {metrics[f'ap50/{c}']:.3f} | {metrics[f'ap/{c}']:.3f} | "
+                     f"{'' if iou is None else f'{iou:.3f}'} |")
+    lines.append(f"| **all** | **{metrics['map_50']:.3f}** | **{metrics['map']:.3f}** | |")
+    return "\n".join(lines)
+
+
+TABLES = {"synth_scale": synth_scale_table, "train_reference": train_reference_table}
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ classes, kinds, colours, bands, normalization, GSD, chip size.
 from __future__ import annotations
 
 import math
+import platform
+import time
 
 import pytorch_lightning as pl
 import torch
@@ -134,6 +136,7 @@ class SiteDetectionTask(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._take_data_info()
+        self._fit_started = time.time()
 
     def on_validation_start(self) -> None:
         self._take_data_info()
@@ -144,7 +147,10 @@ class SiteDetectionTask(pl.LightningModule):
             self.data_info = datamodule.info()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = self.data_info
+        started = getattr(self, "_fit_started", None)
+        device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+        checkpoint[CHECKPOINT_KEY] = {**self.data_info, "device": device,
+                                      "train_seconds": round(time.time() - started, 1) if started else None}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.data_info = checkpoint.get(CHECKPOINT_KEY, {})

@@ -1,0 +1,101 @@
+"""Put tile results together into scene results, by core region.
+
+A tile keeps only the objects whose centre lies in its core and contributes
+only the core of its masks: no duplicates at seams and no cross-tile NMS
+(DESIGN.md decision 3). Region pieces cut by core boundaries are merged when
+the scene is finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from affine import Affine
+from rasterio.features import shapes
+from shapely.geometry import shape
+
+from infer.decode import ObjectDetections
+from infer.tiling import Tile
+
+
+@dataclass
+class SceneObjects:
+    """Objects found so far, in scene-grid pixels: rboxes (N, 5), scores (N,), classes (N,)."""
+
+    rboxes: list[np.ndarray] = field(default_factory=list)
+    scores: list[np.ndarray] = field(default_factory=list)
+    classes: list[np.ndarray] = field(default_factory=list)
+
+    def add_tile(self, tile: Tile, found: ObjectDetections) -> int:
+        """Keep the tile's objects centred in its core; returns how many."""
+        rboxes = found.rboxes.astype(np.float64).copy()
+        rboxes[:, 0] += tile.col
+        rboxes[:, 1] += tile.row
+        r0, c0, r1, c1 = tile.core
+        keep = (rboxes[:, 0] >= c0) & (rboxes[:, 0] < c1) & (rboxes[:, 1] >= r0) & (rboxes[:, 1] < r1)
+        self.rboxes.append(rboxes[keep])
+        self.scores.append(found.scores[keep])
+        self.classes.append(found.classes[keep])
+        return int(keep.sum())
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.scores:
+            return np.zeros((0, 5)), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        return np.concatenate(self.rboxes), np.concatenate(self.scores), np.concatenate(self.classes)
+
+
+def core_class_map(mask: np.ndarray, tile: Tile, threshold: float = 0.5) -> np.ndarray:
+    """The core of a tile's (K, T, T) region probabilities as class indices: 0 none, k + 1 region k."""
+    r0, c0, r1, c1 = tile.core
+    core = mask[:, r0 - tile.row:r1 - tile.row, c0 - tile.col:c1 - tile.col]
+    best = core.argmax(axis=0)
+    return np.where(core.max(axis=0) > threshold, best + 1, 0).astype(np.uint8)
+
+
+@dataclass
+class ScenePieces:
+    """Region polygons per class from core class maps, in scene-grid pixels, with probability sums."""
+
+    polygons: dict[int, list[shapely.Geometry]] = field(default_factory=dict)
+    weights: dict[int, list[tuple[float, float]]] = field(default_factory=dict)  # (probability sum, area)
+
+    def add_core(self, classes: np.ndarray, probabilities: np.ndarray, tile: Tile) -> None:
+        """classes: (h, w) core class map; probabilities: (K, h, w) of the same core."""
+        if not classes.any():
+            return
+        r0, c0 = tile.core[0], tile.core[1]
+        offset = Affine.translation(c0, r0)
+        labels, _ = _label(classes)
+        for geom, value in shapes(labels, mask=labels > 0, transform=offset, connectivity=8):
+            poly = shape(geom)
+            piece = labels == int(value)
+            k = int(classes[piece][0]) - 1
+            self.polygons.setdefault(k, []).append(poly)
+            self.weights.setdefault(k, []).append((float(probabilities[k][piece].sum()), float(piece.sum())))
+
+    def merged(self) -> list[tuple[int, shapely.Geometry, float]]:
+        """(class, polygon, score) with pieces that touch across seams merged; score = mean probability."""
+        out = []
+        for k, polys in self.polygons.items():
+            tree = shapely.STRtree(polys)
+            for merged in getattr(shapely.union_all(polys), "geoms", [shapely.union_all(polys)]):
+                parts = tree.query(merged, predicate="intersects")
+                prob = sum(self.weights[k][i][0] for i in parts)
+                area = sum(self.weights[k][i][1] for i in parts)
+                out.append((k, merged, prob / max(area, 1.0)))
+        return out
+
+
+def _label(classes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Connected pieces of equal class (8-connected), numbered from 1."""
+    from scipy import ndimage
+
+    labels = np.zeros(classes.shape, np.int32)
+    count = 0
+    for value in np.unique(classes[classes > 0]):
+        pieces, n = ndimage.label(classes == value, structure=np.ones((3, 3), bool))
+        labels[pieces > 0] = pieces[pieces > 0] + count
+        count += n
+    return labels, count

@@ -13,7 +13,7 @@ onnxruntime's own `get_modelmeta`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from infer.decode import decode_objects
 from infer.errors import InputError, UsageError
 
 #: Metadata key holding the JSON of `ModelInfo`; the other `sitewatch.*` keys are for humans.
@@ -65,7 +66,8 @@ class ModelInfo:
         scale: raw DN of the bright end of the training data (its 99.9th
             percentile), for display stretches; None when unknown.
         provenance: how the model came to be (backbone, steps, train_seconds,
-            device, dataset, exported_at, precision, ...); free-form, JSON-able.
+            device, dataset, exported_at, precision, ...); free-form, JSON-able,
+            not part of equality.
     """
 
     classes: tuple[ClassInfo, ...]
@@ -296,4 +298,53 @@ class OnnxModel:
         return out
 
 
-__all__ = ["ClassInfo", "ModelInfo", "OnnxModel", "METADATA_KEY", "OUTPUT_NAMES", "select_providers"]
+@dataclass(frozen=True)
+class DetectionComparison:
+    """How the decoded detections of two runs differ (see `compare_detections`).
+
+    `objects`, `region_pixels`: what the reference run found. Mismatches:
+    objects without a partner in the other run, pixels decided differently.
+    `borderline`: differing decisions whose reference score or probability
+    lies within the comparison's margin of the threshold, where rounding alone
+    can flip them; not counted as mismatches.
+    """
+
+    objects: int
+    object_mismatches: int
+    region_pixels: int
+    pixel_mismatches: int
+    borderline: int
+
+    @property
+    def identical(self) -> bool:
+        return self.object_mismatches == 0 and self.pixel_mismatches == 0
+
+
+def compare_detections(reference: Sequence[NDArray[np.floating]], candidate: Sequence[NDArray[np.floating]],
+                       score_threshold: float = 0.3, mask_threshold: float = 0.5, position_px: float = 1e-2,
+                       angle_rad: float = 1e-3, margin: float = 0.0) -> DetectionComparison:
+    """Do two runs of a model (e.g. PyTorch and ONNX Runtime, or CPU and GPU) decide the same?
+
+    `reference`, `candidate`: `(heatmap (C, h, w), box (7, h, w), mask (R, H, W))`
+    of ONE image each. Objects are decoded with `infer.decode.decode_objects`
+    at `score_threshold`; two match when class agrees, centre, length and
+    width within `position_px` and heading within `angle_rad`. Regions are
+    pixels above `mask_threshold`.
+    """
+    a = decode_objects(reference[0], reference[1], score_threshold)
+    b = decode_objects(candidate[0], candidate[1], score_threshold)
+    near = a.classes[:, None] == b.classes[None, :]
+    near &= np.all(np.abs(a.rboxes[:, None, :4] - b.rboxes[None, :, :4]) <= position_px, axis=-1)
+    turn = np.abs(a.rboxes[:, None, 4] - b.rboxes[None, :, 4]).astype(np.float64) % (2 * np.pi)
+    near &= np.minimum(turn, 2 * np.pi - turn) <= angle_rad
+    unmatched = np.concatenate([a.scores[~near.any(axis=1)], b.scores[~near.any(axis=0)]])
+    edge_objects = int(np.sum(np.abs(unmatched - score_threshold) <= margin))
+    ref_mask, cand_mask = np.asarray(reference[2]), np.asarray(candidate[2])
+    flips = (ref_mask > mask_threshold) != (cand_mask > mask_threshold)
+    edge_pixels = int(np.sum(flips & (np.abs(ref_mask - mask_threshold) <= margin)))
+    return DetectionComparison(len(a), len(unmatched) - edge_objects, int(np.sum(ref_mask > mask_threshold)),
+                               int(flips.sum()) - edge_pixels, edge_objects + edge_pixels)
+
+
+__all__ = ["ClassInfo", "DetectionComparison", "ModelInfo", "OnnxModel", "METADATA_KEY", "OUTPUT_NAMES",
+           "compare_detections", "select_providers"]

@@ -14,6 +14,7 @@ commands:
   test      score a checkpoint on the test split (--ckpt_path)
   synth     generate synthetic scenes with exact labels (GeoTIFF + GeoJSON)
   chips     cut a scene and its labels into GeoTIFF chips and a COCO annotations.json
+  export    write a checkpoint as a self-describing ONNX file (CHECKPOINT --out model.onnx)
 
 Run `python -m train COMMAND --help` for a command's options."""
 
@@ -36,7 +37,11 @@ def main() -> int:
         from train.data.chips_cli import main as chips_main
 
         return run_command(chips_main, rest)
-    print(f"error: unknown command {command!r}; commands: fit, validate, test, synth, chips (see --help)", file=sys.stderr)
+    if command == "export":
+        from train.export import main as export_main
+
+        return run_command(export_main, rest)
+    print(f"error: unknown command {command!r}; commands: fit, validate, test, synth, chips, export (see --help)", file=sys.stderr)
     return 2
 
 

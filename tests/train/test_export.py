@@ -1,0 +1,187 @@
+"""`python -m train export`: a real checkpoint → a plain, self-describing ONNX file that matches PyTorch."""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import version
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import pytest
+import rasterio
+import torch
+
+from infer.console import run_command
+from infer.errors import InputError
+from infer.model import ModelInfo, OnnxModel, compare_detections
+from tests.helpers import run_cli
+from train import export
+from train.export import default_overlap, default_tile, export_checkpoint, load_checkpoint, main
+
+FIT = ["--model.backbone", "resnet18", "--model.fpn_channels", "32", "--model.head_channels", "32",
+       "--data.chip_size", "128", "--data.val_chip_size", "128", "--data.batch_size", "2",
+       "--data.num_workers", "0", "--trainer.accelerator", "cpu", "--trainer.enable_model_summary", "false",
+       "--trainer.enable_progress_bar", "false", "--trainer.logger", "false", "--trainer.max_steps", "3",
+       "--trainer.limit_val_batches", "1", "--data.samples_per_epoch", "6"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """A busy 2-core machine: OpenMP workers spinning against other processes slow tiny runs ~10x."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_dataset, tmp_path_factory) -> SimpleNamespace:
+    """A real 3-step fit on the tiny dataset, its checkpoint exported (fp32, default options)."""
+    root = tmp_path_factory.mktemp("export")
+    fit = run_cli("train", "fit", "--data.dataset", str(tiny_dataset), *FIT, "--trainer.default_root_dir",
+                  str(root), env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    ckpt = next(root.rglob("*.ckpt"))
+    report = export_checkpoint(ckpt, root / "model.onnx")
+    return SimpleNamespace(ckpt=ckpt, path=root / "model.onnx", report=report, loaded=load_checkpoint(ckpt),
+                           scene=tiny_dataset.parent / "val" / "scene_000.tif")
+
+
+def _torch(model: torch.nn.Module, batch: np.ndarray) -> list[np.ndarray]:
+    with torch.no_grad():
+        return [t.numpy() for t in model(torch.from_numpy(batch))]
+
+
+def test_graph_is_plain_onnx_with_dynamic_axes(exported):
+    graph = onnx.load(exported.path)
+    onnx.checker.check_model(graph, full_check=True)
+    assert {node.domain for node in graph.graph.node} <= {"", "ai.onnx"}
+    assert all(opset.domain in ("", "ai.onnx") for opset in graph.opset_import)
+    assert [o.name for o in graph.graph.output] == ["heatmap", "box", "mask"]
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "", "height", "width"] and dims[1].dim_value == 3
+    assert exported.report.parity.passed and exported.report.parity.detections.identical
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 128, 160), (2, 3, 256, 256)])
+def test_onnxruntime_matches_pytorch_at_two_sizes(exported, shape):
+    batch = np.random.default_rng(shape[-1]).standard_normal(shape, dtype=np.float32)
+    expected = _torch(exported.loaded.model, batch)
+    got = OnnxModel(exported.path, threads=1).run(batch)
+    for name, want, have in zip(("heatmap", "box", "mask"), expected, got, strict=True):
+        assert have.shape == want.shape, name
+        np.testing.assert_allclose(have, want, atol=1e-4, rtol=0, err_msg=name)
+    np.testing.assert_array_equal(got[0] > 0, expected[0] > 0)  # the same peaks, not just close values
+
+
+def test_decoded_detections_identical_on_a_real_validation_chip(exported):
+    runtime = OnnxModel(exported.path, threads=1)
+    with rasterio.open(exported.scene) as src:
+        pixels = src.read(window=((0, 256), (0, 256)))
+    batch = runtime.normalize(pixels)[None]
+    expected, got = _torch(exported.loaded.model, batch), runtime.run(batch)
+    # 0.3 is the runtime's default; a 3-step model rarely scores that high, so 0.05 too.
+    for threshold in (0.3, 0.05):
+        same = compare_detections([e[0] for e in expected], [g[0] for g in got], score_threshold=threshold,
+                                  margin=1e-5)
+        assert same.identical, same
+        assert same.borderline <= 2, same  # only values within 1e-5 of a threshold may flip
+    assert same.objects > 0 and same.region_pixels > 0  # the comparison was not of two empty sets
+
+
+def test_metadata_round_trips_into_model_info(exported):
+    sitewatch = torch.load(exported.ckpt, map_location="cpu", weights_only=True)["sitewatch"]
+    info = OnnxModel(exported.path, threads=1).info
+    assert [(c.name, c.kind, c.color, c.directional) for c in info.classes] == [
+        (c["name"], c["kind"], c["color"], c["directional"]) for c in sitewatch["classes"]]
+    assert [c.name for c in info.object_classes] == ["storehouse", "truck"]
+    assert [c.name for c in info.region_classes] == ["earth_berm", "cleared_site"]
+    assert info.bands == ("red", "green", "blue") and info.gsd_m == 0.5
+    np.testing.assert_allclose(info.mean, sitewatch["normalization"]["mean"])
+    np.testing.assert_allclose(info.std, sitewatch["normalization"]["std"])
+    assert (info.tile, info.overlap, info.stride) == (512, 160, 4)  # 4 x 128 px chips; 70 m at 0.5 m
+    assert info.version == version("sitewatch")
+    assert info.provenance["steps"] == 3 and info.provenance["backbone"] == "resnet18"
+    assert info.provenance["dataset"] == "tiny" and info.provenance["precision"] == "fp32"
+    assert info.provenance["exported_at"] and info.provenance["train_seconds"] > 0
+    props = {p.key: p.value for p in onnx.load(exported.path, load_external_data=False).metadata_props}
+    assert ModelInfo.from_metadata(props) == info and "storehouse (object)" in props["sitewatch.classes"]
+    pixels = np.full((3, 32, 32), 200, dtype=np.uint8)
+    expected = (200 - np.asarray(info.mean)) / np.asarray(info.std)
+    np.testing.assert_allclose(OnnxModel(exported.path).normalize(pixels)[:, 0, 0], expected, rtol=1e-6)
+
+
+def test_fp16_export_is_within_its_tolerance(exported, tmp_path):
+    out = tmp_path / "half.onnx"
+    report = export_checkpoint(exported.ckpt, out, fp16=True)
+    assert report.parity.passed and report.precision == "fp16"
+    assert report.size_bytes < 0.6 * exported.report.size_bytes
+    runtime = OnnxModel(out, threads=1)
+    assert runtime.info.provenance["precision"] == "fp16"
+    batch = np.random.default_rng(1).standard_normal((1, 3, 128, 160), dtype=np.float32)
+    expected, got = _torch(exported.loaded.model, batch), runtime.run(batch)
+    assert all(g.dtype == np.float32 for g in got)  # float32 in and out, float16 inside
+    tolerance = export.TOLERANCE["fp16"]
+    assert np.abs(got[1] - expected[1]).max() <= tolerance and np.abs(got[2] - expected[2]).max() <= tolerance
+    peaks = (got[0] > 0) & (expected[0] > 0)
+    assert peaks.sum() > 0.9 * (expected[0] > 0).sum()
+    assert np.abs(got[0] - expected[0])[peaks].max() <= tolerance
+
+
+def test_cli_options_reach_the_metadata(exported, tmp_path, capsys):
+    out = tmp_path / "sub" / "cli.onnx"
+    code = run_command(main, [str(exported.ckpt), "--out", str(out), "--tile", "256", "--overlap", "64",
+                              "--no-check"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "parity check skipped" in printed
+    info = OnnxModel(out).info
+    assert (info.tile, info.overlap) == (256, 64)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["cli.onnx"]  # no temporary left behind
+
+
+def test_failed_parity_check_leaves_no_file(exported, tmp_path, monkeypatch):
+    monkeypatch.setitem(export.TOLERANCE, "fp32", -1.0)  # nothing can pass
+    with pytest.raises(InputError, match="file not written"):
+        export_checkpoint(exported.ckpt, tmp_path / "model.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _not_sitewatch(folder: Path) -> Path:
+    torch.save({"state_dict": {}}, folder / "other.ckpt")
+    return folder / "other.ckpt"
+
+
+def _text(folder: Path) -> Path:
+    (folder / "text.ckpt").write_text("not a checkpoint")
+    return folder / "text.ckpt"
+
+
+@pytest.mark.parametrize("make_checkpoint,extra,code,needle", [
+    (lambda folder: folder / "missing.ckpt", [], 1, "checkpoint not found"),
+    (_not_sitewatch, [], 1, "not a sitewatch checkpoint"),
+    (_text, [], 1, "not a readable PyTorch checkpoint"),
+    (lambda folder: folder / "missing.ckpt", ["--tile", "100"], 2, "multiple of 32"),
+    (lambda folder: folder / "missing.ckpt", ["--opset", "99"], 2, "--opset"),
+])
+def test_bad_input_is_one_line_and_an_exit_code(tmp_path, capsys, make_checkpoint, extra, code, needle):
+    checkpoint = make_checkpoint(tmp_path)
+    out = tmp_path / "model.onnx"
+    assert run_command(main, [str(checkpoint), "--out", str(out), *extra]) == code
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("gsd_m,overlap", [(0.5, 160), (0.3, 256), (1.0, 96), (0.7, 128), (0.25, 288)])
+def test_default_overlap_spans_70_m_in_multiples_of_32(gsd_m, overlap):
+    assert default_overlap(gsd_m) == overlap
+    assert overlap * gsd_m >= 70 and overlap % 32 == 0
+
+
+@pytest.mark.parametrize("chip,overlap,tile", [(128, 160, 512), (256, 160, 1024), (512, 160, 1024),
+                                               (None, 160, 1024), (96, 160, 384), (128, 288, 608)])
+def test_default_tile_is_4_chips_capped_and_more_than_twice_the_overlap(chip, overlap, tile):
+    assert default_tile(chip, overlap) == tile

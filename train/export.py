@@ -1,0 +1,399 @@
+"""`python -m train export CHECKPOINT --out model.onnx`: a checkpoint → the deployable ONNX file.
+
+The file is plain ONNX (default domain only, dynamic batch/height/width) and
+describes itself: classes, bands, normalization, GSD, tile, overlap, stride,
+version and provenance travel in its metadata (`infer.model.ModelInfo`), so
+`infer` needs nothing else (DESIGN decisions 2, 5). Before the file takes its
+final name ONNX Runtime runs it beside PyTorch and the two must agree (the
+parity check); a failed export leaves no file behind (decision 7).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from infer.console import OneLineArgumentParser, run_command
+from infer.errors import InputError, UsageError
+from infer.model import (
+    INPUT_MULTIPLE,
+    ClassInfo,
+    DetectionComparison,
+    ModelInfo,
+    OnnxModel,
+    compare_detections,
+)
+from train.model.detector import OUTPUT_NAMES, OUTPUT_STRIDE, SiteDetector
+from train.task import CHECKPOINT_KEY
+
+INPUT_NAME = "image"
+#: The largest object sitewatch is meant to find (a long storehouse), metres.
+LARGEST_OBJECT_M = 60.0
+#: Context beyond the object the network needs to see to score and size it, metres.
+CONTEXT_MARGIN_M = 10.0
+_DYNAMIC = {0: "batch", 2: "height", 3: "width"}
+_NEEDED = ("classes", "bands", "gsd_m", "normalization")
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A checkpoint's network in eval mode; `sitewatch` is `checkpoint["sitewatch"]` (classes,
+    bands, gsd_m, normalization, chip_size, dataset, device, train_seconds)."""
+
+    model: SiteDetector
+    sitewatch: dict
+    hyper_parameters: dict
+    global_step: int
+    epoch: int
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What `export_checkpoint` wrote. `parity` is None when the check was skipped."""
+
+    path: Path
+    info: ModelInfo
+    precision: str
+    opset: int
+    size_bytes: int
+    seconds: float
+    parity: ParityReport | None
+
+    def lines(self) -> list[str]:
+        info = self.info
+        kinds = ", ".join(f"{c.name} ({c.kind}{', directional' if c.directional else ''})" for c in info.classes)
+        return [f"wrote {self.path} ({self.size_bytes / 1e6:.1f} MB, ONNX opset {self.opset}, {self.precision}) "
+                f"in {self.seconds:.1f} s", f"classes: {kinds}",
+                f"bands {', '.join(info.bands)} | GSD {info.gsd_m:g} m | tile {info.tile} px | "
+                f"overlap {info.overlap} px | stride {info.stride}",
+                f"parity check {self.parity.summary()}" if self.parity else "parity check skipped (--no-check)"]
+
+
+#: Largest |ONNX Runtime - PyTorch| allowed per output. fp32: the same float32 math
+#: in another order, so differences are rounding (~1e-6 seen). fp16: ~3 decimal
+#: digits per op through ~60 layers; ~5e-4 is seen on probabilities and box values,
+#: 2e-2 leaves room for the larger activations of trained models.
+TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
+#: Two decoded objects are the same when centre and sizes agree within px, heading within rad.
+MATCH_TOLERANCE = {"fp32": (1e-2, 1e-3), "fp16": (0.5, 2e-2)}
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """ONNX Runtime (CPU) vs PyTorch on one seeded random normalized tile.
+
+    `max_abs_diff`: per output over all cells. `peak_diff`: heatmap difference
+    over cells that are peaks in both (fp16 may move a peak between near-equal
+    neighbours, which makes the all-cell heatmap difference a peak's height).
+    `detections`: objects decoded at score 0.3 and region pixels above 0.5
+    (`infer.model.compare_detections`, margin = the larger of the mask and
+    peak differences). Passes, fp32: every difference <= 1e-4 and identical
+    detections. fp16: box, mask and peak differences <= 2e-2; detections are
+    reported, not required identical.
+    """
+
+    shape: tuple[int, ...]
+    precision: str
+    max_abs_diff: dict[str, float]
+    peak_diff: float
+    detections: DetectionComparison
+
+    @property
+    def tolerance(self) -> float:
+        return TOLERANCE[self.precision]
+
+    @property
+    def passed(self) -> bool:
+        if self.precision == "fp16":  # peaks may move, so the heatmap is compared at common peaks
+            return max(self.max_abs_diff["box"], self.max_abs_diff["mask"], self.peak_diff) <= self.tolerance
+        return max(self.max_abs_diff.values()) <= self.tolerance and self.detections.identical
+
+    def summary(self) -> str:
+        diffs = ", ".join(f"{k} {v:.1e}" for k, v in self.max_abs_diff.items())
+        if self.precision == "fp16":
+            diffs += f", heatmap at common peaks {self.peak_diff:.1e}"
+        d = self.detections
+        same = "identical" if d.identical else (
+            f"DIFFERENT ({d.object_mismatches} objects, {d.pixel_mismatches} region pixels)")
+        edge = f", {d.borderline} borderline decisions ignored" if d.borderline else ""
+        return (f"{'passed' if self.passed else 'FAILED'} on a {'x'.join(map(str, self.shape))} tile: "
+                f"max |ORT - PyTorch| {diffs} (tolerance {self.tolerance:g}); detections {same} "
+                f"({d.objects} objects at score > 0.3, {d.region_pixels} region pixels{edge})")
+
+
+def check_parity(model: SiteDetector, runtime: OnnxModel, precision: str, size: int = 256,
+                 seed: int = 0) -> ParityReport:
+    """Run `model` (eval) and `runtime` on a seeded N(0, 1) tile `1 x C x size x size` and compare."""
+    shape = (1, len(runtime.info.bands), size, size)
+    tile = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+    with torch.no_grad():
+        reference = [t.numpy() for t in model(torch.from_numpy(tile))]
+    candidate = runtime.run(tile)
+    diffs = {name: float(np.max(np.abs(r - c))) for name, r, c in zip(OUTPUT_NAMES, reference, candidate,
+                                                                      strict=True)}
+    peaks = (reference[0] > 0) & (candidate[0] > 0)
+    peak_diff = float(np.max(np.abs(reference[0] - candidate[0])[peaks], initial=0.0))
+    position, angle = MATCH_TOLERANCE[precision]
+    detections = compare_detections([r[0] for r in reference], [c[0] for c in candidate], position_px=position,
+                                     angle_rad=angle, margin=max(diffs["mask"], peak_diff))
+    return ParityReport(shape, precision, diffs, peak_diff, detections)
+
+
+def default_overlap(gsd_m: float) -> int:
+    """Tile overlap in pixels: ceil((60 m + 10 m) / GSD), rounded up to a multiple of 32.
+
+    Why: each tile owns the detections whose centres fall in its core, and
+    the core reaches half the overlap into it from either side. An object
+    whose centre lies on the core's edge must still lie wholly inside the
+    tile, so half the overlap must cover half the largest object (60 m / 2),
+    i.e. overlap >= 60 m; the 10 m more leave the network context around the
+    object's far end (its size and heading come from the whole outline). A
+    multiple of 32 keeps tile steps on the backbone's stride and on the
+    4-pixel output grid. 0.5 m GSD → 140 px → 160 px.
+    """
+    if not gsd_m > 0:
+        raise InputError(f"GSD must be > 0, got {gsd_m}")
+    pixels = math.ceil((LARGEST_OBJECT_M + CONTEXT_MARGIN_M) / gsd_m - 1e-9)
+    return -(-pixels // INPUT_MULTIPLE) * INPUT_MULTIPLE
+
+
+def default_tile(chip_size: int | None, overlap: int) -> int:
+    """Recommended tile side: 4 × the training chip, at most 1024, a multiple of 32.
+
+    Bigger tiles waste less on overlap and batch better on GPUs; 1024 keeps
+    a batch of a few tiles in a small GPU's memory. When that is not more
+    than twice the overlap (very fine GSDs) the tile grows to 2 × overlap +
+    32, so that tiles still advance by more than they repeat.
+    """
+    chip = chip_size or 256
+    tile = max(INPUT_MULTIPLE, min(4 * chip, 1024) // INPUT_MULTIPLE * INPUT_MULTIPLE)
+    return tile if tile > 2 * overlap else 2 * overlap + INPUT_MULTIPLE
+
+
+def load_checkpoint(path: Path) -> LoadedCheckpoint:
+    """Rebuild the `SiteDetector` of a sitewatch Lightning checkpoint (no data needed).
+
+    The network is built from `hyper_parameters` (backbone, widths) and the
+    class list and bands in `checkpoint["sitewatch"]`, without backbone
+    weights (the state_dict has them), then loaded from the `model.` entries
+    of `state_dict`. Raises `InputError` (one line) for a missing file, a
+    file that is not a checkpoint, or a checkpoint of something else.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path}")
+    try:
+        # weights_only: a checkpoint is data; unpickling arbitrary objects would run their code.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises pickle, zip and runtime errors alike for foreign files
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {first[:200]})") from None
+    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint or "state_dict" not in checkpoint:
+        raise InputError(f"{path} is not a sitewatch checkpoint (no {CHECKPOINT_KEY!r} entry); "
+                         "export checkpoints written by `python -m train fit`")
+    info = checkpoint[CHECKPOINT_KEY]
+    if missing := [key for key in _NEEDED if not info.get(key)]:
+        raise InputError(f"{path} lacks {', '.join(missing)} in its sitewatch entry "
+                         "(was it saved before training started?)")
+    hparams = dict(checkpoint.get("hyper_parameters", {}))
+    kinds = [c["kind"] for c in info["classes"]]
+    try:
+        model = SiteDetector(
+            kinds.count("object"), kinds.count("region"), backbone=hparams.get("backbone", "resnet18"),
+            in_channels=len(info["bands"]), fpn_channels=hparams.get("fpn_channels", 128),
+            head_channels=hparams.get("head_channels", 128), backbone_weights=None)
+        prefix = "model."
+        weights = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+        model.load_state_dict(weights, strict=True)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: its weights do not fit the network it describes: "
+                         f"{str(exc).strip().splitlines()[0][:200]}") from None
+    return LoadedCheckpoint(model.float().eval(), info, hparams, int(checkpoint.get("global_step", 0)),
+                            int(checkpoint.get("epoch", 0)))
+
+
+def model_info(loaded: LoadedCheckpoint, checkpoint: Path, precision: str, opset: int,
+               tile: int | None, overlap: int | None) -> ModelInfo:
+    """The metadata record of the exported file; `tile`/`overlap` None = the defaults above."""
+    info = loaded.sitewatch
+    overlap = default_overlap(info["gsd_m"]) if overlap is None else overlap
+    tile = default_tile(info.get("chip_size"), overlap) if tile is None else tile
+    try:
+        sitewatch_version = version("sitewatch")
+    except PackageNotFoundError:
+        sitewatch_version = "unknown"
+    norm = info["normalization"]
+    hparams = loaded.hyper_parameters
+    provenance = {
+        "backbone": hparams.get("backbone", "resnet18"), "fpn_channels": hparams.get("fpn_channels"),
+        "head_channels": hparams.get("head_channels"), "steps": loaded.global_step, "epoch": loaded.epoch,
+        "train_seconds": info.get("train_seconds"), "device": info.get("device"),
+        "dataset": info.get("dataset"), "chip_size": info.get("chip_size"),
+        "checkpoint": checkpoint.name, "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "precision": precision, "opset": opset, "torch": torch.__version__,
+    }
+    try:
+        return ModelInfo(
+            classes=tuple(ClassInfo(c["name"], c["kind"], c["color"], bool(c.get("directional", False)))
+                          for c in info["classes"]),
+            bands=tuple(info["bands"]), mean=tuple(float(v) for v in norm["mean"]),
+            std=tuple(float(v) for v in norm["std"]), gsd_m=float(info["gsd_m"]), tile=tile,
+            overlap=overlap, stride=OUTPUT_STRIDE, version=sitewatch_version,
+            scale=float(norm["scale"]) if norm.get("scale") is not None else None, provenance=provenance)
+    except ValueError as exc:
+        raise InputError(f"{checkpoint}: {exc}") from None
+
+
+def to_onnx(model: SiteDetector, in_channels: int, opset: int = 17) -> onnx.ModelProto:
+    """Trace `model` (eval mode) into an ONNX graph with dynamic batch, height and width."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript
+        # (not a dependency); norm layers' shape checks warn harmlessly while tracing.
+        for category in (DeprecationWarning, UserWarning, torch.jit.TracerWarning):
+            warnings.simplefilter("ignore", category)
+        torch.onnx.export(model, (torch.zeros(1, in_channels, 128, 128),), buffer, dynamo=False,
+                          opset_version=opset, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                          dynamic_axes={name: _DYNAMIC for name in (INPUT_NAME, *OUTPUT_NAMES)})
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Weights and activations in float16; the input and outputs stay float32.
+
+    onnxruntime's converter appends the input/output Casts at the end of the
+    node list, which the ONNX checker rejects (graphs must be topologically
+    sorted), so the nodes are re-sorted afterwards.
+    """
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "some values truncated to fp16 range": expected
+        half = convert_float_to_float16(proto, keep_io_types=True)
+    _sort_topologically(half.graph)
+    return half
+
+
+def _sort_topologically(graph: onnx.GraphProto) -> None:
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        waiting = []
+        for node in pending:
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                waiting.append(node)
+        if len(waiting) == len(pending):
+            raise InputError("the float16 graph has a cycle or a dangling input; export without --fp16")
+        pending = waiting
+    copies = [onnx.NodeProto.FromString(node.SerializeToString()) for node in ordered]
+    del graph.node[:]  # detaches the originals: hence the copies
+    graph.node.extend(copies)
+
+
+def validate_graph(proto: onnx.ModelProto) -> None:
+    """ONNX checker plus decision 2: every op in the default domain (no custom ops)."""
+    onnx.checker.check_model(proto)
+    foreign = sorted({f"{n.domain}::{n.op_type}" for n in proto.graph.node if n.domain not in ("", "ai.onnx")})
+    foreign += [f"opset {o.domain}" for o in proto.opset_import if o.domain not in ("", "ai.onnx")]
+    if foreign:
+        raise InputError(f"the exported graph uses ops outside the default ONNX domain: {', '.join(foreign)}")
+
+
+def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool = False,
+                      tile: int | None = None, overlap: int | None = None, check: bool = True) -> ExportReport:
+    """Export a sitewatch checkpoint to a self-describing ONNX file at `out`.
+
+    Args:
+        checkpoint: a `.ckpt` written by `python -m train fit`.
+        out: destination; written under a temporary name and renamed only
+            when complete and checked, so `out` is never a half file.
+        opset: ONNX opset, 13..20 (17 is the tested one).
+        fp16: store weights and compute in float16, keep float32 input/outputs.
+        tile, overlap: recommended tiling in pixels, multiples of 32 with
+            overlap < tile; None = `default_tile` / `default_overlap`.
+        check: run ONNX Runtime (CPU) beside PyTorch on a seeded random tile;
+            raise `InputError` when they disagree (see `ParityReport`).
+
+    Returns an `ExportReport`. Raises `InputError`/`UsageError` (one line).
+    """
+    started, checkpoint, out = time.perf_counter(), Path(checkpoint), Path(out)
+    for name, value, least in (("--tile", tile, 1), ("--overlap", overlap, 0)):
+        if value is not None and (value < least or value % INPUT_MULTIPLE):
+            raise UsageError(f"{name} must be a {'positive' if least else 'non-negative'} multiple of "
+                             f"{INPUT_MULTIPLE}, got {value}")
+    if tile is not None and overlap is not None and overlap >= tile:
+        raise UsageError(f"--overlap ({overlap}) must be less than --tile ({tile})")
+    loaded = load_checkpoint(checkpoint)
+    precision = "fp16" if fp16 else "fp32"
+    info = model_info(loaded, checkpoint, precision, opset, tile, overlap)
+    proto = to_onnx(loaded.model, len(info.bands), opset)
+    proto = to_fp16(proto) if fp16 else proto
+    proto.producer_name, proto.producer_version = "sitewatch", info.version
+    proto.doc_string = "sitewatch detector; what it expects is in the metadata key 'sitewatch'"
+    onnx.helper.set_model_props(proto, info.to_metadata())
+    validate_graph(proto)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        onnx.save_model(proto, temporary)
+        parity = None
+        if check:
+            runtime = OnnxModel(temporary, device="cpu", threads=torch.get_num_threads())
+            parity = check_parity(loaded.model, runtime, precision)
+            if not parity.passed:
+                raise InputError(f"ONNX Runtime disagrees with PyTorch, file not written: {parity.summary()}")
+        os.replace(temporary, out)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return ExportReport(out, info, precision, opset, out.stat().st_size, time.perf_counter() - started, parity)
+
+
+def build_parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(
+        prog="python -m train export",
+        description="Export a sitewatch checkpoint to a self-describing ONNX file for `python -m infer`.")
+    add = parser.add_argument
+    add("checkpoint", type=Path, help="a .ckpt written by `python -m train fit`")
+    add("--out", type=Path, default=None,
+        help="the .onnx file to write (default: CHECKPOINT with the suffix .onnx)")
+    add("--fp16", action="store_true", help="float16 weights, float32 input/outputs (default: float32)")
+    add("--opset", type=int, default=17, choices=range(13, 21), metavar="N",
+        help="ONNX opset version, 13..20 (default: 17)")
+    add("--tile", type=int, default=None,
+        help="recommended tile side in px, a multiple of 32 (default: 4 x the training chip, at most 1024)")
+    add("--overlap", type=int, default=None,
+        help="tile overlap in px, a multiple of 32 (default: 70 m at the training GSD, rounded up)")
+    add("--no-check", dest="check", action="store_false",
+        help="skip the ONNX Runtime vs PyTorch parity check (default: check)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; errors are `SitewatchError`s for `run_command` to print as one line."""
+    args = build_parser().parse_args(argv)
+    out = args.out if args.out is not None else args.checkpoint.with_suffix(".onnx")
+    report = export_checkpoint(args.checkpoint, out, opset=args.opset, fp16=args.fp16, tile=args.tile,
+                               overlap=args.overlap, check=args.check)
+    print("\n".join(report.lines()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -127,6 +127,8 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
             timings.write += t4 - t3
             bar.update(len(batch))
         bar.close()
+        if timings.counts.get("skipped_nodata_tiles", 0) == len(reader.tiles):
+            raise InputError(f"{scene.name} has no valid pixels (all nodata)")
         t0 = time.perf_counter()
         rboxes, scores, classes = objects.arrays()
         merged = pieces.merged()

@@ -1,0 +1,214 @@
+"""`infer run` end to end with a model whose answers are known: seams, tiling, GSD, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from PIL import Image
+
+from infer.geo import from_wgs84
+from infer.tiling import tile_grid
+from tests.helpers import run_cli
+from tests.infer.oracle import LENGTH_PX, ORIGIN, WIDTH_PX, plant, write_oracle, write_scene
+
+SIZE = 640
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory) -> Path:
+    return write_oracle(tmp_path_factory.mktemp("model") / "oracle.onnx")
+
+
+def _seam_centres() -> list[tuple[int, int]]:
+    """Markers 2 px either side of every core boundary, in both directions, plus corners."""
+    tiles = tile_grid(SIZE, SIZE, 256, 64)
+    bounds = sorted({t.core[1] for t in tiles} - {0})
+    centres = [(b + d, 102) for b in bounds for d in (-2, 2)] + [(302, b + d) for b in bounds for d in (-2, 2)]
+    centres += [(b + 2, c + 2) for b in bounds for c in bounds]
+    return sorted(set(centres))
+
+
+def _objects(path: Path) -> list[tuple[float, float, dict]]:
+    """(col, row, properties) of every object feature, centres mapped back to pixels at 0.5 m."""
+    out = []
+    for f in json.loads(path.read_text())["features"]:
+        if f["properties"]["class"] != "storehouse":
+            continue
+        c = from_wgs84(shapely.geometry.shape(f["geometry"]), "EPSG:32637").centroid
+        out.append(((c.x - ORIGIN[0]) / 0.5, (ORIGIN[1] - c.y) / 0.5, f["properties"]))
+    return sorted(out, key=lambda o: (round(o[1]), round(o[0])))
+
+
+def _run(model: Path, scenes: list[Path], out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run_cli("infer", "run", str(model), *map(str, scenes), "--out", str(out), "--quiet", *extra)
+
+
+@pytest.fixture(scope="module")
+def seam_scene(tmp_path_factory) -> Path:
+    berm = (400, 20, 410, 620)  # a long strip crossing every vertical seam
+    return write_scene(tmp_path_factory.mktemp("scene") / "seams.tif",
+                       plant(SIZE, SIZE, _seam_centres(), [berm]))
+
+
+def test_objects_on_seams_are_found_once_each_and_where_they_are(oracle, seam_scene, tmp_path):
+    result = _run(oracle, [seam_scene], tmp_path, "--tile", "256", "--overlap", "64")
+    assert result.returncode == 0, result.stderr
+    found = _objects(tmp_path / "seams.geojson")
+    planted = sorted(_seam_centres(), key=lambda c: (c[1], c[0]))
+    assert len(found) == len(planted)
+    for (col, row, props), (pc, pr) in zip(found, planted, strict=True):
+        assert abs(col - pc) < 0.01 and abs(row - pr) < 0.01
+        assert props["length_m"] == pytest.approx(LENGTH_PX * 0.5) and props["width_m"] == pytest.approx(WIDTH_PX * 0.5)
+        assert props["heading_deg"] == pytest.approx(90.0)  # long axis east-west
+
+
+def test_a_region_cut_by_seams_comes_out_as_one_polygon(oracle, seam_scene, tmp_path):
+    assert _run(oracle, [seam_scene], tmp_path, "--tile", "256", "--overlap", "64").returncode == 0
+    berms = [f for f in json.loads((tmp_path / "seams.geojson").read_text())["features"]
+             if f["properties"]["class"] == "earth_berm"]
+    assert len(berms) == 1
+    assert berms[0]["properties"]["area_m2"] == pytest.approx(10 * 600 * 0.25, rel=0.01)
+    with rasterio.open(tmp_path / "seams_mask.tif") as src:
+        mask = src.read(1)
+        assert src.crs.to_epsg() == 32637 and src.overviews(1)  # a COG with overviews
+    assert (mask == 1).sum() == 10 * 600 and set(np.unique(mask)) == {0, 1}
+
+
+def test_results_do_not_depend_on_tile_size_or_overlap(oracle, seam_scene, tmp_path):
+    runs = {}
+    for tile, overlap in ((256, 64), (512, 128), (320, 96)):
+        out = tmp_path / f"{tile}-{overlap}"
+        assert _run(oracle, [seam_scene], out, "--tile", str(tile), "--overlap", str(overlap)).returncode == 0
+        runs[tile] = [(round(c, 3), round(r, 3)) for c, r, _ in _objects(out / "seams.geojson")]
+        with rasterio.open(out / "seams_mask.tif") as src:
+            runs[f"mask{tile}"] = src.read(1)
+    assert runs[256] == runs[512] == runs[320]
+    np.testing.assert_array_equal(runs["mask256"], runs["mask512"])
+
+
+def test_a_coarser_scene_is_resampled_and_detections_land_on_the_ground(oracle, tmp_path):
+    # The same ground at 1 m: markers of 2 x 2 px become 4 x 4 on the model's 0.5 m grid.
+    fine = plant(512, 512, [(102, 102), (302, 202)], [])
+    coarse = fine[:, ::2, ::2].copy()
+    coarse[0] = fine[0].reshape(256, 2, 256, 2).max(axis=(1, 3))
+    scene = write_scene(tmp_path / "coarse.tif", coarse, gsd=1.0)
+    assert _run(oracle, [scene], tmp_path / "out", "--tile", "256", "--overlap", "64").returncode == 0
+    found = _objects(tmp_path / "out" / "coarse.geojson")
+    assert [(round(c), round(r)) for c, r, _ in found] == [(102, 102), (302, 202)]
+
+
+def test_a_picture_without_georeferencing_works_in_pixels(oracle, tmp_path):
+    pixels = plant(256, 256, [(62, 90)], [])
+    Image.fromarray(np.moveaxis(pixels, 0, -1)).save(tmp_path / "photo.png")
+    assert _run(oracle, [tmp_path / "photo.png"], tmp_path / "out").returncode == 0
+    data = json.loads((tmp_path / "out" / "photo.geojson").read_text())
+    assert "pixel" in data["coordinates"]
+    (feature,) = data["features"]
+    centre = shapely.geometry.shape(feature["geometry"]).centroid
+    assert (centre.x, centre.y) == pytest.approx((62, 90))
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_bad_scenes_are_recorded_and_skipped_and_the_job_exits_1(oracle, seam_scene, tmp_path):
+    truncated = tmp_path / "truncated.tif"
+    truncated.write_bytes(seam_scene.read_bytes()[: seam_scene.stat().st_size // 3])
+    not_tiff = tmp_path / "notes.tif"
+    not_tiff.write_text("this is not a raster")
+    four_bands = write_scene(tmp_path / "four.tif", np.zeros((4, 64, 64), np.uint8))
+    empty = write_scene(tmp_path / "empty.tif", np.zeros((3, 300, 300), np.uint8), nodata=0)
+    good = tmp_path / "good.tif"
+    shutil.copy(seam_scene, good)
+    out = tmp_path / "out"
+    result = _run(oracle, [truncated, not_tiff, four_bands, empty, good], out)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 4 and "Traceback" not in result.stderr
+    summary = {Path(e["scene"]).name: e for e in json.loads((out / "summary.json").read_text())["scenes"]}
+    assert summary["good.tif"]["status"] == "done"
+    assert "4 bands, the model expects 3" in summary["four.tif"]["error"]
+    assert "no valid pixels" in summary["empty.tif"]["error"]
+    for name in ("truncated", "notes", "four", "empty"):
+        assert summary[f"{name}.tif"]["status"] == "failed" and "\n" not in summary[f"{name}.tif"]["error"]
+        assert not list(out.glob(f"{name}*")) and not list(out.glob(f".{name}*"))  # nothing half-written
+
+
+def test_missing_model_is_a_usage_error(seam_scene, tmp_path):
+    result = _run(tmp_path / "nope.onnx", [seam_scene], tmp_path / "out")
+    assert result.returncode == 2 and "nope.onnx" in _one_error_line(result)
+
+
+def test_read_only_output_folder_is_a_usage_error(oracle, seam_scene, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode:
+            pytest.skip("running as root without chattr: cannot make a folder read-only")
+    else:
+        folder.chmod(0o555)
+    try:
+        result = _run(oracle, [seam_scene], folder)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)])
+        folder.chmod(0o755)
+    assert result.returncode == 2 and "cannot write to output folder" in _one_error_line(result)
+
+
+def test_bad_shard_is_a_usage_error(oracle, seam_scene, tmp_path):
+    result = _run(oracle, [seam_scene], tmp_path, "--shard", "3/2")
+    assert result.returncode == 2 and "--shard" in _one_error_line(result)
+
+
+def test_shards_split_the_scene_list(oracle, seam_scene, tmp_path):
+    scenes = []
+    for k in range(3):
+        scenes.append(tmp_path / f"s{k}.tif")
+        shutil.copy(seam_scene, scenes[-1])
+    for shard in ("0/2", "1/2"):
+        assert _run(oracle, scenes, tmp_path / "out", "--shard", shard).returncode == 0
+    done = sorted(p.name for p in (tmp_path / "out").glob("s*.geojson"))
+    assert done == ["s0.geojson", "s1.geojson", "s2.geojson"]
+    first = json.loads((tmp_path / "out" / "summary-0-of-2.json").read_text())["scenes"]
+    assert sorted(Path(e["scene"]).name for e in first) == ["s0.tif", "s2.tif"]
+
+
+def test_a_killed_run_resumed_gives_the_same_outputs(oracle, tmp_path):
+    scenes = []
+    for k in range(3):
+        centres = [(102 + 40 * k, 102), (1502, 1802 - 40 * k)]
+        scenes.append(write_scene(tmp_path / f"big{k}.tif", plant(2048, 2048, centres, [(900, 100, 910, 1900)])))
+    whole = tmp_path / "whole"
+    assert _run(oracle, scenes, whole, "--tile", "256", "--overlap", "64").returncode == 0
+
+    resumed = tmp_path / "resumed"
+    args = [sys.executable, "-m", "infer", "run", str(oracle), *map(str, scenes), "--out", str(resumed), "--quiet",
+            "--tile", "256", "--overlap", "64"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (resumed / "big0.geojson").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (resumed / "big2.geojson").exists()  # it really was cut short
+    assert _run(oracle, scenes, resumed, "--tile", "256", "--overlap", "64").returncode == 0
+    for k in range(3):
+        assert (resumed / f"big{k}.geojson").read_text() == (whole / f"big{k}.geojson").read_text()
+        with rasterio.open(resumed / f"big{k}_mask.tif") as a, rasterio.open(whole / f"big{k}_mask.tif") as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+    assert not list(resumed.glob(".*partial*"))

@@ -29,9 +29,15 @@ train: data
 # The main job on the synthetic default: data, a short CPU training run with
 # per-class validation mAP, and a scene pair at two dates for change detection.
 demo: data
-	$(PY) -m train synth --out $(DEMO_DIR)/scenes --scenes 1 --size 2048 --second-date --seed 7 --preview
+	$(PY) -m train synth --out $(DEMO_DIR)/scenes --scenes 1 --size 2048 --second-date --seed 7 --preview --quiet
 	$(PY) -m train fit --config train/configs/demo.yaml
-	@echo "Checkpoints and logs: runs/demo/   Scene pair, labels, changes, previews: $(DEMO_DIR)/scenes/"
+	$(PY) -m train export runs/demo/checkpoints/best.ckpt --out checkpoints/demo.onnx
+	$(PY) -m train synth --out $(DEMO_DIR)/heldout --size 8192 --seed 99 --quiet
+	$(PY) -m infer run checkpoints/demo.onnx $(DEMO_DIR)/heldout/scene_000.tif --out $(DEMO_DIR)/run
+	$(PY) -m infer evaluate $(DEMO_DIR)/run/scene_000.geojson $(DEMO_DIR)/heldout/scene_000.geojson \
+		--scene $(DEMO_DIR)/heldout/scene_000.tif
+	@echo "Overlay: $(DEMO_DIR)/run/scene_000_overlay.png  GeoJSON: $(DEMO_DIR)/run/scene_000.geojson"
+	@echo "Mask: $(DEMO_DIR)/run/scene_000_mask.tif  Model: checkpoints/demo.onnx  Training logs: runs/demo/"
 
 test: setup
 	$(PY) -m pytest -q

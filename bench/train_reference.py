@@ -21,9 +21,9 @@ from train.task import SiteDetectionTask
 
 
 def _best_checkpoint(run: Path) -> Path:
-    candidates = sorted(run.rglob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+    candidates = sorted([*run.rglob("best.ckpt"), *run.rglob("best-*.ckpt")], key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise SystemExit(f"no best-*.ckpt under {run}")
+        raise SystemExit(f"no best checkpoint under {run}")
     return candidates[-1]
 
 

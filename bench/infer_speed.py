@@ -1,0 +1,108 @@
+"""Inference speed on the CPU, side by side in one run, medians of several runs.
+
+1. the whole `infer run` pipeline (read, normalize, model, decode, stitch, write) in Mpx/s;
+2. ONNX Runtime alone on the same tiles (already read and normalized);
+3. PyTorch eager on the same batches with the same weights and thread count.
+
+`python -m bench.infer_speed --checkpoint runs/demo/checkpoints/best.ckpt [--size 4096] [--runs 3]`
+writes bench/results/infer_speed.json. Speed does not depend on what the
+weights learned, only on the architecture, which the checkpoint fixes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.machine import describe
+from infer.model import OnnxModel
+from infer.pipeline import RunOptions, process_scene
+from infer.reader import TileReader, open_grid
+from train.export import export_checkpoint, load_checkpoint
+from train.synth.cli import main as synth
+
+
+def _median_seconds(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", type=Path, default=Path("runs/demo/checkpoints/best.ckpt"))
+    p.add_argument("--size", type=int, default=4096, help="side of the synthetic scene in pixels")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = p.parse_args()
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        onnx_path = tmp / "model.onnx"
+        export_checkpoint(args.checkpoint, onnx_path, check=False)
+        synth(["--out", str(tmp / "scene"), "--size", str(args.size), "--seed", "5", "--quiet"])
+        scene = tmp / "scene" / "scene_000.tif"
+        model = OnnxModel(onnx_path, device="cpu")
+        info = model.info
+        grid = open_grid(scene, len(info.bands), info.gsd_m)
+        options = RunOptions(batch=args.batch, progress=False)
+        reads = list(TileReader(grid, info.tile, info.overlap))
+        batches = [model.normalize(np.stack([r.pixels for r in reads[i:i + args.batch]]),
+                                   np.stack([r.valid for r in reads[i:i + args.batch]]))
+                   for i in range(0, len(reads), args.batch)]
+        network = load_checkpoint(args.checkpoint).model.eval()
+
+        def pipeline() -> None:
+            process_scene(model, scene, tmp / f"out{time.perf_counter_ns()}", options)
+
+        def ort_alone() -> None:
+            for batch in batches:
+                model.run(batch)
+
+        def torch_eager() -> None:
+            with torch.inference_mode():
+                for batch in batches:
+                    network(torch.from_numpy(batch))
+
+        pipeline()  # warm-up: first session run, page cache
+        ort_alone()
+        torch_eager()
+        mpx = grid.megapixels
+        seconds = {name: _median_seconds(fn, args.runs)
+                   for name, fn in (("pipeline", pipeline), ("onnxruntime", ort_alone), ("pytorch_eager", torch_eager))}
+    result = {
+        "benchmark": "infer_speed",
+        "machine": describe(),
+        "scene_px": args.size,
+        "megapixels": round(mpx, 2),
+        "tile": info.tile,
+        "overlap": info.overlap,
+        "batch": args.batch,
+        "runs": args.runs,
+        "threads": threads,
+        "model": {k: info.provenance.get(k) for k in ("backbone", "fpn_channels", "head_channels")},
+        "median_seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "mpx_per_s": {k: round(mpx / v, 3) for k, v in seconds.items()},
+        "pipeline_efficiency": round(seconds["onnxruntime"] / seconds["pipeline"], 3),
+        "onnxruntime_vs_pytorch": round(seconds["pytorch_eager"] / seconds["onnxruntime"], 3),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "infer_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("mpx_per_s", "pipeline_efficiency", "onnxruntime_vs_pytorch")}))
+
+
+if __name__ == "__main__":
+    main()

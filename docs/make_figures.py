@@ -7,8 +7,8 @@ import tempfile
 from pathlib import Path
 
 import rasterio
-from PIL import Image
 import shapely
+from PIL import Image
 from rasterio.windows import Window
 
 from infer.geo import from_wgs84

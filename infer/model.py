@@ -65,6 +65,8 @@ class ModelInfo:
         version: sitewatch version that exported the file.
         scale: raw DN of the bright end of the training data (its 99.9th
             percentile), for display stretches; None when unknown.
+        dtype: pixel type the model was trained on (e.g. "uint8"); a scene of
+            another type would be normalized wrongly, so it is refused.
         provenance: how the model came to be (backbone, steps, train_seconds,
             device, dataset, exported_at, precision, ...); free-form, JSON-able,
             not part of equality.
@@ -80,6 +82,7 @@ class ModelInfo:
     stride: int = 4
     version: str = "unknown"
     scale: float | None = None
+    dtype: str | None = None  # pixel type of the training rasters; None when unknown
     provenance: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -134,6 +137,7 @@ class ModelInfo:
                 stride=int(record.pop("stride", 4)),
                 version=str(record.pop("version", "unknown")),
                 scale=None if record.get("scale") is None else float(record.pop("scale")),
+                dtype=None if record.get("dtype") is None else str(record.pop("dtype")),
                 provenance=dict(record.pop("provenance", {}) or {}),
             )
         except InputError:

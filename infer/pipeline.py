@@ -91,7 +91,7 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
     overlap = info.overlap if options.overlap is None else options.overlap
     if tile % 32:
         raise InputError(f"tile must be a multiple of 32, got {tile}")
-    grid = open_grid(scene, len(info.bands), info.gsd_m)
+    grid = open_grid(scene, len(info.bands), info.gsd_m, info.dtype)
     reader = TileReader(grid, tile, overlap, threads=options.reader_threads)
     paths = output_paths(out_dir, scene)
     timings = Timings()

@@ -60,8 +60,8 @@ class SceneGrid:
         return self.width * self.height / 1e6
 
 
-def open_grid(path: Path, bands: int, model_gsd: float) -> SceneGrid:
-    """Check a scene can be read for a model with `bands` bands; one clear error if not."""
+def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None) -> SceneGrid:
+    """Check a scene can be read for a model with `bands` bands of `dtype`; one clear error if not."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"scene not found: {path}")
@@ -71,6 +71,8 @@ def open_grid(path: Path, bands: int, model_gsd: float) -> SceneGrid:
             with rasterio.open(path) as src:
                 if src.count != bands:
                     raise InputError(f"{path.name} has {src.count} bands, the model expects {bands}")
+                if dtype is not None and src.dtypes[0] != dtype:
+                    raise InputError(f"{path.name} has {src.dtypes[0]} pixels, the model was trained on {dtype}")
                 georeferenced = src.crs is not None and not src.transform.is_identity
                 source_gsd = abs(src.transform.a) if georeferenced else model_gsd
                 scale = model_gsd / source_gsd if abs(model_gsd / source_gsd - 1) > GSD_TOLERANCE else 1.0

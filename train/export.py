@@ -252,7 +252,8 @@ def model_info(loaded: LoadedCheckpoint, checkpoint: Path, precision: str, opset
             bands=tuple(info["bands"]), mean=tuple(float(v) for v in norm["mean"]),
             std=tuple(float(v) for v in norm["std"]), gsd_m=float(info["gsd_m"]), tile=tile,
             overlap=overlap, stride=OUTPUT_STRIDE, version=sitewatch_version,
-            scale=float(norm["scale"]) if norm.get("scale") is not None else None, provenance=provenance)
+            scale=float(norm["scale"]) if norm.get("scale") is not None else None, dtype=info.get("dtype"),
+            provenance=provenance)
     except ValueError as exc:
         raise InputError(f"{checkpoint}: {exc}") from None
 

@@ -45,7 +45,8 @@ def write_oracle(path: Path, tile: int = 256, overlap: int = 64) -> Path:
                       input_names=["image"], output_names=["heatmap", "box", "mask"],
                       dynamic_axes={n: {0: "b", 2: "h", 3: "w"} for n in ("image", "heatmap", "box", "mask")})
     proto = onnx.load_from_string(buffer.getvalue())
-    info = ModelInfo(CLASSES, ("red", "green", "blue"), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0.5, tile, overlap)
+    info = ModelInfo(CLASSES, ("red", "green", "blue"), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0.5, tile, overlap,
+                     dtype="uint8")
     for key, value in info.to_metadata().items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, path)

@@ -131,19 +131,21 @@ def test_bad_scenes_are_recorded_and_skipped_and_the_job_exits_1(oracle, seam_sc
     not_tiff = tmp_path / "notes.tif"
     not_tiff.write_text("this is not a raster")
     four_bands = write_scene(tmp_path / "four.tif", np.zeros((4, 64, 64), np.uint8))
+    deep = write_scene(tmp_path / "deep.tif", np.ones((3, 64, 64), np.uint16))
     empty = write_scene(tmp_path / "empty.tif", np.zeros((3, 300, 300), np.uint8), nodata=0)
     good = tmp_path / "good.tif"
     shutil.copy(seam_scene, good)
     out = tmp_path / "out"
-    result = _run(oracle, [truncated, not_tiff, four_bands, empty, good], out)
+    result = _run(oracle, [truncated, not_tiff, four_bands, deep, empty, good], out)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 4 and "Traceback" not in result.stderr
+    assert len(errors) == 5 and "Traceback" not in result.stderr
     summary = {Path(e["scene"]).name: e for e in json.loads((out / "summary.json").read_text())["scenes"]}
     assert summary["good.tif"]["status"] == "done"
     assert "4 bands, the model expects 3" in summary["four.tif"]["error"]
     assert "no valid pixels" in summary["empty.tif"]["error"]
-    for name in ("truncated", "notes", "four", "empty"):
+    assert "uint16 pixels, the model was trained on uint8" in summary["deep.tif"]["error"]
+    for name in ("truncated", "notes", "four", "deep", "empty"):
         assert summary[f"{name}.tif"]["status"] == "failed" and "\n" not in summary[f"{name}.tif"]["error"]
         assert not list(out.glob(f"{name}*")) and not list(out.glob(f".{name}*"))  # nothing half-written
 

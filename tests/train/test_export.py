@@ -99,6 +99,7 @@ def test_metadata_round_trips_into_model_info(exported):
     assert [c.name for c in info.object_classes] == ["storehouse", "truck"]
     assert [c.name for c in info.region_classes] == ["earth_berm", "cleared_site"]
     assert info.bands == ("red", "green", "blue") and info.gsd_m == 0.5
+    assert info.dtype == "uint8"  # scenes of another pixel type are refused at inference
     np.testing.assert_allclose(info.mean, sitewatch["normalization"]["mean"])
     np.testing.assert_allclose(info.std, sitewatch["normalization"]["std"])
     assert (info.tile, info.overlap, info.stride) == (512, 160, 4)  # 4 x 128 px chips; 70 m at 0.5 m

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
+import rasterio
 import torch
 from torch.utils.data import DataLoader
 
@@ -68,6 +69,7 @@ class SiteDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.config = load_dataset_config(dataset)
         self.stats: BandStats | None = None
+        self.dtype: str | None = None
         self._train: DetectionSamples | None = None
         self._val: DetectionSamples | None = None
 
@@ -76,6 +78,8 @@ class SiteDataModule(pl.LightningDataModule):
         n_obj = len(self.config.object_classes)
         train_sources, rasters = build_sources(self.config.train, self.config, h.chip_size)
         self.stats = dataset_stats(self.config, rasters)
+        with rasterio.open(rasters[0]) as src:
+            self.dtype = src.dtypes[0]
         if stage in (None, "fit"):
             augmentation = training_augmentation(h.scale_jitter) if h.augment else None
             self._train = DetectionSamples(train_sources, self.stats, h.chip_size, n_obj, train=True,
@@ -97,6 +101,7 @@ class SiteDataModule(pl.LightningDataModule):
             "gsd_m": self.config.gsd_m,
             "normalization": stats.as_dict() if stats else None,
             "chip_size": self.hparams.chip_size,
+            "dtype": self.dtype,
         }
 
     def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:

@@ -47,6 +47,8 @@ test-all: setup
 
 bench: setup
 	$(PY) -m bench.synth_scale --out bench/results --sizes 2048 8000 20000
+	$(PY) -m bench.infer_speed --checkpoint runs/demo/checkpoints/best.ckpt --size 4096 --runs 3
+	$(PY) -m bench.infer_memory --model checkpoints/demo.onnx --sizes 4096 8192 16384
 	$(PY) -m bench.report
 
 bench-quick: setup

@@ -33,7 +33,7 @@ demo: data
 	$(PY) -m train fit --config train/configs/demo.yaml
 	$(PY) -m train export runs/demo/checkpoints/best.ckpt --out checkpoints/demo.onnx
 	$(PY) -m train synth --out $(DEMO_DIR)/heldout --size 8192 --seed 99 --quiet
-	$(PY) -m infer run checkpoints/demo.onnx $(DEMO_DIR)/heldout/scene_000.tif --out $(DEMO_DIR)/run
+	$(PY) -m infer run checkpoints/demo.onnx $(DEMO_DIR)/heldout/scene_000.tif --out $(DEMO_DIR)/run --score 0.1
 	$(PY) -m infer evaluate $(DEMO_DIR)/run/scene_000.geojson $(DEMO_DIR)/heldout/scene_000.geojson \
 		--scene $(DEMO_DIR)/heldout/scene_000.tif
 	@echo "Overlay: $(DEMO_DIR)/run/scene_000_overlay.png  GeoJSON: $(DEMO_DIR)/run/scene_000.geojson"

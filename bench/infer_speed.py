@@ -66,7 +66,9 @@ def main() -> None:
         network = load_checkpoint(args.checkpoint).model.eval()
 
         def pipeline() -> None:
-            process_scene(model, scene, tmp / f"out{time.perf_counter_ns()}", options)
+            out = tmp / f"out{time.perf_counter_ns()}"
+            out.mkdir()
+            process_scene(model, scene, out, options)
 
         def ort_alone() -> None:
             for batch in batches:

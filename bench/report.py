@@ -51,7 +51,45 @@ def train_reference_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"synth_scale": synth_scale_table, "train_reference": train_reference_table}
+def infer_speed_table(result: dict) -> str:
+    m, mpx, sec = result["machine"], result["mpx_per_s"], result["median_seconds"]
+    model = result["model"]
+    lines = [
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores, {result['threads']} threads), "
+        f"{result['scene_px']}² px synthetic scene, {model.get('backbone')} "
+        f"(FPN {model.get('fpn_channels')}, heads {model.get('head_channels')}), tile {result['tile']}, "
+        f"overlap {result['overlap']}, batch {result['batch']}, median of {result['runs']} runs, "
+        f"`{m['command']}`:",
+        "",
+        "| what | seconds | Mpx/s |",
+        "| --- | ---: | ---: |",
+        f"| `infer run` pipeline (read → write) | {sec['pipeline']} | {mpx['pipeline']} |",
+        f"| ONNX Runtime alone, same tiles | {sec['onnxruntime']} | {mpx['onnxruntime']} |",
+        f"| PyTorch eager, same batches | {sec['pytorch_eager']} | {mpx['pytorch_eager']} |",
+        "",
+        f"Pipeline efficiency (ORT alone time / pipeline time): **{result['pipeline_efficiency']}**; "
+        f"ONNX Runtime vs PyTorch eager: **{result['onnxruntime_vs_pytorch']}×**.",
+    ]
+    return "\n".join(lines)
+
+
+def infer_memory_table(result: dict) -> str:
+    m = result["machine"]
+    lines = [
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), `{m['command']}`:",
+        "",
+        "| scene (px) | megapixels | seconds | peak RSS (MiB) | vs smallest |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    growth = result["growth_vs_smallest"]
+    for r in result["results"]:
+        lines.append(f"| {r['size_px']} × {r['size_px']} | {r['megapixels']} | {r['seconds']} | "
+                     f"{r['peak_rss_mib']} | {growth[str(r['size_px'])] if str(r['size_px']) in growth else growth[r['size_px']]}× |")
+    return "\n".join(lines)
+
+
+TABLES = {"synth_scale": synth_scale_table, "train_reference": train_reference_table,
+          "infer_speed": infer_speed_table, "infer_memory": infer_memory_table}
 
 
 def main() -> None:

@@ -37,6 +37,16 @@ def shrink_png(path: Path, colors: int = 256) -> None:
     Image.open(path).convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
 
 
+def demo_overlay(overlay: Path = Path("demo_out/run/scene_000_overlay.png"), side: int = 1000) -> None:
+    """The top-left of `make demo`'s overlay (legend included), if the demo has run."""
+    if not overlay.exists():
+        print(f"{overlay} not found: run `make demo` first")
+        return
+    figure = DOCS / "demo_overlay.png"
+    Image.open(overlay).convert("RGB").crop((0, 0, side, side)).save(figure)
+    shrink_png(figure)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         synth(["--out", tmp, "--size", "2048", "--seed", "7", "--second-date", "--quiet"])
@@ -44,6 +54,7 @@ def main() -> None:
         window = _window_around_most_storehouses(tif, labels)
         figure = draw_labels(tif, labels, DOCS / "synthetic_scene.png", window=window, max_side=800)
         shrink_png(figure)
+    demo_overlay()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from infer.console import run_command
+from infer.console import dispatch
 
 USAGE = """usage: python -m infer COMMAND [options]
 
@@ -15,22 +15,11 @@ commands:
 Run `python -m infer COMMAND --help` for a command's options."""
 
 
+COMMANDS = {"run": "infer.run_cli:main", "evaluate": "infer.evaluate_cli:main"}
+
+
 def main() -> int:
-    argv = sys.argv[1:]
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command == "run":
-        from infer.run_cli import main as run_main
-
-        return run_command(run_main, rest)
-    if command == "evaluate":
-        from infer.evaluate_cli import main as evaluate_main
-
-        return run_command(evaluate_main, rest)
-    print(f"error: unknown command {command!r}; commands: run, evaluate (see --help)", file=sys.stderr)
-    return 2
+    return dispatch(USAGE, COMMANDS, sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ scheduler understands: 0 success, 1 some work failed, 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from infer.errors import SitewatchError, UsageError
 
@@ -30,3 +33,36 @@ def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str]
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def ensure_writable_folder(out: Path) -> None:
+    """Create `out` if needed and prove a file can be written there; else a usage error.
+
+    A real write is the only honest test: permission bits say nothing to root,
+    and read-only mounts or immutable folders refuse writes anyway.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
+
+
+def dispatch(usage: str, commands: dict[str, str], argv: Sequence[str], whole_argv: Sequence[str] = ()) -> int:
+    """Run the command named by argv[0]: `commands` maps it to "module:function".
+
+    Commands listed in `whole_argv` get None (they read sys.argv themselves,
+    like LightningCLI); the others get the arguments after the command name.
+    Modules are imported only when their command runs, so `--help` is fast.
+    """
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0 if argv else 2
+    command = argv[0]
+    if command not in commands:
+        print(f"error: unknown command {command!r}; commands: {', '.join(commands)} (see --help)", file=sys.stderr)
+        return 2
+    module, function = commands[command].split(":")
+    main = getattr(importlib.import_module(module), function)
+    return run_command(main, None if command in whole_argv else list(argv[1:]))

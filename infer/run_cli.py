@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
-from infer.console import OneLineArgumentParser
+from infer.console import OneLineArgumentParser, ensure_writable_folder
 from infer.errors import InputError, UsageError
 from infer.model import OnnxModel
 from infer.pipeline import RunOptions, is_done, process_scene
@@ -48,15 +47,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
-
-
 def _write_summary(path: Path, entries: dict[str, dict]) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps({"scenes": list(entries.values())}, indent=1) + "\n")
@@ -77,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--batch must be at least 1, got {args.batch}")
     if not 0 <= args.score <= 1:
         raise UsageError(f"--score must be between 0 and 1, got {args.score}")
-    _check_writable(args.out)
+    ensure_writable_folder(args.out)
     try:
         model = OnnxModel(args.model, device=args.device)
     except InputError as exc:

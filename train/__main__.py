@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from infer.console import run_command
+from infer.console import dispatch
 
 USAGE = """usage: python -m train COMMAND [options]
 
@@ -19,30 +19,18 @@ commands:
 Run `python -m train COMMAND --help` for a command's options."""
 
 
+COMMANDS = {
+    "fit": "train.cli:main",
+    "validate": "train.cli:main",
+    "test": "train.cli:main",
+    "synth": "train.synth.cli:main",
+    "chips": "train.data.chips_cli:main",
+    "export": "train.export:main",
+}
+
+
 def main() -> int:
-    argv = sys.argv[1:]
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command in ("fit", "validate", "test"):
-        from train.cli import main as lightning_main
-
-        return run_command(lightning_main, None)  # LightningCLI reads sys.argv itself
-    if command == "synth":
-        from train.synth.cli import main as synth_main
-
-        return run_command(synth_main, rest)
-    if command == "chips":
-        from train.data.chips_cli import main as chips_main
-
-        return run_command(chips_main, rest)
-    if command == "export":
-        from train.export import main as export_main
-
-        return run_command(export_main, rest)
-    print(f"error: unknown command {command!r}; commands: fit, validate, test, synth, chips, export (see --help)", file=sys.stderr)
-    return 2
+    return dispatch(USAGE, COMMANDS, sys.argv[1:], whole_argv=("fit", "validate", "test"))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from infer.console import OneLineArgumentParser
+from infer.console import OneLineArgumentParser, ensure_writable_folder
 from infer.errors import UsageError
 from train.synth.layout import SceneSpec, plan_scene
 from train.synth.preview import draw_labels
@@ -53,15 +52,6 @@ def _size(args) -> tuple[int, int]:
     return width, height
 
 
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     width, height = _size(args)
@@ -69,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--gsd must be between 0.05 and 10 metres, got {args.gsd}")
     if args.scenes < 1:
         raise UsageError(f"--scenes must be at least 1, got {args.scenes}")
-    _check_writable(args.out)
+    ensure_writable_folder(args.out)
     spec = SceneSpec(width, height, args.gsd, args.bands, args.dtype, args.seed, args.nodata_border,
                      args.second_date)
     for index in range(args.scenes):

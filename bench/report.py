@@ -36,9 +36,9 @@ def train_reference_table(result: dict) -> str:
                      if c in ("storehouse", "truck", "earth_berm", "cleared_site") else 99)
     hours = result["train_wall_seconds"] / 3600
     lines = [
-        f"`{result['config']}` trained {result['global_step']} steps ({result['epoch'] + 1} epochs) in "
-        f"{hours:.2f} h on {m['cpu']} ({m['cores']} cores, CPU only), scored on the held-out validation "
-        f"scenes by `python -m bench.train_reference`:",
+        f"`{result.get('training_command', result['config'])}` trained {result['global_step']} steps "
+        f"(best checkpoint at epoch {result['epoch'] + 1}) in {hours:.2f} h on {m['cpu']} ({m['cores']} cores, "
+        f"CPU only), scored on the held-out validation scenes by `python -m bench.train_reference`:",
         "",
         "| class | AP@0.5 | AP@[.5:.95] | mask IoU |",
         "| --- | ---: | ---: | ---: |",

@@ -39,6 +39,8 @@ def main() -> None:
     p.add_argument("--run", type=Path, default=Path("runs/synthetic"))
     p.add_argument("--config", type=Path, default=Path("train/configs/synthetic.yaml"))
     p.add_argument("--out", type=Path, default=Path("bench/results"))
+    p.add_argument("--training-command", default="python -m train fit --config train/configs/synthetic.yaml",
+                   help="the command that trained the run, recorded with the result")
     args = p.parse_args()
     best = _best_checkpoint(args.run)
     checkpoint = torch.load(best, map_location="cpu", weights_only=False)
@@ -50,6 +52,7 @@ def main() -> None:
         "benchmark": "train_reference",
         "machine": describe(),
         "config": str(args.config),
+        "training_command": args.training_command,
         "checkpoint": str(best),
         "epoch": checkpoint["epoch"],
         "global_step": checkpoint["global_step"],

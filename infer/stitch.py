@@ -14,6 +14,7 @@ import numpy as np
 import shapely
 from affine import Affine
 from rasterio.features import shapes
+from scipy import ndimage
 from shapely.geometry import shape
 
 from infer.decode import ObjectDetections
@@ -67,13 +68,17 @@ class ScenePieces:
             return
         r0, c0 = tile.core[0], tile.core[1]
         offset = Affine.translation(c0, r0)
-        labels, _ = _label(classes)
+        labels, count = _label(classes)
+        index = np.arange(1, count + 1)
+        # Per piece, in one pass each: its class, its pixel count, its probability sum per class.
+        piece_class = ndimage.maximum(classes, labels, index).astype(int) - 1
+        areas = np.bincount(labels.ravel(), minlength=count + 1)
+        sums = np.stack([ndimage.sum_labels(p, labels, index) for p in probabilities])
         for geom, value in shapes(labels, mask=labels > 0, transform=offset, connectivity=8):
-            poly = shape(geom)
-            piece = labels == int(value)
-            k = int(classes[piece][0]) - 1
-            self.polygons.setdefault(k, []).append(poly)
-            self.weights.setdefault(k, []).append((float(probabilities[k][piece].sum()), float(piece.sum())))
+            n = int(value)
+            k = int(piece_class[n - 1])
+            self.polygons.setdefault(k, []).append(shape(geom))
+            self.weights.setdefault(k, []).append((float(sums[k, n - 1]), float(areas[n])))
 
     def merged(self) -> list[tuple[int, shapely.Geometry, float]]:
         """(class, polygon, score) with pieces that touch across seams merged; score = mean probability."""
@@ -90,8 +95,6 @@ class ScenePieces:
 
 def _label(classes: np.ndarray) -> tuple[np.ndarray, int]:
     """Connected pieces of equal class (8-connected), numbered from 1."""
-    from scipy import ndimage
-
     labels = np.zeros(classes.shape, np.int32)
     count = 0
     for value in np.unique(classes[classes > 0]):

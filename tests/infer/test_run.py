@@ -79,6 +79,7 @@ def test_a_region_cut_by_seams_comes_out_as_one_polygon(oracle, seam_scene, tmp_
              if f["properties"]["class"] == "earth_berm"]
     assert len(berms) == 1
     assert berms[0]["properties"]["area_m2"] == pytest.approx(10 * 600 * 0.25, rel=0.01)
+    assert berms[0]["properties"]["score"] > 0.99  # mean probability over every piece merged
     with rasterio.open(tmp_path / "seams_mask.tif") as src:
         mask = src.read(1)
         assert src.crs.to_epsg() == 32637 and src.overviews(1)  # a COG with overviews

@@ -41,7 +41,7 @@ def test_fit_writes_a_checkpoint_that_describes_its_model(tiny_dataset, tmp_path
     assert info["bands"] == ["red", "green", "blue"] and info["gsd_m"] == 0.5 and info["chip_size"] == 128
     assert len(info["normalization"]["mean"]) == 3 and info["normalization"]["scale"] > 1
     assert checkpoint["hyper_parameters"]["fpn_channels"] == 32
-    assert "val/map_50" in result.stderr + result.stdout or checkpoint["global_step"] == 3
+    assert checkpoint["global_step"] == 3
 
 
 def test_resume_from_checkpoint_continues_the_step_count(tiny_dataset, tmp_path):

@@ -13,24 +13,15 @@ from pathlib import Path
 import yaml
 
 from infer.errors import InputError
+from infer.model import ClassInfo
 
 KINDS = ("object", "region")
 
 
 @dataclass(frozen=True)
-class ClassSpec:
-    """One class. `directional`: its objects have a front (trucks), so a heading in 0-360°."""
-
-    name: str
-    kind: str
-    color: str
-    directional: bool = False
-
-
-@dataclass(frozen=True)
 class DatasetConfig:
     name: str
-    classes: tuple[ClassSpec, ...]
+    classes: tuple[ClassInfo, ...]
     bands: tuple[str, ...]
     gsd_m: float
     train: tuple[Path, ...]
@@ -41,11 +32,11 @@ class DatasetConfig:
     extra: dict = field(default_factory=dict)
 
     @property
-    def object_classes(self) -> tuple[ClassSpec, ...]:
+    def object_classes(self) -> tuple[ClassInfo, ...]:
         return tuple(c for c in self.classes if c.kind == "object")
 
     @property
-    def region_classes(self) -> tuple[ClassSpec, ...]:
+    def region_classes(self) -> tuple[ClassInfo, ...]:
         return tuple(c for c in self.classes if c.kind == "region")
 
     def class_index(self) -> dict[str, tuple[str, int]]:
@@ -82,7 +73,7 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     for entry in raw["classes"]:
         if not isinstance(entry, dict) or "name" not in entry or entry.get("kind") not in KINDS:
             raise InputError(f"{path}: each class needs a name and a kind in {KINDS}, got {entry!r}")
-        classes.append(ClassSpec(str(entry["name"]), entry["kind"], str(entry.get("color", "#ffffff")),
+        classes.append(ClassInfo(str(entry["name"]), entry["kind"], str(entry.get("color", "#ffffff")),
                                  bool(entry.get("directional", False))))
     names = [c.name for c in classes]
     if len(set(names)) != len(names):

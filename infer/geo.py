@@ -47,3 +47,16 @@ def utm_point(lon: float, lat: float, crs: str | CRS) -> tuple[float, float]:
     t = _transformer(WGS84.to_string(), CRS.from_user_input(crs).to_string())
     x, y = t.transform(lon, lat)
     return float(x), float(y)
+
+
+def north_in_pixels(transform, crs: str | CRS, col: float, row: float) -> tuple[float, float]:
+    """Unit vector of true north at pixel (col, row), in pixel axes (x right, y down)."""
+    x, y = transform * (col, row)
+    to_geo = _transformer(CRS.from_user_input(crs).to_string(), WGS84.to_string())
+    to_map = _transformer(WGS84.to_string(), CRS.from_user_input(crs).to_string())
+    lon, lat = to_geo.transform(x, y)
+    x2, y2 = to_map.transform(lon, lat + 1e-4)
+    c2, r2 = ~transform * (x2, y2)
+    v = np.array([c2 - col, r2 - row])
+    v /= max(float(np.linalg.norm(v)), 1e-12)
+    return float(v[0]), float(v[1])

@@ -1,89 +1,78 @@
 """The overview picture analysts open first: the scene with what was found drawn on it.
 
-A decimated read keeps memory flat for any scene size; boxes and outlines in
-class colours, a legend with counts, a scale bar.
+A decimated read keeps memory flat for any scene size. Regions are outlined
+and lightly filled, objects drawn as their oriented rectangle with the front
+edge in white; an object too small to see at the overview's scale gets a
+ring around it. Title with scene and date, legend with counts per class,
+scale bar in metres and a north arrow.
 """
 
 from __future__ import annotations
 
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import shapely
-from PIL import Image, ImageDraw, ImageFont
-from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
+from PIL import Image, ImageDraw
 
+from infer.drawing import (
+    display_scale,
+    draw_legend,
+    draw_north_arrow,
+    draw_scale_bar,
+    line_width,
+    read_pixels,
+    save_png,
+    to_rgb,
+)
+from infer.geo import north_in_pixels
 from infer.geometry import rbox_to_corners
-from infer.rasterenv import gdal_env
 from infer.reader import SceneGrid
 
-
-def _overview(grid: SceneGrid, max_side: int) -> tuple[np.ndarray, float]:
-    """(rows, cols, 3) uint8 view of the scene and the grid-pixel → overview-pixel factor."""
-    factor = min(1.0, max_side / max(grid.width, grid.height))
-    rows, cols = max(1, round(grid.height * factor)), max(1, round(grid.width * factor))
-    with gdal_env(), warnings.catch_warnings(), rasterio.open(grid.path) as src:
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        bands = list(range(1, min(3, src.count) + 1))
-        pixels = src.read(bands, out_shape=(len(bands), rows, cols), resampling=Resampling.average)
-        dtype = src.dtypes[0]
-    pixels = pixels.astype(np.float32)
-    if dtype != "uint8":
-        valid = pixels[pixels > 0]
-        pixels *= 255.0 / max(1.0, float(np.percentile(valid, 99.5)) if valid.size else 1.0)
-    rgb = np.clip(np.moveaxis(pixels, 0, -1), 0, 255).astype(np.uint8)
-    if rgb.shape[-1] < 3:
-        rgb = np.repeat(rgb[..., :1], 3, axis=-1)
-    return rgb, factor
+MIN_VISIBLE_PX = 8  # an object shorter than this in the overview gets a ring
 
 
-def _scale_bar_metres(width_m: float) -> float:
-    """A round length about a fifth of the picture's width."""
-    target = width_m / 5
-    magnitude = 10 ** np.floor(np.log10(max(target, 1e-9)))
-    return float(max(m * magnitude for m in (1, 2, 5) if m * magnitude <= target) if target >= magnitude else magnitude)
+def _hex_rgba(color: str, alpha: int) -> tuple[int, int, int, int]:
+    c = color.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16), alpha
 
 
 def write_overlay(path: Path, grid: SceneGrid, rboxes: np.ndarray, classes: np.ndarray,
                   pieces: list[tuple[int, shapely.Geometry, float]], object_names: list[str],
                   region_names: list[str], colors: dict[str, str], title: str, max_side: int = 2048) -> Path:
-    rgb, factor = _overview(grid, max_side)
-    image = Image.fromarray(rgb)
-    draw = ImageDraw.Draw(image)
-    line = max(2, round(max(image.size) / 800))
+    factor = min(1.0, max_side / max(grid.width, grid.height))
+    shape = (max(1, round(grid.height * factor)), max(1, round(grid.width * factor)))
+    pixels, dtype = read_pixels(grid.path, None, shape)
+    image = Image.fromarray(to_rgb(pixels, display_scale(pixels, dtype))).convert("RGBA")
+    fill = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    fill_draw = ImageDraw.Draw(fill)
+    line = line_width(max(image.size))
+    outlines = []
     for k, geom, _ in pieces:
         for poly in getattr(geom, "geoms", [geom]):
             ring = [(x * factor, y * factor) for x, y in poly.exterior.coords]
-            draw.line(ring, fill=colors[region_names[k]], width=line)
+            if len(ring) >= 3:
+                fill_draw.polygon(ring, fill=_hex_rgba(colors[region_names[k]], 70))
+            outlines.append((ring, colors[region_names[k]]))
+    image = Image.alpha_composite(image, fill).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for ring, color in outlines:
+        draw.line(ring, fill=color, width=line)
     if len(rboxes):
-        for corners, k in zip(rbox_to_corners(rboxes) * factor, classes, strict=True):
-            pts = [tuple(p) for p in corners] + [tuple(corners[0])]
-            draw.line(pts, fill=colors[object_names[int(k)]], width=line)
-            draw.line([tuple(corners[0]), tuple(corners[1])], fill="white", width=max(1, line // 2))  # the front
-    font = ImageFont.load_default(size=max(12, image.size[0] // 60))
-    counts = {n: int((classes == k).sum()) for k, n in enumerate(object_names)}
-    counts.update({n: sum(1 for k, _, _ in pieces if k == j) for j, n in enumerate(region_names)})
-    rows = [title] + [f"{n}: {c}" for n, c in counts.items()]
-    pad, height = 6, font.size + 6
-    draw.rectangle([0, 0, max(draw.textlength(r, font=font) for r in rows) + 3 * pad + height, len(rows) * height + 2 * pad],
-                   fill=(0, 0, 0))
-    for i, text in enumerate(rows):
-        y = pad + i * height
-        if i:
-            draw.rectangle([pad, y + 2, pad + height - 6, y + height - 4], fill=colors[text.split(":")[0]])
-        draw.text((2 * pad + (height if i else 0), y), text, fill="white", font=font)
+        for corners, k, length in zip(rbox_to_corners(rboxes) * factor, classes, rboxes[:, 2] * factor, strict=True):
+            color = colors[object_names[int(k)]]
+            draw.line([tuple(p) for p in corners] + [tuple(corners[0])], fill=color, width=line)
+            draw.line([tuple(corners[0]), tuple(corners[1])], fill="white", width=max(1, line // 2))
+            if length < MIN_VISIBLE_PX:
+                cx, cy = corners.mean(axis=0)
+                r = MIN_VISIBLE_PX / 2 + 2 * line
+                draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=color, width=line)
+    text_size = max(12, max(image.size) // 60)
+    counts = [(f"{n}: {int((classes == k).sum())}", colors[n]) for k, n in enumerate(object_names)]
+    counts += [(f"{n}: {sum(1 for k, _, _ in pieces if k == j)}", colors[n]) for j, n in enumerate(region_names)]
+    draw_legend(draw, title, counts, (0, 0), text_size)
     if grid.georeferenced:
-        metres = _scale_bar_metres(grid.width * grid.gsd_m)
-        length = metres / grid.gsd_m * factor
-        x0, y0 = pad * 2, image.size[1] - pad * 2 - height
-        draw.rectangle([x0 - pad, y0 - pad, x0 + length + pad, y0 + height + pad], fill=(0, 0, 0))
-        draw.line([(x0, y0 + height - 4), (x0 + length, y0 + height - 4)], fill="white", width=line + 1)
-        draw.text((x0, y0 - 2), f"{metres:g} m", fill="white", font=font)
-    partial = path.with_name(f".{path.name}.partial")
-    image.save(partial, format="PNG")
-    os.replace(partial, path)
-    return path
+        draw_scale_bar(draw, grid.gsd_m / factor, image.size, text_size)
+        north = north_in_pixels(grid.transform, grid.crs, grid.width / 2, grid.height / 2)
+        draw_north_arrow(draw, north, (image.size[0] - 3 * text_size, 3 * text_size), text_size)
+    return save_png(image, path)

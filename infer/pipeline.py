@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from infer.contact_sheet import write_contact_sheet
 from infer.decode import decode_objects
 from infer.errors import InputError
 from infer.geojson import write_feature_collection
 from infer.maskwriter import MaskWriter
 from infer.model import OnnxModel
 from infer.overlay import write_overlay
-from infer.reader import TileRead, TileReader, open_grid
+from infer.reader import TileRead, TileReader, acquisition_date, open_grid
 from infer.stitch import SceneObjects, ScenePieces, core_class_map
 from infer.vectors import object_features, output_crs_note, region_features
 
@@ -51,7 +52,7 @@ class Timings:
 def output_paths(out_dir: Path, scene: Path) -> dict[str, Path]:
     stem = scene.stem
     return {"geojson": out_dir / f"{stem}.geojson", "mask": out_dir / f"{stem}_mask.tif",
-            "overlay": out_dir / f"{stem}_overlay.png"}
+            "overlay": out_dir / f"{stem}_overlay.png", "detections": out_dir / f"{stem}_detections.png"}
 
 
 def is_done(out_dir: Path, scene: Path) -> bool:
@@ -135,10 +136,16 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
         features = object_features(rboxes, scores, classes, object_names, directional, grid)
         features += region_features(merged, region_names, grid)
         masks.finish()
+        date = acquisition_date(scene)
         write_overlay(paths["overlay"], grid, rboxes, classes, merged, object_names, region_names, colors,
-                      title=scene.name)
+                      title=f"{scene.name} · {date}" if date else scene.name)
+        write_contact_sheet(paths["detections"], grid, rboxes, scores, classes, merged, object_names,
+                            region_names, colors)
+        dated = {"date": date} if date else {}
         write_feature_collection(paths["geojson"], features,
-                                 {"scene": scene.name, "model": info.version, **output_crs_note(grid)})
+                                 {"scene": scene.name, **dated, "model": info.version,
+                                  "classes": {c.name: c.kind for c in info.classes}, "colors": colors,
+                                  **output_crs_note(grid)})
         timings.write += time.perf_counter() - t0
     except BaseException:
         masks.abort()
@@ -160,5 +167,6 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
         "tiles": len(reader.tiles),
         "skipped_nodata_tiles": timings.counts.get("skipped_nodata_tiles", 0),
         "georeferenced": grid.georeferenced,
+        "date": date,
         "outputs": {k: str(p) for k, p in paths.items()},
     }

@@ -146,3 +146,17 @@ class TileReader:
             finally:
                 for src in opened:
                     src.close()
+
+
+def acquisition_date(path: Path) -> str | None:
+    """The scene's date from its tags (ACQUISITION_DATE, else TIFFTAG_DATETIME), as YYYY-MM-DD."""
+    try:
+        with gdal_env(), warnings.catch_warnings(), rasterio.open(path) as src:
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            tags = src.tags()
+    except RasterioIOError:
+        return None
+    value = tags.get("ACQUISITION_DATE") or tags.get("TIFFTAG_DATETIME")
+    if not value or len(value) < 10:
+        return None
+    return value[:10].replace(":", "-")

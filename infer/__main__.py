@@ -11,11 +11,14 @@ USAGE = """usage: python -m infer COMMAND [options]
 commands:
   run       find objects and regions in scenes with an exported .onnx model
   evaluate  score predicted GeoJSON against truth for a scene
+  report    write a self-contained HTML page about a run folder
+  diff      what changed between two dates: new, gone and persisting things
 
 Run `python -m infer COMMAND --help` for a command's options."""
 
 
-COMMANDS = {"run": "infer.run_cli:main", "evaluate": "infer.evaluate_cli:main"}
+COMMANDS = {"run": "infer.run_cli:main", "evaluate": "infer.evaluate_cli:main", "report": "infer.report_cli:main",
+            "diff": "infer.diff_cli:main"}
 
 
 def main() -> int:

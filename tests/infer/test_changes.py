@@ -1,0 +1,145 @@
+"""`infer diff` on the generator's two-date pairs, whose changes are known exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from PIL import Image
+from shapely import affinity
+from shapely.geometry import shape
+
+from infer.change_scoring import score_changes
+from infer.changes import DiffOptions, Thing, estimate_offset, utm_crs
+from infer.geo import transform_geometry
+from tests.helpers import run_cli
+
+SHIFT_M = (2.4, -1.8)  # 3.0 m of misregistration, east and south
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pair")
+    result = run_cli("train", "synth", "--out", str(out), "--size", "2048", "--seed", "5", "--second-date", "--quiet")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def _metric(geom: shapely.Geometry) -> shapely.Geometry:
+    geom = shapely.make_valid(geom)
+    return transform_geometry(geom, "EPSG:4326", utm_crs(*geom.centroid.coords[0]))
+
+
+def _shifted(collection: dict, dx: float, dy: float) -> dict:
+    """Every geometry moved by (dx, dy) metres, as a misregistered second date would be."""
+    out = dict(collection)
+    features = []
+    for f in collection["features"]:
+        geom = shape(f["geometry"])
+        crs = utm_crs(*geom.centroid.coords[0])
+        moved = transform_geometry(affinity.translate(transform_geometry(geom, "EPSG:4326", crs), dx, dy),
+                                   crs, "EPSG:4326")
+        features.append({**f, "geometry": shapely.geometry.mapping(moved)})
+    out["features"] = features
+    return out
+
+
+def _match_rate(truth: list[dict], found: list[dict], shift: tuple[float, float]) -> tuple[float, float]:
+    scores = score_changes(truth, found, after_shift_m=shift, distance_m=1.5, min_iou=0.8)
+    return scores["precision"], scores["recall"]
+
+
+def _diff(before: Path, after: Path, out: Path, *extra: str):
+    return run_cli("infer", "diff", str(before), str(after), "--out", str(out), *extra)
+
+
+def test_every_true_change_is_recovered_through_3_m_of_misregistration(pair, tmp_path):
+    truth = json.loads((pair / "scene_000_changes.geojson").read_text())["features"]
+    assert {(f["properties"]["class"], f["properties"]["change"]) for f in truth} >= {
+        ("storehouse", "new"), ("truck", "new"), ("truck", "gone"), ("cleared_site", "new"), ("earth_berm", "new")}
+    after = tmp_path / "after.geojson"
+    after.write_text(json.dumps(_shifted(json.loads((pair / "scene_000_t2.geojson").read_text()), *SHIFT_M)))
+    result = _diff(pair / "scene_000.geojson", after, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    changes = json.loads((tmp_path / "out" / "changes.geojson").read_text())
+    precision, recall = _match_rate(truth, changes["features"], SHIFT_M)
+    assert (precision, recall) == (1.0, 1.0)
+    assert np.allclose(changes["registration_offset_m"], SHIFT_M, atol=0.1)
+    text = (tmp_path / "out" / "changes.txt").read_text()
+    assert text.strip() in result.stdout
+    n_new_storehouses = sum(1 for f in truth if f["properties"]["class"] == "storehouse")
+    assert f"storehouse: {n_new_storehouses} new, 0 gone" in text
+    with Image.open(tmp_path / "out" / "changes.png") as picture:
+        assert picture.width > 1.9 * picture.height * 0.9  # two panels side by side
+
+
+def test_without_registration_the_same_shift_breaks_matching(pair, tmp_path):
+    """The control: a tight tolerance with no alignment turns every object into new + gone."""
+    truth = json.loads((pair / "scene_000_changes.geojson").read_text())["features"]
+    after = tmp_path / "after.geojson"
+    after.write_text(json.dumps(_shifted(json.loads((pair / "scene_000_t2.geojson").read_text()), *SHIFT_M)))
+    result = _diff(pair / "scene_000.geojson", after, tmp_path / "out", "--no-align", "--tolerance", "1")
+    assert result.returncode == 0, result.stderr
+    changes = json.loads((tmp_path / "out" / "changes.geojson").read_text())["features"]
+    precision, _ = _match_rate(truth, changes, SHIFT_M)
+    assert precision < 0.5
+    assert not any(f["properties"]["change"] == "persisting" for f in changes)
+
+
+def test_registration_vote_ignores_objects_that_moved():
+    rng = np.random.default_rng(0)
+    sites = rng.uniform(0, 500, (12, 2))
+    shift = np.array([3.0, -2.0])
+    before = [Thing("storehouse", shapely.Point(p), shapely.Point(p).buffer(5), {}) for p in sites]
+    after = [Thing("storehouse", shapely.Point(p), shapely.Point(p + shift).buffer(5), {}) for p in sites[:8]]
+    after += [Thing("storehouse", shapely.Point(p), shapely.Point(p + rng.uniform(-15, 15, 2)).buffer(5), {})
+              for p in sites[8:]]
+    offset, support = estimate_offset(before, after, DiffOptions())
+    assert np.allclose(offset, shift, atol=1e-6)
+    assert support >= 8
+
+
+def test_diff_runs_the_model_on_two_scenes(tmp_path):
+    from tests.infer.oracle import write_oracle
+
+    pair = tmp_path / "pair"
+    made = run_cli("train", "synth", "--out", str(pair), "--size", "512", "--seed", "3", "--second-date", "--quiet")
+    assert made.returncode == 0, made.stderr
+    model = write_oracle(tmp_path / "oracle.onnx")
+    result = _diff(pair / "scene_000.tif", pair / "scene_000_t2.tif", tmp_path / "out", "--model", str(model))
+    assert result.returncode == 0, result.stderr
+    for name in ("changes.geojson", "changes.png", "changes.txt", "before/scene_000.geojson",
+                 "after/scene_000_t2.geojson"):
+        assert (tmp_path / "out" / name).is_file(), name
+    changes = json.loads((tmp_path / "out" / "changes.geojson").read_text())
+    assert changes["dates"][0] != changes["dates"][1] and None not in changes["dates"]
+
+
+def test_two_scene_folder_is_a_one_line_error(pair, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    entries = [{"scene": str(pair / n), "status": "done", "outputs": {"geojson": str(pair / n)}}
+               for n in ("scene_000.geojson", "scene_000_t2.geojson")]
+    (folder / "summary.json").write_text(json.dumps({"scenes": entries}))
+    result = _diff(folder, pair / "scene_000_t2.geojson", tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "exactly one" in result.stderr
+
+
+@pytest.mark.parametrize("problem", ["missing", "pixel_vs_wgs84", "not_geojson"])
+def test_bad_inputs_are_one_line_errors(pair, tmp_path, problem):
+    before = pair / "scene_000.geojson"
+    after = tmp_path / "after.geojson"
+    if problem == "missing":
+        after = tmp_path / "nowhere.geojson"
+    elif problem == "pixel_vs_wgs84":
+        after.write_text(json.dumps({"type": "FeatureCollection", "coordinates": "pixel", "features": []}))
+    else:
+        after.write_text("{ not json")
+    result = _diff(before, after, tmp_path / "out")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "out" / "changes.geojson").exists()

@@ -27,7 +27,8 @@ train: data
 	$(PY) -m train fit --config train/configs/synthetic.yaml
 
 # The main job on the synthetic default: data, a short CPU training run with
-# per-class validation mAP, and a scene pair at two dates for change detection.
+# per-class validation mAP, a held-out scene through the batch job with its HTML
+# report, and what changed between the two dates of a scene pair.
 demo: data
 	$(PY) -m train synth --out $(DEMO_DIR)/scenes --scenes 1 --size 2048 --second-date --seed 7 --preview --quiet
 	$(PY) -m train fit --config train/configs/demo.yaml
@@ -36,7 +37,12 @@ demo: data
 	$(PY) -m infer run checkpoints/demo.onnx $(DEMO_DIR)/heldout/scene_000.tif --out $(DEMO_DIR)/run --score 0.1
 	$(PY) -m infer evaluate $(DEMO_DIR)/run/scene_000.geojson $(DEMO_DIR)/heldout/scene_000.geojson \
 		--scene $(DEMO_DIR)/heldout/scene_000.tif
-	@echo "Overlay: $(DEMO_DIR)/run/scene_000_overlay.png  GeoJSON: $(DEMO_DIR)/run/scene_000.geojson"
+	$(PY) -m infer report $(DEMO_DIR)/run
+	$(PY) -m infer diff $(DEMO_DIR)/scenes/scene_000.tif $(DEMO_DIR)/scenes/scene_000_t2.tif \
+		--model checkpoints/demo.onnx --score 0.1 --out $(DEMO_DIR)/changes
+	@echo "Report: $(DEMO_DIR)/run/report.html  Overlay: $(DEMO_DIR)/run/scene_000_overlay.png"
+	@echo "Best detections: $(DEMO_DIR)/run/scene_000_detections.png  GeoJSON: $(DEMO_DIR)/run/scene_000.geojson"
+	@echo "Changes: $(DEMO_DIR)/changes/changes.png, changes.txt, changes.geojson"
 	@echo "Mask: $(DEMO_DIR)/run/scene_000_mask.tif  Model: checkpoints/demo.onnx  Training logs: runs/demo/"
 
 test: setup

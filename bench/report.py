@@ -88,7 +88,28 @@ def infer_memory_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"synth_scale": synth_scale_table, "train_reference": train_reference_table,
+def change_detection_table(result: dict) -> str:
+    m, match = result["machine"], result["match"]
+    lines = [
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores): `{Path(result['model']).name}` on "
+        f"{result['pairs']} generated {result['size']}² two-date pairs, `infer diff --model` at score "
+        f"{result['score']}, scored against the generator's `_changes.geojson` (objects within "
+        f"{match['object_distance_m']:g} m, region changes IoU ≥ {match['region_min_iou']:g}), "
+        f"`{m['command']}`:",
+        "",
+        "| change | true | found | matched | precision | recall |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, e in result["per_change"].items():
+        lines.append(f"| {name} | {e['true']} | {e['found']} | {e['matched']} | {e['precision']:.2f} | "
+                     f"{e['recall'] if e['true'] else float('nan'):.2f} |".replace("nan", "–"))
+    t = result["totals"]
+    lines.append(f"| **all** | **{t['true']}** | **{t['found']}** | **{t['matched']}** | **{result['precision']:.2f}** "
+                 f"| **{result['recall']:.2f}** |")
+    return "\n".join(lines)
+
+
+TABLES = {"synth_scale": synth_scale_table, "change_detection": change_detection_table, "train_reference": train_reference_table,
           "infer_speed": infer_speed_table, "infer_memory": infer_memory_table}
 
 

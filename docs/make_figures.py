@@ -11,6 +11,7 @@ import shapely
 from PIL import Image
 from rasterio.windows import Window
 
+from infer.diff_cli import main as diff_main
 from infer.geo import from_wgs84
 from train.synth.cli import main as synth
 from train.synth.preview import draw_labels
@@ -47,6 +48,19 @@ def demo_overlay(overlay: Path = Path("demo_out/run/scene_000_overlay.png"), sid
     shrink_png(figure)
 
 
+def changes_figures(pair: Path, model: Path = Path("checkpoints/reference.onnx")) -> None:
+    """`infer diff --model` on the demo's scene pair: changes.png and the after date's contact sheet."""
+    if not model.exists():
+        print(f"{model} not found: export the reference run first")
+        return
+    out = pair / "diff"
+    diff_main([str(pair / "scene_000.tif"), str(pair / "scene_000_t2.tif"), "--out", str(out), "--model", str(model)])
+    for source, name in ((out / "changes.png", "changes.png"), (out / "after" / "scene_000_t2_detections.png",
+                                                                 "detections.png")):
+        Image.open(source).convert("RGB").save(DOCS / name)
+        shrink_png(DOCS / name)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         synth(["--out", tmp, "--size", "2048", "--seed", "7", "--second-date", "--quiet"])
@@ -54,6 +68,7 @@ def main() -> None:
         window = _window_around_most_storehouses(tif, labels)
         figure = draw_labels(tif, labels, DOCS / "synthetic_scene.png", window=window, max_side=800)
         shrink_png(figure)
+        changes_figures(Path(tmp))
     demo_overlay()
 
 

@@ -32,6 +32,8 @@ from infer.errors import InputError
 from infer.geo import transform_geometry
 from infer.geojson import read_feature_collection
 
+LISTED_PIECES = 5  # new region pieces named one by one in the summary, largest first
+
 
 @dataclass
 class Thing:
@@ -294,9 +296,10 @@ def summary_lines(result: DiffResult, before: Side, after: Side) -> list[str]:
         if added and all(c.properties["length_m"] ** 2 >= 4 * c.properties["area_m2"] for c in added):
             text += f"; {sum(c.properties['length_m'] for c in added):,.0f} m of length added"
         lines.append(text)
-        for c in added:
-            if c.properties["length_m"] ** 2 < 4 * c.properties["area_m2"]:
-                lines.append(f"    new {cls} of {c.properties['extent_m']}")
+        for c in sorted(added, key=lambda c: -c.properties["area_m2"])[:LISTED_PIECES]:
+            lines.append(f"    new {cls} of {c.properties['extent_m']} ({c.properties['area_m2']:,.0f} m²)")
+        if len(added) > LISTED_PIECES:
+            lines.append(f"    and {len(added) - LISTED_PIECES} smaller")
     dx, dy = result.offset
     if result.offset_support:
         axes = ("east", "north") if result.units == "m" else ("in x", "in y")

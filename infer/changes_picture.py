@@ -35,7 +35,7 @@ from infer.geo import north_in_pixels, transform_geometry
 from infer.rasterenv import gdal_env
 
 NEW = (0, 230, 118)
-GONE = (255, 61, 0)
+GONE = (255, 140, 0)  # orange: red is taken by storehouses
 PALETTE = ["#ff4040", "#ffdc00", "#00c8ff", "#c850ff", "#40ff80", "#ff8c00"]
 
 
@@ -168,7 +168,7 @@ def write_changes_picture(path: Path, before: Side, after: Side, result: DiffRes
     sheet.paste(left, (0, 40))
     sheet.paste(right, (left.width + gap, 40))
     n = {k: sum(1 for c in result.changes if c.change == k) for k in ("new", "gone", "persisting")}
-    caption = (f"{n['new']} new (green, after), {n['gone']} gone (red, before), {n['persisting']} objects "
+    caption = (f"{n['new']} new (green, after), {n['gone']} gone (orange, before), {n['persisting']} objects "
                "persisting; thin outlines: everything detected, in class colours")
     ImageDraw.Draw(sheet).text((8, 10), caption, fill=(0, 0, 0), font=font(18))
     return save_png(sheet, path)

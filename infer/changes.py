@@ -283,6 +283,8 @@ def summary_lines(result: DiffResult, before: Side, after: Side) -> list[str]:
     """A few plain sentences an analyst can paste into a report."""
     when = f"{before.date or before.source.name} → {after.date or after.source.name}"
     lines = [f"Changes {when}:"]
+    if not result.classes:
+        lines.append("  nothing was detected at either date")
     for cls, kind in result.classes:
         mine = [c for c in result.changes if c.cls == cls]
         if kind == "object":

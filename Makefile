@@ -51,14 +51,58 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -m ''
 
-bench: setup
+# Benchmarks need the peers (Ultralytics YOLO, SAHI) and trained models. The full
+# bench trains our reference and fast recipes and YOLO for the same EPOCHS on the
+# same scenes (hours on a CPU); the quick mode trains one epoch of each.
+EPOCHS ?= 12
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev,bench]'
+	@touch $(BENCH_STAMP)
+
+runs/synthetic/checkpoints/best.ckpt:
+	$(MAKE) data
+	$(PY) -m train fit --config train/configs/synthetic.yaml --trainer.max_epochs $(EPOCHS)
+
+runs/fast/checkpoints/best.ckpt:
+	$(MAKE) data
+	$(PY) -m train fit --config train/configs/fast.yaml --trainer.max_epochs $(EPOCHS)
+
+runs/quick/checkpoints/best.ckpt:
+	$(MAKE) data
+	$(PY) -m train fit --config train/configs/quick.yaml
+
+checkpoints/%.onnx: runs/%/checkpoints/best.ckpt
+	$(PY) -m train export $< --out $@
+
+checkpoints/reference.onnx: runs/synthetic/checkpoints/best.ckpt
+	$(PY) -m train export $< --out $@
+
+runs/yolo/training.json: $(BENCH_STAMP)
+	$(MAKE) data
+	$(PY) -m bench.peers.yolo_train --out runs/yolo --epochs $(EPOCHS)
+
+runs/yolo-quick/training.json: $(BENCH_STAMP)
+	$(MAKE) data
+	$(PY) -m bench.peers.yolo_train --out runs/yolo-quick --epochs 1
+
+bench: $(BENCH_STAMP) checkpoints/reference.onnx checkpoints/fast.onnx runs/yolo/training.json
 	$(PY) -m bench.synth_scale --out bench/results --sizes 2048 8000 20000
-	$(PY) -m bench.infer_speed --checkpoint runs/demo/checkpoints/best.ckpt --size 4096 --runs 3
-	$(PY) -m bench.infer_memory --model checkpoints/demo.onnx --sizes 4096 8192 16384
+	$(PY) -m bench.peers.compare --ours checkpoints/reference.onnx checkpoints/fast.onnx --yolo runs/yolo --size 4096 --runs 3
+	$(PY) -m bench.infer_speed --checkpoint runs/synthetic/checkpoints/best.ckpt --size 4096 --runs 3
+	$(PY) -m bench.infer_speed --checkpoint runs/fast/checkpoints/best.ckpt --size 4096 --runs 3 --name infer_speed_fast
+	$(PY) -m bench.infer_memory --model checkpoints/fast.onnx --sizes 4096 8192 16384
+	$(PY) -m bench.change_detection --model checkpoints/reference.onnx --pairs 3
 	$(PY) -m bench.report
 
-bench-quick: setup
+bench-quick: $(BENCH_STAMP) checkpoints/quick.onnx runs/yolo-quick/training.json
 	$(PY) -m bench.synth_scale --out bench/results/quick --sizes 1024 4096
+	$(PY) -m bench.peers.compare --ours checkpoints/quick.onnx --yolo runs/yolo-quick --size 2048 --runs 2 \
+		--out bench/results/quick
+	$(PY) -m bench.infer_speed --checkpoint runs/quick/checkpoints/best.ckpt --size 2048 --runs 2 --out bench/results/quick
+	$(PY) -m bench.infer_memory --model checkpoints/quick.onnx --sizes 1024 2048 4096 --out bench/results/quick
+	@echo "Quick results (not the README's): bench/results/quick/"
 
 lint: setup
 	$(VENV)/bin/ruff check train infer tests bench

@@ -46,6 +46,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("bench/results"))
+    p.add_argument("--name", default="infer_speed", help="result file name (default: infer_speed)")
     args = p.parse_args()
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -86,7 +87,7 @@ def main() -> None:
         seconds = {name: _median_seconds(fn, args.runs)
                    for name, fn in (("pipeline", pipeline), ("onnxruntime", ort_alone), ("pytorch_eager", torch_eager))}
     result = {
-        "benchmark": "infer_speed",
+        "benchmark": args.name,
         "machine": describe(),
         "scene_px": args.size,
         "megapixels": round(mpx, 2),
@@ -102,7 +103,7 @@ def main() -> None:
         "onnxruntime_vs_pytorch": round(seconds["pytorch_eager"] / seconds["onnxruntime"], 3),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "infer_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("mpx_per_s", "pipeline_efficiency", "onnxruntime_vs_pytorch")}))
 
 

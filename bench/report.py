@@ -109,8 +109,43 @@ def change_detection_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"synth_scale": synth_scale_table, "change_detection": change_detection_table, "train_reference": train_reference_table,
-          "infer_speed": infer_speed_table, "infer_memory": infer_memory_table}
+def _system_label(name: str, system: dict) -> str:
+    if name == "yolo_sahi":
+        return f"YOLO + SAHI ({Path(system['model']).stem})"
+    prov = system["provenance"]
+    return f"ours, {name} ({prov['backbone']}, FPN/heads {prov['fpn_channels']}/{prov['head_channels']})"
+
+
+def peers_table(result: dict) -> str:
+    m, acc, speed, systems = result["machine"], result["accuracy"], result["speed"], result["systems"]
+    training = systems["yolo_sahi"]["training"]
+    names = list(systems)
+    labels = [_system_label(n, systems[n]) for n in names]
+    classes = list(next(iter(acc.values()))["classes"])
+    lines = [
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores, CPU only), one held-out "
+        f"{result['scene']['size_px']}² synthetic scene (seed {result['scene']['seed']}, seen by no model), tile "
+        f"{result['tile']}, overlap {result['overlap']}, batch {result['batch']}, score ≥ {result['score_threshold']}, "
+        f"all scored by `infer evaluate`. YOLO is `{systems['yolo_sahi']['model']}` from random init, "
+        f"{training['epochs']} epochs of {training['train_chips']} chips of {training['imgsz']} px, batch "
+        f"{training['batch']} ({training['train_wall_seconds'] / 60:.0f} min), exported to ONNX and run through SAHI. "
+        f"`{m['command']}`:",
+        "",
+        "| AP@0.5 | " + " | ".join(labels) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
+    for c in classes:
+        lines.append(f"| {c} | " + " | ".join(f"{acc[n]['classes'].get(c, {}).get('ap@0.5', 0):.3f}" for n in names)
+                     + " |")
+    lines.append("| **mAP@0.5** | " + " | ".join(f"**{acc[n]['map@0.5']:.3f}**" for n in names) + " |")
+    lines.append("| mAP@[.5:.95] | " + " | ".join(f"{acc[n]['map@[.5:.95]']:.3f}" for n in names) + " |")
+    lines.append("| whole pipeline Mpx/s (median) | " + " | ".join(f"{speed[n]['mpx_per_s']}" for n in names) + " |")
+    lines.append("| speed vs YOLO + SAHI | " + " | ".join(f"{speed[n]['vs_yolo_sahi']}×" for n in names) + " |")
+    return "\n".join(lines)
+
+
+TABLES = {"synth_scale": synth_scale_table, "peers": peers_table, "change_detection": change_detection_table, "train_reference": train_reference_table,
+          "infer_speed": infer_speed_table, "infer_speed_fast": infer_speed_table, "infer_memory": infer_memory_table}
 
 
 def main() -> None:

@@ -1,0 +1,107 @@
+"""Ours vs Ultralytics YOLO + SAHI on the same held-out scene: accuracy and whole-pipeline speed, one run.
+
+`python -m bench.peers.compare --ours checkpoints/reference.onnx checkpoints/fast.onnx --yolo runs/yolo`
+synthesizes a held-out scene neither model has seen (seed 4242), runs our
+`infer run` pipeline and YOLO + SAHI over it at the same tile and overlap
+(ours: the model's recommendation), both on the CPU at the same low score
+threshold, scores both with `infer evaluate` (per class AP@0.5 and
+AP@[.5:.95]), and times both whole pipelines, scene file to GeoJSON on disk,
+median of `--runs`. Writes bench/results/peers.json (`--name` for another file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.machine import describe
+from bench.peers.sahi_run import export_yolo_onnx, load_sahi_model, sahi_scene, scale_file_of
+from infer.evaluate import evaluate
+from infer.model import OnnxModel
+from infer.pipeline import RunOptions, process_scene
+from train.synth.cli import main as synth
+
+SCORE = 0.05  # low, so AP sees the whole precision-recall curve of both
+
+
+def _timed(fn, runs: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ours", type=Path, nargs="+", default=[Path("checkpoints/reference.onnx")],
+                   help="our exported model(s); the first one's tile and overlap are used by all")
+    p.add_argument("--yolo", type=Path, default=Path("runs/yolo"), help="folder of `bench.peers.yolo_train`")
+    p.add_argument("--size", type=int, default=4096, help="held-out scene side in pixels")
+    p.add_argument("--runs", type=int, default=3, help="timed runs of each pipeline (median reported)")
+    p.add_argument("--batch", type=int, default=4, help="tiles per model call, both")
+    p.add_argument("--name", default="peers", help="result file name")
+    p.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = p.parse_args()
+    ours = {path.stem: OnnxModel(path, device="cpu") for path in args.ours}
+    first = next(iter(ours.values())).info
+    tile, overlap = first.tile, first.overlap
+    yolo_training = json.loads((args.yolo / "training.json").read_text())
+    yolo_onnx = export_yolo_onnx(Path(yolo_training["weights"]), tile)
+    yolo = load_sahi_model(yolo_onnx, SCORE, tile)
+    megapixels = args.size**2 / 1e6
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        synth(["--out", str(tmp / "scene"), "--size", str(args.size), "--seed", "4242", "--quiet"])
+        scene, truth = tmp / "scene" / "scene_000.tif", tmp / "scene" / "scene_000.geojson"
+        runners = {}
+        for name, model in ours.items():
+            def run_ours(model=model, out=tmp / name) -> None:
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir()
+                process_scene(model, scene, out, RunOptions(tile=tile, overlap=overlap, score=SCORE, batch=args.batch,
+                                                            progress=False))
+            runners[name] = (run_ours, tmp / name)
+
+        def run_theirs(out=tmp / "yolo_sahi") -> None:
+            out.mkdir(exist_ok=True)
+            sahi_scene(yolo, scene, out / "scene_000.geojson", scale_file_of(args.yolo), tile, overlap, args.batch)
+
+        runners["yolo_sahi"] = (run_theirs, tmp / "yolo_sahi")
+        timings = {name: _timed(fn, args.runs) for name, (fn, _) in runners.items()}
+        scores = {name: evaluate(out / "scene_000.geojson", truth, scene, iou=0.5, score=0.3)
+                  for name, (_, out) in runners.items()}
+    systems = {name: {"model": str(path), "provenance": {k: ours[name].info.provenance.get(k) for k in
+                                                         ("backbone", "fpn_channels", "head_channels")}}
+               for name, path in zip(ours, args.ours, strict=True)}
+    systems["yolo_sahi"] = {"model": yolo_training["model"], "onnx": str(yolo_onnx), "training": yolo_training}
+    result = {
+        "benchmark": args.name,
+        "machine": describe(),
+        "scene": {"size_px": args.size, "megapixels": megapixels, "seed": 4242, "held_out": True},
+        "tile": tile, "overlap": overlap, "batch": args.batch, "score_threshold": SCORE, "runs": args.runs,
+        "systems": systems,
+        "accuracy": {name: {"map@0.5": s["map@0.5"], "map@[.5:.95]": s["map@[.5:.95]"],
+                            "classes": {c: {k: v for k, v in r.items() if k in ("truth", "predicted", "ap@0.5",
+                                                                               "ap@[.5:.95]", "iou")}
+                                        for c, r in s["classes"].items()}}
+                     for name, s in scores.items()},
+        "speed": {name: {"median_seconds": round(median, 2), "seconds": [round(t, 2) for t in all_runs],
+                         "mpx_per_s": round(megapixels / median, 3),
+                         "vs_yolo_sahi": round(timings["yolo_sahi"][0] / median, 3)}
+                  for name, (median, all_runs) in timings.items()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"map@0.5": {n: a["map@0.5"] for n, a in result["accuracy"].items()},
+                      "mpx_per_s": {n: v["mpx_per_s"] for n, v in result["speed"].items()}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""YOLO + SAHI over a whole scene, as a user of those tools would run it, ending in our GeoJSON conventions.
+
+The scene is read and stretched to 8-bit RGB with the YOLO dataset's fixed
+scale (SAHI works on an in-memory image), sliced with SAHI at a given tile
+and overlap, predicted by the YOLO model exported to ONNX (run by ONNX
+Runtime through Ultralytics), merged by SAHI, and written as WGS84 boxes so
+`infer evaluate` scores it exactly as it scores us.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning
+from shapely import affinity
+from shapely.geometry import box
+
+from bench.peers.yolo_data import SCALE_FILE, to_rgb8
+from infer.geo import to_wgs84
+from infer.geojson import feature, write_feature_collection
+from infer.rasterenv import gdal_env
+
+
+def export_yolo_onnx(weights: Path, imgsz: int) -> Path:
+    """The trained YOLO weights as ONNX with a dynamic batch, next to them."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics import YOLO
+
+    return Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True, simplify=False, verbose=False))
+
+
+def load_sahi_model(onnx_path: Path, confidence: float, imgsz: int):
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from sahi import AutoDetectionModel
+
+    return AutoDetectionModel.from_pretrained(model_type="ultralytics", model_path=str(onnx_path),
+                                              confidence_threshold=confidence, device="cpu", image_size=imgsz)
+
+
+def sahi_scene(model, scene: Path, out: Path, scale_file: Path, tile: int, overlap: int, batch: int = 4) -> Path:
+    """Run YOLO + SAHI over `scene`; write `out` (GeoJSON, WGS84 boxes with class and score)."""
+    from sahi.predict import get_sliced_prediction
+
+    scale = json.loads(scale_file.read_text())["value_at_255"]
+    with gdal_env(), warnings.catch_warnings(), rasterio.open(scene) as src:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        rgb = to_rgb8(src.read([1, 2, 3]), scale)
+        transform, crs = src.transform, src.crs
+    result = get_sliced_prediction(rgb, model, slice_height=tile, slice_width=tile,
+                                   overlap_height_ratio=overlap / tile, overlap_width_ratio=overlap / tile,
+                                   perform_standard_pred=False, postprocess_type="NMS",
+                                   postprocess_match_metric="IOU", postprocess_match_threshold=0.5,
+                                   verbose=0, batch_size=batch)
+    features = []
+    t = [transform.a, transform.b, transform.d, transform.e, transform.c, transform.f]
+    for p in result.object_prediction_list:
+        b = p.bbox
+        geom = to_wgs84(affinity.affine_transform(box(b.minx, b.miny, b.maxx, b.maxy), t), crs)
+        features.append(feature(geom, {"class": p.category.name, "score": round(float(p.score.value), 4)}))
+    return write_feature_collection(out, features, {"scene": scene.name, "model": "yolo+sahi"})
+
+
+def scale_file_of(yolo_run: Path) -> Path:
+    return yolo_run / "data" / SCALE_FILE

@@ -41,6 +41,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     p.add_argument("--training-command", default="python -m train fit --config train/configs/synthetic.yaml",
                    help="the command that trained the run, recorded with the result")
+    p.add_argument("--name", default="train_reference", help="result file name (default: train_reference)")
     args = p.parse_args()
     best = _best_checkpoint(args.run)
     checkpoint = torch.load(best, map_location="cpu", weights_only=False)
@@ -49,7 +50,7 @@ def main() -> None:
                              "--trainer.enable_progress_bar", "false"])
     metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=str(best))[0]
     result = {
-        "benchmark": "train_reference",
+        "benchmark": args.name,
         "machine": describe(),
         "config": str(args.config),
         "training_command": args.training_command,
@@ -61,7 +62,7 @@ def main() -> None:
         "metrics": {k.removeprefix("val/"): round(float(v), 4) for k, v in sorted(metrics.items())},
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "train_reference.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["metrics"], indent=1))
 
 

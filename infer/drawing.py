@@ -115,8 +115,12 @@ def draw_north_arrow(draw: ImageDraw.ImageDraw, north: tuple[float, float], cent
 
 
 def save_png(image: Image.Image, path: Path) -> Path:
-    """Write under a temporary name, then rename: a reader never sees half a picture."""
+    """Write under a temporary name, then rename: a reader never sees half a picture.
+
+    Light compression: imagery barely compresses anyway, and the default level
+    costs seconds per overview in a batch job.
+    """
     partial = path.with_name(f".{path.name}.partial")
-    image.save(partial, format="PNG")
+    image.save(partial, format="PNG", compress_level=1)
     os.replace(partial, path)
     return path

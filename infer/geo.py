@@ -21,9 +21,14 @@ def _transformer(src: str, dst: str) -> Transformer:
     return Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True)
 
 
+def _crs_key(crs) -> str:
+    """A hashable name for a CRS given as a string, a pyproj or a rasterio CRS, without parsing strings."""
+    return crs if isinstance(crs, str) else crs.to_string()
+
+
 def transform_geometry(geom: BaseGeometry, src_crs: str | CRS, dst_crs: str | CRS) -> BaseGeometry:
     """Reproject a shapely geometry (coordinates x, y in each CRS's axis order east, north)."""
-    t = _transformer(CRS.from_user_input(src_crs).to_string(), CRS.from_user_input(dst_crs).to_string())
+    t = _transformer(_crs_key(src_crs), _crs_key(dst_crs))
 
     def reproject(coords: np.ndarray) -> np.ndarray:
         x, y = t.transform(coords[:, 0], coords[:, 1])

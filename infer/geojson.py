@@ -41,8 +41,9 @@ def write_feature_collection(
     collection.update(extra or {})
     collection["features"] = list(features)
     tmp = path.with_name(f".{path.name}.partial")
+    text = json.dumps(collection, separators=(",", ":"))  # one shot: the C encoder, not the streaming one
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(collection, f, separators=(",", ":"))
+        f.write(text)
         f.write("\n")
     os.replace(tmp, path)
     return path

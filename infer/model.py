@@ -291,14 +291,16 @@ class OnnxModel:
         shape = (len(self.info.bands), 1, 1)
         mean = np.asarray(self.info.mean, dtype=np.float32).reshape(shape)
         std = np.asarray(self.info.std, dtype=np.float32).reshape(shape)
-        out = (pixels.astype(np.float32) - mean) / std
+        out = pixels.astype(np.float32)  # a copy, normalized in place
+        out -= mean
+        out *= np.float32(1.0) / std
         if valid is not None:
             valid = np.asarray(valid, dtype=bool)
             expected = pixels.shape[:-3] + pixels.shape[-2:]
             if valid.shape != expected:
                 raise ValueError(f"valid must have shape {expected}, got {valid.shape}")
-            # where, not multiply: nodata may be NaN, and NaN * 0 is NaN.
-            out = np.where(np.expand_dims(valid, -3), out, np.float32(0.0))
+            # assignment, not multiplication: nodata may be NaN, and NaN * 0 is NaN.
+            np.copyto(out, np.float32(0.0), where=~np.expand_dims(valid, -3))
         return out
 
 

@@ -17,6 +17,8 @@ from infer.geojson import feature
 from infer.geometry import rbox_to_corners
 from infer.reader import SceneGrid
 
+SIMPLIFY_PX = 0.5
+
 
 def _to_output(geom: shapely.Geometry, grid: SceneGrid) -> shapely.Geometry:
     """Scene-grid pixels → map coordinates → WGS84 (or pixels, without georeferencing)."""
@@ -62,12 +64,17 @@ def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
 
 def region_features(pieces: list[tuple[int, shapely.Geometry, float]], names: list[str],
                     grid: SceneGrid) -> list[dict]:
-    """One feature per merged region piece: (class index, polygon in grid pixels, score)."""
+    """One feature per merged region piece: (class index, polygon in grid pixels, score).
+
+    Outlines traced from pixels are staircases; they are simplified within
+    half a pixel (topology kept), which keeps the shape and drops most
+    vertices. `area_m2` is the area of the pixels themselves.
+    """
     out = []
     for k, geom, score in pieces:
         props = {"class": names[k], "score": round(float(score), 4),
                  "area_m2": round(geom.area * grid.gsd_m**2, 1)}
-        out.append(feature(_to_output(geom, grid), props))
+        out.append(feature(_to_output(geom.simplify(SIMPLIFY_PX), grid), props))
     return out
 
 

@@ -3,10 +3,10 @@
 `python -m bench.peers.compare --ours checkpoints/reference.onnx checkpoints/fast.onnx --yolo runs/yolo`
 synthesizes a held-out scene neither model has seen (seed 4242), runs our
 `infer run` pipeline and YOLO + SAHI over it at the same tile and overlap
-(ours: the model's recommendation), both on the CPU at the same low score
-threshold, scores both with `infer evaluate` (per class AP@0.5 and
-AP@[.5:.95]), and times both whole pipelines, scene file to GeoJSON on disk,
-median of `--runs`. Writes bench/results/peers.json (`--name` for another file).
+(ours: the model's recommendation) on the CPU, scores both with
+`infer evaluate` (per class AP@0.5 and AP@[.5:.95], from a run at the same low
+score threshold), and times both whole pipelines, scene file to GeoJSON on
+disk, each at its default threshold as users run it, median of `--runs`. Writes bench/results/peers.json (`--name` for another file).
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from infer.model import OnnxModel
 from infer.pipeline import RunOptions, process_scene
 from train.synth.cli import main as synth
 
-SCORE = 0.05  # low, so AP sees the whole precision-recall curve of both
+SCORE = 0.05  # accuracy runs: low, so AP sees the whole precision-recall curve of each
+OUR_DEFAULT_SCORE = RunOptions().score  # speed runs: each tool as users run it, at its default threshold
+YOLO_DEFAULT_CONF = 0.25  # Ultralytics' default `conf`
 
 
 def _timed(fn, runs: int) -> tuple[float, list[float]]:
@@ -54,7 +56,8 @@ def main() -> None:
     tile, overlap = first.tile, first.overlap
     yolo_training = json.loads((args.yolo / "training.json").read_text())
     yolo_onnx = export_yolo_onnx(Path(yolo_training["weights"]), tile)
-    yolo = load_sahi_model(yolo_onnx, SCORE, tile)
+    yolo = {SCORE: load_sahi_model(yolo_onnx, SCORE, tile),
+            YOLO_DEFAULT_CONF: load_sahi_model(yolo_onnx, YOLO_DEFAULT_CONF, tile)}
     megapixels = args.size**2 / 1e6
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -62,21 +65,25 @@ def main() -> None:
         scene, truth = tmp / "scene" / "scene_000.tif", tmp / "scene" / "scene_000.geojson"
         runners = {}
         for name, model in ours.items():
-            def run_ours(model=model, out=tmp / name) -> None:
+            def run_ours(low: bool, model=model, out=tmp / name) -> None:
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir()
-                process_scene(model, scene, out, RunOptions(tile=tile, overlap=overlap, score=SCORE, batch=args.batch,
+                score = SCORE if low else OUR_DEFAULT_SCORE
+                process_scene(model, scene, out, RunOptions(tile=tile, overlap=overlap, score=score, batch=args.batch,
                                                             progress=False))
             runners[name] = (run_ours, tmp / name)
 
-        def run_theirs(out=tmp / "yolo_sahi") -> None:
+        def run_theirs(low: bool, out=tmp / "yolo_sahi") -> None:
             out.mkdir(exist_ok=True)
-            sahi_scene(yolo, scene, out / "scene_000.geojson", scale_file_of(args.yolo), tile, overlap, args.batch)
+            sahi_scene(yolo[SCORE if low else YOLO_DEFAULT_CONF], scene, out / "scene_000.geojson",
+                       scale_file_of(args.yolo), tile, overlap, args.batch)
 
         runners["yolo_sahi"] = (run_theirs, tmp / "yolo_sahi")
-        timings = {name: _timed(fn, args.runs) for name, (fn, _) in runners.items()}
-        scores = {name: evaluate(out / "scene_000.geojson", truth, scene, iou=0.5, score=0.3)
-                  for name, (_, out) in runners.items()}
+        scores = {}
+        for name, (fn, out) in runners.items():
+            fn(low=True)
+            scores[name] = evaluate(out / "scene_000.geojson", truth, scene, iou=0.5, score=0.3)
+        timings = {name: _timed(lambda fn=fn: fn(low=False), args.runs) for name, (fn, _) in runners.items()}
     systems = {name: {"model": str(path), "provenance": {k: ours[name].info.provenance.get(k) for k in
                                                          ("backbone", "fpn_channels", "head_channels")}}
                for name, path in zip(ours, args.ours, strict=True)}
@@ -86,6 +93,7 @@ def main() -> None:
         "machine": describe(),
         "scene": {"size_px": args.size, "megapixels": megapixels, "seed": 4242, "held_out": True},
         "tile": tile, "overlap": overlap, "batch": args.batch, "score_threshold": SCORE, "runs": args.runs,
+        "speed_thresholds": {"ours": OUR_DEFAULT_SCORE, "yolo_sahi": YOLO_DEFAULT_CONF},
         "systems": systems,
         "accuracy": {name: {"map@0.5": s["map@0.5"], "map@[.5:.95]": s["map@[.5:.95]"],
                             "classes": {c: {k: v for k, v in r.items() if k in ("truth", "predicted", "ap@0.5",

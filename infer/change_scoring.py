@@ -15,8 +15,7 @@ import shapely
 from shapely import affinity
 from shapely.geometry import shape
 
-from infer.changes import utm_crs
-from infer.geo import transform_geometry
+from infer.geo import transform_geometry, utm_crs
 
 
 def _metric(feature: dict[str, Any], crs, shift: tuple[float, float]) -> shapely.Geometry:

@@ -15,7 +15,7 @@ narrower than a metre or two, pieces smaller than a minimum area dropped.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,9 @@ from scipy.spatial import cKDTree
 from shapely import affinity
 
 from infer.errors import InputError
-from infer.geo import transform_geometry
+from infer.geo import transform_geometry, utm_crs
 from infer.geojson import read_feature_collection
+from infer.report import read_summaries
 
 LISTED_PIECES = 5  # new region pieces named one by one in the summary, largest first
 
@@ -106,8 +107,6 @@ def resolve_input(path: Path) -> tuple[Path, Path | None]:
         return path, None
     if not path.is_dir():
         raise InputError(f"not found: {path}")
-    from infer.report import read_summaries
-
     done = [e for e in read_summaries(path) if e.get("status") == "done"]
     if len(done) != 1:
         raise InputError(f"{path} holds {len(done)} finished scenes; diff needs exactly one per folder "
@@ -132,11 +131,6 @@ def read_side(path: Path, scene: Path | None = None) -> Side:
                 scene or found_scene or _scene_for(geojson, collection), pixel, dict(collection.get("colors") or {}))
 
 
-def utm_crs(lon: float, lat: float) -> CRS:
-    zone = int((lon + 180) // 6) % 60 + 1
-    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
-
-
 def _to_metric(sides: Sequence[Side]) -> tuple[CRS | None, str]:
     """Project every geometry into one frame in metres; pixel inputs stay in pixels."""
     if sides[0].pixel_coordinates != sides[1].pixel_coordinates:
@@ -158,7 +152,8 @@ def _centres(things: list[Thing]) -> np.ndarray:
 
 
 def estimate_offset(before: list[Thing], after: list[Thing], options: DiffOptions) -> tuple[np.ndarray, int]:
-    """Shift of `after` relative to `before` that most same-class object pairs agree on.
+    """Shift of `after` relative to `before` that most same-class object pairs agree on, and how many agree
+    (zero shift and 0 when fewer than `min_support` do).
 
     Every same-class pair closer than `search_m` votes for its offset; votes
     are binned in cells a third of the tolerance wide, the fullest 3 × 3
@@ -181,7 +176,7 @@ def estimate_offset(before: list[Thing], after: list[Thing], options: DiffOption
     centre = keys[int(np.argmax(block))]
     support = offsets[np.all(np.abs(bins - centre) <= 1, axis=1)]
     if len(support) < options.min_support:
-        return np.zeros(2), len(support)
+        return np.zeros(2), 0
     return np.median(support, axis=0), len(support)
 
 
@@ -238,8 +233,7 @@ def diff(before: Side, after: Side, options: DiffOptions = DiffOptions(), pixel_
     """Changes from `before` to `after`. `pixel_m`: metres per pixel when the inputs are in pixels."""
     crs, units = _to_metric([before, after])
     scale = pixel_m if units == "px" else 1.0  # metres per comparison unit
-    opts = DiffOptions(options.tolerance_m / scale, options.search_m / scale, options.min_support,
-                       options.min_area_m2, options.sliver_m, options.align)
+    opts = replace(options, tolerance_m=options.tolerance_m / scale, search_m=options.search_m / scale)
     offset, support = (estimate_offset(before.objects, after.objects, opts) if options.align else (np.zeros(2), 0))
     for t in after.objects + after.regions:
         t.metric = affinity.translate(t.metric, -offset[0], -offset[1])

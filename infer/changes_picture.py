@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import from_bounds
 
-from infer.changes import DiffResult, Side, utm_crs
+from infer.changes import DiffResult, Side
 from infer.drawing import (
     BACKGROUND,
     display_scale,
@@ -31,7 +31,7 @@ from infer.drawing import (
     save_png,
     to_rgb,
 )
-from infer.geo import north_in_pixels, transform_geometry
+from infer.geo import north_in_pixels, transform_geometry, utm_crs
 from infer.rasterenv import gdal_env
 
 NEW = (0, 230, 118)

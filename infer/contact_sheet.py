@@ -37,9 +37,9 @@ def _object_picks(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, n
                   gsd_m: float, per_class: int) -> list[Pick]:
     picks = []
     corners = rbox_to_corners(rboxes) if len(rboxes) else np.zeros((0, 4, 2))
+    best_first = np.argsort(-scores)
     for k, name in enumerate(names):
-        chosen = [i for i in np.argsort(-scores) if classes[i] == k][:per_class]
-        for i in chosen:
+        for i in best_first[classes[best_first] == k][:per_class]:
             size = f"{rboxes[i, 2] * gsd_m:.1f} x {rboxes[i, 3] * gsd_m:.1f} m"
             picks.append(Pick(name, float(scores[i]), corners[i], f"{name} {scores[i]:.2f} · {size}"))
     return picks

@@ -54,11 +54,17 @@ def utm_point(lon: float, lat: float, crs: str | CRS) -> tuple[float, float]:
     return float(x), float(y)
 
 
+def utm_crs(lon: float, lat: float) -> CRS:
+    """The WGS84 UTM zone holding a longitude/latitude: a frame in metres for comparing geometries."""
+    zone = int((lon + 180) // 6) % 60 + 1
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
 def north_in_pixels(transform, crs: str | CRS, col: float, row: float) -> tuple[float, float]:
     """Unit vector of true north at pixel (col, row), in pixel axes (x right, y down)."""
     x, y = transform * (col, row)
-    to_geo = _transformer(CRS.from_user_input(crs).to_string(), WGS84.to_string())
-    to_map = _transformer(WGS84.to_string(), CRS.from_user_input(crs).to_string())
+    to_geo = _transformer(_crs_key(crs), _crs_key(WGS84))
+    to_map = _transformer(_crs_key(WGS84), _crs_key(crs))
     lon, lat = to_geo.transform(x, y)
     x2, y2 = to_map.transform(lon, lat + 1e-4)
     c2, r2 = ~transform * (x2, y2)

@@ -73,8 +73,9 @@ def read_summaries(folder: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def _detection_rows(geojson: Path, colors: dict[str, str]) -> tuple[list[str], int]:
+def _detection_rows(geojson: Path) -> tuple[list[str], int]:
     collection = read_feature_collection(geojson)
+    colors = collection.get("colors") or {}  # the model's class colours, written by `infer run`
     pixel = "coordinates" in collection
     rows = []
     features = collection["features"]
@@ -92,7 +93,7 @@ def _detection_rows(geojson: Path, colors: dict[str, str]) -> tuple[list[str], i
     return rows, len(features)
 
 
-def _scene_section(entry: dict[str, Any], colors: dict[str, str]) -> str:
+def _scene_section(entry: dict[str, Any]) -> str:
     name = Path(entry["scene"]).name
     if entry.get("status") != "done":
         return f"<h2>{html.escape(name)}</h2><p class=failed>failed: {html.escape(entry.get('error', ''))}</p>"
@@ -110,7 +111,7 @@ def _scene_section(entry: dict[str, Any], colors: dict[str, str]) -> str:
         parts.append(f"<h3>Best detections per class</h3><img alt='detections of {html.escape(name)}' "
                      f"src='{_data_uri(outputs['detections'])}'>")
     if outputs.get("geojson", Path()).is_file():
-        rows, total = _detection_rows(outputs["geojson"], colors)
+        rows, total = _detection_rows(outputs["geojson"])
         pixel = not entry.get("georeferenced", True)
         x, y = ("x (px)", "y (px)") if pixel else ("longitude", "latitude")
         shown = "" if total <= len(rows) else f" <span class=note>(first {len(rows)} of {total})</span>"
@@ -120,19 +121,8 @@ def _scene_section(entry: dict[str, Any], colors: dict[str, str]) -> str:
     return "\n".join(parts)
 
 
-def _class_colors(entries: list[dict[str, Any]]) -> dict[str, str]:
-    """Class colours from the model metadata recorded next to the results, when present."""
-    colors = {}
-    for entry in entries:
-        geojson = Path(entry.get("outputs", {}).get("geojson", ""))
-        if geojson.is_file():
-            colors.update(read_feature_collection(geojson).get("colors", {}))
-    return colors
-
-
 def write_report(folder: Path, title: str | None = None) -> Path:
     entries = read_summaries(folder)
-    colors = _class_colors(entries)
     done = [e for e in entries if e.get("status") == "done"]
     totals: dict[str, int] = {}
     for e in done:
@@ -152,7 +142,7 @@ def write_report(folder: Path, title: str | None = None) -> Path:
             f"{f' ({megapixels / seconds:.2f} Mpx/s)' if seconds else ''}.</p>",
             f"<table><thead><tr><th>scene</th><th>date</th><th>status</th>{heading}</tr></thead>"
             f"<tbody>{index}<tr><td><b>all</b></td><td></td><td></td>{total_row}</tr></tbody></table>"]
-    body += [_scene_section(e, colors) for e in entries]
+    body += [_scene_section(e) for e in entries]
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(folder.name)} report"
             f"</title><style>{STYLE}</style></head><body>{''.join(body)}<script>{SORT_SCRIPT}</script></body></html>")
     path = folder / "report.html"

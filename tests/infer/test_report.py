@@ -70,7 +70,7 @@ def test_report_is_one_self_contained_page(run_folder):
     features = json.loads((run_folder / "site.geojson").read_text())["features"]
     table = page.split("class=detections", 1)[1]
     assert table.count("<tr>") == len(features) + 1  # header and one row per detection
-    assert "2 overview" not in page and "site.tif" in page
+    assert "site.tif" in page and "#ff4040" in page  # the scene, and the model's storehouse colour on swatches
 
 
 def test_report_of_a_folder_without_a_run_is_a_one_line_error(tmp_path):

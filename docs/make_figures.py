@@ -1,4 +1,4 @@
-"""Regenerate the README figures: `python docs/make_figures.py`."""
+"""Regenerate the README figures: `python -m docs.make_figures`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import shapely
 from PIL import Image
 from rasterio.windows import Window
 
+from bench.change_detection import DISTANCE_M, MIN_IOU
+from infer.change_scoring import score_changes
 from infer.diff_cli import main as diff_main
 from infer.geo import from_wgs84
 from train.synth.cli import main as synth
@@ -59,6 +61,12 @@ def changes_figures(pair: Path, model: Path = Path("checkpoints/reference.onnx")
                                                                  "detections.png")):
         Image.open(source).convert("RGB").save(DOCS / name)
         shrink_png(DOCS / name)
+    truth = json.loads((pair / "scene_000_changes.geojson").read_text())["features"]
+    found = json.loads((out / "changes.geojson").read_text())["features"]
+    scores = score_changes(truth, found, distance_m=DISTANCE_M, min_iou=MIN_IOU)
+    print("changes.png against the pair's true changes (true / found / matched):")
+    for name, entry in scores["per_change"].items():
+        print(f"  {name}: {entry['true']} / {entry['found']} / {entry['matched']}")
 
 
 def main() -> None:

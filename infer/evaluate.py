@@ -1,8 +1,16 @@
 """Score predicted GeoJSON against truth GeoJSON for one scene, in the scene's pixels.
 
 COCO box AP with pycocotools (objects by the box of their polygon, regions by
-the box of each polygon), precision/recall/F1 at a chosen score and IoU from
-the same matching, and pixel IoU of region classes computed window by window.
+the box of each connected piece), precision/recall/F1 at a chosen score and
+IoU from the same matching, and pixel IoU of region classes computed window
+by window.
+
+A region class is an area, not a count: its instances are the connected
+pieces of the union of its polygons, on both sides. Labels often cut one
+continuous ridge into several features (the synthetic generator splits berms
+at 400 m; digitizers stop at a map sheet); no mask can say where such a cut
+was made, and scoring the cut pieces would cap a perfect answer's AP well
+below 1. Training validation counts pieces of the truth mask the same way.
 """
 
 from __future__ import annotations
@@ -61,6 +69,28 @@ def read_in_pixels(path: Path, scene: Path) -> tuple[list[Labeled], int, int]:
     return out, size[0], size[1]
 
 
+def region_pieces(items: list[Labeled], region_classes: set[str]) -> list[Labeled]:
+    """Region features replaced by the connected pieces of their class's union.
+
+    A piece made of several features is scored by their area-weighted mean score.
+    """
+    out = [t for t in items if t.cls not in region_classes]
+    for name in sorted(region_classes):
+        members = [t for t in items if t.cls == name and not t.pixels.is_empty]
+        if not members:
+            continue
+        union = shapely.union_all([t.pixels for t in members])
+        pieces = list(getattr(union, "geoms", [union]))
+        tree = shapely.STRtree([t.pixels for t in members])
+        for piece in pieces:
+            parts = [members[i] for i in tree.query(piece, predicate="intersects")]
+            area = sum(p.pixels.area for p in parts)
+            score = (sum(p.score * p.pixels.area for p in parts) / area if area
+                     else max(p.score for p in parts))
+            out.append(Labeled(name, piece, float(score), False))
+    return out
+
+
 def _coco(truth: list[Labeled], preds: list[Labeled], names: list[str], size: tuple[int, int]):
     cat = {n: i + 1 for i, n in enumerate(names)}
 
@@ -90,9 +120,12 @@ def evaluate(pred_path: Path, truth_path: Path, scene: Path, iou: float = 0.5, s
     """
     truth, width, height = read_in_pixels(truth_path, scene)
     preds, _, _ = read_in_pixels(pred_path, scene)
+    if regions is None:
+        regions = {t.cls for t in truth} - {t.cls for t in truth if t.oriented}
+    truth_pieces, pred_pieces = region_pieces(truth, regions), region_pieces(preds, regions)
     names = sorted({t.cls for t in truth} | {p.cls for p in preds})
     thresholds = np.unique(np.append(IOU_THRESHOLDS, round(iou, 2)))
-    gt, dt, cat = _coco(truth, preds, names, (width, height))
+    gt, dt, cat = _coco(truth_pieces, pred_pieces, names, (width, height))
     results: dict[str, dict] = {}
     if dt is not None:
         ev = COCOeval(gt, dt, iouType="bbox")
@@ -106,8 +139,8 @@ def evaluate(pred_path: Path, truth_path: Path, scene: Path, iou: float = 0.5, s
         standard = [i for i, t in enumerate(thresholds) if np.isclose(IOU_THRESHOLDS, t).any()]
     for name in names:
         k = cat[name] - 1
-        n_truth = sum(t.cls == name for t in truth)
-        entry = {"truth": n_truth, "predicted": sum(p.cls == name for p in preds)}
+        n_truth = sum(t.cls == name for t in truth_pieces)
+        entry = {"truth": n_truth, "predicted": sum(p.cls == name for p in pred_pieces)}
         if dt is not None and n_truth:
             precision = ev.eval["precision"][:, :, k, 0, -1]
             ap = [float(precision[i][precision[i] > -1].mean()) if (precision[i] > -1).any() else 0.0
@@ -119,8 +152,6 @@ def evaluate(pred_path: Path, truth_path: Path, scene: Path, iou: float = 0.5, s
         elif n_truth:
             entry.update({f"ap@{iou:g}": 0.0, "ap@[.5:.95]": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0})
         results[name] = entry
-    if regions is None:
-        regions = {t.cls for t in truth} - {t.cls for t in truth if t.oriented}
     for name, value in region_iou(truth, preds, width, height, regions).items():
         results.setdefault(name, {})["iou"] = round(value, 4)
     aps = [r[f"ap@{iou:g}"] for r in results.values() if f"ap@{iou:g}" in r]

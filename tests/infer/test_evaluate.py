@@ -1,0 +1,116 @@
+"""`infer evaluate`: COCO box AP per class, region instances as connected pieces, bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from shapely import affinity
+from shapely.geometry import LineString, Polygon, box
+
+from infer.evaluate import evaluate
+from infer.geo import to_wgs84
+from infer.geojson import feature, write_feature_collection
+from tests.helpers import run_cli
+
+CRS = "EPSG:32637"
+TRANSFORM = Affine(0.5, 0, 677000.0, 0, -0.5, 3823000.0)
+SIZE = 512
+
+
+@pytest.fixture()
+def scene(tmp_path: Path) -> Path:
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=SIZE, height=SIZE, count=3, dtype="uint8",
+                       crs=CRS, transform=TRANSFORM) as dst:
+        dst.write(np.zeros((3, SIZE, SIZE), np.uint8))
+    return path
+
+
+def _write(path: Path, items: list[tuple[str, Polygon, dict]]) -> Path:
+    """Features given in scene pixels, written in WGS84 like `infer run` and the generator do."""
+    m = TRANSFORM
+    feats = [feature(to_wgs84(affinity.affine_transform(geom, [m.a, m.b, m.d, m.e, m.c, m.f]), CRS),
+                     {"class": cls, **props}) for cls, geom, props in items]
+    return write_feature_collection(path, feats)
+
+
+def _truck(x: float, y: float) -> Polygon:
+    return box(x, y, x + 20, y + 6)
+
+
+RIDGE = LineString([(40, 300), (240, 300), (240, 460)])
+BERM = RIDGE.buffer(4, cap_style="flat", join_style="mitre")
+
+
+def _truth(tmp_path: Path) -> Path:
+    """Two trucks, a storehouse, a cleared site and one berm labeled as two flush features."""
+    first, second = (BERM.intersection(box(0, 0, 200, SIZE)), BERM.intersection(box(200, 0, SIZE, SIZE)))
+    return _write(tmp_path / "truth.geojson", [
+        ("truck", _truck(20, 20), {"heading_deg": 90.0}),
+        ("truck", _truck(100, 40), {"heading_deg": 90.0}),
+        ("storehouse", box(300, 60, 340, 84), {"heading_deg": 0.0}),
+        ("earth_berm", first, {}),
+        ("earth_berm", second, {}),
+        ("cleared_site", box(300, 150, 450, 260), {}),
+    ])
+
+
+def test_exact_answer_scores_one_per_class_and_a_split_ridge_counts_once(tmp_path: Path, scene: Path) -> None:
+    truth = _truth(tmp_path)
+    pred = _write(tmp_path / "pred.geojson", [
+        ("truck", _truck(20, 20), {"score": 0.9, "heading_deg": 90.0}),
+        ("truck", _truck(100, 40), {"score": 0.8, "heading_deg": 90.0}),
+        ("storehouse", box(300, 60, 340, 84), {"score": 0.7, "heading_deg": 0.0}),
+        ("earth_berm", BERM, {"score": 0.6}),  # one mask piece, as a model gives it
+        ("cleared_site", box(300, 150, 450, 260), {"score": 0.9}),
+    ])
+    report = evaluate(pred, truth, scene)
+    classes = report["classes"]
+    assert {c: r["ap@0.5"] for c, r in classes.items()} == {
+        "cleared_site": 1.0, "earth_berm": 1.0, "storehouse": 1.0, "truck": 1.0}
+    assert classes["earth_berm"]["truth"] == 1  # the two flush features are one ridge
+    assert classes["earth_berm"]["iou"] == pytest.approx(1.0, abs=0.01)
+    assert report["map@0.5"] == 1.0
+
+
+def test_misplaced_and_missing_objects_lower_ap_and_recall(tmp_path: Path, scene: Path) -> None:
+    truth = _truth(tmp_path)
+    pred = _write(tmp_path / "pred.geojson", [
+        ("truck", _truck(20, 20), {"score": 0.9, "heading_deg": 90.0}),
+        ("truck", _truck(112, 40), {"score": 0.95, "heading_deg": 90.0}),  # 12 of 20 px off: IoU 0.25
+        ("earth_berm", BERM.intersection(box(0, 0, 120, SIZE)), {"score": 0.6}),  # 80 of 360 px of ridge
+        ("cleared_site", box(300, 150, 450, 210), {"score": 0.9}),  # 60 of 110 rows: IoU 0.55
+    ])
+    report = evaluate(pred, truth, scene, score=0.5)
+    truck = report["classes"]["truck"]
+    # Ranked: a false positive (0.95) then a hit (0.9): precision 0.5 from recall 0 to 0.5, then nothing.
+    assert truck["ap@0.5"] == pytest.approx(51 / 101 * 0.5, abs=0.01)
+    assert (truck["precision"], truck["recall"]) == (0.5, 0.5)
+    assert report["classes"]["storehouse"]["ap@0.5"] == 0.0
+    assert report["classes"]["earth_berm"]["ap@0.5"] == 0.0
+    assert report["classes"]["cleared_site"]["iou"] == pytest.approx(60 / 110, abs=0.01)
+    assert report["classes"]["cleared_site"]["ap@0.5"] == pytest.approx(1.0)
+
+
+def test_cli_writes_a_report_and_bad_inputs_fail_in_one_line(tmp_path: Path, scene: Path) -> None:
+    truth = _truth(tmp_path)
+    done = run_cli("infer", "evaluate", str(truth), str(truth), "--scene", str(scene),
+                   "--out", str(tmp_path / "eval.json"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "eval.json").read_text())["map@0.5"] == 1.0
+
+    no_class = tmp_path / "no_class.geojson"
+    no_class.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": json.loads(json.dumps(box(0, 0, 1, 1).__geo_interface__)),
+         "properties": {}}]}))
+    # A missing file is a usage error (2, like argparse); a file with bad content an input error (1).
+    for pred, expected, code in ((tmp_path / "missing.geojson", "not found", 2), (no_class, "has no 'class'", 1)):
+        done = run_cli("infer", "evaluate", str(pred), str(truth), "--scene", str(scene))
+        assert done.returncode == code
+        assert expected in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

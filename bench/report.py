@@ -31,23 +31,34 @@ def synth_scale_table(result: dict) -> str:
 
 def train_reference_table(result: dict) -> str:
     m, metrics = result["machine"], result["metrics"]
+    order = ["storehouse", "truck", "earth_berm", "cleared_site"]
     classes = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("ap50/")},
-                     key=lambda c: ["storehouse", "truck", "earth_berm", "cleared_site"].index(c)
-                     if c in ("storehouse", "truck", "earth_berm", "cleared_site") else 99)
+                     key=lambda c: order.index(c) if c in order else 99)
     hours = result["train_wall_seconds"] / 3600
+    sessions = result.get("training_sessions", [])
+    resumed = (f" over {len(sessions)} sessions (resumed with `--ckpt_path`)" if len(sessions) > 1 else "")
+    heldout = result.get("heldout")
     lines = [
         f"`{result.get('training_command', result['config'])}` trained {result['global_step']} steps "
-        f"(best checkpoint at epoch {result['epoch'] + 1}) in {hours:.2f} h on {m['cpu']} ({m['cores']} cores, "
-        f"CPU only), scored on the held-out validation scenes by `python -m bench.train_reference`:",
+        f"(best checkpoint at epoch {result['epoch'] + 1}) in {hours:.2f} h{resumed} on {m['cpu']} "
+        f"({m['cores']} cores, CPU only), scored by `python -m bench.train_reference`: on the validation "
+        "scenes (which chose the checkpoint) and, exported to ONNX and run by `infer run`, on a held-out "
+        + (f"{heldout['scene']['size_px']}² scene (seed {heldout['scene']['seed']}) scored by `infer evaluate`:"
+           if heldout else "scene (not measured in this result):"),
         "",
-        "| class | AP@0.5 | AP@[.5:.95] | mask IoU |",
-        "| --- | ---: | ---: | ---: |",
+        "| class | validation AP@0.5 | AP@[.5:.95] | mask IoU | held-out AP@0.5 | AP@[.5:.95] | mask IoU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+
+    def cell(value) -> str:
+        return "" if value is None else f"{value:.3f}"
+
     for c in classes:
-        iou = metrics.get(f"iou/{c}")
-        lines.append(f"| {c} | {metrics[f'ap50/{c}']:.3f} | {metrics[f'ap/{c}']:.3f} | "
-                     f"{'' if iou is None else f'{iou:.3f}'} |")
-    lines.append(f"| **all** | **{metrics['map_50']:.3f}** | **{metrics['map']:.3f}** | |")
+        h = heldout["classes"].get(c, {}) if heldout else {}
+        lines.append(f"| {c} | {metrics[f'ap50/{c}']:.3f} | {metrics[f'ap/{c}']:.3f} | {cell(metrics.get(f'iou/{c}'))} "
+                     f"| {cell(h.get('ap@0.5'))} | {cell(h.get('ap@[.5:.95]'))} | {cell(h.get('iou'))} |")
+    lines.append(f"| **all** | **{metrics['map_50']:.3f}** | **{metrics['map']:.3f}** | | "
+                 + (f"**{heldout['map@0.5']:.3f}** | **{heldout['map@[.5:.95]']:.3f}** | |" if heldout else "| | |"))
     return "\n".join(lines)
 
 

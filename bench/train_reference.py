@@ -1,22 +1,33 @@
-"""Score a finished training run on its held-out validation scenes and record it.
+"""Score a finished training run and record it.
 
 `python -m bench.train_reference --run runs/synthetic --config train/configs/synthetic.yaml`
-writes bench/results/train_reference.json: per-class AP@0.5, AP@[.5:.95],
-region mask IoU of the best checkpoint, with the steps, the wall time of the
-run (from its log files) and the machine.
+writes bench/results/train_reference.json: the best checkpoint's per-class
+AP@0.5, AP@[.5:.95] and region mask IoU on the validation scenes (which chose
+that checkpoint), and the same checkpoint exported to ONNX and run by
+`infer run` over a held-out scene no training step or checkpoint choice has
+seen (seed 4242, the peers' scene), scored by `infer evaluate`; with the
+steps, the training wall time (summed over the run's sessions, so a resumed
+run counts each once) and the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import tempfile
 from pathlib import Path
 
 import torch
 
 from bench.machine import describe
+from infer.evaluate import evaluate
+from infer.model import OnnxModel
+from infer.pipeline import RunOptions, process_scene
 from train.cli import SitewatchCLI
 from train.data.datamodule import SiteDataModule
+from train.export import export_checkpoint
+from train.synth.cli import main as synth
 from train.task import SiteDetectionTask
 
 
@@ -27,11 +38,37 @@ def _best_checkpoint(run: Path) -> Path:
     return candidates[-1]
 
 
-def _wall_seconds(run: Path) -> float:
-    """From the run's first log file (written at start) to its last checkpoint."""
-    start = min(p.stat().st_mtime for p in run.rglob("hparams.yaml"))
-    end = max(p.stat().st_mtime for p in run.rglob("*.ckpt"))
-    return end - start
+def training_sessions(run: Path) -> list[dict]:
+    """One entry per CSV log version: a fresh start or a `--ckpt_path` resume.
+
+    A session runs from its `hparams.yaml` (written at start) to the last write
+    of its `metrics.csv`; the epochs are those it logged.
+    """
+    sessions = []
+    for version in sorted((run / "csv").glob("version_*"), key=lambda p: int(p.name.split("_")[-1])):
+        metrics, hparams = version / "metrics.csv", version / "hparams.yaml"
+        if not (metrics.exists() and hparams.exists()):
+            continue
+        with open(metrics, newline="") as f:
+            epochs = sorted({int(row["epoch"]) for row in csv.DictReader(f) if row.get("epoch")})
+        if epochs:
+            sessions.append({"log": str(version), "epochs": [epochs[0], epochs[-1]],
+                             "wall_seconds": round(metrics.stat().st_mtime - hparams.stat().st_mtime, 1)})
+    return sessions
+
+
+def score_heldout(checkpoint: Path, size: int, seed: int, score: float = 0.05) -> dict:
+    """Export `checkpoint`, run the batch pipeline over a fresh synthetic scene, score it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        export_checkpoint(checkpoint, tmp / "model.onnx")
+        synth(["--out", str(tmp / "scene"), "--size", str(size), "--seed", str(seed), "--quiet"])
+        scene, truth = tmp / "scene" / "scene_000.tif", tmp / "scene" / "scene_000.geojson"
+        model = OnnxModel(tmp / "model.onnx", device="cpu")
+        (tmp / "run").mkdir()
+        process_scene(model, scene, tmp / "run", RunOptions(score=score, progress=False))
+        report = evaluate(tmp / "run" / "scene_000.geojson", truth, scene, iou=0.5, score=0.3)
+    return {"scene": {"size_px": size, "seed": seed}, "score_threshold": score, **report}
 
 
 def main() -> None:
@@ -42,13 +79,16 @@ def main() -> None:
     p.add_argument("--training-command", default="python -m train fit --config train/configs/synthetic.yaml",
                    help="the command that trained the run, recorded with the result")
     p.add_argument("--name", default="train_reference", help="result file name (default: train_reference)")
+    p.add_argument("--heldout-size", type=int, default=4096, help="held-out scene side in pixels (0: skip)")
+    p.add_argument("--heldout-seed", type=int, default=4242)
     args = p.parse_args()
     best = _best_checkpoint(args.run)
     checkpoint = torch.load(best, map_location="cpu", weights_only=False)
-    cli = SitewatchCLI(SiteDetectionTask, SiteDataModule, run=False,
+    cli = SitewatchCLI(SiteDetectionTask, SiteDataModule, run=False, save_config_callback=None,
                        args=["--config", str(args.config), "--trainer.logger", "false",
                              "--trainer.enable_progress_bar", "false"])
     metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=str(best))[0]
+    sessions = training_sessions(args.run)
     result = {
         "benchmark": args.name,
         "machine": describe(),
@@ -57,13 +97,18 @@ def main() -> None:
         "checkpoint": str(best),
         "epoch": checkpoint["epoch"],
         "global_step": checkpoint["global_step"],
-        "train_wall_seconds": round(_wall_seconds(args.run), 1),
+        "train_wall_seconds": round(sum(x["wall_seconds"] for x in sessions), 1),
+        "training_sessions": sessions,
         "hyper_parameters": {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")},
         "metrics": {k.removeprefix("val/"): round(float(v), 4) for k, v in sorted(metrics.items())},
     }
+    if args.heldout_size:
+        result["heldout"] = score_heldout(best, args.heldout_size, args.heldout_seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["metrics"], indent=1))
+    if "heldout" in result:
+        print("held out:", json.dumps({c: r.get("ap@0.5") for c, r in result["heldout"]["classes"].items()}))
 
 
 if __name__ == "__main__":

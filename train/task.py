@@ -147,10 +147,13 @@ class SiteDetectionTask(pl.LightningModule):
             self.data_info = datamodule.info()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Records the data description, the device and the training seconds, summed over resumes."""
         started = getattr(self, "_fit_started", None)
         device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+        seconds = getattr(self, "_seconds_before", 0.0) + time.time() - started if started else None
         checkpoint[CHECKPOINT_KEY] = {**self.data_info, "device": device,
-                                      "train_seconds": round(time.time() - started, 1) if started else None}
+                                      "train_seconds": round(seconds, 1) if seconds is not None else None}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.data_info = checkpoint.get(CHECKPOINT_KEY, {})
+        self._seconds_before = float(self.data_info.get("train_seconds") or 0.0)

@@ -47,10 +47,16 @@ def test_fit_writes_a_checkpoint_that_describes_its_model(tiny_dataset, tmp_path
 def test_resume_from_checkpoint_continues_the_step_count(tiny_dataset, tmp_path):
     assert run_cli("train", *_fit_args(tiny_dataset, tmp_path / "a", steps=2)).returncode == 0
     ckpt = next((tmp_path / "a").rglob("*.ckpt"))
+    first = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert first["sitewatch"]["train_seconds"] > 0
+    first["sitewatch"]["train_seconds"] = 10_000.0  # as if the first run had taken hours
+    torch.save(first, ckpt)
     result = run_cli("train", *_fit_args(tiny_dataset, tmp_path / "b", steps=4), "--ckpt_path", str(ckpt))
     assert result.returncode == 0, result.stderr[-2000:]
     resumed = torch.load(next((tmp_path / "b").rglob("*.ckpt")), map_location="cpu", weights_only=False)
     assert resumed["global_step"] == 4
+    # The resumed run's training time is the first run's plus its own few seconds.
+    assert 10_000.0 < resumed["sitewatch"]["train_seconds"] < 10_600.0
 
 
 def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):

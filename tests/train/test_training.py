@@ -59,6 +59,20 @@ def test_resume_from_checkpoint_continues_the_step_count(tiny_dataset, tmp_path)
     assert 10_000.0 < resumed["sitewatch"]["train_seconds"] < 10_600.0
 
 
+def test_recipe_keeps_the_best_and_the_latest_epoch(tiny_dataset, tmp_path):
+    """`last.ckpt` of a shipped recipe is the final epoch, whatever the best was, so `--ckpt_path` resumes there."""
+    config = Path(__file__).parents[2] / "train" / "configs" / "quick.yaml"
+    args = ["fit", "--config", str(config), "--data.dataset", str(tiny_dataset), *FAST[:-2],
+            "--trainer.max_epochs", "3", "--data.samples_per_epoch", "2", "--trainer.limit_val_batches", "1"]
+    result = run_cli("train", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    folder = tmp_path / "runs" / "quick" / "checkpoints"
+    last = torch.load(folder / "last.ckpt", map_location="cpu", weights_only=False)
+    best = torch.load(folder / "best.ckpt", map_location="cpu", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (2, 3)
+    assert best["epoch"] <= 2
+
+
 def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = run_cli("train", *_fit_args(tiny_dataset, tmp_path, steps=2), "--trainer.strategy", "ddp",

@@ -14,7 +14,9 @@ from rasterio.windows import Window
 from bench.change_detection import DISTANCE_M, MIN_IOU
 from infer.change_scoring import score_changes
 from infer.diff_cli import main as diff_main
+from infer.evaluate import evaluate
 from infer.geo import from_wgs84
+from infer.run_cli import main as run_main
 from train.synth.cli import main as synth
 from train.synth.preview import draw_labels
 
@@ -50,6 +52,24 @@ def demo_overlay(overlay: Path = Path("demo_out/run/scene_000_overlay.png"), sid
     shrink_png(figure)
 
 
+def reference_overlay(scene: Path = Path("demo_out/heldout/scene_000.tif"),
+                      model: Path = Path("checkpoints/reference.onnx"), side: int = 1000) -> None:
+    """The reference model over `make demo`'s held-out scene: the same corner as the demo figure, and its scores."""
+    if not (scene.exists() and model.exists()):
+        print(f"{scene} or {model} not found: run `make demo` and export the reference run first")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        run_main([str(model), str(scene), "--out", tmp])
+        Image.open(Path(tmp) / f"{scene.stem}_overlay.png").convert("RGB").crop((0, 0, side, side)).save(
+            DOCS / "reference_overlay.png")
+        shrink_png(DOCS / "reference_overlay.png")
+        scores = evaluate(Path(tmp) / f"{scene.stem}.geojson", scene.with_suffix(".geojson"), scene)
+    out = Path("bench/results/reference_heldout_eval.json")
+    out.write_text(json.dumps(scores, indent=1) + "\n")
+    print(f"reference model on {scene} (default --score 0.3), AP@0.5:",
+          {name: entry.get("ap@0.5") for name, entry in scores["classes"].items()}, "->", out)
+
+
 def changes_figures(pair: Path, model: Path = Path("checkpoints/reference.onnx")) -> None:
     """`infer diff --model` on the demo's scene pair: changes.png and the after date's contact sheet."""
     if not model.exists():
@@ -78,6 +98,7 @@ def main() -> None:
         shrink_png(figure)
         changes_figures(Path(tmp))
     demo_overlay()
+    reference_overlay()
 
 
 if __name__ == "__main__":

@@ -76,7 +76,9 @@ def region_pieces(items: list[Labeled], region_classes: set[str]) -> list[Labele
     """
     out = [t for t in items if t.cls not in region_classes]
     for name in sorted(region_classes):
-        members = [t for t in items if t.cls == name and not t.pixels.is_empty]
+        # Hand-drawn labels may self-intersect; made valid, they still unite.
+        members = [Labeled(t.cls, shapely.make_valid(t.pixels), t.score, t.oriented)
+                   for t in items if t.cls == name and not t.pixels.is_empty]
         if not members:
             continue
         union = shapely.union_all([t.pixels for t in members])

@@ -97,6 +97,18 @@ def test_misplaced_and_missing_objects_lower_ap_and_recall(tmp_path: Path, scene
     assert report["classes"]["cleared_site"]["ap@0.5"] == pytest.approx(1.0)
 
 
+def test_a_self_intersecting_region_label_is_scored_not_fatal(tmp_path: Path, scene: Path) -> None:
+    # A site digitized in the wrong order: two triangles meeting at a point, i.e. two pieces.
+    bowtie = Polygon([(300, 150), (450, 260), (450, 150), (300, 260)])
+    truth = _write(tmp_path / "truth.geojson", [("cleared_site", bowtie, {}),
+                                                ("cleared_site", box(440, 200, 480, 240), {})])
+    left = Polygon([(300, 150), (375, 205), (300, 260)])
+    pred = _write(tmp_path / "pred.geojson", [("cleared_site", left, {"score": 0.9})])
+    site = evaluate(pred, truth, scene)["classes"]["cleared_site"]
+    assert site["truth"] == 2  # the left triangle; the right one united with the overlapping box
+    assert site["ap@0.5"] == pytest.approx(51 / 101, abs=0.01)  # one of the two found, nothing false
+
+
 def test_cli_writes_a_report_and_bad_inputs_fail_in_one_line(tmp_path: Path, scene: Path) -> None:
     truth = _truth(tmp_path)
     done = run_cli("infer", "evaluate", str(truth), str(truth), "--scene", str(scene),

@@ -69,7 +69,7 @@ def read_in_pixels(path: Path, scene: Path) -> tuple[list[Labeled], int, int]:
     return out, size[0], size[1]
 
 
-def region_pieces(items: list[Labeled], region_classes: set[str]) -> list[Labeled]:
+def area_pieces(items: list[Labeled], region_classes: set[str]) -> list[Labeled]:
     """Region features replaced by the connected pieces of their class's union.
 
     A piece made of several features is scored by their area-weighted mean score.
@@ -124,7 +124,7 @@ def evaluate(pred_path: Path, truth_path: Path, scene: Path, iou: float = 0.5, s
     preds, _, _ = read_in_pixels(pred_path, scene)
     if regions is None:
         regions = {t.cls for t in truth} - {t.cls for t in truth if t.oriented}
-    truth_pieces, pred_pieces = region_pieces(truth, regions), region_pieces(preds, regions)
+    truth_pieces, pred_pieces = area_pieces(truth, regions), area_pieces(preds, regions)
     names = sorted({t.cls for t in truth} | {p.cls for p in preds})
     thresholds = np.unique(np.append(IOU_THRESHOLDS, round(iou, 2)))
     gt, dt, cat = _coco(truth_pieces, pred_pieces, names, (width, height))

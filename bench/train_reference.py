@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from bench.heldout import HELDOUT_SEED, synth_heldout
 from bench.machine import describe
 from infer.evaluate import evaluate
 from infer.model import OnnxModel
@@ -27,7 +28,6 @@ from infer.pipeline import RunOptions, process_scene
 from train.cli import SitewatchCLI
 from train.data.datamodule import SiteDataModule
 from train.export import export_checkpoint
-from train.synth.cli import main as synth
 from train.task import SiteDetectionTask
 
 
@@ -38,23 +38,48 @@ def _best_checkpoint(run: Path) -> Path:
     return candidates[-1]
 
 
+def _log_versions(run: Path) -> list[Path]:
+    """The run's CSV log folders in order: one per fresh start or `--ckpt_path` resume."""
+    versions = [v for v in (run / "csv").glob("version_*") if (v / "metrics.csv").exists()]
+    return sorted(versions, key=lambda p: int(p.name.split("_")[-1]))
+
+
+def _rows(version: Path) -> list[dict]:
+    with open(version / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def training_sessions(run: Path) -> list[dict]:
-    """One entry per CSV log version: a fresh start or a `--ckpt_path` resume.
+    """One entry per session: its log, first and last epoch, wall seconds.
 
     A session runs from its `hparams.yaml` (written at start) to the last write
-    of its `metrics.csv`; the epochs are those it logged.
+    of its `metrics.csv`.
     """
     sessions = []
-    for version in sorted((run / "csv").glob("version_*"), key=lambda p: int(p.name.split("_")[-1])):
+    for version in _log_versions(run):
         metrics, hparams = version / "metrics.csv", version / "hparams.yaml"
-        if not (metrics.exists() and hparams.exists()):
-            continue
-        with open(metrics, newline="") as f:
-            epochs = sorted({int(row["epoch"]) for row in csv.DictReader(f) if row.get("epoch")})
-        if epochs:
+        epochs = sorted({int(row["epoch"]) for row in _rows(version) if row.get("epoch")})
+        if epochs and hparams.exists():
             sessions.append({"log": str(version), "epochs": [epochs[0], epochs[-1]],
                              "wall_seconds": round(metrics.stat().st_mtime - hparams.stat().st_mtime, 1)})
     return sessions
+
+
+def validation_curve(run: Path) -> list[dict]:
+    """Validation mAP@0.5 and per-class AP@0.5 of every epoch, over all sessions."""
+    curve = []
+    for version in _log_versions(run):
+        for row in _rows(version):
+            if row.get("val/map_50"):
+                curve.append({"epoch": int(row["epoch"]) + 1, **{
+                    key.removeprefix("val/"): round(float(value), 4) for key, value in row.items()
+                    if value and (key == "val/map_50" or key.startswith("val/ap50/"))}})
+    return curve
+
+
+#: IoU thresholds besides 0.5 at which the held-out run is also scored: how much of
+#: what is missed at 0.5 is found but badly placed.
+LOOSER_IOUS = (0.1, 0.3)
 
 
 def score_heldout(checkpoint: Path, size: int, seed: int, score: float = 0.05) -> dict:
@@ -62,13 +87,16 @@ def score_heldout(checkpoint: Path, size: int, seed: int, score: float = 0.05) -
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         export_checkpoint(checkpoint, tmp / "model.onnx")
-        synth(["--out", str(tmp / "scene"), "--size", str(size), "--seed", str(seed), "--quiet"])
-        scene, truth = tmp / "scene" / "scene_000.tif", tmp / "scene" / "scene_000.geojson"
+        scene, truth = synth_heldout(tmp / "scene", size, seed)
         model = OnnxModel(tmp / "model.onnx", device="cpu")
         (tmp / "run").mkdir()
         process_scene(model, scene, tmp / "run", RunOptions(score=score, progress=False))
-        report = evaluate(tmp / "run" / "scene_000.geojson", truth, scene, iou=0.5, score=0.3)
-    return {"scene": {"size_px": size, "seed": seed}, "score_threshold": score, **report}
+        found = tmp / "run" / "scene_000.geojson"
+        report = evaluate(found, truth, scene, iou=0.5, score=0.3)
+        looser = {f"{iou:g}": {name: entry.get(f"ap@{iou:g}")
+                               for name, entry in evaluate(found, truth, scene, iou=iou)["classes"].items()}
+                  for iou in LOOSER_IOUS}
+    return {"scene": {"size_px": size, "seed": seed}, "score_threshold": score, **report, "ap_at_looser_iou": looser}
 
 
 def main() -> None:
@@ -80,7 +108,7 @@ def main() -> None:
                    help="the command that trained the run, recorded with the result")
     p.add_argument("--name", default="train_reference", help="result file name (default: train_reference)")
     p.add_argument("--heldout-size", type=int, default=4096, help="held-out scene side in pixels (0: skip)")
-    p.add_argument("--heldout-seed", type=int, default=4242)
+    p.add_argument("--heldout-seed", type=int, default=HELDOUT_SEED)
     args = p.parse_args()
     best = _best_checkpoint(args.run)
     checkpoint = torch.load(best, map_location="cpu", weights_only=False)
@@ -99,6 +127,7 @@ def main() -> None:
         "global_step": checkpoint["global_step"],
         "train_wall_seconds": round(sum(x["wall_seconds"] for x in sessions), 1),
         "training_sessions": sessions,
+        "validation_curve": validation_curve(args.run),
         "hyper_parameters": {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")},
         "metrics": {k.removeprefix("val/"): round(float(v), 4) for k, v in sorted(metrics.items())},
     }

@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.heldout import HELDOUT_SEED, synth_heldout
 from bench.machine import describe
 from bench.peers.sahi_run import export_yolo_onnx, load_sahi_model, sahi_scene, scale_file_of
 from infer.evaluate import evaluate
 from infer.model import OnnxModel
 from infer.pipeline import RunOptions, process_scene
-from train.synth.cli import main as synth
 
 SCORE = 0.05  # accuracy runs: low, so AP sees the whole precision-recall curve of each
 OUR_DEFAULT_SCORE = RunOptions().score  # speed runs: each tool as users run it, at its default threshold
@@ -61,8 +61,7 @@ def main() -> None:
     megapixels = args.size**2 / 1e6
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        synth(["--out", str(tmp / "scene"), "--size", str(args.size), "--seed", "4242", "--quiet"])
-        scene, truth = tmp / "scene" / "scene_000.tif", tmp / "scene" / "scene_000.geojson"
+        scene, truth = synth_heldout(tmp / "scene", args.size)
         runners = {}
         for name, model in ours.items():
             def run_ours(low: bool, model=model, out=tmp / name) -> None:
@@ -91,7 +90,7 @@ def main() -> None:
     result = {
         "benchmark": args.name,
         "machine": describe(),
-        "scene": {"size_px": args.size, "megapixels": megapixels, "seed": 4242, "held_out": True},
+        "scene": {"size_px": args.size, "megapixels": megapixels, "seed": HELDOUT_SEED, "held_out": True},
         "tile": tile, "overlap": overlap, "batch": args.batch, "score_threshold": SCORE, "runs": args.runs,
         "speed_thresholds": {"ours": OUR_DEFAULT_SCORE, "yolo_sahi": YOLO_DEFAULT_CONF},
         "systems": systems,

@@ -29,6 +29,7 @@ def default_precision() -> str:
 class SitewatchCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.dataset", "model.dataset")
+        parser.link_arguments("model.object_stride", "data.object_stride")
         parser.set_defaults({"trainer.precision": default_precision()})
 
 

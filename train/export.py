@@ -214,7 +214,8 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
         model = SiteDetector(
             kinds.count("object"), kinds.count("region"), backbone=hparams.get("backbone", "resnet18"),
             in_channels=len(info["bands"]), fpn_channels=hparams.get("fpn_channels", 128),
-            head_channels=hparams.get("head_channels", 128), backbone_weights=None)
+            head_channels=hparams.get("head_channels", 128), backbone_weights=None,
+            object_stride=hparams.get("object_stride", OUTPUT_STRIDE))
         prefix = "model."
         weights = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
         model.load_state_dict(weights, strict=True)
@@ -251,7 +252,7 @@ def model_info(loaded: LoadedCheckpoint, checkpoint: Path, precision: str, opset
                           for c in info["classes"]),
             bands=tuple(info["bands"]), mean=tuple(float(v) for v in norm["mean"]),
             std=tuple(float(v) for v in norm["std"]), gsd_m=float(info["gsd_m"]), tile=tile,
-            overlap=overlap, stride=OUTPUT_STRIDE, version=sitewatch_version,
+            overlap=overlap, stride=loaded.model.object_stride, version=sitewatch_version,
             scale=float(norm["scale"]) if norm.get("scale") is not None else None, dtype=info.get("dtype"),
             provenance=provenance)
     except ValueError as exc:

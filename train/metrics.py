@@ -33,8 +33,10 @@ class DetectionMetrics(torch.nn.Module):
     class_names: all classes, objects first then regions (metric class ids follow this order).
     """
 
-    def __init__(self, object_names: list[str], region_names: list[str], score_threshold: float = 0.05) -> None:
+    def __init__(self, object_names: list[str], region_names: list[str], score_threshold: float = 0.05,
+                 stride: int = 4) -> None:
         super().__init__()
+        self.stride = stride
         self.object_names, self.region_names = object_names, region_names
         self.score_threshold = score_threshold
         self.box_map = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True,
@@ -55,7 +57,7 @@ class DetectionMetrics(torch.nn.Module):
         truth_masks = mask_target.detach().cpu().numpy() > 0.5
         preds, targets = [], []
         for i, truth in enumerate(objects):
-            det = decode_objects(hm[i], bx[i], score_threshold=self.score_threshold)
+            det = decode_objects(hm[i], bx[i], score_threshold=self.score_threshold, stride=self.stride)
             pieces = region_pieces(probs[i] > 0.5, probs[i])
             gt_pieces = region_pieces(truth_masks[i])
             preds.append({

@@ -10,17 +10,41 @@ from __future__ import annotations
 import math
 import platform
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
 
+from infer.errors import InputError
 from train.data.config import load_dataset_config
 from train.losses import DetectionLoss
 from train.metrics import DetectionMetrics
 from train.model.detector import SiteDetector
 
 CHECKPOINT_KEY = "sitewatch"
+
+
+def load_matching_weights(model: torch.nn.Module, checkpoint: str) -> int:
+    """Load the tensors of a task checkpoint whose name and shape match `model`'s; returns how many."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise InputError(f"init_weights: no such checkpoint: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as exc:  # torch raises pickle, zip, key and runtime errors alike for foreign files
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"init_weights: {path} is not a training checkpoint "
+                         f"({type(exc).__name__}: {first[:200]})") from None
+    own = model.state_dict()
+    taken = {name[len("model."):]: value for name, value in state.items()
+             if name.startswith("model.") and own.get(name[len("model."):]) is not None
+             and own[name[len("model."):]].shape == value.shape}
+    if not taken:
+        raise InputError(f"init_weights: no tensor of {path} fits this model")
+    model.load_state_dict(taken, strict=False)
+    rank_zero_info(f"init_weights: {len(taken)} of {len(own)} tensors from {path}")
+    return len(taken)
 
 
 class SiteDetectionTask(pl.LightningModule):
@@ -36,6 +60,11 @@ class SiteDetectionTask(pl.LightningModule):
             followed by a cosine decay to `min_lr_ratio * lr`.
         score_threshold: lowest object score kept when decoding for mAP.
         channels_last: train in channels-last memory format (faster convolutions on GPU).
+        object_stride: input pixels per cell of the object outputs, 4 or 2 (see `ObjectHead`);
+            the data module encodes its targets at the same stride (linked by the CLI).
+        init_weights: a checkpoint of an earlier run to start from (fine-tuning): its tensors whose
+            name and shape match this model's are loaded, the rest keep their initialization.
+            Unlike `--ckpt_path`, the optimizer, schedule and epoch count start afresh.
     """
 
     def __init__(
@@ -54,19 +83,27 @@ class SiteDetectionTask(pl.LightningModule):
         heatmap_weight: float = 1.0,
         box_weight: float = 1.0,
         mask_weight: float = 1.0,
+        object_stride: int = 4,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         config = load_dataset_config(dataset)
         self.object_names = [c.name for c in config.object_classes]
         self.region_names = [c.name for c in config.region_classes]
-        self.model = SiteDetector(len(self.object_names), len(self.region_names), backbone=backbone,
-                                  in_channels=len(config.bands), fpn_channels=fpn_channels,
-                                  head_channels=head_channels, backbone_weights=backbone_weights)
+        try:
+            self.model = SiteDetector(len(self.object_names), len(self.region_names), backbone=backbone,
+                                      in_channels=len(config.bands), fpn_channels=fpn_channels,
+                                      head_channels=head_channels, backbone_weights=backbone_weights,
+                                      object_stride=object_stride)
+        except ValueError as exc:  # a bad model option: one line, as for any other bad config value
+            raise InputError(f"model: {exc}") from None
+        if init_weights:
+            load_matching_weights(self.model, init_weights)
         self.loss = DetectionLoss(heatmap_weight=heatmap_weight, offset_weight=box_weight, size_weight=box_weight,
                                   angle_weight=box_weight, direction_weight=0.5 * box_weight,
                                   mask_bce_weight=mask_weight, mask_dice_weight=mask_weight)
-        self.metrics = DetectionMetrics(self.object_names, self.region_names, score_threshold)
+        self.metrics = DetectionMetrics(self.object_names, self.region_names, score_threshold, object_stride)
         self.data_info: dict = {}
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -38,6 +38,17 @@ def test_output_shapes(backbone, bands):
     assert 0 <= mask.min() and mask.max() <= 1
 
 
+def test_object_stride_2_doubles_the_object_grid_only():
+    model = SiteDetector(2, 1, object_stride=2, **SMALL).eval()
+    with torch.no_grad():
+        heatmap, box, mask = model(torch.randn(1, 3, 64, 96))
+    assert heatmap.shape == (1, 2, 32, 48) and box.shape == (1, 7, 32, 48)
+    assert mask.shape == (1, 1, 64, 96)
+    assert model.object_stride == 2
+    pooled = F.max_pool2d(heatmap, 3, stride=1, padding=1)
+    assert torch.all((heatmap == 0) | (heatmap == pooled))
+
+
 def test_train_outputs_match_inference_outputs():
     model = SiteDetector(1, 1, **SMALL).eval()
     x = torch.randn(1, 3, 64, 64)
@@ -135,6 +146,8 @@ def test_invalid_arguments():
         SiteDetector(0, 1)
     with pytest.raises(ValueError, match="num_region_classes must be >= 1"):
         SiteDetector(1, 0)
+    with pytest.raises(ValueError, match=r"object stride must be one of \(2, 4\), got 8"):
+        SiteDetector(1, 1, object_stride=8)
     with pytest.raises(ValueError, match="unknown backbone 'vgg'; choose one of: resnet18"):
         build_backbone("vgg", 3)
     with pytest.raises(ValueError, match="in_channels must be >= 1"):

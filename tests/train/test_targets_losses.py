@@ -1,20 +1,24 @@
 import numpy as np
 import pytest
+import shapely
 import torch
 
+from infer.decode import decode_objects
+from infer.geometry import rbox_to_corners
 from train.losses import DetectionLoss, heatmap_focal_loss, soft_dice_loss
+from train.model import suppress_peaks
 from train.targets import REGRESSION_THRESHOLD, ObjectLabels, encode_targets
 
 SIZE = (128, 128)
 NO_REGIONS = np.zeros((1, *SIZE), np.uint8)
 
 
-def encode(rboxes, classes=None, headings=None, masks=NO_REGIONS, num_classes=2):
+def encode(rboxes, classes=None, headings=None, masks=NO_REGIONS, num_classes=2, stride=4):
     rboxes = np.asarray(rboxes, np.float64).reshape(-1, 5)
     n = len(rboxes)
     classes = np.zeros(n, np.int64) if classes is None else np.asarray(classes)
     headings = np.full(n, np.nan) if headings is None else np.asarray(headings, np.float64)
-    return encode_targets(ObjectLabels(rboxes, classes, headings), masks, SIZE, num_classes)
+    return encode_targets(ObjectLabels(rboxes, classes, headings), masks, SIZE, num_classes, stride)
 
 
 def batch(targets: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -189,3 +193,29 @@ def test_soft_dice_empty_mask_rewards_empty_prediction():
     target = torch.zeros(1, 1, 16, 16)
     assert soft_dice_loss(torch.full_like(target, -20.0), target) < 1e-3
     assert soft_dice_loss(torch.full_like(target, 20.0), target) > 0.9
+
+
+def test_trucks_side_by_side_keep_their_own_regression_cells_at_stride_2():
+    """Two 23 x 5.5 px trucks in neighbouring lanes, centres 7 px apart. At stride 4 their regression
+    areas overlap (cells between them are trained on one truck only and sit next to the other); at
+    stride 2 they do not, and decoding the stride-2 targets gives both trucks back."""
+    across = np.array([np.cos(1.2 + np.pi / 2), np.sin(1.2 + np.pi / 2)])
+    trucks = np.array([[60.3, 61.0, 23.0, 5.5, 1.2], [*(np.array([60.3, 61.0]) + 7 * across), 23.0, 5.5, 1.2]])
+
+    def regressing_cells(rboxes, stride):
+        return int((encode(rboxes, stride=stride)["box_weight"] > 0).sum())
+
+    for stride, overlap in ((4, True), (2, False)):
+        apart = regressing_cells(trucks[:1], stride) + regressing_cells(trucks[1:], stride)
+        assert (regressing_cells(trucks, stride) < apart) == overlap, stride
+
+    targets = encode(trucks, stride=2)
+    assert targets["heatmap"].shape == (2, 64, 64)
+    logits = torch.logit(torch.from_numpy(targets["heatmap"]).clamp(1e-6, 1 - 1e-6))[None]
+    found = decode_objects(suppress_peaks(logits)[0].numpy(), targets["box"], score_threshold=0.5, stride=2)
+    assert len(found) == 2
+    for truck in trucks:
+        truth = shapely.Polygon(rbox_to_corners(truck[None])[0])
+        best = max(truth.intersection(p).area / truth.union(p).area
+                   for p in map(shapely.Polygon, rbox_to_corners(found.rboxes)))
+        assert best > 0.95

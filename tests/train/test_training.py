@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from infer.model import OnnxModel
 from tests.helpers import run_cli
 from train.data.config import load_dataset_config
 from train.data.normalization import compute_stats
 from train.data.samples import DetectionSamples, collate
 from train.data.scenes import SceneWindows, find_scenes, open_scene
+from train.export import export_checkpoint
 from train.losses import DetectionLoss
 from train.metrics import DetectionMetrics
 from train.model.detector import SiteDetector
@@ -77,6 +79,25 @@ def test_recipe_keeps_the_best_and_the_latest_epoch(tiny_dataset, tmp_path):
     assert best["epoch"] == scores.index(max(scores))  # the first epoch with the highest validation mAP@0.5
 
 
+def test_fine_tuning_at_stride_2_starts_from_an_earlier_run_and_exports(tiny_dataset, tmp_path):
+    assert run_cli("train", *_fit_args(tiny_dataset, tmp_path / "a", steps=2)).returncode == 0
+    earlier = next((tmp_path / "a").rglob("*.ckpt"))
+    result = run_cli("train", *_fit_args(tiny_dataset, tmp_path / "b", steps=1), "--model.object_stride", "2",
+                     "--model.init_weights", str(earlier))
+    assert result.returncode == 0, result.stderr[-2000:]
+    # Everything but the new stride-2 conv block (weight, norm weight, norm bias) comes from the earlier run.
+    model = SiteDetector(2, 2, fpn_channels=32, head_channels=32, object_stride=2)
+    total = len(model.state_dict())
+    assert f"init_weights: {total - 3} of {total} tensors from {earlier}" in result.stderr + result.stdout
+    tuned = next((tmp_path / "b").rglob("*.ckpt"))
+    assert torch.load(tuned, map_location="cpu", weights_only=False)["hyper_parameters"]["object_stride"] == 2
+    export_checkpoint(tuned, tmp_path / "tuned.onnx")
+    onnx_model = OnnxModel(tmp_path / "tuned.onnx", threads=1)
+    assert onnx_model.info.stride == 2
+    heatmap, box, mask = onnx_model.run(np.zeros((1, 3, 128, 128), np.float32))
+    assert heatmap.shape == (1, 2, 64, 64) and box.shape == (1, 7, 64, 64) and mask.shape == (1, 2, 128, 128)
+
+
 def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = run_cli("train", *_fit_args(tiny_dataset, tmp_path, steps=2), "--trainer.strategy", "ddp",
@@ -90,6 +111,9 @@ def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):
     (["--data.dataset", "no/such.yaml"], "not found"),
     (["--model.lr", "fast"], "model.lr"),
     (["--trainer.max_stepz", "3"], "max_stepz"),
+    (["--model.init_weights", "no/such.ckpt"], "init_weights: no such checkpoint: no/such.ckpt"),
+    (["--model.object_stride", "8"], "object stride must be one of (2, 4), got 8"),
+    (["--model.backbone", "vgg"], "unknown backbone 'vgg'"),
 ])
 def test_bad_configuration_is_one_line_and_nonzero(tiny_dataset, tmp_path, extra, needle):
     args = _fit_args(tiny_dataset, tmp_path)

@@ -57,11 +57,13 @@ class SiteDataModule(pl.LightningDataModule):
         seed: base seed of the random chip draws.
         val_chip_size: validation chip side; larger than training chips so fewer objects are cut
             at chip borders (the network is fully convolutional). 0 = chip_size.
+        object_stride: stride of the object targets; the CLI links it from `model.object_stride`.
     """
 
     def __init__(self, dataset: str = "datasets/synthetic.yaml", chip_size: int = 512, batch_size: int = 8,
                  num_workers: int = 2, samples_per_epoch: int = 1024, augment: bool = True,
-                 scale_jitter: float = 0.1, seed: int = 0, val_chip_size: int = 512) -> None:
+                 scale_jitter: float = 0.1, seed: int = 0, val_chip_size: int = 512,
+                 object_stride: int = 4) -> None:
         super().__init__()
         for name, value in (("chip_size", chip_size), ("val_chip_size", val_chip_size)):
             if value % 32 or value < 0:
@@ -84,11 +86,12 @@ class SiteDataModule(pl.LightningDataModule):
             augmentation = training_augmentation(h.scale_jitter) if h.augment else None
             self._train = DetectionSamples(train_sources, self.stats, h.chip_size, n_obj, train=True,
                                            samples_per_epoch=h.samples_per_epoch, augmentation=augmentation,
-                                           seed=h.seed)
+                                           seed=h.seed, stride=h.object_stride)
         split = self.config.val or self.config.train
         val_size = h.val_chip_size or h.chip_size
         val_sources, _ = build_sources(split, self.config, val_size)
-        self._val = DetectionSamples(val_sources, self.stats, val_size, n_obj, train=False)
+        self._val = DetectionSamples(val_sources, self.stats, val_size, n_obj, train=False,
+                                     stride=h.object_stride)
 
     def info(self) -> dict:
         """What a checkpoint must carry to rebuild and export the model without the data."""

@@ -52,8 +52,8 @@ class DetectionSamples(Dataset):
 
     def __init__(self, sources: list[ChipSource], stats: BandStats, chip_size: int, num_object_classes: int,
                  train: bool, samples_per_epoch: int = 512, augmentation: A.Compose | None = None,
-                 seed: int = 0) -> None:
-        self.sources, self.stats, self.chip_size = sources, stats, chip_size
+                 seed: int = 0, stride: int = 4) -> None:
+        self.sources, self.stats, self.chip_size, self.stride = sources, stats, chip_size, stride
         self.num_object_classes, self.train = num_object_classes, train
         self.samples_per_epoch, self.augmentation, self.seed = samples_per_epoch, augmentation, seed
         self.index = [] if train else [(s, key) for s, src in enumerate(sources) for key in src.fixed()]
@@ -82,7 +82,7 @@ class DetectionSamples(Dataset):
             image, corners, stacked = apply(self.augmentation, image, corners, stacked)
             masks, valid = stacked[:-1], stacked[-1].astype(bool)
         objects = corners_to_labels(corners, raw.classes, raw.directional, image.shape[1:])
-        targets = encode_targets(objects, masks, image.shape[1:], self.num_object_classes)
+        targets = encode_targets(objects, masks, image.shape[1:], self.num_object_classes, self.stride)
         normalized = np.where(valid, (image - self.mean01) / self.std01, 0).astype(np.float32)
         item = {"image": torch.from_numpy(normalized), "objects": objects}
         item.update({k: torch.from_numpy(v) for k, v in targets.items()})

@@ -13,7 +13,7 @@ from train.model.heads import ObjectHead, RegionHead, SemanticFusion, suppress_p
 
 #: ONNX names of the `forward` outputs, in order.
 OUTPUT_NAMES: tuple[str, str, str] = ("heatmap", "box", "mask")
-#: Stride of the heatmap and box outputs relative to the input.
+#: Default stride of the heatmap and box outputs relative to the input (see `ObjectHead`).
 OUTPUT_STRIDE: int = 4
 
 
@@ -22,16 +22,17 @@ class SiteDetector(nn.Module):
 
     Input `x`: float32 `(B, in_channels, H, W)`, already normalized, H and W
     multiples of 32. Works with channels_last tensors and under autocast.
+    Object outputs come at `object_stride` s (4 or 2); below, H/s and W/s.
 
     `forward(x)` returns the export/inference tuple (names in `OUTPUT_NAMES`):
 
-    1. `heatmap` `(B, num_object_classes, H/4, W/4)`: sigmoid center
+    1. `heatmap` `(B, num_object_classes, H/s, W/s)`: sigmoid center
        probabilities after 3x3 peak suppression (zero off local maxima).
-    2. `box` `(B, 7, H/4, W/4)`: `[dx, dy, log_length, log_width, cos2t, sin2t,
+    2. `box` `(B, 7, H/s, W/s)`: `[dx, dy, log_length, log_width, cos2t, sin2t,
        dir_logit]` for each cell. The cell at row i, col j has its center at
-       pixel `((j + 0.5) * 4, (i + 0.5) * 4)` (x, y); the object center is
-       that plus `4 * (dx, dy)`; length = `4 * exp(log_length)`, width =
-       `4 * exp(log_width)`; `(cos2t, sin2t)` encodes the axis angle theta in
+       pixel `((j + 0.5) * s, (i + 0.5) * s)` (x, y); the object center is
+       that plus `s * (dx, dy)`; length = `s * exp(log_length)`, width =
+       `s * exp(log_width)`; `(cos2t, sin2t)` encodes the axis angle theta in
        [0, pi) as `(cos 2theta, sin 2theta)` (not unit length: normalize);
        `dir_logit > 0` means the front points along +theta.
     3. `mask` `(B, num_region_classes, H, W)`: sigmoid region probabilities.
@@ -48,6 +49,7 @@ class SiteDetector(nn.Module):
         fpn_channels: int = 128,
         head_channels: int = 128,
         backbone_weights: str | None = None,
+        object_stride: int = OUTPUT_STRIDE,
     ) -> None:
         super().__init__()
         if num_object_classes < 1:
@@ -61,19 +63,20 @@ class SiteDetector(nn.Module):
         self.num_object_classes = num_object_classes
         self.num_region_classes = num_region_classes
         self.in_channels = in_channels
+        self.object_stride = object_stride
         self.backbone = build_backbone(backbone, in_channels, backbone_weights)
         self.fpn = FeaturePyramidNetwork(list(self.backbone.channels), fpn_channels)
         self.fusion = SemanticFusion(fpn_channels, head_channels)
-        self.object_head = ObjectHead(head_channels, head_channels, num_object_classes)
+        self.object_head = ObjectHead(head_channels, head_channels, num_object_classes, object_stride)
         self.region_head = RegionHead(head_channels, head_channels, num_region_classes)
 
     def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw outputs for training.
 
         Returns a dict:
-            `heatmap_logits` `(B, num_object_classes, H/4, W/4)`: center logits
+            `heatmap_logits` `(B, num_object_classes, H/s, W/s)`: center logits
             (no peak suppression);
-            `box` `(B, 7, H/4, W/4)`: as in `forward`;
+            `box` `(B, 7, H/s, W/s)`: as in `forward`;
             `mask_logits` `(B, num_region_classes, H, W)`: region logits already
             upsampled to the input size, so `sigmoid(mask_logits)` is the
             `mask` output of `forward`.

@@ -58,15 +58,34 @@ class SemanticFusion(nn.Module):
         return fused
 
 
-class ObjectHead(nn.Module):
-    """Center heatmap logits and box regression at stride 4.
+#: Output strides the object head can give.
+OBJECT_STRIDES: tuple[int, ...] = (2, 4)
 
-    Input `(B, in_channels, h, w)`; outputs heatmap logits `(B, num_classes, h, w)`
-    and raw box values `(B, 7, h, w)` in `BOX_CHANNELS` order.
+
+class ObjectHead(nn.Module):
+    """Center heatmap logits and box regression at stride 4 or 2.
+
+    Input `(B, in_channels, h, w)` at stride 4; outputs heatmap logits
+    `(B, num_classes, s*h, s*w)` and raw box values `(B, 7, s*h, s*w)` in
+    `BOX_CHANNELS` order, with s = 4 / `stride`.
+
+    Stride 2 upsamples the input x2 and refines it with a conv block before the
+    two branches. Vehicles 5 px wide parked side by side are under two cells
+    apart at stride 4: their peaks merge and their regression areas overlap,
+    so the box at the surviving peak averages the two.
     """
 
-    def __init__(self, in_channels: int, head_channels: int, num_classes: int) -> None:
+    def __init__(self, in_channels: int, head_channels: int, num_classes: int, stride: int = 4) -> None:
         super().__init__()
+        if stride not in OBJECT_STRIDES:
+            raise ValueError(f"object stride must be one of {OBJECT_STRIDES}, got {stride}")
+        self.upsample: nn.Module = nn.Identity()
+        if stride == 2:
+            self.upsample = nn.Sequential(
+                nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False),
+                conv_block(in_channels, head_channels),
+            )
+            in_channels = head_channels
         self.heatmap = nn.Sequential(
             conv_block(in_channels, head_channels), nn.Conv2d(head_channels, num_classes, 1)
         )
@@ -82,6 +101,7 @@ class ObjectHead(nn.Module):
             nn.init.constant_(last.bias, bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.upsample(x)
         return self.heatmap(x), self.box(x)
 
 

@@ -36,7 +36,10 @@ def train_reference_table(result: dict) -> str:
                      key=lambda c: order.index(c) if c in order else 99)
     hours = result["train_wall_seconds"] / 3600
     sessions = result.get("training_sessions", [])
-    resumed = (f" over {len(sessions)} sessions (resumed with `--ckpt_path`)" if len(sessions) > 1 else "")
+    runs = sorted({str(Path(x["log"]).parent.parent) for x in sessions})
+    resumed = (f" over {len(sessions)} sessions" if len(sessions) > 1 else "") + (
+        f" in {len(runs)} runs (fine-tuned with `--model.init_weights`)" if len(runs) > 1
+        else " (resumed with `--ckpt_path`)" if len(sessions) > 1 else "")
     heldout = result.get("heldout")
     lines = [
         f"`{result.get('training_command', result['config'])}` trained {result['global_step']} steps "

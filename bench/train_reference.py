@@ -7,7 +7,8 @@ that checkpoint), and the same checkpoint exported to ONNX and run by
 `infer run` over a held-out scene no training step or checkpoint choice has
 seen (seed 4242, the peers' scene), scored by `infer evaluate`; with the
 steps, the training wall time (summed over the run's sessions, so a resumed
-run counts each once) and the machine.
+run counts each once, and over the runs it was fine-tuned from with
+`model.init_weights`) and the machine.
 """
 
 from __future__ import annotations
@@ -65,6 +66,21 @@ def training_sessions(run: Path) -> list[dict]:
     return sessions
 
 
+def run_folder(checkpoint: Path) -> Path:
+    """The run a checkpoint belongs to: `runs/X` for `runs/X/checkpoints/best.ckpt`."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
+def earlier_runs(checkpoint: dict) -> list[Path]:
+    """Runs a checkpoint was fine-tuned from (`model.init_weights`), nearest first, as far as they exist."""
+    runs: list[Path] = []
+    start = checkpoint.get("hyper_parameters", {}).get("init_weights")
+    while start and Path(start).exists() and run_folder(Path(start)) not in runs:
+        runs.append(run_folder(Path(start)))
+        start = torch.load(start, map_location="cpu", weights_only=False).get("hyper_parameters", {}).get("init_weights")
+    return runs
+
+
 def validation_curve(run: Path) -> list[dict]:
     """Validation mAP@0.5 and per-class AP@0.5 of every epoch, over all sessions."""
     curve = []
@@ -116,7 +132,8 @@ def main() -> None:
                        args=["--config", str(args.config), "--trainer.logger", "false",
                              "--trainer.enable_progress_bar", "false"])
     metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=str(best))[0]
-    sessions = training_sessions(args.run)
+    # A fine-tuned model's training time includes the runs it started from.
+    sessions = [s for run in [*reversed(earlier_runs(checkpoint)), args.run] for s in training_sessions(run)]
     result = {
         "benchmark": args.name,
         "machine": describe(),

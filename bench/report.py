@@ -71,7 +71,8 @@ def infer_speed_table(result: dict) -> str:
     lines = [
         f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores, {result['threads']} threads), "
         f"{result['scene_px']}² px synthetic scene, {model.get('backbone')} "
-        f"(FPN {model.get('fpn_channels')}, heads {model.get('head_channels')}), tile {result['tile']}, "
+        f"(FPN {model.get('fpn_channels')}, heads {model.get('head_channels')}{_stride(model)}), "
+        f"tile {result['tile']}, "
         f"overlap {result['overlap']}, batch {result['batch']}, median of {result['runs']} runs, "
         f"`{m['command']}`:",
         "",
@@ -123,11 +124,16 @@ def change_detection_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _stride(model: dict) -> str:
+    """', objects at stride N' for results that recorded it."""
+    return f", objects at stride {model['stride']}" if model.get("stride") else ""
+
+
 def _system_label(name: str, system: dict) -> str:
     if name == "yolo_sahi":
         return f"YOLO + SAHI ({Path(system['model']).stem})"
     prov = system["provenance"]
-    return f"ours, {name} ({prov['backbone']}, FPN/heads {prov['fpn_channels']}/{prov['head_channels']})"
+    return f"ours, {name} ({prov['backbone']}, FPN/heads {prov['fpn_channels']}/{prov['head_channels']}{_stride(prov)})"
 
 
 def peers_table(result: dict) -> str:

@@ -163,6 +163,45 @@ def evaluate(pred_path: Path, truth_path: Path, scene: Path, iou: float = 0.5, s
             "iou_threshold": iou, "score_threshold": score}
 
 
+def _box_iou(a: shapely.Geometry, b: shapely.Geometry) -> float:
+    ax0, ay0, ax1, ay1 = a.bounds
+    bx0, by0, bx1, by1 = b.bounds
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def found_by_crowding(truth: list[Labeled], preds: list[Labeled], classes: list[str], iou: float = 0.5,
+                      score: float = 0.3) -> dict[str, dict[str, dict[str, float]]]:
+    """Share of each object class found, split by whether the object stands crowded or apart.
+
+    Crowded: another object of its class has its centre closer than this
+    object's length — side by side, or overlapping; nose-to-tail convoys are
+    apart. Found: a prediction of the class with score >= `score` overlaps its
+    box (as AP scores it) by IoU >= `iou`. Tells whether misses are objects
+    packed together, which a coarse output grid merges.
+    """
+    out = {}
+    for name in classes:
+        shapes = [t.pixels for t in truth if t.cls == name]
+        found_here = [p.pixels for p in preds if p.cls == name and p.score >= score]
+        if not shapes:
+            continue
+        centres = shapely.points([g.centroid.coords[0] for g in shapes])
+        candidates = shapely.STRtree(found_here)
+        groups: dict[str, list[bool]] = {"crowded": [], "apart": []}
+        for i, g in enumerate(shapes):
+            corners = np.asarray(g.minimum_rotated_rectangle.exterior.coords)
+            length = float(np.max(np.linalg.norm(np.diff(corners[:3], axis=0), axis=1)))
+            others = np.delete(shapely.distance(centres[i], centres), i)
+            crowded = bool(others.size) and float(others.min()) < length
+            hit = any(_box_iou(g, found_here[k]) >= iou for k in candidates.query(g.envelope))
+            groups["crowded" if crowded else "apart"].append(hit)
+        out[name] = {group: {"count": len(hits), "found": round(float(np.mean(hits)), 4) if hits else None}
+                     for group, hits in groups.items()}
+    return out
+
+
 def _matches_at(ev: COCOeval, cat_id: int, t: int, score: float) -> tuple[int, int]:
     tp = fp = 0
     for e in ev.evalImgs:

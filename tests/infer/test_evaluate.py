@@ -12,7 +12,7 @@ from affine import Affine
 from shapely import affinity
 from shapely.geometry import LineString, Polygon, box
 
-from infer.evaluate import evaluate
+from infer.evaluate import Labeled, evaluate, found_by_crowding
 from infer.geo import to_wgs84
 from infer.geojson import feature, write_feature_collection
 from tests.helpers import run_cli
@@ -126,3 +126,22 @@ def test_cli_writes_a_report_and_bad_inputs_fail_in_one_line(tmp_path: Path, sce
         assert done.returncode == code
         assert expected in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_found_by_crowding_splits_side_by_side_objects_from_the_rest():
+    def truck(x: float, y: float, score: float = 1.0) -> Labeled:
+        return Labeled("truck", _truck(x, y), score, True)
+
+    # A side-by-side pair (centres 7 px apart, 20 px long), a nose-to-tail pair (centres 24 px apart)
+    # and a lone truck; a storehouse next to the lone truck is another class and does not crowd it.
+    truth = [truck(0, 0), truck(4, 7), truck(100, 0), truck(124, 0), truck(300, 300),
+             Labeled("storehouse", box(300, 310, 330, 330), 1.0, True)]
+    preds = [
+        Labeled("truck", box(0, 0, 24, 13), 0.9, True),  # one box over the pair: IoU < 0.5 with each
+        truck(100.5, 0.5), truck(124, 0, score=0.2),  # the second is below the score threshold
+        truck(301, 300),
+    ]
+    result = found_by_crowding(truth, preds, ["truck", "storehouse"], iou=0.5, score=0.3)
+    assert result["truck"] == {"crowded": {"count": 2, "found": 0.0}, "apart": {"count": 3, "found": 0.6667}}
+    assert result["storehouse"] == {"crowded": {"count": 0, "found": None}, "apart": {"count": 1, "found": 0.0}}
+    assert found_by_crowding(truth, preds, ["truck"], score=0.1)["truck"]["apart"]["found"] == 1.0

@@ -96,13 +96,15 @@ class ParityReport:
     """ONNX Runtime (CPU) vs PyTorch on one seeded random normalized tile.
 
     `max_abs_diff`: per output over all cells. `peak_diff`: heatmap difference
-    over cells that are peaks in both (fp16 may move a peak between near-equal
-    neighbours, which makes the all-cell heatmap difference a peak's height).
+    over cells that are peaks in both. A peak may move between neighbours
+    whose logits tie to within rounding — fp16 does it often, fp32 in a barely
+    trained network whose heatmap is still flat at its prior — which makes the
+    all-cell heatmap difference a peak's height, not an error of the graph.
     `detections`: objects decoded at score 0.3 and region pixels above 0.5
     (`infer.model.compare_detections`, margin = the larger of the mask and
-    peak differences). Passes, fp32: every difference <= 1e-4 and identical
-    detections. fp16: box, mask and peak differences <= 2e-2; detections are
-    reported, not required identical.
+    peak differences). Passes, fp32: box, mask and peak differences <= 1e-4
+    and identical detections. fp16: the same differences <= 2e-2; detections
+    are reported, not required identical.
     """
 
     shape: tuple[int, ...]
@@ -117,14 +119,12 @@ class ParityReport:
 
     @property
     def passed(self) -> bool:
-        if self.precision == "fp16":  # peaks may move, so the heatmap is compared at common peaks
-            return max(self.max_abs_diff["box"], self.max_abs_diff["mask"], self.peak_diff) <= self.tolerance
-        return max(self.max_abs_diff.values()) <= self.tolerance and self.detections.identical
+        close = max(self.max_abs_diff["box"], self.max_abs_diff["mask"], self.peak_diff) <= self.tolerance
+        return close if self.precision == "fp16" else close and self.detections.identical
 
     def summary(self) -> str:
         diffs = ", ".join(f"{k} {v:.1e}" for k, v in self.max_abs_diff.items())
-        if self.precision == "fp16":
-            diffs += f", heatmap at common peaks {self.peak_diff:.1e}"
+        diffs += f", heatmap at common peaks {self.peak_diff:.1e}"
         d = self.detections
         same = "identical" if d.identical else (
             f"DIFFERENT ({d.object_mismatches} objects, {d.pixel_mismatches} region pixels)")

@@ -15,7 +15,7 @@ import torch
 
 from infer.console import run_command
 from infer.errors import InputError
-from infer.model import ModelInfo, OnnxModel, compare_detections
+from infer.model import DetectionComparison, ModelInfo, OnnxModel, compare_detections
 from tests.helpers import run_cli
 from train import export
 from train.export import default_overlap, default_tile, export_checkpoint, load_checkpoint, main
@@ -141,6 +141,19 @@ def test_cli_options_reach_the_metadata(exported, tmp_path, capsys):
     info = OnnxModel(out).info
     assert (info.tile, info.overlap) == (256, 64)
     assert sorted(p.name for p in out.parent.iterdir()) == ["cli.onnx"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("peak_diff,box_diff,mismatches,passed", [
+    (0.0, 1e-6, 0, True),  # a peak moved between tied neighbours: heatmap differs by a peak's height there
+    (1e-3, 1e-6, 0, False),  # a common peak's value differs
+    (0.0, 1e-3, 0, False),  # a box differs
+    (0.0, 1e-6, 1, False),  # an object decoded differently
+])
+def test_fp32_parity_compares_the_heatmap_at_common_peaks(peak_diff, box_diff, mismatches, passed):
+    report = export.ParityReport((1, 3, 256, 256), "fp32", {"heatmap": 9.2e-2, "box": box_diff, "mask": 1e-7},
+                                 peak_diff, DetectionComparison(3, mismatches, 100, 0, 0))
+    assert report.passed is passed
+    assert "heatmap at common peaks" in report.summary()
 
 
 def test_failed_parity_check_leaves_no_file(exported, tmp_path, monkeypatch):

@@ -4,7 +4,7 @@
 2. ONNX Runtime alone on the same tiles (already read and normalized);
 3. PyTorch eager on the same batches with the same weights and thread count.
 
-`python -m bench.infer_speed --checkpoint runs/demo/checkpoints/best.ckpt [--size 4096] [--runs 3]`
+`python -m bench.infer_speed --checkpoint runs/synthetic/checkpoints/best.ckpt [--size 4096] [--runs 3]`
 writes bench/results/infer_speed.json. Speed does not depend on what the
 weights learned, only on the architecture, which the checkpoint fixes.
 """

@@ -43,7 +43,8 @@ def train_reference_table(result: dict) -> str:
     heldout = result.get("heldout")
     lines = [
         f"`{result.get('training_command', result['config'])}` trained {result['global_step']} steps "
-        f"(best checkpoint at epoch {result['epoch'] + 1}) in {hours:.2f} h{resumed} on {m['cpu']} "
+        f"(best checkpoint at epoch {result['epoch'] + 1}{' of the last run' if len(runs) > 1 else ''}) "
+        f"in {hours:.2f} h{resumed} on {m['cpu']} "
         f"({m['cores']} cores, CPU only), scored by `python -m bench.train_reference`: on the validation "
         "scenes (which chose the checkpoint) and, exported to ONNX and run by `infer run`, on a held-out "
         + (f"{heldout['scene']['size_px']}² scene (seed {heldout['scene']['seed']}) scored by `infer evaluate`:"

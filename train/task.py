@@ -37,9 +37,8 @@ def load_matching_weights(model: torch.nn.Module, checkpoint: str) -> int:
         raise InputError(f"init_weights: {path} is not a training checkpoint "
                          f"({type(exc).__name__}: {first[:200]})") from None
     own = model.state_dict()
-    taken = {name[len("model."):]: value for name, value in state.items()
-             if name.startswith("model.") and own.get(name[len("model."):]) is not None
-             and own[name[len("model."):]].shape == value.shape}
+    earlier = {name.removeprefix("model."): value for name, value in state.items() if name.startswith("model.")}
+    taken = {name: value for name, value in earlier.items() if name in own and own[name].shape == value.shape}
     if not taken:
         raise InputError(f"init_weights: no tensor of {path} fits this model")
     model.load_state_dict(taken, strict=False)

@@ -70,9 +70,9 @@ class ObjectHead(nn.Module):
     `BOX_CHANNELS` order, with s = 4 / `stride`.
 
     Stride 2 upsamples the input x2 and refines it with a conv block before the
-    two branches. Vehicles 5 px wide parked side by side are under two cells
-    apart at stride 4: their peaks merge and their regression areas overlap,
-    so the box at the surviving peak averages the two.
+    two branches. Vehicles 5 px wide side by side are under two cells apart at
+    stride 4: their peaks nearly touch and their regression areas overlap, so
+    cells between them are taught one vehicle's box next to the other's.
     """
 
     def __init__(self, in_channels: int, head_channels: int, num_classes: int, stride: int = 4) -> None:

@@ -135,7 +135,8 @@ def main() -> None:
     checkpoint = torch.load(best, map_location="cpu", weights_only=False)
     cli = SitewatchCLI(SiteDetectionTask, SiteDataModule, run=False, save_config_callback=None,
                        args=["--config", str(args.config), "--trainer.logger", "false",
-                             "--trainer.enable_progress_bar", "false"])
+                             "--trainer.enable_progress_bar", "false", "--model.object_stride",
+                             str(checkpoint["hyper_parameters"].get("object_stride", 4))])
     metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=str(best))[0]
     # A fine-tuned model's training time includes the runs it started from.
     sessions = [s for run in [*reversed(earlier_runs(checkpoint)), args.run] for s in training_sessions(run)]

@@ -30,6 +30,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from shapely import affinity
 
+from infer.changes import elongated_length
 from infer.errors import InputError
 from infer.geo import from_wgs84
 from infer.geojson import read_feature_collection
@@ -191,8 +192,7 @@ def found_by_crowding(truth: list[Labeled], preds: list[Labeled], classes: list[
         candidates = shapely.STRtree(found_here)
         groups: dict[str, list[bool]] = {"crowded": [], "apart": []}
         for i, g in enumerate(shapes):
-            corners = np.asarray(g.minimum_rotated_rectangle.exterior.coords)
-            length = float(np.max(np.linalg.norm(np.diff(corners[:3], axis=0), axis=1)))
+            length = elongated_length(g)
             others = np.delete(shapely.distance(centres[i], centres), i)
             crowded = bool(others.size) and float(others.min()) < length
             hit = any(_box_iou(g, found_here[k]) >= iou for k in candidates.query(g.envelope))

@@ -24,6 +24,15 @@ def test_the_shipped_dataset_definition_loads():
     assert config.bands == ("red", "green", "blue") and config.gsd_m == 0.5
 
 
+def test_the_reference_dataset_adds_training_scenes_and_nothing_else():
+    datasets = Path(__file__).parents[2] / "datasets"
+    default = load_dataset_config(datasets / "synthetic.yaml")
+    reference = load_dataset_config(datasets / "synthetic_reference.yaml")
+    assert reference.classes == default.classes
+    assert (reference.bands, reference.gsd_m, reference.val) == (default.bands, default.gsd_m, default.val)
+    assert reference.train[0] == default.train[0] and len(reference.train) == 2
+
+
 @pytest.mark.parametrize("broken,needle", [
     ({"classes": [{"name": "a", "kind": "blob"}]}, "kind"),
     ({"gsd_m": None, "bands": None, "classes": None}, "missing"),

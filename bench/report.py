@@ -130,11 +130,17 @@ def _stride(model: dict) -> str:
     return f", objects at stride {model['stride']}" if model.get("stride") else ""
 
 
+def _trained_on(record: dict) -> str:
+    """', trained on DATASET' for results that recorded it."""
+    return f", trained on {record['dataset']}" if record.get("dataset") else ""
+
+
 def _system_label(name: str, system: dict) -> str:
     if name == "yolo_sahi":
-        return f"YOLO + SAHI ({Path(system['model']).stem})"
+        return f"YOLO + SAHI ({Path(system['model']).stem}{_trained_on(system['training'])})"
     prov = system["provenance"]
-    return f"ours, {name} ({prov['backbone']}, FPN/heads {prov['fpn_channels']}/{prov['head_channels']}{_stride(prov)})"
+    return (f"ours, {name} ({prov['backbone']}, FPN/heads {prov['fpn_channels']}/{prov['head_channels']}"
+            f"{_stride(prov)}{_trained_on(prov)})")
 
 
 def peers_table(result: dict) -> str:

@@ -84,7 +84,7 @@ def main() -> None:
             scores[name] = evaluate(out / "scene_000.geojson", truth, scene, iou=0.5, score=0.3)
         timings = {name: _timed(lambda fn=fn: fn(low=False), args.runs) for name, (fn, _) in runners.items()}
     systems = {name: {"model": str(path), "provenance": {
-        **{k: ours[name].info.provenance.get(k) for k in ("backbone", "fpn_channels", "head_channels")},
+        **{k: ours[name].info.provenance.get(k) for k in ("backbone", "fpn_channels", "head_channels", "dataset")},
         "stride": ours[name].info.stride}} for name, path in zip(ours, args.ours, strict=True)}
     systems["yolo_sahi"] = {"model": yolo_training["model"], "onnx": str(yolo_onnx), "training": yolo_training}
     result = {

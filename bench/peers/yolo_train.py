@@ -49,7 +49,8 @@ def main() -> None:
     data_yaml = build_yolo_dataset(config, args.out / "data", args.imgsz, args.train_overlap)
     start = time.perf_counter()
     best = train_yolo(args.model, data_yaml, args.out, args.epochs, args.imgsz, args.batch, args.device, args.workers)
-    record = {"machine": describe(), "model": args.model, "epochs": args.epochs, "imgsz": args.imgsz,
+    record = {"machine": describe(), "model": args.model, "dataset": config.name, "epochs": args.epochs,
+              "imgsz": args.imgsz,
               "batch": args.batch, "train_chips": len(list((args.out / "data" / "images" / "train").glob("*.png"))),
               "train_wall_seconds": round(time.perf_counter() - start, 1), "weights": str(best)}
     (args.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")

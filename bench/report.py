@@ -42,9 +42,11 @@ def train_reference_table(result: dict) -> str:
         else " (resumed with `--ckpt_path`)" if len(sessions) > 1 else "")
     heldout = result.get("heldout")
     lines = [
-        f"`{result.get('training_command', result['config'])}` trained {result['global_step']} steps "
-        f"(best checkpoint at epoch {result['epoch'] + 1}{' of the last run' if len(runs) > 1 else ''}) "
-        f"in {hours:.2f} h{resumed} on {m['cpu']} "
+        f"`{result.get('training_command', result['config'])}` trained "
+        + (f"in {hours:.2f} h{resumed} (the last run {result['global_step']} steps, best checkpoint at epoch "
+           f"{result['epoch'] + 1})" if len(runs) > 1 else
+           f"{result['global_step']} steps (best checkpoint at epoch {result['epoch'] + 1}) in {hours:.2f} h{resumed}")
+        + f" on {m['cpu']} "
         f"({m['cores']} cores, CPU only), scored by `python -m bench.train_reference`: on the validation "
         "scenes (which chose the checkpoint) and, exported to ONNX and run by `infer run`, on a held-out "
         + (f"{heldout['scene']['size_px']}² scene (seed {heldout['scene']['seed']}) scored by `infer evaluate`:"

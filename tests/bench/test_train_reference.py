@@ -54,6 +54,8 @@ def test_report_says_a_model_was_fine_tuned_from_another_run(tmp_path):
               "global_step": 768, "epoch": 4, "train_wall_seconds": 5400.0, "training_sessions": sessions,
               "metrics": {"ap50/truck": 0.5, "ap/truck": 0.2, "map_50": 0.5, "map": 0.2}}
     table = train_reference_table(result)
-    assert "(best checkpoint at epoch 5 of the last run) in 1.50 h over 3 sessions in 2 runs (fine-tuned with `--model.init_weights`)" in table
+    assert ("trained in 1.50 h over 3 sessions in 2 runs (fine-tuned with `--model.init_weights`) "
+            "(the last run 768 steps, best checkpoint at epoch 5)") in table
     result["training_sessions"] = sessions[:2]
-    assert "over 2 sessions (resumed with `--ckpt_path`)" in train_reference_table(result)
+    assert ("trained 768 steps (best checkpoint at epoch 5) in 1.50 h over 2 sessions (resumed with `--ckpt_path`)"
+            in train_reference_table(result))

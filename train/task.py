@@ -64,6 +64,8 @@ class SiteDetectionTask(pl.LightningModule):
         init_weights: a checkpoint of an earlier run to start from (fine-tuning): its tensors whose
             name and shape match this model's are loaded, the rest keep their initialization.
             Unlike `--ckpt_path`, the optimizer, schedule and epoch count start afresh.
+        region_pos_weight: region class name → weight of its mask pixels in the mask BCE
+            (classes not named weigh 1); above 1 trades false pixels for fewer missed ones.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class SiteDetectionTask(pl.LightningModule):
         mask_weight: float = 1.0,
         object_stride: int = 4,
         init_weights: str | None = None,
+        region_pos_weight: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -101,11 +104,23 @@ class SiteDetectionTask(pl.LightningModule):
             load_matching_weights(self.model, init_weights)
         self.loss = DetectionLoss(heatmap_weight=heatmap_weight, offset_weight=box_weight, size_weight=box_weight,
                                   angle_weight=box_weight, direction_weight=0.5 * box_weight,
-                                  mask_bce_weight=mask_weight, mask_dice_weight=mask_weight)
+                                  mask_bce_weight=mask_weight, mask_dice_weight=mask_weight,
+                                  mask_pos_weight=self._mask_pos_weight(region_pos_weight))
         self.metrics = DetectionMetrics(self.object_names, self.region_names, score_threshold, object_stride)
         self.data_info: dict = {}
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _mask_pos_weight(self, by_name: dict[str, float] | None) -> list[float] | None:
+        if not by_name:
+            return None
+        unknown = sorted(set(by_name) - set(self.region_names))
+        if unknown:
+            raise InputError(f"region_pos_weight: {', '.join(unknown)} is not a region class "
+                             f"(region classes: {', '.join(self.region_names)})")
+        if any(not value > 0 for value in by_name.values()):
+            raise InputError("region_pos_weight: weights must be positive")
+        return [float(by_name.get(name, 1.0)) for name in self.region_names]
 
     def _image(self, batch: dict) -> torch.Tensor:
         image = batch["image"]

@@ -175,6 +175,20 @@ def test_perfect_outputs_give_small_loss_and_perturbed_larger():
     assert worse["offset"] > 0.9 and worse["size"] > 0.9 and worse["angle"] > 0.9
 
 
+def test_mask_pos_weight_scales_the_bce_of_each_region_class_own_pixels():
+    masks = np.zeros((2, *SIZE), np.uint8)
+    masks[0, :, :32] = 1  # a quarter of class 0 is region
+    masks[1, :, :64] = 1  # half of class 1
+    targets = batch(encode([], masks=masks))
+    outputs = {"heatmap_logits": torch.zeros(1, 2, 32, 32), "box": torch.zeros(1, 7, 32, 32),
+               "mask_logits": torch.zeros(1, 2, *SIZE)}
+    plain = DetectionLoss()(outputs, targets)["mask_bce"]
+    weighted = DetectionLoss(mask_pos_weight=[4.0, 1.0])(outputs, targets)["mask_bce"]
+    # At logit 0 every pixel costs log 2; a positive pixel of class 0 now costs four times that.
+    assert float(plain) == pytest.approx(np.log(2), rel=1e-5)
+    assert float(weighted) == pytest.approx(np.log(2) * (0.25 * 4 + 0.75 + 1) / 2, rel=1e-5)
+
+
 def test_losses_finite_with_zero_objects():
     targets = batch(encode_targets(ObjectLabels.empty(), NO_REGIONS, SIZE, 2))
     outputs = {

@@ -83,14 +83,15 @@ def test_fine_tuning_at_stride_2_starts_from_an_earlier_run_and_exports(tiny_dat
     assert run_cli("train", *_fit_args(tiny_dataset, tmp_path / "a", steps=2)).returncode == 0
     earlier = next((tmp_path / "a").rglob("*.ckpt"))
     result = run_cli("train", *_fit_args(tiny_dataset, tmp_path / "b", steps=1), "--model.object_stride", "2",
-                     "--model.init_weights", str(earlier))
+                     "--model.init_weights", str(earlier), "--model.region_pos_weight", "{earth_berm: 4}")
     assert result.returncode == 0, result.stderr[-2000:]
     # Everything but the new stride-2 conv block (weight, norm weight, norm bias) comes from the earlier run.
     model = SiteDetector(2, 2, fpn_channels=32, head_channels=32, object_stride=2)
     total = len(model.state_dict())
     assert f"init_weights: {total - 3} of {total} tensors from {earlier}" in result.stderr + result.stdout
     tuned = next((tmp_path / "b").rglob("*.ckpt"))
-    assert torch.load(tuned, map_location="cpu", weights_only=False)["hyper_parameters"]["object_stride"] == 2
+    hyper = torch.load(tuned, map_location="cpu", weights_only=False)["hyper_parameters"]
+    assert hyper["object_stride"] == 2 and hyper["region_pos_weight"] == {"earth_berm": 4}
     export_checkpoint(tuned, tmp_path / "tuned.onnx")
     onnx_model = OnnxModel(tmp_path / "tuned.onnx", threads=1)
     assert onnx_model.info.stride == 2
@@ -114,6 +115,8 @@ def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):
     (["--model.init_weights", "no/such.ckpt"], "init_weights: no such checkpoint: no/such.ckpt"),
     (["--model.object_stride", "8"], "object stride must be one of (2, 4), got 8"),
     (["--model.backbone", "vgg"], "unknown backbone 'vgg'"),
+    (["--model.region_pos_weight", "{truck: 4}"], "region_pos_weight: truck is not a region class"),
+    (["--model.region_pos_weight", "{earth_berm: 0}"], "region_pos_weight: weights must be positive"),
 ])
 def test_bad_configuration_is_one_line_and_nonzero(tiny_dataset, tmp_path, extra, needle):
     args = _fit_args(tiny_dataset, tmp_path)

@@ -15,6 +15,7 @@ commands:
   synth     generate synthetic scenes with exact labels (GeoTIFF + GeoJSON)
   chips     cut a scene and its labels into GeoTIFF chips and a COCO annotations.json
   export    write a checkpoint as a self-describing ONNX file (CHECKPOINT --out model.onnx)
+  slim      copy a checkpoint without its optimizer state, for sharing and fine-tuning (--out, --half)
 
 Run `python -m train COMMAND --help` for a command's options."""
 
@@ -26,6 +27,7 @@ COMMANDS = {
     "synth": "train.synth.cli:main",
     "chips": "train.data.chips_cli:main",
     "export": "train.export:main",
+    "slim": "train.slim:main",
 }
 
 

@@ -27,3 +27,11 @@ def test_synth_help_names_every_option():
     for option in ("--out", "--scenes", "--size", "--width", "--height", "--gsd", "--bands", "--dtype", "--seed",
                    "--nodata-border", "--second-date"):
         assert option in result.stdout
+
+
+def test_slim_help_names_its_options_and_is_listed():
+    assert "slim" in run_cli("train", "--help").stdout
+    result = run_cli("train", "slim", "--help")
+    assert result.returncode == 0
+    for option in ("--out", "--half", "init_weights"):
+        assert option in result.stdout

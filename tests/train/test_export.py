@@ -17,8 +17,9 @@ from infer.console import run_command
 from infer.errors import InputError
 from infer.model import DetectionComparison, ModelInfo, OnnxModel, compare_detections
 from tests.helpers import run_cli
-from train import export
+from train import export, slim
 from train.export import default_overlap, default_tile, export_checkpoint, load_checkpoint, main
+from train.task import load_matching_weights
 
 FIT = ["--model.backbone", "resnet18", "--model.fpn_channels", "32", "--model.head_channels", "32",
        "--data.chip_size", "128", "--data.val_chip_size", "128", "--data.batch_size", "2",
@@ -199,3 +200,59 @@ def test_default_overlap_spans_70_m_in_multiples_of_32(gsd_m, overlap):
                                                (None, 160, 1024), (96, 160, 384), (128, 288, 608)])
 def test_default_tile_is_4_chips_capped_and_more_than_twice_the_overlap(chip, overlap, tile):
     assert default_tile(chip, overlap) == tile
+
+
+def test_slim_checkpoint_exports_and_fine_tunes_like_the_full_one(exported, tmp_path, capsys):
+    full = torch.load(exported.ckpt, map_location="cpu", weights_only=True)
+    slim_path, half_path = tmp_path / "slim.ckpt", tmp_path / "half.ckpt"
+    assert run_command(slim.main, [str(exported.ckpt), "--out", str(slim_path)]) == 0
+    assert f"{slim_path}: " in capsys.readouterr().out
+    slim.slim_checkpoint(exported.ckpt, half_path, half=True)
+    kept = torch.load(slim_path, map_location="cpu", weights_only=True)
+    assert "optimizer_states" in full and "optimizer_states" not in kept and "loops" not in kept
+    assert kept["sitewatch"] == full["sitewatch"] and kept["hyper_parameters"] == full["hyper_parameters"]
+    assert slim_path.stat().st_size < 0.5 * exported.ckpt.stat().st_size  # AdamW's two moments are gone
+    assert half_path.stat().st_size < 0.6 * slim_path.stat().st_size
+
+    rebuilt = load_checkpoint(slim_path).model.state_dict()
+    for name, tensor in exported.loaded.model.state_dict().items():
+        assert torch.equal(rebuilt[name], tensor), name
+    halved = load_checkpoint(half_path).model
+    batch = np.random.default_rng(2).standard_normal((1, 3, 128, 128), dtype=np.float32)
+    expected, got = _torch(exported.loaded.model, batch), _torch(halved, batch)
+    tolerance = export.TOLERANCE["fp16"]
+    assert all(g.dtype == np.float32 for g in got)
+    assert np.abs(got[1] - expected[1]).max() <= tolerance and np.abs(got[2] - expected[2]).max() <= tolerance
+    peaks = (got[0] > 0) & (expected[0] > 0)  # the heatmap keeps only local maxima; near-ties may move a pixel
+    assert peaks.sum() > 0.9 * (expected[0] > 0).sum()
+    assert np.abs(got[0] - expected[0])[peaks].max() <= tolerance
+
+    fresh = load_checkpoint(exported.ckpt).model
+    for parameter in fresh.parameters():
+        torch.nn.init.zeros_(parameter)
+    assert load_matching_weights(fresh, str(half_path)) == len(fresh.state_dict())
+    original = exported.loaded.model.state_dict()
+    for name, tensor in fresh.state_dict().items():
+        assert tensor.dtype == original[name].dtype, name
+        torch.testing.assert_close(tensor, original[name], rtol=1e-3, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("make_checkpoint,needle", [
+    (lambda folder: folder / "missing.ckpt", "checkpoint not found"),
+    (_not_sitewatch, "not a sitewatch checkpoint"),
+    (_text, "not a readable PyTorch checkpoint"),
+])
+def test_slim_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, make_checkpoint, needle):
+    checkpoint = make_checkpoint(tmp_path)
+    out = tmp_path / "slim.ckpt"
+    assert run_command(slim.main, [str(checkpoint), "--out", str(out)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+    assert not out.exists()
+
+
+def test_slim_refuses_to_overwrite_its_source(exported, capsys):
+    before = exported.ckpt.read_bytes()
+    assert run_command(slim.main, [str(exported.ckpt), "--out", str(exported.ckpt)]) == 1
+    assert "is the checkpoint itself" in capsys.readouterr().err
+    assert exported.ckpt.read_bytes() == before

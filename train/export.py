@@ -193,6 +193,11 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
     file that is not a checkpoint, or a checkpoint of something else.
     """
     path = Path(path)
+    return rebuild_checkpoint(read_checkpoint(path), path)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The raw dict of a sitewatch checkpoint file; `InputError` (one line) if it is not one."""
     if not path.is_file():
         raise InputError(f"checkpoint not found: {path}")
     try:
@@ -208,6 +213,12 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
     if missing := [key for key in _NEEDED if not info.get(key)]:
         raise InputError(f"{path} lacks {', '.join(missing)} in its sitewatch entry "
                          "(was it saved before training started?)")
+    return checkpoint
+
+
+def rebuild_checkpoint(checkpoint: dict, path: Path) -> LoadedCheckpoint:
+    """The network a `read_checkpoint` dict describes, with its weights; `path` names it in errors."""
+    info = checkpoint[CHECKPOINT_KEY]
     hparams = dict(checkpoint.get("hyper_parameters", {}))
     kinds = [c["kind"] for c in info["classes"]]
     try:

@@ -20,7 +20,7 @@ import torch
 
 from infer.console import OneLineArgumentParser, ensure_writable_folder, run_command
 from infer.errors import InputError
-from train.export import load_checkpoint
+from train.export import read_checkpoint, rebuild_checkpoint
 
 KEPT = ("state_dict", "hyper_parameters", "hparams_name", "sitewatch", "epoch", "global_step",
         "pytorch-lightning_version")
@@ -34,10 +34,10 @@ def slim_checkpoint(checkpoint: Path, out: Path, half: bool = False) -> int:
     under a temporary name and renamed when complete.
     """
     checkpoint, out = Path(checkpoint), Path(out)
-    load_checkpoint(checkpoint)
+    full = read_checkpoint(checkpoint)
+    rebuild_checkpoint(full, checkpoint)
     if out.resolve() == checkpoint.resolve():
         raise InputError(f"--out {out} is the checkpoint itself; write the slim copy elsewhere")
-    full = torch.load(checkpoint, map_location="cpu", weights_only=True)
     slim = {key: full[key] for key in KEPT if key in full}
     if half:
         slim["state_dict"] = {name: tensor.half() if tensor.is_floating_point() else tensor

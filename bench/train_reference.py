@@ -116,8 +116,15 @@ def score_heldout(checkpoint: Path, size: int, seed: int, score: float = 0.05) -
         found_items, _, _ = read_in_pixels(found, scene)
         objects = sorted({t.cls for t in truth_items if t.oriented})
         crowding = found_by_crowding(truth_items, found_items, objects, iou=0.5, score=0.3)
-    return {"scene": {"size_px": size, "seed": seed}, "score_threshold": score, **report, "ap_at_looser_iou": looser,
-            "found_by_crowding": crowding}
+        (tmp / "unclosed").mkdir()
+        process_scene(model, scene, tmp / "unclosed", RunOptions(score=score, region_closing_m=0.0, progress=False))
+        unclosed = evaluate(tmp / "unclosed" / "scene_000.geojson", truth, scene, iou=0.5, score=0.3)["classes"]
+    regions = sorted({t.cls for t in truth_items if not t.oriented})
+    return {"scene": {"size_px": size, "seed": seed}, "score_threshold": score,
+            "region_closing_m": RunOptions().region_closing_m, **report, "ap_at_looser_iou": looser,
+            "found_by_crowding": crowding,
+            "regions_without_closing": {name: {k: unclosed[name].get(k) for k in ("predicted", "ap@0.5", "iou")}
+                                        for name in regions}}
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ removes what it had started. Each run reports where its time went.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from infer.contact_sheet import write_contact_sheet
-from infer.decode import decode_objects
+from infer.decode import REGION_CLOSING_M, decode_objects
 from infer.errors import InputError
 from infer.geojson import write_feature_collection
 from infer.maskwriter import MaskWriter
@@ -33,6 +34,7 @@ class RunOptions:
     batch: int = 4
     score: float = 0.3
     mask_threshold: float = 0.5
+    region_closing_m: float = REGION_CLOSING_M  # 0: region masks as thresholded
     reader_threads: int = 2
     progress: bool = True
 
@@ -90,9 +92,15 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
     colors = {c.name: c.color for c in info.classes}
     tile = options.tile or info.tile
     overlap = info.overlap if options.overlap is None else options.overlap
+    if options.region_closing_m < 0:
+        raise InputError(f"region closing must be >= 0 metres, got {options.region_closing_m:g}")
     if tile % 32:
         raise InputError(f"tile must be a multiple of 32, got {tile}")
     grid = open_grid(scene, len(info.bands), info.gsd_m, info.dtype)
+    closing_px = options.region_closing_m / grid.gsd_m
+    if 4 * closing_px > overlap:  # closing looks 2 radii around; a core reaches overlap / 2 from the tile edge
+        raise InputError(f"region closing of {options.region_closing_m:g} m needs a tile overlap of at least "
+                         f"{math.ceil(4 * closing_px)} px, got {overlap}")
     reader = TileReader(grid, tile, overlap, threads=options.reader_threads)
     paths = output_paths(out_dir, scene)
     timings = Timings()
@@ -113,7 +121,7 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
             for i, read in enumerate(batch):
                 objects.add_tile(read.tile, decode_objects(heatmap[i], box[i], options.score, stride=info.stride))
                 mask[i][:, ~read.valid] = 0.0
-                classes = core_class_map(mask[i], read.tile, options.mask_threshold)
+                classes = core_class_map(mask[i], read.tile, options.mask_threshold, closing_px, read.valid)
                 r0, c0, r1, c1 = read.tile.core
                 core_probs = mask[i][:, r0 - read.tile.row:r1 - read.tile.row, c0 - read.tile.col:c1 - read.tile.col]
                 pieces.add_core(classes, core_probs, read.tile)

@@ -7,6 +7,7 @@ in the summary, the others still done), 2 the job could not start.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from infer.console import OneLineArgumentParser, ensure_writable_folder
+from infer.decode import REGION_CLOSING_M
 from infer.errors import InputError, UsageError
 from infer.model import OnnxModel
 from infer.pipeline import RunOptions, is_done, process_scene
@@ -32,6 +34,9 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's recommendation)")
     p.add_argument("--overlap", type=int, help="tile overlap in pixels (default: the model's recommendation)")
     p.add_argument("--score", type=float, default=0.3, help="lowest object score kept (default: 0.3)")
+    p.add_argument("--region-closing", type=float, default=REGION_CLOSING_M, metavar="METRES",
+                   help="close region masks with a disc of this radius, bridging gaps that break a berm into "
+                        f"pieces; 0 keeps them as thresholded (default: {REGION_CLOSING_M:g})")
     p.add_argument("--shard", default="0/1", help="I/N: this node's share of the scene list, 0 <= I < N (default: 0/1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -67,13 +72,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--batch must be at least 1, got {args.batch}")
     if not 0 <= args.score <= 1:
         raise UsageError(f"--score must be between 0 and 1, got {args.score}")
+    if args.region_closing < 0:
+        raise UsageError(f"--region-closing must be >= 0 metres, got {args.region_closing:g}")
     ensure_writable_folder(args.out)
     try:
         model = OnnxModel(args.model, device=args.device)
     except InputError as exc:
         raise UsageError(str(exc)) from None
+    overlap = model.info.overlap if args.overlap is None else args.overlap
+    if 4 * args.region_closing / model.info.gsd_m > overlap:
+        raise UsageError(f"--region-closing {args.region_closing:g} needs an overlap of at least "
+                         f"{math.ceil(4 * args.region_closing / model.info.gsd_m)} px, got {overlap}")
     options = RunOptions(tile=args.tile, overlap=args.overlap, batch=args.batch, score=args.score,
-                         progress=not args.quiet)
+                         region_closing_m=args.region_closing, progress=not args.quiet)
     scenes = sorted(dict.fromkeys(args.scenes))[shard::shards]
     summary_path = args.out / ("summary.json" if shards == 1 else f"summary-{shard}-of-{shards}.json")
     entries = _previous(summary_path)

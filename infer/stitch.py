@@ -17,7 +17,7 @@ from rasterio.features import shapes
 from scipy import ndimage
 from shapely.geometry import shape
 
-from infer.decode import ObjectDetections
+from infer.decode import ObjectDetections, decode_regions
 from infer.tiling import Tile
 
 
@@ -47,12 +47,22 @@ class SceneObjects:
         return np.concatenate(self.rboxes), np.concatenate(self.scores), np.concatenate(self.classes)
 
 
-def core_class_map(mask: np.ndarray, tile: Tile, threshold: float = 0.5) -> np.ndarray:
-    """The core of a tile's (K, T, T) region probabilities as class indices: 0 none, k + 1 region k."""
+def core_class_map(mask: np.ndarray, tile: Tile, threshold: float = 0.5, closing_px: float = 0.0,
+                   valid: np.ndarray | None = None) -> np.ndarray:
+    """The core of a tile's (K, T, T) region probabilities as class indices: 0 none, k + 1 region k.
+
+    Regions are decoded on the whole tile (`decode_regions`, so closing sees
+    past the core's edge); where classes overlap, the most probable wins.
+    `valid` (T, T): pixels outside it stay 0 even where closing would fill them.
+    """
+    regions = decode_regions(mask, threshold, closing_px)
+    if valid is not None:
+        regions &= valid
     r0, c0, r1, c1 = tile.core
-    core = mask[:, r0 - tile.row:r1 - tile.row, c0 - tile.col:c1 - tile.col]
-    best = core.argmax(axis=0)
-    return np.where(core.max(axis=0) > threshold, best + 1, 0).astype(np.uint8)
+    core = (slice(r0 - tile.row, r1 - tile.row), slice(c0 - tile.col, c1 - tile.col))
+    inside = regions[:, core[0], core[1]]
+    best = np.where(inside, mask[:, core[0], core[1]], -1.0).argmax(axis=0)
+    return np.where(inside.any(axis=0), best + 1, 0).astype(np.uint8)
 
 
 @dataclass

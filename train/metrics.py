@@ -13,7 +13,7 @@ import torch
 from torchmetrics.classification import MultilabelJaccardIndex
 from torchmetrics.detection import MeanAveragePrecision
 
-from infer.decode import decode_objects
+from infer.decode import decode_objects, decode_regions
 from infer.geometry import rbox_to_corners
 from infer.regions import region_pieces
 from train.targets import ObjectLabels
@@ -34,9 +34,10 @@ class DetectionMetrics(torch.nn.Module):
     """
 
     def __init__(self, object_names: list[str], region_names: list[str], score_threshold: float = 0.05,
-                 stride: int = 4) -> None:
+                 stride: int = 4, region_closing_px: float = 0.0) -> None:
         super().__init__()
         self.stride = stride
+        self.region_closing_px = region_closing_px
         self.object_names, self.region_names = object_names, region_names
         self.score_threshold = score_threshold
         self.box_map = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True,
@@ -58,7 +59,7 @@ class DetectionMetrics(torch.nn.Module):
         preds, targets = [], []
         for i, truth in enumerate(objects):
             det = decode_objects(hm[i], bx[i], score_threshold=self.score_threshold, stride=self.stride)
-            pieces = region_pieces(probs[i] > 0.5, probs[i])
+            pieces = region_pieces(decode_regions(probs[i], 0.5, self.region_closing_px), probs[i])
             gt_pieces = region_pieces(truth_masks[i])
             preds.append({
                 "boxes": torch.from_numpy(np.concatenate([rbox_aabb(det.rboxes), pieces.boxes])),

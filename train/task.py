@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
 
+from infer.decode import REGION_CLOSING_M
 from infer.errors import InputError
 from train.data.config import load_dataset_config
 from train.losses import DetectionLoss
@@ -66,6 +67,8 @@ class SiteDetectionTask(pl.LightningModule):
             Unlike `--ckpt_path`, the optimizer, schedule and epoch count start afresh.
         region_pos_weight: region class name → weight of its mask pixels in the mask BCE
             (classes not named weigh 1); above 1 trades false pixels for fewer missed ones.
+        region_closing_m: radius of the disc that closes region masks before they are cut
+            into scored pieces, as `infer run --region-closing` does (0: off).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class SiteDetectionTask(pl.LightningModule):
         object_stride: int = 4,
         init_weights: str | None = None,
         region_pos_weight: dict[str, float] | None = None,
+        region_closing_m: float = REGION_CLOSING_M,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -106,7 +110,10 @@ class SiteDetectionTask(pl.LightningModule):
                                   angle_weight=box_weight, direction_weight=0.5 * box_weight,
                                   mask_bce_weight=mask_weight, mask_dice_weight=mask_weight,
                                   mask_pos_weight=self._mask_pos_weight(region_pos_weight))
-        self.metrics = DetectionMetrics(self.object_names, self.region_names, score_threshold, object_stride)
+        if region_closing_m < 0:
+            raise InputError(f"model: region_closing_m must be >= 0, got {region_closing_m:g}")
+        self.metrics = DetectionMetrics(self.object_names, self.region_names, score_threshold, object_stride,
+                                        region_closing_px=region_closing_m / config.gsd_m)
         self.data_info: dict = {}
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

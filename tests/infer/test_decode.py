@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage
 
 from infer.decode import ObjectDetections, decode_objects, decode_regions
 from train.targets import ObjectLabels, encode_targets
@@ -109,6 +110,35 @@ def test_decode_regions():
     np.testing.assert_array_equal(regions, [[[False, True], [False, True]]])
 
 
+def _ridges(gap: int, across: int = 8) -> np.ndarray:
+    """(1, 60, 200) probabilities: two ridges `across` px wide, end to end with `gap` px between them."""
+    mask = np.full((1, 60, 200), 0.1, np.float32)
+    mask[0, 20:20 + across, 10:90] = 0.9
+    mask[0, 20:20 + across, 90 + gap:190] = 0.9
+    return mask
+
+
+@pytest.mark.parametrize(("gap", "pieces"), [(10, 1), (14, 1), (30, 2)])
+def test_closing_bridges_narrow_gaps_between_ridge_pieces(gap, pieces):
+    regions = decode_regions(_ridges(gap), threshold=0.5, closing_px=12)
+    assert ndimage.label(regions[0])[1] == pieces
+    assert ndimage.label(decode_regions(_ridges(gap), threshold=0.5)[0])[1] == 2
+    added = regions[0] & ~(_ridges(gap)[0] > 0.5)
+    # Only the gap is filled: nothing beside the ridges or beyond their outer ends.
+    rows, cols = np.nonzero(added)
+    assert (pieces == 2) == (added.sum() == 0)
+    if pieces == 1:
+        assert rows.min() >= 20 and rows.max() < 28 and cols.min() >= 90 and cols.max() < 90 + gap
+
+
+def test_closing_keeps_convex_shapes_and_adds_nothing_at_the_edges():
+    mask = np.zeros((1, 50, 50), np.float32)
+    mask[0, 0:12, 0:15] = 1.0  # in a corner
+    mask[0, 25:40, 20:45] = 1.0
+    np.testing.assert_array_equal(decode_regions(mask, 0.5, closing_px=6), mask > 0.5)
+    assert not decode_regions(np.zeros((2, 9, 9)), 0.5, closing_px=6).any()
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -118,6 +148,7 @@ def test_decode_regions():
         (lambda: decode_objects(np.zeros((1, 8, 8)), np.zeros((7, 8, 8)), -0.1), "threshold"),
         (lambda: decode_regions(np.zeros((8, 8))), r"\(R, H, W\)"),
         (lambda: decode_regions(np.zeros((1, 8, 8)), 1.0), "threshold"),
+        (lambda: decode_regions(np.zeros((1, 8, 8)), 0.5, -1.0), "closing_px"),
     ],
 )
 def test_validation_errors(call, message):

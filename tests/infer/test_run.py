@@ -86,6 +86,31 @@ def test_a_region_cut_by_seams_comes_out_as_one_polygon(oracle, seam_scene, tmp_
     assert (mask == 1).sum() == 10 * 600 and set(np.unique(mask)) == {0, 1}
 
 
+def test_a_berm_broken_across_a_seam_is_closed_into_one(oracle, tmp_path):
+    seam = min(t.core[3] for t in tile_grid(SIZE, SIZE, 256, 64))
+    pieces = [(200, 20, 210, seam - 6), (200, seam + 6, 210, 620)]  # 12 px (6 m) apart, the gap astride a seam
+    scene = write_scene(tmp_path / "gap.tif", plant(SIZE, SIZE, [], pieces))
+    masks = {}
+    for tile, overlap, closing in ((256, 64, "6"), (512, 128, "6"), (256, 64, "0")):
+        out = tmp_path / f"{tile}-{closing}"
+        result = _run(oracle, [scene], out, "--tile", str(tile), "--overlap", str(overlap), "--region-closing", closing)
+        assert result.returncode == 0, result.stderr
+        berms = [f["properties"] for f in json.loads((out / "gap.geojson").read_text())["features"]
+                 if f["properties"]["class"] == "earth_berm"]
+        with rasterio.open(out / "gap_mask.tif") as src:
+            masks[tile, closing] = src.read(1)
+        if closing == "0":
+            assert sorted(b["area_m2"] for b in berms) == pytest.approx(sorted([(seam - 26) * 2.5, (614 - seam) * 2.5]))
+        else:
+            assert len(berms) == 1
+    np.testing.assert_array_equal(masks[256, "6"], masks[512, "6"])
+    closed, thresholded = masks[256, "6"] == 1, masks[256, "0"] == 1
+    assert thresholded.sum() == 588 * 10 and (closed >= thresholded).all()
+    rows, cols = np.nonzero(closed & ~thresholded)  # the gap, filled all but its corners, and nothing else
+    assert rows.min() >= 200 and rows.max() < 210 and cols.min() >= seam - 6 and cols.max() < seam + 6
+    assert 0.7 * 120 < len(rows) <= 120
+
+
 def test_results_do_not_depend_on_tile_size_or_overlap(oracle, seam_scene, tmp_path):
     runs = {}
     for tile, overlap in ((256, 64), (512, 128), (320, 96)):
@@ -171,6 +196,15 @@ def test_read_only_output_folder_is_a_usage_error(oracle, seam_scene, tmp_path):
             subprocess.run(["chattr", "-i", str(folder)])
         folder.chmod(0o755)
     assert result.returncode == 2 and "cannot write to output folder" in _one_error_line(result)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--region-closing", "-1"], "--region-closing must be >= 0"),
+    (["--region-closing", "20", "--overlap", "64"], "needs an overlap of at least 160 px"),
+])
+def test_bad_region_closing_is_a_usage_error(oracle, seam_scene, tmp_path, extra, message):
+    result = _run(oracle, [seam_scene], tmp_path / "out", *extra)
+    assert result.returncode == 2 and message in _one_error_line(result)
 
 
 def test_bad_shard_is_a_usage_error(oracle, seam_scene, tmp_path):

@@ -53,3 +53,13 @@ def test_a_missed_class_scores_zero_and_a_shifted_box_loses_strict_ious():
     assert result["ap50/truck"] == 0.0 and result["ap/truck"] == 0.0
     assert result["ap50/storehouse"] == pytest.approx(1.0)
     assert result["ap/storehouse"] < 0.9  # 4 px off: fails the strict IoU thresholds
+
+
+@pytest.mark.parametrize(("closing_px", "berm_ap50"), [(0.0, 0.0), (6.0, 1.0)])
+def test_a_berm_predicted_in_two_pieces_counts_once_closing_bridges_the_gap(closing_px, berm_ap50):
+    objects, masks = _truth()
+    heatmap, box, mask = _perfect_outputs(objects, masks)
+    mask[0, 0, :, 38:44] = 0.0  # the 60 px berm comes out as two pieces 6 px apart, neither IoU 0.5 with it
+    metrics = DetectionMetrics(["storehouse", "truck"], ["earth_berm", "cleared_site"], region_closing_px=closing_px)
+    metrics.update(heatmap, box, mask, [objects], torch.from_numpy(masks)[None])
+    assert metrics.compute()["ap50/earth_berm"] == pytest.approx(berm_ap50)

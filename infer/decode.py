@@ -141,13 +141,17 @@ def close_gaps(region: NDArray[np.bool_], radius: float) -> NDArray[np.bool_]:
 
     Outside the array counts as empty, so nothing is added along its edges.
     """
-    if not region.any():
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    if rows.size == 0:
         return region
+    # Only the box around the mask can change; distance transforms cost what their array holds.
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     pad = int(np.ceil(radius)) + 1
-    padded = np.pad(region, pad)
+    padded = np.pad(region[r0:r1, c0:c1], pad)
     grown = ndimage.distance_transform_edt(~padded) <= radius
-    closed = ndimage.distance_transform_edt(grown) > radius
-    return closed[pad:-pad, pad:-pad]
+    closed = region.copy()
+    closed[r0:r1, c0:c1] = (ndimage.distance_transform_edt(grown) > radius)[pad:-pad, pad:-pad]
+    return closed
 
 
 __all__ = ["BOX_CHANNELS", "REGION_CLOSING_M", "ObjectDetections", "close_gaps", "decode_objects", "decode_regions"]

@@ -83,6 +83,20 @@ def _batches(reads: Iterable[TileRead], size: int, timings: Timings) -> Iterator
         yield batch
 
 
+def region_closing_px(closing_m: float, gsd_m: float, overlap: int) -> float:
+    """The closing radius in model pixels; InputError unless every tile core sees all it depends on.
+
+    Closing looks up to two radii around a pixel, and a core lies overlap / 2 inside its tile.
+    """
+    if closing_m < 0:
+        raise InputError(f"region closing must be >= 0 metres, got {closing_m:g}")
+    radius = closing_m / gsd_m
+    if 4 * radius > overlap:
+        raise InputError(f"region closing of {closing_m:g} m needs an overlap of at least "
+                         f"{math.ceil(4 * radius)} px, got {overlap}")
+    return radius
+
+
 def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOptions) -> dict:
     """Run one scene; returns its summary entry. Raises InputError for a scene that cannot be done."""
     info = model.info
@@ -92,15 +106,10 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
     colors = {c.name: c.color for c in info.classes}
     tile = options.tile or info.tile
     overlap = info.overlap if options.overlap is None else options.overlap
-    if options.region_closing_m < 0:
-        raise InputError(f"region closing must be >= 0 metres, got {options.region_closing_m:g}")
     if tile % 32:
         raise InputError(f"tile must be a multiple of 32, got {tile}")
     grid = open_grid(scene, len(info.bands), info.gsd_m, info.dtype)
-    closing_px = options.region_closing_m / grid.gsd_m
-    if 4 * closing_px > overlap:  # closing looks 2 radii around; a core reaches overlap / 2 from the tile edge
-        raise InputError(f"region closing of {options.region_closing_m:g} m needs a tile overlap of at least "
-                         f"{math.ceil(4 * closing_px)} px, got {overlap}")
+    closing_px = region_closing_px(options.region_closing_m, grid.gsd_m, overlap)
     reader = TileReader(grid, tile, overlap, threads=options.reader_threads)
     paths = output_paths(out_dir, scene)
     timings = Timings()

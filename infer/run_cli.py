@@ -7,7 +7,6 @@ in the summary, the others still done), 2 the job could not start.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from infer.console import OneLineArgumentParser, ensure_writable_folder
 from infer.decode import REGION_CLOSING_M
 from infer.errors import InputError, UsageError
 from infer.model import OnnxModel
-from infer.pipeline import RunOptions, is_done, process_scene
+from infer.pipeline import RunOptions, is_done, process_scene, region_closing_px
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -79,10 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = OnnxModel(args.model, device=args.device)
     except InputError as exc:
         raise UsageError(str(exc)) from None
-    overlap = model.info.overlap if args.overlap is None else args.overlap
-    if 4 * args.region_closing / model.info.gsd_m > overlap:
-        raise UsageError(f"--region-closing {args.region_closing:g} needs an overlap of at least "
-                         f"{math.ceil(4 * args.region_closing / model.info.gsd_m)} px, got {overlap}")
+    try:
+        region_closing_px(args.region_closing, model.info.gsd_m,
+                          model.info.overlap if args.overlap is None else args.overlap)
+    except InputError as exc:
+        raise UsageError(f"--region-closing: {exc}") from None
     options = RunOptions(tile=args.tile, overlap=args.overlap, batch=args.batch, score=args.score,
                          region_closing_m=args.region_closing, progress=not args.quiet)
     scenes = sorted(dict.fromkeys(args.scenes))[shard::shards]

@@ -6,7 +6,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from infer.decode import ObjectDetections, decode_objects, decode_regions
+from infer.decode import ObjectDetections, close_gaps, decode_objects, decode_regions
 from train.targets import ObjectLabels, encode_targets
 
 SIZE = (192, 256)  # H, W in pixels
@@ -159,3 +159,16 @@ def test_validation_errors(call, message):
 def test_runtime_modules_do_not_import_torch():
     code = "import sys, infer.decode, infer.geometry; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_closing_matches_scipy_binary_closing_by_a_disc():
+    rng = np.random.default_rng(3)
+    region = np.zeros((90, 120), bool)
+    for row, col in rng.integers(10, 80, (12, 2)):
+        region[row:row + 4, col:col + rng.integers(5, 30)] = True
+    radius = 5
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    disc = xx**2 + yy**2 <= radius**2
+    pad = 2 * radius + 1  # scipy's closing, with the outside empty
+    expected = ndimage.binary_closing(np.pad(region, pad), structure=disc)[pad:-pad, pad:-pad]
+    np.testing.assert_array_equal(close_gaps(region, radius), expected)

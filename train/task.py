@@ -68,7 +68,8 @@ class SiteDetectionTask(pl.LightningModule):
         region_pos_weight: region class name → weight of its mask pixels in the mask BCE
             (classes not named weigh 1); above 1 trades false pixels for fewer missed ones.
         region_closing_m: radius of the disc that closes region masks before they are cut
-            into scored pieces, as `infer run --region-closing` does (0: off).
+            into scored pieces, as `infer run --region-closing` does (0: off); the logged
+            mask IoU is of the masks as thresholded, the mask head's own quality.
     """
 
     def __init__(

@@ -27,7 +27,7 @@ def describe() -> dict:
             mem_kb = int(next(line.split()[1] for line in f if line.startswith("MemTotal")))
     except (OSError, StopIteration):
         mem_kb = 0
-    return {
+    record = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -35,3 +35,15 @@ def describe() -> dict:
         "python": sys.version.split()[0],
         "command": " ".join(["python -m", _module_name(sys.argv[0]), *sys.argv[1:]]),
     }
+    gpu = _gpu()
+    if gpu:
+        record["gpu"] = gpu
+    return record
+
+
+def _gpu() -> str | None:
+    """The CUDA device's name where a benchmark has already imported torch and one is present."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return f"{torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})"

@@ -134,6 +134,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     p.add_argument("--training-command", default="python -m train fit --config train/configs/synthetic.yaml",
                    help="the command that trained the run, recorded with the result")
+    p.add_argument("--training-hardware", default="this machine (see machine)",
+                   help="where the run trained, when not on the machine that scores it")
     p.add_argument("--name", default="train_reference", help="result file name (default: train_reference)")
     p.add_argument("--heldout-size", type=int, default=4096, help="held-out scene side in pixels (0: skip)")
     p.add_argument("--heldout-seed", type=int, default=HELDOUT_SEED)
@@ -152,6 +154,7 @@ def main() -> None:
         "machine": describe(),
         "config": str(args.config),
         "training_command": args.training_command,
+        "training_hardware": args.training_hardware,
         "checkpoint": str(best),
         "epoch": checkpoint["epoch"],
         "global_step": checkpoint["global_step"],

@@ -62,18 +62,21 @@ class DetectionMetrics(torch.nn.Module):
             pieces = region_pieces(decode_regions(probs[i], 0.5, self.region_closing_px), probs[i])
             gt_pieces = region_pieces(truth_masks[i])
             preds.append({
-                "boxes": torch.from_numpy(np.concatenate([rbox_aabb(det.rboxes), pieces.boxes])),
-                "scores": torch.from_numpy(np.concatenate([det.scores, pieces.scores])),
-                "labels": torch.from_numpy(np.concatenate([det.classes, pieces.classes + n_obj])),
+                "boxes": np.concatenate([rbox_aabb(det.rboxes), pieces.boxes]),
+                "scores": np.concatenate([det.scores, pieces.scores]),
+                "labels": np.concatenate([det.classes, pieces.classes + n_obj]),
             })
             targets.append({
-                "boxes": torch.from_numpy(np.concatenate([rbox_aabb(truth.rboxes), gt_pieces.boxes])),
-                "labels": torch.from_numpy(np.concatenate([truth.classes, gt_pieces.classes + n_obj])),
+                "boxes": np.concatenate([rbox_aabb(truth.rboxes), gt_pieces.boxes]),
+                "labels": np.concatenate([truth.classes, gt_pieces.classes + n_obj]),
             })
+        # The metrics' states live where Lightning moved this module (the GPU when training on one).
+        device = self.truth_count.device
+        preds, targets = ([{k: torch.from_numpy(v).to(device) for k, v in d.items()} for d in ds] for ds in (preds, targets))
         self.box_map.update(preds, targets)
         for t in targets:
-            self.truth_count += torch.bincount(t["labels"], minlength=len(self.truth_count)).to(self.truth_count)
-        self.region_iou.update(mask.detach().float().cpu(), mask_target.detach().cpu().long())
+            self.truth_count += torch.bincount(t["labels"], minlength=len(self.truth_count))
+        self.region_iou.update(mask.detach().float().to(device), mask_target.detach().long().to(device))
 
     def compute(self) -> dict[str, float]:
         """`map`, `map_50` overall; `ap50/<class>`, `ap/<class>` per class; `iou/<region class>`."""

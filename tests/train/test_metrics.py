@@ -42,6 +42,19 @@ def test_perfect_predictions_score_one_for_every_class():
     assert result["iou/earth_berm"] == pytest.approx(1.0)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_metrics_moved_to_the_gpu_take_the_model_outputs_there():
+    """As in `train fit` on a GPU: Lightning moves the metrics with the model, outputs come from the GPU."""
+    objects, masks = _truth()
+    metrics = DetectionMetrics(["storehouse", "truck"], ["earth_berm", "cleared_site"]).cuda()
+    outputs = [t.cuda() for t in _perfect_outputs(objects, masks)]
+    metrics.update(*outputs, [objects], torch.from_numpy(masks)[None].cuda())
+    result = metrics.compute()
+    assert result["map_50"] == pytest.approx(1.0)
+    assert result["iou/cleared_site"] == pytest.approx(1.0)
+
+
 def test_a_missed_class_scores_zero_and_a_shifted_box_loses_strict_ious():
     objects, masks = _truth()
     heatmap, box, mask = _perfect_outputs(objects, masks)

@@ -178,6 +178,17 @@ def test_same_seed_same_bytes_other_seed_other_scene(tmp_path):
     assert first["scene_000.tif"] != other["scene_000.tif"]
 
 
+def test_scenes_written_by_several_processes_have_the_same_bytes(tmp_path):
+    def digest(folder: Path) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+    args = ("--size", "256", "--scenes", "3", "--seed", "5")
+    one_by_one = digest(_generate(tmp_path / "a", *args))
+    at_once = digest(_generate(tmp_path / "b", *args, "--workers", "2"))
+    assert len(one_by_one) == 6
+    assert at_once == one_by_one
+
+
 def test_windows_tile_seamlessly():
     layout = plan_scene(SceneSpec(600, 500, seed=2))
     renderer = SceneRenderer(layout, layout.acquisitions[0])
@@ -267,6 +278,7 @@ def _error_line(result: subprocess.CompletedProcess) -> str:
         (["--bands", "rgbx"], "invalid choice"),
         (["--size", "64", "--width", "64", "--height", "64"], "either --size"),
         (["--gsd", "-1"], "--gsd"),
+        (["--workers", "0"], "--workers"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args, needle):

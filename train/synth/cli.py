@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from infer.console import OneLineArgumentParser, ensure_writable_folder
@@ -36,6 +37,8 @@ def build_parser() -> OneLineArgumentParser:
                    help="also write the scene at a later date with changes, and the list of changes")
     p.add_argument("--preview", action="store_true",
                    help="also write <name>_preview.png: a downsampled view with the labels drawn on it")
+    p.add_argument("--workers", type=int, default=1,
+                   help="scenes written at once, one process each; same bytes as one at a time (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -60,21 +63,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scenes < 1:
         raise UsageError(f"--scenes must be at least 1, got {args.scenes}")
     ensure_writable_folder(args.out)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
     spec = SceneSpec(width, height, args.gsd, args.bands, args.dtype, args.seed, args.nodata_border,
                      args.second_date)
-    for index in range(args.scenes):
-        start = time.perf_counter()
-        layout = plan_scene(spec, index)
-        paths = write_scene(layout, args.out, progress=not args.quiet)
-        counts: dict[str, int] = {}
-        for _, label in layout.labels(1):
-            counts[label.cls] = counts.get(label.cls, 0) + 1
-        summary = ", ".join(f"{n} {c}" for c, n in sorted(counts.items())) or "no labels"
-        print(f"{paths[0]}  {width}x{height} px @ {args.gsd} m  ({summary})  "
-              f"{time.perf_counter() - start:.1f} s")
-        if args.preview:
-            for tif in [p for p in paths if p.suffix == ".tif"]:
-                paths.append(draw_labels(tif, tif.with_suffix(".geojson"), tif.with_name(f"{tif.stem}_preview.png")))
-        for extra in paths[1:]:
-            print(f"  {extra}")
+    for lines in _written_scenes(spec, args):
+        print("\n".join(lines))
     return 0
+
+
+def _written_scenes(spec: SceneSpec, args) -> Iterator[list[str]]:
+    """Each scene's report lines, in scene order; several processes write scenes when asked."""
+    if args.workers == 1 or args.scenes == 1:
+        for index in range(args.scenes):
+            yield _write_one(spec, index, args.out, not args.quiet, args.preview)
+        return
+    with ProcessPoolExecutor(max_workers=min(args.workers, args.scenes)) as pool:
+        jobs = [pool.submit(_write_one, spec, index, args.out, False, args.preview) for index in range(args.scenes)]
+        for job in jobs:
+            yield job.result()
+
+
+def _write_one(spec: SceneSpec, index: int, out: Path, progress: bool, preview: bool) -> list[str]:
+    start = time.perf_counter()
+    layout = plan_scene(spec, index)
+    paths = write_scene(layout, out, progress=progress)
+    counts: dict[str, int] = {}
+    for _, label in layout.labels(1):
+        counts[label.cls] = counts.get(label.cls, 0) + 1
+    summary = ", ".join(f"{n} {c}" for c, n in sorted(counts.items())) or "no labels"
+    lines = [f"{paths[0]}  {spec.width}x{spec.height} px @ {spec.gsd} m  ({summary})  "
+             f"{time.perf_counter() - start:.1f} s"]
+    if preview:
+        for tif in [p for p in paths if p.suffix == ".tif"]:
+            paths.append(draw_labels(tif, tif.with_suffix(".geojson"), tif.with_name(f"{tif.stem}_preview.png")))
+    lines += [f"  {extra}" for extra in paths[1:]]
+    return lines

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# One visit to a GPU machine: the reference recipe trained from scratch on the GPU,
+# and the network's GPU speed (bench/gpu_speed.py). Results land in $OUT (default
+# gpu-out/): the slim checkpoint in parts of 12 MiB (cat them back together), the
+# run's CSV logs, bench JSON and the log.
+#
+#   bash bench/gpu_session.sh [MAX_MINUTES]
+#
+# Everything is generated here (no data travels): the synthetic scenes of
+# `make data-reference`, written 8 at a time. The fit is the recipe with a GPU's
+# batch: 32 chips a step and 4096 a epoch keep its 128 optimizer steps an epoch
+# and its 16 epochs; MAX_MINUTES (default 5, plus 30 s) bounds it, keeping the best epoch so far;
+# FIT_ARGS adds or overrides fit options.
+set -u
+OUT=${OUT:-gpu-out}
+MINUTES=${1:-5}
+RUN=runs/synthetic-gpu
+WORKERS=$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1 PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
+say() { echo "[$(date -u +%T)] $*"; }
+
+say "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader
+python3 -c "import onnxruntime as o, torch; print('onnxruntime', o.__version__, o.get_available_providers()); \
+print('torch', torch.__version__, torch.cuda.get_device_name(), 'bf16', torch.cuda.is_bf16_supported())" || exit 1
+
+say "synthetic scenes"
+python3 -m train synth --out datasets/synthetic/train --scenes 6 --size 2048 --seed 1 --quiet --workers 3 >/dev/null &
+python3 -m train synth --out datasets/synthetic/val --scenes 2 --size 2048 --seed 2 --quiet --workers 2 >/dev/null &
+python3 -m train synth --out datasets/synthetic/train_more --scenes 42 --size 2048 --seed 3 --quiet --workers 8 >/dev/null &
+wait
+ls datasets/synthetic/*/*.tif | wc -l
+
+say "gpu speed"
+[ -n "${SKIP_SPEED:-}" ] || timeout 90 python3 -m bench.gpu_speed --workers "$WORKERS" --runs 10 --out "$OUT"
+
+say "fit: reference recipe from scratch, batch 32, ${MINUTES} min at most"
+sed "s#runs/synthetic#$RUN#g" train/configs/synthetic.yaml > /tmp/gpu-recipe.yaml
+timeout $(( MINUTES * 60 + 60 )) python3 -m train fit --config /tmp/gpu-recipe.yaml \
+    --data.batch_size 32 --data.samples_per_epoch 4096 --data.num_workers "$WORKERS" \
+    --trainer.max_time "00:00:$(printf %02d "$MINUTES"):30" --trainer.enable_progress_bar false ${FIT_ARGS:-} \
+    2>&1 | tee "$OUT/fit.log" | grep -v -i "warning" | tail -40
+say "fit ended"
+
+python3 -m train slim $RUN/checkpoints/best.ckpt --out /tmp/gpu-best.ckpt --half \
+    && split -b 12M /tmp/gpu-best.ckpt "$OUT/best-half.ckpt.part-"
+tar czf "$OUT/run-logs.tgz" $RUN/csv $RUN/tensorboard 2>/dev/null
+python3 - "$RUN" <<'EOF'
+import csv, sys, pathlib
+for version in sorted(pathlib.Path(sys.argv[1], "csv").glob("version_*")):
+    for row in csv.DictReader(open(version / "metrics.csv")):
+        if row.get("val/map_50"):
+            print("epoch", int(row["epoch"]) + 1, "val map_50", round(float(row["val/map_50"]), 3),
+                  {k[9:]: round(float(v), 3) for k, v in row.items() if k.startswith("val/ap50/") and v})
+EOF
+say "gpu tests"
+timeout 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -5
+say "done"

@@ -100,7 +100,7 @@ bench: $(BENCH_STAMP) checkpoints/reference.onnx checkpoints/fast.onnx runs/yolo
 	$(PY) -m bench.infer_speed --checkpoint runs/fast/checkpoints/best.ckpt --size 4096 --runs 3 --name infer_speed_fast
 	$(PY) -m bench.infer_memory --model checkpoints/fast.onnx --sizes 4096 8192 16384
 	$(PY) -m bench.change_detection --model checkpoints/reference.onnx --pairs 3
-	$(PY) -m bench.region_closing --checkpoint checkpoints/reference-cpu.ckpt
+	$(PY) -m bench.region_closing --checkpoint checkpoints/reference.ckpt
 	$(PY) -m bench.report
 
 bench-quick: $(BENCH_STAMP) checkpoints/quick.onnx runs/yolo-quick/training.json

@@ -49,7 +49,7 @@ def sweep(checkpoint: Path, size: int, seed: int, radii: list[float], score: flo
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/reference-cpu.ckpt"))
+    p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/reference.ckpt"))
     p.add_argument("--size", type=int, default=4096, help="dev scene side in pixels (default: 4096)")
     p.add_argument("--seed", type=int, default=DEV_SEED, help=f"dev scene seed (default: {DEV_SEED})")
     p.add_argument("--radii", type=float, nargs="+", default=[0, 2, 4, 6, 8, 12], help="closing radii in metres")

@@ -30,11 +30,12 @@ def synth_scale_table(result: dict) -> str:
 
 
 def train_reference_table(result: dict) -> str:
-    m, metrics = result["machine"], result["metrics"]
+    metrics = result["metrics"]
     order = ["storehouse", "truck", "earth_berm", "cleared_site"]
     classes = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("ap50/")},
                      key=lambda c: order.index(c) if c in order else 99)
     hours = result["train_wall_seconds"] / 3600
+    took = f"{hours:.2f} h" if hours >= 1 else f"{hours * 60:.1f} min"
     sessions = result.get("training_sessions", [])
     runs = sorted({str(Path(x["log"]).parent.parent) for x in sessions})
     resumed = (f" over {len(sessions)} sessions" if len(sessions) > 1 else "") + (
@@ -43,11 +44,10 @@ def train_reference_table(result: dict) -> str:
     heldout = result.get("heldout")
     lines = [
         f"`{result.get('training_command', result['config'])}` trained "
-        + (f"in {hours:.2f} h{resumed} (the last run {result['global_step']} steps, best checkpoint at epoch "
+        + (f"in {took}{resumed} (the last run {result['global_step']} steps, best checkpoint at epoch "
            f"{result['epoch'] + 1})" if len(runs) > 1 else
-           f"{result['global_step']} steps (best checkpoint at epoch {result['epoch'] + 1}) in {hours:.2f} h{resumed}")
-        + f" on {m['cpu']} "
-        f"({m['cores']} cores, CPU only), scored by `python -m bench.train_reference`: on the validation "
+           f"{result['global_step']} steps (best checkpoint at epoch {result['epoch'] + 1}) in {took}{resumed}")
+        + f" on {_training_hardware(result)}, scored by `python -m bench.train_reference`: on the validation "
         "scenes (which chose the checkpoint) and, exported to ONNX and run by `infer run`, on a held-out "
         + (f"{heldout['scene']['size_px']}² scene (seed {heldout['scene']['seed']}) scored by `infer evaluate`:"
            if heldout else "scene (not measured in this result):"),
@@ -173,7 +173,38 @@ def peers_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"synth_scale": synth_scale_table, "peers": peers_table, "change_detection": change_detection_table, "train_reference": train_reference_table, "train_fast": train_reference_table,
+def _training_hardware(result: dict) -> str:
+    m = result["machine"]
+    where = result.get("training_hardware", "")
+    return where if where and not where.startswith("this machine") else f"{m['cpu']} ({m['cores']} cores, CPU only)"
+
+
+def gpu_speed_table(result: dict) -> str:
+    m = result["machine"]
+    lines = [
+        f"Measured {m['date'][:10]} on one {result['device']} ({m['cpu']}, {m['cores']} cores; torch "
+        f"{result['torch']}), medians of runs after warm-up, `{m['command']}`. ONNX Runtime there had "
+        f"{', '.join(result['onnxruntime_providers'])}, so these are the network in PyTorch, not the "
+        "`infer run` pipeline:",
+        "",
+        "| work | variant | batch | ms | throughput | vs fp32 eager |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for work, rows, unit, key in (("training step", result["training_step"], "chips/s", "chips_per_s"),
+                                  ("inference", result["inference"], "Mpx/s", "mpx_per_s")):
+        base = rows[0][key]
+        for row in rows:
+            size = f"{row['batch']} × {row.get('chip', row.get('tile'))}²"
+            ms = row.get("ms_per_step", row.get("ms_per_batch"))
+            lines.append(f"| {work} | {row['variant']} | {size} | {ms:.1f} | {row[key]:.0f} {unit} "
+                         f"| {row[key] / base:.2f}× |")
+    loader = result["loader"]
+    lines.append(f"| data loader | {loader['workers']} workers | {loader['batch']} × 256² | | "
+                 f"{loader['chips_per_s']:.0f} chips/s | |")
+    return "\n".join(lines)
+
+
+TABLES = {"gpu_speed": gpu_speed_table, "synth_scale": synth_scale_table, "peers": peers_table, "change_detection": change_detection_table, "train_reference": train_reference_table, "train_fast": train_reference_table,
           "infer_speed": infer_speed_table, "infer_speed_fast": infer_speed_table, "infer_memory": infer_memory_table}
 
 

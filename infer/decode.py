@@ -16,7 +16,7 @@ from scipy import ndimage
 from infer.geometry import wrap_angle
 
 #: Radius in metres of the disc that closes region masks (see `decode_regions`).
-REGION_CLOSING_M = 6.0
+REGION_CLOSING_M = 2.0
 
 #: Number of channels of the box output: dx, dy, log_length, log_width, cos2t, sin2t, dir_logit.
 BOX_CHANNELS = 7

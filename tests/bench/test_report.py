@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.report import peers_table
+from bench.report import gpu_speed_table, peers_table
 
 
 def _peers_result(reference_dataset: str | None, yolo_dataset: str | None) -> dict:
@@ -34,3 +34,17 @@ def test_peers_table_names_each_systems_training_data():
 def test_peers_table_reads_results_that_did_not_record_the_training_data():
     header = next(line for line in peers_table(_peers_result(None, None)).splitlines() if line.startswith("| AP@0.5"))
     assert "(resnet18, FPN/heads 64/64, objects at stride 2)" in header and "YOLO + SAHI (yolo11n) |" in header
+
+
+def test_gpu_speed_table_gives_each_variant_against_fp32_eager():
+    rows = [{"variant": name, "batch": 32, "chip": 256, "ms_per_step": ms, "chips_per_s": 32000 / ms}
+            for name, ms in (("fp32 eager", 40.0), ("bf16", 20.0))]
+    result = {"machine": {"date": "2026-11-30T19:17:33", "cpu": "Xeon", "cores": 16, "command": "python -m bench.gpu_speed"},
+              "device": "NVIDIA H200", "torch": "2.11.0", "onnxruntime_providers": ["CPUExecutionProvider"],
+              "training_step": rows,
+              "inference": [{"variant": "fp32 eager", "batch": 8, "tile": 1024, "ms_per_batch": 20.0, "mpx_per_s": 419.4}],
+              "loader": {"workers": 14, "batch": 32, "chips_per_s": 3000.0}}
+    lines = gpu_speed_table(result).splitlines()
+    assert "| training step | bf16 | 32 × 256² | 20.0 | 1600 chips/s | 2.00× |" in lines
+    assert "| inference | fp32 eager | 8 × 1024² | 20.0 | 419 Mpx/s | 1.00× |" in lines
+    assert "CPUExecutionProvider" in lines[0]

@@ -59,3 +59,15 @@ def test_report_says_a_model_was_fine_tuned_from_another_run(tmp_path):
     result["training_sessions"] = sessions[:2]
     assert ("trained 768 steps (best checkpoint at epoch 5) in 1.50 h over 2 sessions (resumed with `--ckpt_path`)"
             in train_reference_table(result))
+
+
+def test_report_names_the_gpu_a_run_trained_on_and_short_runs_in_minutes():
+    result = {"machine": {"cpu": "AMD EPYC", "cores": 2}, "config": "x.yaml", "training_command": "python -m train fit …",
+              "training_hardware": "NVIDIA H200", "global_step": 5120, "epoch": 19, "train_wall_seconds": 329.0,
+              "training_sessions": [{"log": "runs/gpu/csv/version_0", "epochs": [0, 19], "wall_seconds": 329.0}],
+              "metrics": {"ap50/truck": 0.97, "ap/truck": 0.76, "map_50": 0.97, "map": 0.76}}
+    table = train_reference_table(result)
+    assert "trained 5120 steps (best checkpoint at epoch 20) in 5.5 min on NVIDIA H200, scored by" in table
+    assert "CPU only" not in table
+    del result["training_hardware"]
+    assert "in 5.5 min on AMD EPYC (2 cores, CPU only)" in train_reference_table(result)

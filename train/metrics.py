@@ -27,6 +27,10 @@ def rbox_aabb(rboxes: np.ndarray) -> np.ndarray:
     return np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1).astype(np.float32)
 
 
+def _tensors_on(device: torch.device, records: list[dict[str, np.ndarray]]) -> list[dict[str, torch.Tensor]]:
+    return [{key: torch.from_numpy(value).to(device) for key, value in record.items()} for record in records]
+
+
 class DetectionMetrics(torch.nn.Module):
     """Accumulates predictions and truth over a validation epoch.
 
@@ -72,7 +76,7 @@ class DetectionMetrics(torch.nn.Module):
             })
         # The metrics' states live where Lightning moved this module (the GPU when training on one).
         device = self.truth_count.device
-        preds, targets = ([{k: torch.from_numpy(v).to(device) for k, v in d.items()} for d in ds] for ds in (preds, targets))
+        preds, targets = _tensors_on(device, preds), _tensors_on(device, targets)
         self.box_map.update(preds, targets)
         for t in targets:
             self.truth_count += torch.bincount(t["labels"], minlength=len(self.truth_count))

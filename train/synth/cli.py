@@ -62,9 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--gsd must be between 0.05 and 10 metres, got {args.gsd}")
     if args.scenes < 1:
         raise UsageError(f"--scenes must be at least 1, got {args.scenes}")
-    ensure_writable_folder(args.out)
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    ensure_writable_folder(args.out)
     spec = SceneSpec(width, height, args.gsd, args.bands, args.dtype, args.seed, args.nodata_border,
                      args.second_date)
     for lines in _written_scenes(spec, args):

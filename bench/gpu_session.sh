@@ -48,14 +48,8 @@ say "fit ended"
 python3 -m train slim $RUN/checkpoints/best.ckpt --out /tmp/gpu-best.ckpt --half \
     && split -b 12M /tmp/gpu-best.ckpt "$OUT/best-half.ckpt.part-"
 tar czf "$OUT/run-logs.tgz" $RUN/csv $RUN/tensorboard 2>/dev/null
-python3 - "$RUN" <<'EOF'
-import csv, sys, pathlib
-for version in sorted(pathlib.Path(sys.argv[1], "csv").glob("version_*")):
-    for row in csv.DictReader(open(version / "metrics.csv")):
-        if row.get("val/map_50"):
-            print("epoch", int(row["epoch"]) + 1, "val map_50", round(float(row["val/map_50"]), 3),
-                  {k[9:]: round(float(v), 3) for k, v in row.items() if k.startswith("val/ap50/") and v})
-EOF
+python3 -c "import sys; from pathlib import Path; from bench.train_reference import validation_curve
+for row in validation_curve(Path(sys.argv[1])): print(row)" "$RUN"
 say "gpu tests"
 timeout 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -5
 say "done"

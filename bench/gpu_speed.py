@@ -6,8 +6,8 @@
   of the reference recipe's chips, as `train fit` takes it.
 - Inference: the exported graph's forward (`SiteDetector.forward`) on a batch of
   deployment tiles, without the pipeline around it.
-- The data loader's own rate over the same training samples, with as many
-  workers as the fit is given: whichever of it and the training step is slower
+- The data loader's own rate (the data module's training loader, as the fit
+  uses it) with as many workers as the fit is given: whichever of it and the training step is slower
   bounds `train fit`.
 
 Times are medians over several runs after warm-up, the device synchronized
@@ -30,11 +30,9 @@ from pathlib import Path
 import onnxruntime as ort
 import torch
 import yaml
-from torch.utils.data import DataLoader
 
 from bench.machine import describe
 from train.data.datamodule import SiteDataModule
-from train.data.samples import collate
 from train.export import default_overlap, default_tile, load_checkpoint
 from train.task import SiteDetectionTask
 
@@ -88,8 +86,7 @@ def training_steps(config: dict, batch_size: int, device: torch.device, warmup: 
     data = SiteDataModule(data_args["dataset"], chip_size=data_args["chip_size"], batch_size=batch_size,
                           num_workers=0, object_stride=model_args.get("object_stride", 4))
     data.setup("fit")
-    batch = collate([data._train[i] for i in range(batch_size)])
-    batch = data.transfer_batch_to_device(batch, device, 0)
+    batch = data.transfer_batch_to_device(next(iter(data.train_dataloader())), device, 0)
     pristine = SiteDetectionTask(dataset=data_args["dataset"], channels_last=False, **model_args)
     rows = []
     for name, dtype, channels_last in VARIANTS:
@@ -127,8 +124,7 @@ def loader_rate(config: dict, workers: int, batch_size: int, batches: int) -> di
                           num_workers=workers, samples_per_epoch=batch_size * (batches + 2),
                           object_stride=config["model"].get("object_stride", 4))
     data.setup("fit")
-    loader = DataLoader(data._train, batch_size=batch_size, num_workers=workers, collate_fn=collate)
-    iterator = iter(loader)
+    iterator = iter(data.train_dataloader())
     next(iterator)  # workers started and warm
     start = time.perf_counter()
     for _ in range(batches):

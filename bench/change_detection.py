@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from bench.machine import describe
-from infer.change_scoring import score_changes
-from infer.diff_cli import main as diff_main
-from train.synth.cli import main as synth
+from infer.analysis.change_scoring import score_changes
+from infer.cli.diff import main as diff_main
+from infer.contract.defaults import DEFAULT_SCORE
+from synth.cli import main as synth
 
 DISTANCE_M = 5.0
 MIN_IOU = 0.3
@@ -29,7 +30,7 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=Path("checkpoints/reference.onnx"))
     p.add_argument("--pairs", type=int, default=3)
     p.add_argument("--size", type=int, default=2048)
-    p.add_argument("--score", type=float, default=0.3)
+    p.add_argument("--score", type=float, default=DEFAULT_SCORE)
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args()
     totals = {"true": 0, "found": 0, "matched": 0}

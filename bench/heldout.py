@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from train.synth.cli import main as synth
+from synth.cli import main as synth
 
 HELDOUT_SEED = 4242
 

@@ -18,8 +18,8 @@ from bench.machine import describe
 
 CHILD = """
 import resource, sys, time
-from infer.console import run_command
-from infer.run_cli import main
+from infer.cli.console import run_command
+from infer.cli.run import main
 t = time.perf_counter()
 code = run_command(main, [sys.argv[1], sys.argv[2], "--out", sys.argv[3], "--quiet"])
 print(code, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from bench.machine import describe
-from infer.model import OnnxModel
-from infer.pipeline import RunOptions, process_scene
-from infer.reader import TileReader, open_grid
+from infer.runtime.model import OnnxModel
+from infer.runtime.pipeline import RunOptions, process_scene
+from infer.runtime.reader import TileReader, open_grid
+from synth.cli import main as synth
 from train.export import export_checkpoint, load_checkpoint
-from train.synth.cli import main as synth
 
 
 def _median_seconds(fn, runs: int) -> float:

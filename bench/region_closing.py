@@ -15,9 +15,10 @@ from pathlib import Path
 
 from bench.heldout import synth_heldout
 from bench.machine import describe
-from infer.evaluate import evaluate
-from infer.model import OnnxModel
-from infer.pipeline import RunOptions, process_scene
+from infer.analysis.evaluate import evaluate
+from infer.contract.defaults import DEFAULT_SCORE
+from infer.runtime.model import OnnxModel
+from infer.runtime.pipeline import RunOptions, process_scene
 from train.export import export_checkpoint
 
 DEV_SEED = 777
@@ -38,7 +39,7 @@ def sweep(checkpoint: Path, size: int, seed: int, radii: list[float], score: flo
             start = time.perf_counter()
             process_scene(model, scene, out, RunOptions(score=score, region_closing_m=radius, progress=False))
             seconds = time.perf_counter() - start
-            report = evaluate(out / "scene_000.geojson", truth, scene, iou=0.5, score=0.3, regions=regions)
+            report = evaluate(out / "scene_000.geojson", truth, scene, iou=0.5, score=DEFAULT_SCORE, regions=regions)
             rows.append({"radius_m": radius, "seconds": round(seconds, 1), "classes": {
                 name: {k: entry.get(k) for k in ("truth", "predicted", "ap@0.5", "iou")}
                 for name, entry in report["classes"].items() if name in regions}})

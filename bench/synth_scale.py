@@ -18,7 +18,7 @@ from bench.machine import describe
 
 CHILD = """
 import resource, sys, time
-from train.synth.cli import main
+from synth.cli import main
 t = time.perf_counter()
 main(["--out", sys.argv[1], "--size", sys.argv[2], "--quiet", "--bands", sys.argv[3]])
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

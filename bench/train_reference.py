@@ -23,9 +23,10 @@ import torch
 
 from bench.heldout import HELDOUT_SEED, synth_heldout
 from bench.machine import describe
-from infer.evaluate import evaluate, found_by_crowding, read_in_pixels
-from infer.model import OnnxModel
-from infer.pipeline import RunOptions, process_scene
+from infer.analysis.evaluate import evaluate, found_by_crowding, read_in_pixels
+from infer.contract.defaults import DEFAULT_SCORE
+from infer.runtime.model import OnnxModel
+from infer.runtime.pipeline import RunOptions, process_scene
 from train.cli import SitewatchCLI
 from train.data.datamodule import SiteDataModule
 from train.export import export_checkpoint
@@ -108,17 +109,17 @@ def score_heldout(checkpoint: Path, size: int, seed: int, score: float = 0.05) -
         (tmp / "run").mkdir()
         process_scene(model, scene, tmp / "run", RunOptions(score=score, progress=False))
         found = tmp / "run" / "scene_000.geojson"
-        report = evaluate(found, truth, scene, iou=0.5, score=0.3)
+        report = evaluate(found, truth, scene, iou=0.5, score=DEFAULT_SCORE)
         looser = {f"{iou:g}": {name: entry.get(f"ap@{iou:g}")
                                for name, entry in evaluate(found, truth, scene, iou=iou)["classes"].items()}
                   for iou in LOOSER_IOUS}
         truth_items, _, _ = read_in_pixels(truth, scene)
         found_items, _, _ = read_in_pixels(found, scene)
         objects = sorted({t.cls for t in truth_items if t.oriented})
-        crowding = found_by_crowding(truth_items, found_items, objects, iou=0.5, score=0.3)
+        crowding = found_by_crowding(truth_items, found_items, objects, iou=0.5, score=DEFAULT_SCORE)
         (tmp / "unclosed").mkdir()
         process_scene(model, scene, tmp / "unclosed", RunOptions(score=score, region_closing_m=0.0, progress=False))
-        unclosed = evaluate(tmp / "unclosed" / "scene_000.geojson", truth, scene, iou=0.5, score=0.3)["classes"]
+        unclosed = evaluate(tmp / "unclosed" / "scene_000.geojson", truth, scene, iou=0.5, score=DEFAULT_SCORE)["classes"]
     regions = sorted({t.cls for t in truth_items if not t.oriented})
     return {"scene": {"size_px": size, "seed": seed}, "score_threshold": score,
             "region_closing_m": RunOptions().region_closing_m, **report, "ap_at_looser_iou": looser,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from infer.console import dispatch
+from infer.cli.console import dispatch
 
 USAGE = """usage: python -m infer COMMAND [options]
 
@@ -17,8 +17,8 @@ commands:
 Run `python -m infer COMMAND --help` for a command's options."""
 
 
-COMMANDS = {"run": "infer.run_cli:main", "evaluate": "infer.evaluate_cli:main", "report": "infer.report_cli:main",
-            "diff": "infer.diff_cli:main"}
+COMMANDS = {"run": "infer.cli.run:main", "evaluate": "infer.cli.evaluate:main", "report": "infer.cli.report:main",
+            "diff": "infer.cli.diff:main"}
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""Small shared test helpers: run a CLI in a subprocess, map labels to pixels."""
+"""Small shared test helpers: the four-class schema, run a CLI in a subprocess, map labels to pixels."""
 
 from __future__ import annotations
 
@@ -11,7 +11,18 @@ import rasterio
 from rasterio.features import rasterize
 from shapely.geometry.base import BaseGeometry
 
-from infer.geo import from_wgs84
+from infer.contract.schema import ClassInfo
+from infer.geo.crs import from_wgs84
+
+#: The synthetic default's classes, as a dataset YAML lists them.
+FOUR_CLASSES = [
+    {"name": "storehouse", "kind": "object", "color": "#ff4040"},
+    {"name": "truck", "kind": "object", "color": "#ffdc00", "directional": True},
+    {"name": "earth_berm", "kind": "region", "color": "#00c8ff"},
+    {"name": "cleared_site", "kind": "region", "color": "#c850ff"},
+]
+#: The same as `ClassInfo`s, as a model's metadata carries them.
+FOUR_CLASS_INFOS = tuple(ClassInfo(**c) for c in FOUR_CLASSES)
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

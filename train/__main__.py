@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from infer.console import dispatch
+from infer.cli.console import dispatch
 
 USAGE = """usage: python -m train COMMAND [options]
 
@@ -12,7 +12,7 @@ commands:
   fit       train a model (LightningCLI: --config train/configs/synthetic.yaml)
   validate  score a checkpoint on the validation split (--ckpt_path)
   test      score a checkpoint on the test split (--ckpt_path)
-  synth     generate synthetic scenes with exact labels (GeoTIFF + GeoJSON)
+  synth     generate synthetic scenes with exact labels (GeoTIFF + GeoJSON); same as `python -m synth`
   chips     cut a scene and its labels into GeoTIFF chips and a COCO annotations.json
   export    write a checkpoint as a self-describing ONNX file (CHECKPOINT --out model.onnx)
   slim      copy a checkpoint without its optimizer state, for sharing and fine-tuning (--out, --half)
@@ -24,7 +24,7 @@ COMMANDS = {
     "fit": "train.cli:main",
     "validate": "train.cli:main",
     "test": "train.cli:main",
-    "synth": "train.synth.cli:main",
+    "synth": "synth.cli:main",
     "chips": "train.data.chips_cli:main",
     "export": "train.export:main",
     "slim": "train.slim:main",

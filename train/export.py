@@ -2,17 +2,17 @@
 
 The file is plain ONNX (default domain only, dynamic batch/height/width) and
 describes itself: classes, bands, normalization, GSD, tile, overlap, stride,
-version and provenance travel in its metadata (`infer.model.ModelInfo`), so
-`infer` needs nothing else (DESIGN decisions 2, 5). Before the file takes its
-final name ONNX Runtime runs it beside PyTorch and the two must agree (the
-parity check); a failed export leaves no file behind (decision 7).
+version and provenance travel in its metadata (`infer.contract.schema.ModelInfo`),
+so `infer` needs nothing else (docs/design.md, decision 6). Before the file
+takes its final name ONNX Runtime runs it beside PyTorch on a synthetic tile
+and the two must agree (the parity check); a failed export leaves no file
+behind (decision 8).
 """
 
 from __future__ import annotations
 
 import io
 import math
-import os
 import sys
 import time
 import warnings
@@ -26,17 +26,15 @@ import numpy as np
 import onnx
 import torch
 
-from infer.console import OneLineArgumentParser, run_command
+from infer.cli.console import OneLineArgumentParser, run_command
+from infer.contract.defaults import DEFAULT_SCORE
+from infer.contract.parity import DetectionComparison, compare_detections
+from infer.contract.schema import INPUT_MULTIPLE, OUTPUT_NAMES, ClassInfo, ModelInfo
 from infer.errors import InputError, UsageError
-from infer.model import (
-    INPUT_MULTIPLE,
-    ClassInfo,
-    DetectionComparison,
-    ModelInfo,
-    OnnxModel,
-    compare_detections,
-)
-from train.model.detector import OUTPUT_NAMES, OUTPUT_STRIDE, SiteDetector
+from infer.files import atomic_write
+from infer.runtime.model import OnnxModel
+from synth.tile import busiest_tile, can_draw
+from train.model.detector import OUTPUT_STRIDE, SiteDetector
 from train.task import CHECKPOINT_KEY
 
 INPUT_NAME = "image"
@@ -87,22 +85,30 @@ class ExportReport:
 #: digits per op through ~60 layers; ~5e-4 is seen on probabilities and box values,
 #: 2e-2 leaves room for the larger activations of trained models.
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
+#: Side of the tile the parity check runs on, pixels.
+PARITY_TILE = 512
 #: Two decoded objects are the same when centre and sizes agree within px, heading within rad.
 MATCH_TOLERANCE = {"fp32": (1e-2, 1e-3), "fp16": (0.5, 2e-2)}
 
 
 @dataclass(frozen=True)
 class ParityReport:
-    """ONNX Runtime (CPU) vs PyTorch on one seeded random normalized tile.
+    """ONNX Runtime (CPU) vs PyTorch on one tile of a synthetic scene (`synth.tile.busiest_tile`).
+
+    The tile is the generator's busiest window in the model's bands, pixel
+    type and GSD, so a trained model finds objects and regions on it and the
+    comparison of detections means something; `content` says what it holds.
+    For bands or pixel types the generator cannot draw it is seeded N(0, 1)
+    noise in normalized units (`content` None).
 
     `max_abs_diff`: per output over all cells. `peak_diff`: heatmap difference
     over cells that are peaks in both. A peak may move between neighbours
     whose logits tie to within rounding — fp16 does it often, fp32 in a barely
     trained network whose heatmap is still flat at its prior — which makes the
     all-cell heatmap difference a peak's height, not an error of the graph.
-    `detections`: objects decoded at score 0.3 and region pixels above 0.5
-    (`infer.model.compare_detections`, margin = the larger of the mask and
-    peak differences). Passes, fp32: box, mask and peak differences <= 1e-4
+    `detections`: objects decoded at `DEFAULT_SCORE` and region pixels above
+    `MASK_THRESHOLD` (`infer.contract.parity.compare_detections`, margin =
+    the larger of the mask and peak differences). Passes, fp32: box, mask and peak differences <= 1e-4
     and identical detections. fp16: the same differences <= 2e-2; detections
     are reported, not required identical.
     """
@@ -112,6 +118,7 @@ class ParityReport:
     max_abs_diff: dict[str, float]
     peak_diff: float
     detections: DetectionComparison
+    content: dict[str, int] | None = None  # None: a random tile
 
     @property
     def tolerance(self) -> float:
@@ -129,16 +136,24 @@ class ParityReport:
         same = "identical" if d.identical else (
             f"DIFFERENT ({d.object_mismatches} objects, {d.pixel_mismatches} region pixels)")
         edge = f", {d.borderline} borderline decisions ignored" if d.borderline else ""
-        return (f"{'passed' if self.passed else 'FAILED'} on a {'x'.join(map(str, self.shape))} tile: "
-                f"max |ORT - PyTorch| {diffs} (tolerance {self.tolerance:g}); detections {same} "
-                f"({d.objects} objects at score > 0.3, {d.region_pixels} region pixels{edge})")
+        holding = ", ".join(f"{n} {c}" for c, n in (self.content or {}).items()) or "nothing labeled"
+        source = "random tile" if self.content is None else f"synthetic tile holding {holding}"
+        return (f"{'passed' if self.passed else 'FAILED'} on a {'x'.join(map(str, self.shape))} {source}: "
+                f"max |ORT - PyTorch| {diffs} (tolerance {self.tolerance:g}); detections {same}, compared "
+                f"{d.objects} objects at score > {DEFAULT_SCORE:g} and {d.region_pixels} region pixels{edge}")
 
 
-def check_parity(model: SiteDetector, runtime: OnnxModel, precision: str, size: int = 256,
+def check_parity(model: SiteDetector, runtime: OnnxModel, precision: str, size: int = PARITY_TILE,
                  seed: int = 0) -> ParityReport:
-    """Run `model` (eval) and `runtime` on a seeded N(0, 1) tile `1 x C x size x size` and compare."""
-    shape = (1, len(runtime.info.bands), size, size)
-    tile = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+    """Run `model` (eval) and `runtime` on one `1 x C x size x size` tile (see `ParityReport`) and compare."""
+    info = runtime.info
+    shape = (1, len(info.bands), size, size)
+    content: dict[str, int] | None = None
+    if can_draw(len(info.bands), info.dtype):
+        drawn = busiest_tile(size, info.gsd_m, len(info.bands), info.dtype, seed)
+        tile, content = runtime.normalize(drawn.pixels[None], drawn.pixels[None].any(axis=1)), drawn.labels
+    else:
+        tile = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
     with torch.no_grad():
         reference = [t.numpy() for t in model(torch.from_numpy(tile))]
     candidate = runtime.run(tile)
@@ -149,7 +164,7 @@ def check_parity(model: SiteDetector, runtime: OnnxModel, precision: str, size: 
     position, angle = MATCH_TOLERANCE[precision]
     detections = compare_detections([r[0] for r in reference], [c[0] for c in candidate], position_px=position,
                                      angle_rad=angle, margin=max(diffs["mask"], peak_diff))
-    return ParityReport(shape, precision, diffs, peak_diff, detections)
+    return ParityReport(shape, precision, diffs, peak_diff, detections, content)
 
 
 def default_overlap(gsd_m: float) -> int:
@@ -320,7 +335,7 @@ def _sort_topologically(graph: onnx.GraphProto) -> None:
 
 
 def validate_graph(proto: onnx.ModelProto) -> None:
-    """ONNX checker plus decision 2: every op in the default domain (no custom ops)."""
+    """ONNX checker plus docs/design.md, decision 6: every op in the default domain (no custom ops)."""
     onnx.checker.check_model(proto)
     foreign = sorted({f"{n.domain}::{n.op_type}" for n in proto.graph.node if n.domain not in ("", "ai.onnx")})
     foreign += [f"opset {o.domain}" for o in proto.opset_import if o.domain not in ("", "ai.onnx")]
@@ -363,8 +378,7 @@ def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool =
     validate_graph(proto)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    try:
+    with atomic_write(out) as temporary:
         onnx.save_model(proto, temporary)
         parity = None
         if check:
@@ -372,9 +386,6 @@ def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool =
             parity = check_parity(loaded.model, runtime, precision)
             if not parity.passed:
                 raise InputError(f"ONNX Runtime disagrees with PyTorch, file not written: {parity.summary()}")
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
     return ExportReport(out, info, precision, opset, out.stat().st_size, time.perf_counter() - started, parity)
 
 

@@ -2,7 +2,7 @@
 
 Objects are scored by the axis-aligned boxes of their oriented rectangles;
 regions by the boxes of their connected pieces, each scored by its mean
-probability (DESIGN.md decision 1). Decoding is `infer`'s, the same code
+probability (docs/design.md, decision 1). Decoding is `infer`'s, the same code
 deployment runs.
 """
 
@@ -13,10 +13,9 @@ import torch
 from torchmetrics.classification import MultilabelJaccardIndex
 from torchmetrics.detection import MeanAveragePrecision
 
-from infer.decode import decode_objects, decode_regions
-from infer.geometry import rbox_to_corners
-from infer.regions import region_pieces
-from train.targets import ObjectLabels
+from infer.contract.codec import ObjectLabels, decode_objects, decode_regions
+from infer.contract.geometry import rbox_to_corners
+from infer.contract.regions import region_pieces
 
 
 def rbox_aabb(rboxes: np.ndarray) -> np.ndarray:

@@ -11,15 +11,15 @@ them back into float32 networks.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from infer.console import OneLineArgumentParser, ensure_writable_folder, run_command
+from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, run_command
 from infer.errors import InputError
+from infer.files import atomic_write
 from train.export import read_checkpoint, rebuild_checkpoint
 
 KEPT = ("state_dict", "hyper_parameters", "hparams_name", "sitewatch", "epoch", "global_step",
@@ -43,12 +43,8 @@ def slim_checkpoint(checkpoint: Path, out: Path, half: bool = False) -> int:
         slim["state_dict"] = {name: tensor.half() if tensor.is_floating_point() else tensor
                               for name, tensor in slim["state_dict"].items()}
     ensure_writable_folder(out.parent)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    try:
+    with atomic_write(out) as temporary:
         torch.save(slim, temporary)
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
     return out.stat().st_size
 
 

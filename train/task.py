@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
 
-from infer.decode import REGION_CLOSING_M
+from infer.contract.defaults import REGION_CLOSING_M
 from infer.errors import InputError
 from train.data.config import load_dataset_config
 from train.losses import DetectionLoss

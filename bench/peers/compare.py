@@ -22,12 +22,12 @@ from pathlib import Path
 from bench.heldout import HELDOUT_SEED, synth_heldout
 from bench.machine import describe
 from bench.peers.sahi_run import export_yolo_onnx, load_sahi_model, sahi_scene, scale_file_of
-from infer.evaluate import evaluate
-from infer.model import OnnxModel
-from infer.pipeline import RunOptions, process_scene
+from infer.analysis.evaluate import evaluate
+from infer.contract.defaults import DEFAULT_SCORE
+from infer.runtime.model import OnnxModel
+from infer.runtime.pipeline import RunOptions, process_scene
 
 SCORE = 0.05  # accuracy runs: low, so AP sees the whole precision-recall curve of each
-OUR_DEFAULT_SCORE = RunOptions().score  # speed runs: each tool as users run it, at its default threshold
 YOLO_DEFAULT_CONF = 0.25  # Ultralytics' default `conf`
 
 
@@ -67,7 +67,7 @@ def main() -> None:
             def run_ours(low: bool, model=model, out=tmp / name) -> None:
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir()
-                score = SCORE if low else OUR_DEFAULT_SCORE
+                score = SCORE if low else DEFAULT_SCORE
                 process_scene(model, scene, out, RunOptions(tile=tile, overlap=overlap, score=score, batch=args.batch,
                                                             progress=False))
             runners[name] = (run_ours, tmp / name)
@@ -81,7 +81,7 @@ def main() -> None:
         scores = {}
         for name, (fn, out) in runners.items():
             fn(low=True)
-            scores[name] = evaluate(out / "scene_000.geojson", truth, scene, iou=0.5, score=0.3)
+            scores[name] = evaluate(out / "scene_000.geojson", truth, scene, iou=0.5, score=DEFAULT_SCORE)
         timings = {name: _timed(lambda fn=fn: fn(low=False), args.runs) for name, (fn, _) in runners.items()}
     systems = {name: {"model": str(path), "provenance": {
         **{k: ours[name].info.provenance.get(k) for k in ("backbone", "fpn_channels", "head_channels", "dataset")},
@@ -92,7 +92,7 @@ def main() -> None:
         "machine": describe(),
         "scene": {"size_px": args.size, "megapixels": megapixels, "seed": HELDOUT_SEED, "held_out": True},
         "tile": tile, "overlap": overlap, "batch": args.batch, "score_threshold": SCORE, "runs": args.runs,
-        "speed_thresholds": {"ours": OUR_DEFAULT_SCORE, "yolo_sahi": YOLO_DEFAULT_CONF},
+        "speed_thresholds": {"ours": DEFAULT_SCORE, "yolo_sahi": YOLO_DEFAULT_CONF},
         "systems": systems,
         "accuracy": {name: {"map@0.5": s["map@0.5"], "map@[.5:.95]": s["map@[.5:.95]"],
                             "classes": {c: {k: v for k, v in r.items() if k in ("truth", "predicted", "ap@0.5",

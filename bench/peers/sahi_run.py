@@ -20,9 +20,9 @@ from shapely import affinity
 from shapely.geometry import box
 
 from bench.peers.yolo_data import SCALE_FILE, to_rgb8
-from infer.geo import to_wgs84
-from infer.geojson import feature, write_feature_collection
-from infer.rasterenv import gdal_env
+from infer.geo.crs import to_wgs84
+from infer.geo.geojson import feature, write_feature_collection
+from infer.geo.rasterenv import gdal_env
 
 
 def export_yolo_onnx(weights: Path, imgsz: int) -> Path:

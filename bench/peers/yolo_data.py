@@ -20,7 +20,7 @@ import rasterio
 from PIL import Image
 from rasterio.enums import Resampling
 
-from infer.rasterenv import gdal_env
+from infer.geo.rasterenv import gdal_env
 from train.data.chips import ANNOTATIONS, cut_chips
 from train.data.config import DatasetConfig
 

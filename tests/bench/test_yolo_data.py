@@ -10,10 +10,10 @@ import rasterio
 from PIL import Image
 
 from bench.peers.yolo_data import SCALE_FILE, build_yolo_dataset, to_rgb8
+from synth.cli import main as synth
 from tests.train.conftest import write_dataset_yaml
 from train.data.chips import ANNOTATIONS
 from train.data.config import load_dataset_config
-from train.synth.cli import main as synth
 
 
 def test_yolo_labels_are_the_coco_boxes_and_images_the_fixed_stretch(tmp_path):

@@ -2,53 +2,81 @@
 
 Band 0 holds 4 x 4 marker blocks aligned to the 4-pixel cells: each is one
 storehouse 12 m x 8 m (at 0.5 m) facing east, centred on its block. Band 1
-holds earth berm pixels. The graph is plain tensor math run by ONNX Runtime
-like any exported model, with sitewatch metadata.
+holds earth berm pixels. The graph is plain tensor math built with
+`onnx.helper` (no torch: the runtime's tests run on an inference node) and
+run by ONNX Runtime like any exported model, with sitewatch metadata.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 import onnx
 import rasterio
-import torch
-import torch.nn.functional as F
 from affine import Affine
+from onnx import TensorProto, helper, numpy_helper
 
-from infer.model import ClassInfo, ModelInfo
-from train.model.heads import suppress_peaks
+from infer.contract.schema import OUTPUT_NAMES, ModelInfo
+from tests.helpers import FOUR_CLASS_INFOS
 
-CLASSES = (ClassInfo("storehouse", "object", "#ff4040"), ClassInfo("truck", "object", "#ffdc00", True),
-           ClassInfo("earth_berm", "region", "#00c8ff"), ClassInfo("cleared_site", "region", "#c850ff"))
 LENGTH_PX, WIDTH_PX = 24.0, 16.0
 ORIGIN = (677000.0, 3823000.0)
 
 
-class Oracle(torch.nn.Module):
-    def forward(self, x: torch.Tensor):
-        centre = F.avg_pool2d(x[:, :1], 4)
-        heat = torch.cat([40 * (centre - 0.5), torch.full_like(centre, -20.0)], 1)
-        ones = torch.ones_like(centre)
-        box = torch.cat([0 * ones, 0 * ones, ones * math.log(LENGTH_PX / 4), ones * math.log(WIDTH_PX / 4),
-                         ones, 0 * ones, 5 * ones], 1)
-        berm = torch.sigmoid(40 * (x[:, 1:2] - 0.5))
-        return suppress_peaks(heat), box, torch.cat([berm, torch.zeros_like(berm)], 1)
+def _constant(name: str, values) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(values, np.float32 if not isinstance(values[0], int) else np.int64),
+                                   name)
+
+
+def oracle_graph() -> onnx.GraphProto:
+    """image (B, 3, H, W) → heatmap (B, 2, H/4, W/4), box (B, 7, H/4, W/4), mask (B, 2, H, W), built op by op.
+
+    Heatmap logits: 40 (mean of band 0 over the 4 x 4 cell - 0.5) for storehouses, -20 for trucks, kept at
+    3 x 3 peaks as the exported models do; box: every cell a 24 x 16 px box facing east; mask: berm
+    probability sigmoid(40 (band 1 - 0.5)), no cleared sites.
+    """
+    box_values = [0.0, 0.0, math.log(LENGTH_PX / 4), math.log(WIDTH_PX / 4), 1.0, 0.0, 5.0]
+    constants = [
+        _constant("band0", [0, 1]), _constant("band1", [1, 2]), _constant("axis1", [1]),
+        _constant("half", [0.5]), _constant("gain", [40.0]), _constant("zero", [0.0]),
+        _constant("truck_logit", [-20.0]), _constant("box_values", np.reshape(box_values, (1, 7, 1, 1)).tolist()),
+    ]
+    node = helper.make_node
+    nodes = [
+        node("Slice", ["image", "band0_start", "band0_end", "axis1"], ["b0"]),
+        node("AveragePool", ["b0"], ["centre"], kernel_shape=[4, 4], strides=[4, 4]),
+        node("Sub", ["centre", "half"], ["c1"]), node("Mul", ["c1", "gain"], ["store_logit"]),
+        node("Mul", ["centre", "zero"], ["cells0"]), node("Add", ["cells0", "truck_logit"], ["truck"]),
+        node("Concat", ["store_logit", "truck"], ["logits"], axis=1),
+        node("MaxPool", ["logits"], ["pooled"], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]),
+        node("Equal", ["logits", "pooled"], ["is_peak"]), node("Cast", ["is_peak"], ["keep"], to=TensorProto.FLOAT),
+        node("Sigmoid", ["logits"], ["probability"]), node("Mul", ["probability", "keep"], ["heatmap"]),
+        node("Add", ["cells0", "box_values"], ["box"]),
+        node("Slice", ["image", "band1_start", "band1_end", "axis1"], ["b1"]),
+        node("Sub", ["b1", "half"], ["m1"]), node("Mul", ["m1", "gain"], ["m2"]), node("Sigmoid", ["m2"], ["berm"]),
+        node("Mul", ["berm", "zero"], ["no_site"]), node("Concat", ["berm", "no_site"], ["mask"], axis=1),
+    ]
+    initializers = [c for c in constants if c.name not in ("band0", "band1")]
+    initializers += [numpy_helper.from_array(np.array([start], np.int64), f"{band}_start")
+                     for band, start in (("band0", 0), ("band1", 1))]
+    initializers += [numpy_helper.from_array(np.array([end], np.int64), f"{band}_end")
+                     for band, end in (("band0", 1), ("band1", 2))]
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["b", 3, "h", "w"])
+    shapes = (["b", 2, "h4", "w4"], ["b", 7, "h4", "w4"], ["b", 2, "h", "w"])
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+               for name, shape in zip(OUTPUT_NAMES, shapes, strict=True)]
+    return helper.make_graph(nodes, "oracle", [image], outputs, initializers)
 
 
 def write_oracle(path: Path, tile: int = 256, overlap: int = 64) -> Path:
-    buffer = io.BytesIO()
-    torch.onnx.export(Oracle(), (torch.zeros(1, 3, 64, 64),), buffer, dynamo=False, opset_version=17,
-                      input_names=["image"], output_names=["heatmap", "box", "mask"],
-                      dynamic_axes={n: {0: "b", 2: "h", 3: "w"} for n in ("image", "heatmap", "box", "mask")})
-    proto = onnx.load_from_string(buffer.getvalue())
-    info = ModelInfo(CLASSES, ("red", "green", "blue"), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0.5, tile, overlap,
+    proto = helper.make_model(oracle_graph(), opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    onnx.checker.check_model(proto)
+    info = ModelInfo(FOUR_CLASS_INFOS, ("red", "green", "blue"), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0.5, tile, overlap,
                      dtype="uint8")
-    for key, value in info.to_metadata().items():
-        proto.metadata_props.add(key=key, value=value)
+    helper.set_model_props(proto, info.to_metadata())
     onnx.save(proto, path)
     return path
 

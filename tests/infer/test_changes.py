@@ -12,9 +12,9 @@ from PIL import Image
 from shapely import affinity
 from shapely.geometry import shape
 
-from infer.change_scoring import score_changes
-from infer.changes import DiffOptions, Thing, estimate_offset
-from infer.geo import transform_geometry, utm_crs
+from infer.analysis.change_scoring import score_changes
+from infer.analysis.changes import DiffOptions, Thing, estimate_offset
+from infer.geo.crs import transform_geometry, utm_crs
 from tests.helpers import run_cli
 
 SHIFT_M = (2.4, -1.8)  # 3.0 m of misregistration, east and south
@@ -116,6 +116,17 @@ def test_diff_runs_the_model_on_two_scenes(tmp_path):
         assert (tmp_path / "out" / name).is_file(), name
     changes = json.loads((tmp_path / "out" / "changes.geojson").read_text())
     assert changes["dates"][0] != changes["dates"][1] and None not in changes["dates"]
+
+
+@pytest.mark.parametrize("score", ["nan", "-0.1", "2"])
+def test_diff_with_a_model_checks_its_score_like_run(pair, tmp_path, score):
+    from tests.infer.oracle import write_oracle
+
+    model = write_oracle(tmp_path / "oracle.onnx")
+    result = _diff(pair / "scene_000.tif", pair / "scene_000_t2.tif", tmp_path / "out", "--model", str(model),
+                   "--score", score)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "--score must be between 0 and 1" in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_two_scene_folder_is_a_one_line_error(pair, tmp_path):

@@ -6,8 +6,14 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from infer.decode import ObjectDetections, close_gaps, decode_objects, decode_regions
-from train.targets import ObjectLabels, encode_targets
+from infer.contract.codec import (
+    ObjectDetections,
+    ObjectLabels,
+    close_gaps,
+    decode_objects,
+    decode_regions,
+    encode_targets,
+)
 
 SIZE = (192, 256)  # H, W in pixels
 
@@ -157,7 +163,7 @@ def test_validation_errors(call, message):
 
 
 def test_runtime_modules_do_not_import_torch():
-    code = "import sys, infer.decode, infer.geometry; sys.exit('torch' in sys.modules)"
+    code = "import sys, infer.contract.codec, infer.contract.geometry; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

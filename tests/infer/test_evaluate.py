@@ -12,9 +12,9 @@ from affine import Affine
 from shapely import affinity
 from shapely.geometry import LineString, Polygon, box
 
-from infer.evaluate import Labeled, evaluate, found_by_crowding
-from infer.geo import to_wgs84
-from infer.geojson import feature, write_feature_collection
+from infer.analysis.evaluate import Labeled, evaluate, found_by_crowding
+from infer.geo.crs import to_wgs84
+from infer.geo.geojson import feature, write_feature_collection
 from tests.helpers import run_cli
 
 CRS = "EPSG:32637"

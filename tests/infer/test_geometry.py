@@ -3,7 +3,7 @@ import pytest
 import shapely
 from shapely import affinity
 
-from infer.geometry import (
+from infer.contract.geometry import (
     corners_to_rbox,
     rbox_area,
     rbox_iou,

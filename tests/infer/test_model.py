@@ -1,4 +1,4 @@
-"""`infer.model`: the exported file opened with ONNX Runtime, its metadata, and no torch at run time."""
+"""`infer.runtime.model`: the exported file opened with ONNX Runtime, its metadata, and no torch at run time."""
 
 from __future__ import annotations
 
@@ -11,18 +11,14 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from infer.console import run_command
+from infer.cli.console import run_command
+from infer.contract.parity import compare_detections
+from infer.contract.schema import METADATA_KEY, ClassInfo, ModelInfo
 from infer.errors import InputError, UsageError
-from infer.model import (
-    METADATA_KEY,
-    ClassInfo,
-    ModelInfo,
-    OnnxModel,
-    compare_detections,
-    select_providers,
-)
+from infer.runtime.model import OnnxModel, select_providers
 
-CLASSES = [
+#: The four classes interleaved by kind: outputs must follow kind order, not list order.
+INTERLEAVED_CLASSES = [
     {"name": "storehouse", "kind": "object", "color": "#ff4040", "directional": False},
     {"name": "earth_berm", "kind": "region", "color": "#00c8ff", "directional": False},
     {"name": "truck", "kind": "object", "color": "#ffdc00", "directional": True},
@@ -52,7 +48,7 @@ def model_path(tmp_path_factory) -> Path:
         torch.save({"state_dict": {f"model.{k}": v for k, v in net.state_dict().items()},
                     "hyper_parameters": {"backbone": "resnet18", "fpn_channels": 16, "head_channels": 16},
                     "global_step": 7, "epoch": 0,
-                    "sitewatch": {"dataset": "unit", "classes": CLASSES, "bands": ["red", "green", "blue"],
+                    "sitewatch": {"dataset": "unit", "classes": INTERLEAVED_CLASSES, "bands": ["red", "green", "blue"],
                                   "gsd_m": 0.4, "chip_size": 128, "device": "cpu", "train_seconds": 1.0,
                                   "normalization": {"mean": MEAN, "std": STD, "scale": 255.0}}},
                    root / "unit.ckpt")
@@ -198,7 +194,7 @@ def test_compare_detections_tells_shifts_from_borderline_flips():
 def test_runtime_imports_and_runs_without_torch(model_path):
     code = ("import sys; sys.modules['torch'] = None; sys.modules['onnx'] = None\n"
             "import numpy as np\n"
-            "from infer.model import OnnxModel\n"
+            "from infer.runtime.model import OnnxModel\n"
             "m = OnnxModel(sys.argv[1], threads=1)\n"
             "out = m.run(m.normalize(np.zeros((1, 3, 64, 64), np.uint8)))\n"
             "assert 'torch' not in {k for k, v in sys.modules.items() if v is not None}\n"

@@ -17,8 +17,8 @@ import rasterio
 import shapely
 from PIL import Image
 
-from infer.geo import from_wgs84
-from infer.tiling import tile_grid
+from infer.geo.crs import from_wgs84
+from infer.runtime.tiling import tile_grid
 from tests.helpers import run_cli
 from tests.infer.oracle import LENGTH_PX, ORIGIN, WIDTH_PX, plant, write_oracle, write_scene
 
@@ -200,11 +200,18 @@ def test_read_only_output_folder_is_a_usage_error(oracle, seam_scene, tmp_path):
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--region-closing", "-1"], "--region-closing must be >= 0"),
+    (["--region-closing", "nan"], "--region-closing must be >= 0"),
     (["--region-closing", "20", "--overlap", "64"], "needs an overlap of at least 160 px"),
+    (["--score", "nan"], "--score must be between 0 and 1"),
+    (["--score", "1.5"], "--score must be between 0 and 1"),
+    (["--tile", "250"], "--tile must be a positive multiple of 32"),
+    (["--overlap", "256"], "--overlap must be at least 0 and less than the tile (256)"),
+    (["--batch", "0"], "--batch must be at least 1"),
 ])
-def test_bad_region_closing_is_a_usage_error(oracle, seam_scene, tmp_path, extra, message):
+def test_bad_options_are_a_usage_error_and_write_nothing(oracle, seam_scene, tmp_path, extra, message):
     result = _run(oracle, [seam_scene], tmp_path / "out", *extra)
     assert result.returncode == 2 and message in _one_error_line(result)
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_shard_is_a_usage_error(oracle, seam_scene, tmp_path):

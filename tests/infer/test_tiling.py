@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from infer.tiling import axis_origins, tile_grid
+from infer.runtime.tiling import axis_origins, tile_grid
 
 
 @pytest.mark.parametrize("width,height,tile,overlap", [

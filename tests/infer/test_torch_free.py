@@ -19,12 +19,13 @@ def _run(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True, timeout=120)
 
 
-def test_every_infer_module_imports_without_torch():
+def test_every_runtime_and_generator_module_imports_without_torch():
     code = (
-        "import importlib, pkgutil, infer\n"
-        "for m in pkgutil.iter_modules(infer.__path__):\n"
-        "    importlib.import_module(f'infer.{m.name}')\n"
-        "assert 'torch' not in sys.modules\n"
+        "import importlib, pkgutil, infer, synth\n"
+        "names = [m.name for p in (infer, synth) for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "assert 'torch' not in sys.modules and len(names) > 30, names\n"
         "print('ok')\n"
     )
     result = _run(code)
@@ -40,3 +41,13 @@ def test_infer_cli_answers_without_torch():
     code = "import runpy; sys.argv = ['infer', 'run', '--help']; runpy.run_module('infer', run_name='__main__')\n"
     result = _run(code)
     assert "--shard" in result.stdout, result.stderr[-2000:]
+
+
+def test_the_runtime_tests_pass_without_torch():
+    """An inference node (`pip install .[dev]`, no torch) can test itself: the oracle model is built with onnx."""
+    code = ("import pytest\n"
+            "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/infer/test_run.py', '-k',\n"
+            "                      'seams or georeferencing']))\n")
+    result = _run(code)
+    assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "skipped" not in result.stdout.splitlines()[-1]

@@ -7,18 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from train.synth.cli import main as synth_main
-
-CLASSES = [
-    {"name": "storehouse", "kind": "object", "color": "#ff4040"},
-    {"name": "truck", "kind": "object", "color": "#ffdc00", "directional": True},
-    {"name": "earth_berm", "kind": "region", "color": "#00c8ff"},
-    {"name": "cleared_site", "kind": "region", "color": "#c850ff"},
-]
+from synth.cli import main as synth_main
+from tests.helpers import FOUR_CLASSES
 
 
 def write_dataset_yaml(folder: Path, train: str = "train", val: str = "val", **overrides) -> Path:
-    spec = {"name": "tiny", "classes": CLASSES, "bands": ["red", "green", "blue"], "gsd_m": 0.5,
+    spec = {"name": "tiny", "classes": FOUR_CLASSES, "bands": ["red", "green", "blue"], "gsd_m": 0.5,
             "train": train, "val": val, **overrides}
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -14,9 +14,10 @@ from affine import Affine
 from PIL import Image
 from pycocotools.coco import COCO
 
-from infer.console import run_command
+from infer.cli.console import run_command
 from infer.errors import InputError
-from infer.geo import to_wgs84
+from infer.geo.crs import to_wgs84
+from synth.cli import main as synth_main
 from tests.helpers import run_cli
 from train.data.chip_folder import ChipFolder, front_edge_first
 from train.data.chips import cut_chips, heading_deg
@@ -24,7 +25,6 @@ from train.data.chips_cli import main as chips_main
 from train.data.config import load_dataset_config
 from train.data.labels import read_scene_labels
 from train.data.scenes import SceneWindows, open_scene
-from train.synth.cli import main as synth_main
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = load_dataset_config(ROOT / "datasets" / "synthetic.yaml")

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from infer.errors import InputError
+from synth.cli import main as synth_main
 from tests.train.conftest import write_dataset_yaml
 from train.data.config import load_dataset_config
 from train.data.normalization import compute_stats
 from train.data.samples import DetectionSamples
 from train.data.scenes import SceneWindows, find_scenes, open_scene
-from train.synth.cli import main as synth_main
 
 
 def test_the_shipped_dataset_definition_loads():

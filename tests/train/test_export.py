@@ -13,9 +13,11 @@ import pytest
 import rasterio
 import torch
 
-from infer.console import run_command
+from infer.cli.console import run_command
+from infer.contract.parity import DetectionComparison, compare_detections
+from infer.contract.schema import ModelInfo
 from infer.errors import InputError
-from infer.model import DetectionComparison, ModelInfo, OnnxModel, compare_detections
+from infer.runtime.model import OnnxModel
 from tests.helpers import run_cli
 from train import export, slim
 from train.export import default_overlap, default_tile, export_checkpoint, load_checkpoint, main
@@ -28,13 +30,7 @@ FIT = ["--model.backbone", "resnet18", "--model.fpn_channels", "32", "--model.he
        "--trainer.limit_val_batches", "1", "--data.samples_per_epoch", "6"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """A busy 2-core machine: OpenMP workers spinning against other processes slow tiny runs ~10x."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from infer.contract.codec import ObjectLabels, encode_targets
 from train.metrics import DetectionMetrics
-from train.targets import ObjectLabels, encode_targets
 
 SIZE = 128
 

@@ -5,23 +5,16 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from infer.geometry import rbox_to_corners
+from infer.contract.codec import ObjectLabels, encode_targets
+from infer.contract.geometry import rbox_to_corners
 from train.losses import DetectionLoss
 from train.model import BACKBONE_NAMES, SiteDetector, build_backbone, suppress_peaks
 from train.model.backbone import adapt_stem_weight
-from train.targets import ObjectLabels, encode_targets
 
 SMALL = {"fpn_channels": 16, "head_channels": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors gain nothing from threads, and on a busy 2-core machine
-    OpenMP workers spinning against other processes make tests ~10x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet34", "resnet50", "mobilenet_v3_large"])

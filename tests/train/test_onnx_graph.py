@@ -15,14 +15,7 @@ BANDS = 4
 DYNAMIC = {0: "batch", 2: "height", 3: "width"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors gain nothing from threads, and on a busy 2-core machine
-    OpenMP workers spinning against other processes make tests ~10x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,10 @@ import pytest
 import shapely
 import torch
 
-from infer.decode import decode_objects
-from infer.geometry import rbox_to_corners
+from infer.contract.codec import REGRESSION_THRESHOLD, ObjectLabels, decode_objects, encode_targets
+from infer.contract.geometry import rbox_to_corners
 from train.losses import DetectionLoss, heatmap_focal_loss, soft_dice_loss
 from train.model import suppress_peaks
-from train.targets import REGRESSION_THRESHOLD, ObjectLabels, encode_targets
 
 SIZE = (128, 128)
 NO_REGIONS = np.zeros((1, *SIZE), np.uint8)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from infer.model import OnnxModel
+from infer.runtime.model import OnnxModel
 from tests.helpers import run_cli
 from train.data.config import load_dataset_config
 from train.data.normalization import compute_stats

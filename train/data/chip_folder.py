@@ -21,7 +21,7 @@ from rasterio.features import rasterize
 from shapely.geometry import Polygon, box
 
 from infer.errors import InputError
-from infer.rasterenv import gdal_env
+from infer.geo.rasterenv import gdal_env
 from train.data.chips import ANNOTATIONS, PILLOW_SUFFIXES, read_json
 from train.data.config import DatasetConfig
 from train.data.scenes import RawSample

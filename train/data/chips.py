@@ -43,7 +43,7 @@ from shapely.geometry import MultiLineString, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from infer.errors import InputError, UsageError
-from infer.rasterenv import gdal_env
+from infer.geo.rasterenv import gdal_env
 from train.data.config import DatasetConfig
 from train.data.scenes import RawSample, SceneInfo, SceneWindows, open_scene
 

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from infer.console import OneLineArgumentParser
+from infer.cli.console import OneLineArgumentParser
 from infer.errors import UsageError
 from train.data.chips import ANNOTATIONS, SCENE_KEY, cut_chips
 from train.data.config import load_dataset_config

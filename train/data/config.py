@@ -12,14 +12,12 @@ from pathlib import Path
 
 import yaml
 
+from infer.contract.schema import KINDS, ClassInfo, ClassSchema, schema_problems
 from infer.errors import InputError
-from infer.model import ClassInfo
-
-KINDS = ("object", "region")
 
 
 @dataclass(frozen=True)
-class DatasetConfig:
+class DatasetConfig(ClassSchema):
     name: str
     classes: tuple[ClassInfo, ...]
     bands: tuple[str, ...]
@@ -30,14 +28,6 @@ class DatasetConfig:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     extra: dict = field(default_factory=dict)
-
-    @property
-    def object_classes(self) -> tuple[ClassInfo, ...]:
-        return tuple(c for c in self.classes if c.kind == "object")
-
-    @property
-    def region_classes(self) -> tuple[ClassInfo, ...]:
-        return tuple(c for c in self.classes if c.kind == "region")
 
     def class_index(self) -> dict[str, tuple[str, int]]:
         """Class name → (kind, index within its kind)."""
@@ -75,11 +65,9 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
             raise InputError(f"{path}: each class needs a name and a kind in {KINDS}, got {entry!r}")
         classes.append(ClassInfo(str(entry["name"]), entry["kind"], str(entry.get("color", "#ffffff")),
                                  bool(entry.get("directional", False))))
-    names = [c.name for c in classes]
-    if len(set(names)) != len(names):
-        raise InputError(f"{path}: class names repeat: {names}")
-    if not any(c.kind == "object" for c in classes) or not any(c.kind == "region" for c in classes):
-        raise InputError(f"{path}: needs at least one object class and one region class")
+    problems = schema_problems(tuple(classes))
+    if problems:
+        raise InputError(f"{path}: " + "; ".join(problems))
     bands = tuple(str(b) for b in raw["bands"])
     stats = raw.get("normalization") or {}
     mean, std = stats.get("mean"), stats.get("std")

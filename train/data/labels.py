@@ -18,11 +18,11 @@ from rasterio.crs import CRS
 from rasterio.features import rasterize
 from shapely.geometry.base import BaseGeometry
 
+from infer.contract.codec import ObjectLabels
 from infer.errors import InputError
-from infer.geo import from_wgs84
-from infer.geojson import read_feature_collection
+from infer.geo.crs import from_wgs84
+from infer.geo.geojson import read_feature_collection
 from train.data.config import DatasetConfig
-from train.targets import ObjectLabels
 
 
 @dataclass(frozen=True)

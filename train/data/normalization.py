@@ -17,7 +17,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 from infer.errors import InputError
-from infer.rasterenv import gdal_env
+from infer.geo.rasterenv import gdal_env
 from train.data.config import DatasetConfig
 
 SAMPLE_SIDE = 1024  # each scene is read decimated to at most this many pixels a side

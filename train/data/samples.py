@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from infer.contract.codec import encode_targets
 from train.data.augment import apply
 from train.data.labels import corners_to_labels
 from train.data.normalization import BandStats
 from train.data.scenes import RawSample
-from train.targets import encode_targets
 
 
 class ChipSource(Protocol):

@@ -17,7 +17,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from infer.errors import InputError
-from infer.rasterenv import gdal_env
+from infer.geo.rasterenv import gdal_env
 from train.data.config import DatasetConfig
 from train.data.labels import SceneLabels, read_scene_labels, window_objects, window_region_masks
 

@@ -12,7 +12,6 @@ from train.model.backbone import FEATURE_KEYS, build_backbone
 from train.model.heads import ObjectHead, RegionHead, SemanticFusion, suppress_peaks
 
 #: ONNX names of the `forward` outputs, in order.
-OUTPUT_NAMES: tuple[str, str, str] = ("heatmap", "box", "mask")
 #: Default stride of the heatmap and box outputs relative to the input (see `ObjectHead`).
 OUTPUT_STRIDE: int = 4
 

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from infer.contract.codec import BOX_CHANNELS
+
 #: Initial heatmap bias, -log((1 - 0.1) / 0.1): every cell starts at p = 0.1,
 #: so the focal loss of the many background cells does not swamp the first steps.
 HEATMAP_PRIOR_BIAS: float = -2.19
 
-#: Channels of the box output, in order (see `SiteDetector`).
-BOX_CHANNELS: tuple[str, ...] = ("dx", "dy", "log_length", "log_width", "cos2t", "sin2t", "dir")
 
 
 def _norm(channels: int) -> nn.GroupNorm:

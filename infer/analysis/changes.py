@@ -1,0 +1,294 @@
+"""What changed between two dates, from two sets of detections (or labels) of the same area.
+
+Everything is compared in metres, in the UTM zone of the area. Two dates of
+imagery are rarely registered to better than a few metres, so the shift
+between them is estimated first from objects that plainly did not move (a
+vote over the offsets of same-class neighbours; the most supported offset
+wins, trucks that drove off cannot outvote storehouses that stayed) and
+removed. Then objects are paired one to one by class and distance
+(Hungarian assignment): paired ones persist, the rest are `gone` (before
+only) or `new` (after only). Regions are compared as areas: what the after
+date adds to a class's union and what it removes, cleaned of slivers
+narrower than a metre or two, pieces smaller than a minimum area dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from shapely import affinity
+
+from infer.contract.geometry import elongated_length
+from infer.errors import InputError
+from infer.geo.crs import transform_geometry, utm_crs
+from infer.geo.geojson import read_feature_collection
+from infer.runtime.runfolder import finished_scene
+
+LISTED_PIECES = 5  # new region pieces named one by one in the summary, largest first
+
+
+@dataclass
+class Thing:
+    cls: str
+    geom: shapely.Geometry  # as read: WGS84, or pixels for unreferenced inputs
+    metric: shapely.Geometry  # metres (or pixels), in the comparison frame
+    properties: dict[str, Any]
+
+
+@dataclass
+class Side:
+    """One date: its objects and regions, where they came from and what imagery shows them."""
+
+    source: Path
+    objects: list[Thing]
+    regions: list[Thing]
+    date: str | None
+    scene: Path | None
+    pixel_coordinates: bool
+    colors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiffOptions:
+    tolerance_m: float = 5.0  # objects closer than this after registration are the same thing
+    search_m: float = 20.0  # largest misregistration looked for
+    min_support: int = 3  # objects that must agree on an offset before it is applied
+    min_area_m2: float = 50.0  # smaller region changes are noise
+    sliver_m: float = 1.5  # region changes narrower than this are edges, not change
+    align: bool = True
+
+
+@dataclass
+class Change:
+    cls: str
+    kind: str  # object | region
+    change: str  # new | gone | persisting
+    geom: shapely.Geometry  # output coordinates (WGS84 or pixels)
+    properties: dict[str, Any]
+
+
+@dataclass
+class DiffResult:
+    changes: list[Change]
+    offset: tuple[float, float]  # after → before shift removed, metres east, north (pixels x, y unreferenced)
+    offset_support: int
+    units: str  # "m" or "px"
+    classes: list[tuple[str, str]]  # (name, kind) in first-seen order
+
+
+def _kind(collection: dict, props: dict) -> str:
+    kinds = collection.get("classes") or {}
+    if props["class"] in kinds:
+        return kinds[props["class"]]
+    return "object" if "heading_deg" in props else "region"
+
+
+def _scene_for(path: Path, collection: dict) -> Path | None:
+    """The imagery next to a GeoJSON: the file its `scene` member names, or a .tif of the same stem."""
+    candidates = [path.with_suffix(".tif")]
+    if collection.get("scene"):
+        candidates.insert(0, path.parent / Path(str(collection["scene"])).name)
+    return next((p for p in candidates if p.is_file() and p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg")),
+                None)
+
+
+def resolve_input(path: Path) -> tuple[Path, Path | None]:
+    """A GeoJSON file, or an `infer run` folder holding one scene: (GeoJSON, its scene if known)."""
+    if path.is_file():
+        return path, None
+    if not path.is_dir():
+        raise InputError(f"not found: {path}")
+    return finished_scene(path)
+
+
+def read_side(path: Path, scene: Path | None = None) -> Side:
+    geojson, found_scene = resolve_input(path)
+    collection = read_feature_collection(geojson)
+    pixel = "coordinates" in collection
+    objects, regions = [], []
+    for n, feat in enumerate(collection["features"]):
+        props = dict(feat.get("properties") or {})
+        if "class" not in props:
+            raise InputError(f"{geojson}: feature {n} has no 'class'")
+        geom = shapely.make_valid(shapely.geometry.shape(feat["geometry"]))
+        thing = Thing(str(props["class"]), geom, geom, props)
+        (objects if _kind(collection, props) == "object" else regions).append(thing)
+    return Side(geojson, objects, regions, collection.get("date"),
+                scene or found_scene or _scene_for(geojson, collection), pixel, dict(collection.get("colors") or {}))
+
+
+def _to_metric(sides: Sequence[Side]) -> tuple[CRS | None, str]:
+    """Project every geometry into one frame in metres; pixel inputs stay in pixels."""
+    if sides[0].pixel_coordinates != sides[1].pixel_coordinates:
+        raise InputError("one input is in pixel coordinates and the other in WGS84: they cannot be compared")
+    if sides[0].pixel_coordinates:
+        return None, "px"
+    things = [t for s in sides for t in s.objects + s.regions]
+    if not things:
+        return None, "m"
+    centre = shapely.GeometryCollection([t.geom for t in things]).centroid
+    crs = utm_crs(centre.x, centre.y)
+    for t in things:
+        t.metric = transform_geometry(t.geom, "EPSG:4326", crs)
+    return crs, "m"
+
+
+def _centres(things: list[Thing]) -> np.ndarray:
+    return np.array([t.metric.centroid.coords[0] for t in things]).reshape(-1, 2)
+
+
+def estimate_offset(before: list[Thing], after: list[Thing], options: DiffOptions) -> tuple[np.ndarray, int]:
+    """Shift of `after` relative to `before` that most same-class object pairs agree on, and how many agree
+    (zero shift and 0 when fewer than `min_support` do).
+
+    Every same-class pair closer than `search_m` votes for its offset; votes
+    are binned in cells a third of the tolerance wide, the fullest 3 × 3
+    block of cells wins and the median of its votes is the shift.
+    """
+    votes = []
+    for cls in {t.cls for t in before}:
+        a, b = _centres([t for t in before if t.cls == cls]), _centres([t for t in after if t.cls == cls])
+        if len(a) and len(b):
+            near = cKDTree(a).query_ball_tree(cKDTree(b), options.search_m)
+            votes += [b[j] - a[i] for i, js in enumerate(near) for j in js]
+    if not votes:
+        return np.zeros(2), 0
+    offsets = np.array(votes)
+    cell = options.tolerance_m / 3
+    bins = np.floor(offsets / cell).astype(np.int64)
+    keys, counts = np.unique(bins, axis=0, return_counts=True)
+    count_of = {tuple(k): c for k, c in zip(keys.tolist(), counts.tolist(), strict=True)}
+    block = [sum(count_of.get((x + dx, y + dy), 0) for dx in (-1, 0, 1) for dy in (-1, 0, 1)) for x, y in keys.tolist()]
+    centre = keys[int(np.argmax(block))]
+    support = offsets[np.all(np.abs(bins - centre) <= 1, axis=1)]
+    if len(support) < options.min_support:
+        return np.zeros(2), 0
+    return np.median(support, axis=0), len(support)
+
+
+def _pair(before: list[Thing], after: list[Thing], tolerance: float) -> list[tuple[int, int, float]]:
+    """One-to-one pairs closer than `tolerance` with the least total distance.
+
+    Candidate pairs come from a KD-tree; each connected group of candidates
+    is solved on its own (Hungarian), so thousands of objects stay cheap.
+    """
+    if not before or not after:
+        return []
+    a, b = _centres(before), _centres(after)
+    near = cKDTree(a).query_ball_tree(cKDTree(b), tolerance)
+    row = np.array([i for i, js in enumerate(near) for _ in js], dtype=np.int64)
+    col = np.array([j for js in near for j in js], dtype=np.int64)
+    if not len(row):
+        return []
+    n = len(a)
+    graph = coo_matrix((np.ones(len(row)), (row, col + n)), shape=(n + len(b),) * 2)
+    _, labels = connected_components(graph, directed=False)
+    pairs = []
+    for group in np.unique(labels[row]):
+        rows = np.unique(row[labels[row] == group])
+        cols = np.unique(col[labels[col + n] == group])
+        cost = np.linalg.norm(a[rows][:, None, :] - b[cols][None, :, :], axis=-1)
+        r, c = linear_sum_assignment(np.where(cost <= tolerance, cost, 1e9))
+        pairs += [(int(rows[i]), int(cols[j]), float(cost[i, j])) for i, j in zip(r, c, strict=True)
+                  if cost[i, j] <= tolerance]
+    return pairs
+
+
+def _extent(geom: shapely.Geometry, scale: float) -> str:
+    """Sides of the smallest rotated rectangle around a piece, as "270 m x 165 m"."""
+    corners = np.asarray(geom.minimum_rotated_rectangle.exterior.coords)[:3]
+    sides = sorted((float(np.linalg.norm(corners[1] - corners[0])), float(np.linalg.norm(corners[2] - corners[1]))),
+                   reverse=True)
+    return f"{sides[0] * scale:.0f} m x {sides[1] * scale:.0f} m"
+
+
+def _cleaned(geom: shapely.Geometry, options: DiffOptions, scale: float) -> list[shapely.Polygon]:
+    eps = options.sliver_m / 2 / scale
+    opened = geom.buffer(-eps, join_style="mitre").buffer(eps, join_style="mitre")
+    parts = [g for g in getattr(opened, "geoms", [opened]) if isinstance(g, shapely.Polygon)]
+    return [g for g in parts if g.area * scale * scale >= options.min_area_m2]
+
+
+def diff(before: Side, after: Side, options: DiffOptions = DiffOptions(), pixel_m: float = 1.0) -> DiffResult:
+    """Changes from `before` to `after`. `pixel_m`: metres per pixel when the inputs are in pixels."""
+    crs, units = _to_metric([before, after])
+    scale = pixel_m if units == "px" else 1.0  # metres per comparison unit
+    opts = replace(options, tolerance_m=options.tolerance_m / scale, search_m=options.search_m / scale)
+    offset, support = (estimate_offset(before.objects, after.objects, opts) if options.align else (np.zeros(2), 0))
+    for t in after.objects + after.regions:
+        t.metric = affinity.translate(t.metric, -offset[0], -offset[1])
+
+    def out(metric_geom: shapely.Geometry) -> shapely.Geometry:
+        """Comparison frame → output coordinates, in the after date's frame for what only it shows."""
+        shifted = affinity.translate(metric_geom, offset[0], offset[1])
+        return shifted if crs is None else transform_geometry(shifted, crs, "EPSG:4326")
+
+    changes: list[Change] = []
+    classes = list(dict.fromkeys([(t.cls, "object") for t in before.objects + after.objects]
+                                 + [(t.cls, "region") for t in before.regions + after.regions]))
+    for cls, kind in classes:
+        if kind == "object":
+            b = [t for t in before.objects if t.cls == cls]
+            a = [t for t in after.objects if t.cls == cls]
+            pairs = _pair(b, a, opts.tolerance_m)
+            paired_b, paired_a = {i for i, _, _ in pairs}, {j for _, j, _ in pairs}
+            for _, j, d in pairs:
+                props = {**a[j].properties, "change": "persisting", "moved_m": round(d * scale, 2)}
+                changes.append(Change(cls, kind, "persisting", a[j].geom, props))
+            changes += [Change(cls, kind, "gone", t.geom, {**t.properties, "change": "gone"})
+                        for i, t in enumerate(b) if i not in paired_b]
+            changes += [Change(cls, kind, "new", t.geom, {**t.properties, "change": "new"})
+                        for j, t in enumerate(a) if j not in paired_a]
+            continue
+        union_b = shapely.union_all([t.metric for t in before.regions if t.cls == cls])
+        union_a = shapely.union_all([t.metric for t in after.regions if t.cls == cls])
+        for change, geom in (("new", union_a.difference(union_b)), ("gone", union_b.difference(union_a))):
+            for piece in _cleaned(geom, options, scale):
+                props = {"class": cls, "change": change, "area_m2": round(piece.area * scale * scale, 1),
+                         "length_m": round(elongated_length(piece) * scale, 1), "extent_m": _extent(piece, scale)}
+                geom_out = out(piece) if change == "new" else (piece if crs is None else
+                                                               transform_geometry(piece, crs, "EPSG:4326"))
+                changes.append(Change(cls, kind, change, geom_out, props))
+    shift = (float(offset[0] * scale), float(offset[1] * scale))
+    return DiffResult(changes, shift, support, units, classes)
+
+
+def summary_lines(result: DiffResult, before: Side, after: Side) -> list[str]:
+    """A few plain sentences an analyst can paste into a report."""
+    when = f"{before.date or before.source.name} → {after.date or after.source.name}"
+    lines = [f"Changes {when}:"]
+    if not result.classes:
+        lines.append("  nothing was detected at either date")
+    for cls, kind in result.classes:
+        mine = [c for c in result.changes if c.cls == cls]
+        if kind == "object":
+            n = {k: sum(1 for c in mine if c.change == k) for k in ("new", "gone", "persisting")}
+            lines.append(f"  {cls}: {n['new']} new, {n['gone']} gone, {n['persisting']} persisting")
+            continue
+        added = [c for c in mine if c.change == "new"]
+        removed = [c for c in mine if c.change == "gone"]
+        text = (f"  {cls}: {sum(c.properties['area_m2'] for c in added):,.0f} m² added in {len(added)} piece(s), "
+                f"{sum(c.properties['area_m2'] for c in removed):,.0f} m² removed in {len(removed)} piece(s)")
+        if added and all(c.properties["length_m"] ** 2 >= 4 * c.properties["area_m2"] for c in added):
+            text += f"; {sum(c.properties['length_m'] for c in added):,.0f} m of length added"
+        lines.append(text)
+        for c in sorted(added, key=lambda c: -c.properties["area_m2"])[:LISTED_PIECES]:
+            lines.append(f"    new {cls} of {c.properties['extent_m']} ({c.properties['area_m2']:,.0f} m²)")
+        if len(added) > LISTED_PIECES:
+            lines.append(f"    and {len(added) - LISTED_PIECES} smaller")
+    dx, dy = result.offset
+    if result.offset_support:
+        axes = ("east", "north") if result.units == "m" else ("in x", "in y")
+        lines.append(f"  registration: the after date sits {dx:+.1f} m {axes[0]}, {dy:+.1f} m {axes[1]} of the "
+                     f"before date ({result.offset_support} objects agree); removed before matching")
+    return lines

@@ -1,0 +1,1 @@
+"""Command-line front ends of `python -m infer` and the console plumbing both CLIs share."""

@@ -1,0 +1,117 @@
+"""`python -m infer diff BEFORE AFTER --out DIR`: what changed at a site between two dates.
+
+BEFORE and AFTER are result GeoJSONs (or `infer run` folders with one scene
+each) of the same area; with `--model`, they are two scenes and inference
+runs first. Writes DIR/changes.geojson, DIR/changes.png and DIR/changes.txt,
+and prints the summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from infer.analysis.changes import DiffOptions, diff, read_side, summary_lines
+from infer.cli.console import OneLineArgumentParser, ensure_writable_folder
+from infer.contract.defaults import DEFAULT_SCORE
+from infer.errors import InputError, UsageError
+from infer.files import write_text_atomic
+from infer.geo.geojson import feature, write_feature_collection
+from infer.pictures.changes_picture import write_changes_picture
+from infer.runtime.options import RunOptions
+from infer.runtime.runfolder import is_done, output_paths
+
+
+def build_parser() -> OneLineArgumentParser:
+    p = OneLineArgumentParser(prog="python -m infer diff",
+                              description="Compare two dates of the same area: objects new, gone or persisting, "
+                                          "region area added and removed; writes changes.geojson, changes.png and "
+                                          "changes.txt.")
+    p.add_argument("before", type=Path, help="result GeoJSON or `infer run` folder of the earlier date "
+                                             "(a scene with --model)")
+    p.add_argument("after", type=Path, help="the same for the later date")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    p.add_argument("--model", type=Path, help="an exported .onnx model: BEFORE and AFTER are scenes to run it on")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="with --model (default: cpu)")
+    p.add_argument("--score", type=float, default=DEFAULT_SCORE,
+                   help=f"with --model: lowest object score kept (default: {DEFAULT_SCORE:g})")
+    p.add_argument("--tolerance", type=float, default=DiffOptions.tolerance_m,
+                   help="metres between an object's two positions for it to count as the same one, after "
+                        f"registration (default: {DiffOptions.tolerance_m:g})")
+    p.add_argument("--search", type=float, default=DiffOptions.search_m,
+                   help=f"largest misregistration looked for, metres (default: {DiffOptions.search_m:g})")
+    p.add_argument("--no-align", action="store_true", help="do not estimate and remove a shift between the dates")
+    p.add_argument("--min-area", type=float, default=DiffOptions.min_area_m2,
+                   help=f"smallest region change reported, m² (default: {DiffOptions.min_area_m2:g})")
+    p.add_argument("--pixel-size", type=float, default=1.0,
+                   help="metres per pixel when the inputs are in pixel coordinates (default: 1)")
+    p.add_argument("--before-scene", type=Path, help="imagery of the earlier date for changes.png")
+    p.add_argument("--after-scene", type=Path, help="imagery of the later date for changes.png")
+    return p
+
+
+def _open_model(args, options: RunOptions):
+    """The model of --model, with the run options checked against it before anything is written."""
+    from infer.runtime.model import OnnxModel
+
+    model = OnnxModel(args.model, device=args.device)
+    options.resolve(model.info)
+    return model
+
+
+def _run_model(args, model, options: RunOptions) -> tuple[Path, Path]:
+    """Inference over both scenes into OUT/before and OUT/after (a finished scene is not redone)."""
+    from infer.runtime.pipeline import process_scene
+
+    results = []
+    for scene, name in ((args.before, "before"), (args.after, "after")):
+        folder = args.out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        if not is_done(folder, scene):
+            process_scene(model, scene, folder, options)
+        results.append(output_paths(folder, scene)["geojson"])
+    return results[0], results[1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """One job: any bad input stops it before anything is written (exit 2)."""
+    try:
+        return _diff(build_parser().parse_args(argv))
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _diff(args) -> int:
+    if args.tolerance <= 0 or args.search < 0 or args.min_area < 0 or args.pixel_size <= 0:
+        raise UsageError("--tolerance and --pixel-size must be positive, --search and --min-area not negative")
+    for path in (args.before, args.after):
+        if not path.exists():
+            raise UsageError(f"not found: {path}")
+    options = RunOptions(score=args.score)
+    model = _open_model(args, options) if args.model is not None else None
+    ensure_writable_folder(args.out)
+    before_scene, after_scene = args.before_scene, args.after_scene
+    if model is not None:
+        before_scene, after_scene = before_scene or args.before, after_scene or args.after
+        before_path, after_path = _run_model(args, model, options)
+    else:
+        before_path, after_path = args.before, args.after
+    before, after = read_side(before_path, before_scene), read_side(after_path, after_scene)
+    options = DiffOptions(tolerance_m=args.tolerance, search_m=args.search, min_area_m2=args.min_area,
+                          align=not args.no_align)
+    result = diff(before, after, options, pixel_m=args.pixel_size)
+    extra = {"before": str(before.source), "after": str(after.source), "dates": [before.date, after.date],
+             "registration_offset_m": [round(v, 2) for v in result.offset],
+             "registration_support": result.offset_support, "tolerance_m": args.tolerance,
+             "classes": dict(result.classes), "colors": {**before.colors, **after.colors}}
+    if before.pixel_coordinates:
+        extra["coordinates"] = "pixel (x right, y down): the inputs have no georeferencing"
+    write_feature_collection(args.out / "changes.geojson",
+                             [feature(c.geom, c.properties) for c in result.changes], extra)
+    write_changes_picture(args.out / "changes.png", before, after, result)
+    lines = summary_lines(result, before, after)
+    text = args.out / "changes.txt"
+    write_text_atomic(text, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {args.out / 'changes.geojson'}, {args.out / 'changes.png'}, {text}")
+    return 0

@@ -1,0 +1,54 @@
+"""`python -m infer evaluate PRED.geojson TRUTH.geojson --scene SCENE.tif`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from infer.analysis.evaluate import evaluate
+from infer.cli.console import OneLineArgumentParser
+from infer.contract.defaults import DEFAULT_SCORE
+from infer.errors import UsageError
+from infer.files import write_text_atomic
+
+
+def build_parser() -> OneLineArgumentParser:
+    p = OneLineArgumentParser(prog="python -m infer evaluate",
+                              description="Score predictions against truth for one scene: per class AP, "
+                                          "precision, recall, F1, and IoU of region classes.")
+    p.add_argument("pred", type=Path, help="predicted GeoJSON (from `infer run`)")
+    p.add_argument("truth", type=Path, help="truth GeoJSON")
+    p.add_argument("--scene", type=Path, required=True, help="the scene both refer to (its pixel grid is used)")
+    p.add_argument("--iou", type=float, default=0.5, help="IoU for AP, precision and recall (default: 0.5)")
+    p.add_argument("--score", type=float, default=DEFAULT_SCORE,
+                   help=f"score threshold for precision/recall (default: {DEFAULT_SCORE:g})")
+    p.add_argument("--regions", help="comma-separated region classes (default: classes without heading_deg)")
+    p.add_argument("--out", type=Path, help="JSON report (default: PRED with _eval.json)")
+    return p
+
+
+def _cell(row: dict, key: str, width: int) -> str:
+    return f"{row[key]:>{width}.3f}" if key in row else " " * (width - 1) + "-"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 0 < args.iou < 1:
+        raise UsageError(f"--iou must be between 0 and 1, got {args.iou}")
+    for path in (args.pred, args.truth, args.scene):
+        if not path.exists():
+            raise UsageError(f"not found: {path}")
+    regions = set(args.regions.split(",")) if args.regions else None
+    report = evaluate(args.pred, args.truth, args.scene, args.iou, args.score, regions)
+    out = args.out or args.pred.with_name(f"{args.pred.stem}_eval.json")
+    write_text_atomic(out, json.dumps(report, indent=1) + "\n")
+    key = f"ap@{args.iou:g}"
+    print(f"{'class':<14} {'truth':>5} {'pred':>5} {key:>8} {'ap@[.5:.95]':>11} {'prec':>6} {'recall':>6} "
+          f"{'f1':>6} {'iou':>6}")
+    for name, r in report["classes"].items():
+        print(f"{name:<14} {r.get('truth', 0):>5} {r.get('predicted', 0):>5} {_cell(r, key, 8)} "
+              f"{_cell(r, 'ap@[.5:.95]', 11)} {_cell(r, 'precision', 6)} {_cell(r, 'recall', 6)} "
+              f"{_cell(r, 'f1', 6)} {_cell(r, 'iou', 6)}")
+    print(f"mAP@{args.iou:g} {report[f'map@{args.iou:g}']:.3f}  mAP@[.5:.95] {report['map@[.5:.95]']:.3f}  -> {out}")
+    return 0

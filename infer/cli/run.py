@@ -1,0 +1,87 @@
+"""`python -m infer run MODEL.onnx SCENE [SCENE ...] --out DIR`: the batch job.
+
+Exit codes for schedulers: 0 every scene done, 1 some scene failed (recorded
+in the summary, the others still done), 2 the job could not start.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from infer.cli.console import OneLineArgumentParser, ensure_writable_folder
+from infer.contract.defaults import DEFAULT_SCORE, REGION_CLOSING_M
+from infer.errors import InputError, UsageError
+from infer.runtime.model import OnnxModel
+from infer.runtime.options import RunOptions
+from infer.runtime.pipeline import process_scene
+from infer.runtime.runfolder import is_done, previous_entries, summary_path, write_summary
+
+
+def build_parser() -> OneLineArgumentParser:
+    p = OneLineArgumentParser(prog="python -m infer run",
+                              description="Find storehouses, trucks, earth berms and cleared sites in scenes of "
+                                          "any size; write GeoJSON, a mask COG and an overlay PNG per scene.")
+    p.add_argument("model", type=Path, help="the exported .onnx file")
+    p.add_argument("scenes", type=Path, nargs="+", help="GeoTIFF scenes (or PNG/JPEG pictures, in pixel coordinates)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime device (default: cpu)")
+    p.add_argument("--batch", type=int, default=4, help="tiles per model call (default: 4)")
+    p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's recommendation)")
+    p.add_argument("--overlap", type=int, help="tile overlap in pixels (default: the model's recommendation)")
+    p.add_argument("--score", type=float, default=DEFAULT_SCORE,
+                   help=f"lowest object score kept (default: {DEFAULT_SCORE:g})")
+    p.add_argument("--region-closing", type=float, default=REGION_CLOSING_M, metavar="METRES",
+                   help="close region masks with a disc of this radius, bridging gaps that break a berm into "
+                        f"pieces; 0 keeps them as thresholded (default: {REGION_CLOSING_M:g})")
+    p.add_argument("--shard", default="0/1", help="I/N: this node's share of the scene list, 0 <= I < N (default: 0/1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must look like I/N, got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise UsageError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    shard, shards = parse_shard(args.shard)
+    options = RunOptions(tile=args.tile, overlap=args.overlap, batch=args.batch, score=args.score,
+                         region_closing_m=args.region_closing, progress=not args.quiet)
+    try:
+        model = OnnxModel(args.model, device=args.device)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    options.resolve(model.info)
+    ensure_writable_folder(args.out)
+    scenes = sorted(dict.fromkeys(args.scenes))[shard::shards]
+    summary = summary_path(args.out, shard, shards)
+    entries = previous_entries(summary)
+    failed = 0
+    for scene in tqdm(scenes, desc="scenes", unit="scene", disable=args.quiet or len(scenes) < 2):
+        key = str(scene)
+        if is_done(args.out, scene) and entries.get(key, {}).get("status") == "done":
+            continue
+        try:
+            entries[key] = process_scene(model, scene, args.out, options)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # a bad scene is recorded and skipped, never fatal to the batch
+            failed += 1
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            entries[key] = {"scene": key, "status": "failed", "error": message}
+            print(f"error: {scene.name}: {message}", file=sys.stderr)
+        write_summary(summary, entries)
+    write_summary(summary, entries)
+    done = sum(1 for e in entries.values() if e.get("status") == "done")
+    print(f"{done} scene(s) done, {failed} failed; summary: {summary}")
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""The contract between train and infer: class schema, model metadata, the box codec, defaults."""

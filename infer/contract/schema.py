@@ -1,0 +1,188 @@
+"""The class schema and the model record an exported file carries: the contract between train and infer.
+
+`ClassInfo` is one class and its kind (docs/design.md, decision 1);
+`ClassSchema` gives anything with a `classes` tuple its object and region
+classes in output order; `ModelInfo` is the JSON record stored in the ONNX
+metadata (decision 6), so the file describes itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from infer.errors import InputError
+
+#: Metadata key holding the JSON of `ModelInfo`; the other `sitewatch.*` keys are for humans.
+METADATA_KEY = "sitewatch"
+#: Version of the JSON layout under `METADATA_KEY`; bump on incompatible changes.
+METADATA_FORMAT = 1
+#: Names of the graph outputs, in order (the same as `train.model.detector.OUTPUT_NAMES`).
+OUTPUT_NAMES: tuple[str, str, str] = ("heatmap", "box", "mask")
+#: Height and width of every model input must be a multiple of this (the backbone's stride 32).
+INPUT_MULTIPLE = 32
+#: The kinds of class: counted oriented objects, and regions (masks).
+KINDS = ("object", "region")
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One class: `kind` is "object" (oriented boxes) or "region" (masks);
+    `color` a "#rrggbb" string; `directional` objects have a front (heading 0-360°)."""
+
+    name: str
+    kind: str
+    color: str
+    directional: bool = False
+
+
+class ClassSchema:
+    """Object and region classes of anything with a `classes` tuple, in output order.
+
+    The `heatmap` output's channels are `object_classes` in order, the `mask`
+    output's `region_classes`.
+    """
+
+    classes: tuple[ClassInfo, ...]
+
+    @property
+    def object_classes(self) -> tuple[ClassInfo, ...]:
+        return tuple(c for c in self.classes if c.kind == "object")
+
+    @property
+    def region_classes(self) -> tuple[ClassInfo, ...]:
+        return tuple(c for c in self.classes if c.kind == "region")
+
+
+def schema_problems(classes: tuple[ClassInfo, ...]) -> list[str]:
+    """What is wrong with a class list, one phrase each (empty when it is usable)."""
+    out = []
+    names = [c.name for c in classes]
+    if len(set(names)) != len(names):
+        out.append(f"duplicate class names in {names}")
+    for c in classes:
+        if c.kind not in KINDS:
+            out.append(f"class {c.name!r} has kind {c.kind!r}, not one of {KINDS}")
+    if not any(c.kind == "object" for c in classes) or not any(c.kind == "region" for c in classes):
+        out.append("needs at least one object class and one region class")
+    return out
+
+
+@dataclass(frozen=True)
+class ModelInfo(ClassSchema):
+    """What an exported model is and what it expects.
+
+    Attributes:
+        classes: all classes in dataset order. The `heatmap` output's channels
+            are `object_classes` in order, the `mask` output's `region_classes`.
+        bands: input band names, in channel order.
+        mean, std: per band, in raw digital numbers: model input = (pixels - mean) / std.
+        gsd_m: ground sample distance the model was trained at (m per pixel);
+            scenes at another GSD are resampled to it on read.
+        tile: recommended tile side in pixels (a multiple of 32).
+        overlap: overlap between neighbouring tiles in pixels (a multiple of 32,
+            less than `tile`), more than the largest object.
+        stride: input pixels per cell of the `heatmap` and `box` outputs.
+        version: sitewatch version that exported the file.
+        scale: raw DN of the bright end of the training data (its 99.9th
+            percentile), for display stretches; None when unknown.
+        dtype: pixel type the model was trained on (e.g. "uint8"); a scene of
+            another type would be normalized wrongly, so it is refused.
+        provenance: how the model came to be (backbone, steps, train_seconds,
+            device, dataset, exported_at, precision, ...); free-form, JSON-able,
+            not part of equality.
+    """
+
+    classes: tuple[ClassInfo, ...]
+    bands: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    gsd_m: float
+    tile: int
+    overlap: int
+    stride: int = 4
+    version: str = "unknown"
+    scale: float | None = None
+    dtype: str | None = None  # pixel type of the training rasters; None when unknown
+    provenance: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise ValueError("invalid model info: " + "; ".join(problems))
+
+    def to_metadata(self) -> dict[str, str]:
+        """ONNX `metadata_props` entries: `sitewatch` (the JSON record) plus readable summaries."""
+        record = {"format": METADATA_FORMAT, **asdict(self)}
+        return {
+            METADATA_KEY: json.dumps(record, sort_keys=True),
+            "sitewatch.version": self.version,
+            "sitewatch.classes": ", ".join(f"{c.name} ({c.kind})" for c in self.classes),
+            "sitewatch.bands": ", ".join(self.bands),
+            "sitewatch.gsd_m": f"{self.gsd_m:g}",
+            "sitewatch.tile": f"{self.tile} px, overlap {self.overlap} px",
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> ModelInfo:
+        """Parse `to_metadata`'s output. Raises `InputError` (one line) when absent or malformed."""
+        text = metadata.get(METADATA_KEY)
+        if text is None:
+            raise InputError("no sitewatch metadata (export the model with `python -m train export`)")
+        try:
+            record = json.loads(text)
+            if not isinstance(record, dict):
+                raise TypeError("not a JSON object")
+            fmt = record.pop("format", None)
+            if fmt != METADATA_FORMAT:
+                raise InputError(f"sitewatch metadata format {fmt!r} is not supported "
+                                 f"(this sitewatch reads format {METADATA_FORMAT}); re-export the model")
+            classes = tuple(ClassInfo(str(c["name"]), str(c["kind"]), str(c["color"]),
+                                      bool(c.get("directional", False))) for c in record.pop("classes"))
+            return cls(
+                classes=classes,
+                bands=tuple(str(b) for b in record.pop("bands")),
+                mean=tuple(float(v) for v in record.pop("mean")),
+                std=tuple(float(v) for v in record.pop("std")),
+                gsd_m=float(record.pop("gsd_m")),
+                tile=int(record.pop("tile")),
+                overlap=int(record.pop("overlap")),
+                stride=int(record.pop("stride", 4)),
+                version=str(record.pop("version", "unknown")),
+                scale=None if record.get("scale") is None else float(record.pop("scale")),
+                dtype=None if record.get("dtype") is None else str(record.pop("dtype")),
+                provenance=dict(record.pop("provenance", {}) or {}),
+            )
+        except InputError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            # json.JSONDecodeError is a ValueError; __post_init__ raises ValueError.
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+            raise InputError(f"malformed sitewatch metadata: {detail}") from None
+
+
+def _problems(info: ModelInfo) -> list[str]:
+    out = schema_problems(info.classes)
+    if not info.bands:
+        out.append("no bands")
+    if len(info.mean) != len(info.bands) or len(info.std) != len(info.bands):
+        out.append(f"{len(info.bands)} bands but {len(info.mean)} means and {len(info.std)} stds")
+    if not all(np.isfinite(s) and s > 0 for s in info.std) or not all(np.isfinite(m) for m in info.mean):
+        out.append("mean must be finite and std finite and > 0")
+    if not (np.isfinite(info.gsd_m) and info.gsd_m > 0):
+        out.append(f"gsd_m must be > 0, got {info.gsd_m}")
+    if info.tile <= 0 or info.tile % INPUT_MULTIPLE:
+        out.append(f"tile must be a positive multiple of {INPUT_MULTIPLE}, got {info.tile}")
+    if not 0 <= info.overlap < info.tile or info.overlap % INPUT_MULTIPLE:
+        out.append(f"overlap must be a multiple of {INPUT_MULTIPLE} in [0, tile), got {info.overlap}")
+    if info.stride <= 0:
+        out.append(f"stride must be > 0, got {info.stride}")
+    return out
+
+
+__all__ = ["INPUT_MULTIPLE", "KINDS", "METADATA_FORMAT", "METADATA_KEY", "OUTPUT_NAMES", "ClassInfo",
+           "ClassSchema", "ModelInfo", "schema_problems"]

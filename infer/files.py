@@ -1,0 +1,72 @@
+"""Outputs appear whole or not at all (docs/design.md, decision 8).
+
+Every file sitewatch writes is first written under a hidden temporary name
+beside its final one (`.NAME.HOST-PID.partial`, so two processes, on one
+machine or on nodes sharing a folder, never share one) and renamed over the
+final name when complete; a failure, an interrupt or a full disk removes the
+temporary file and leaves any earlier file untouched. A reader never sees
+half a file. What a killed process left behind is removed by the next run
+on the same machine (`remove_stale_partials`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _writer() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def partial_path(path: Path, suffix: str = "") -> Path:
+    """The temporary name `atomic_write` uses for `path` in this process; `suffix` for drivers that want one."""
+    return path.with_name(f".{path.name}.{_writer()}.partial{suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_partials(path: Path) -> int:
+    """Remove temporary files for `path` left by processes of this machine that no longer run; returns how many."""
+    host = socket.gethostname()
+    removed = 0
+    for candidate in path.parent.glob(f".{path.name}.*.partial*"):
+        writer = candidate.name[len(path.name) + 2:].split(".partial", 1)[0]
+        name, _, pid = writer.rpartition("-")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            candidate.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+@contextmanager
+def atomic_write(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path to write; on leaving the block without an error it replaces `path`."""
+    path = Path(path)
+    temporary = partial_path(path, suffix)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write a UTF-8 text file through `atomic_write`."""
+    with atomic_write(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+__all__ = ["atomic_write", "partial_path", "remove_stale_partials", "write_text_atomic"]

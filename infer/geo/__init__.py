@@ -1,0 +1,1 @@
+"""Coordinate systems, GeoJSON and the GDAL settings every raster read and write uses."""

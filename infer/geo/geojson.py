@@ -1,0 +1,64 @@
+"""Reading and writing GeoJSON FeatureCollections (RFC 7946).
+
+Writes go to a temporary name and are renamed when complete, so a reader
+never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from infer.errors import InputError
+from infer.files import write_text_atomic
+
+COORDINATE_DECIMALS = 8  # about a millimetre in latitude: labels map back to the exact pixel
+
+
+def feature(geom: BaseGeometry, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """One GeoJSON Feature from a shapely geometry already in WGS84."""
+    rounded = shapely.set_precision(geom, 10.0**-COORDINATE_DECIMALS, mode="pointwise")
+    return {
+        "type": "Feature",
+        "geometry": shapely.geometry.mapping(rounded),
+        "properties": dict(properties),
+    }
+
+
+def write_feature_collection(
+    path: str | Path,
+    features: Iterable[Mapping[str, Any]],
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a FeatureCollection atomically; `extra` adds foreign members (RFC 7946 §6.1)."""
+    path = Path(path)
+    collection: dict[str, Any] = {"type": "FeatureCollection"}
+    collection.update(extra or {})
+    collection["features"] = list(features)
+    # One shot: the C encoder, not the streaming one.
+    return write_text_atomic(path, json.dumps(collection, separators=(",", ":")) + "\n")
+
+
+def read_feature_collection(path: str | Path) -> dict[str, Any]:
+    """Read a GeoJSON FeatureCollection, with a clear error when it is not one."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise InputError(f"label file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
+        raise InputError(f"{path} is not a GeoJSON FeatureCollection")
+    return data
+
+
+def feature_geometries(collection: Mapping[str, Any]) -> list[BaseGeometry]:
+    """The shapely geometries of a FeatureCollection, in order."""
+    return [shapely.geometry.shape(f["geometry"]) for f in collection["features"]]

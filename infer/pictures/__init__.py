@@ -1,0 +1,1 @@
+"""Pictures for people: the overview, the contact sheet, the change picture and their drawing helpers."""

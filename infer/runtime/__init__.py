@@ -1,0 +1,1 @@
+"""The scene pipeline: the ONNX model, run options, tile reader, tiling, stitching, writers, the run folder."""

@@ -1,0 +1,57 @@
+"""Region masks streamed to disk core by core, finished as a Cloud-Optimized GeoTIFF.
+
+Pixel values: 0 none, k + 1 region class k; a colour table carries the class
+colours for GIS tools. Nothing appears under the final name until it is
+complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
+
+from infer.files import atomic_write, partial_path
+from infer.geo.rasterenv import gdal_env
+from infer.runtime.reader import SceneGrid
+from infer.runtime.tiling import Tile
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    color = color.lstrip("#")
+    return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16)
+
+
+class MaskWriter:
+    def __init__(self, path: Path, grid: SceneGrid, colors: list[str]) -> None:
+        self.path = path
+        self.partial = partial_path(path, ".tif")  # the working GeoTIFF, copied as a COG at the end
+        profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": "uint8",
+                   "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate",
+                   "BIGTIFF": "IF_SAFER"}
+        if grid.georeferenced:
+            profile.update(crs=grid.crs, transform=grid.transform)
+        with gdal_env():
+            self._dst = rasterio.open(self.partial, "w", **profile)
+            self._dst.write_colormap(1, {0: (0, 0, 0, 0), **{k + 1: (*_rgb(c), 255) for k, c in enumerate(colors)}})
+
+    def write_core(self, tile: Tile, classes: np.ndarray) -> None:
+        r0, c0, r1, c1 = tile.core
+        with gdal_env():
+            self._dst.write(classes[None], window=Window(c0, r0, c1 - c0, r1 - r0))
+
+    def finish(self) -> Path:
+        with gdal_env(), atomic_write(self.path) as cog:
+            self._dst.close()
+            rasterio.shutil.copy(self.partial, cog, driver="COG", COMPRESS="DEFLATE",
+                                 BLOCKSIZE=512, OVERVIEW_RESAMPLING="NEAREST")
+        self.partial.unlink(missing_ok=True)
+        return self.path
+
+    def abort(self) -> None:
+        if not self._dst.closed:
+            self._dst.close()
+        self.partial.unlink(missing_ok=True)

@@ -1,0 +1,155 @@
+"""The deployable model: an ONNX file that describes itself, run with ONNX Runtime.
+
+An exported sitewatch model (see `python -m train export`) carries in its
+ONNX metadata everything the runtime needs (`infer.contract.schema.ModelInfo`:
+classes, bands, normalization, GSD, tile, overlap, stride). `OnnxModel`
+opens the file on CPU or CUDA, normalizes raw pixels and runs batches.
+
+torch-free on purpose: an inference node installs numpy and onnxruntime,
+not torch, and not even the `onnx` package (metadata is read through
+onnxruntime's own `get_modelmeta`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from infer.contract.schema import INPUT_MULTIPLE, OUTPUT_NAMES, ModelInfo
+from infer.errors import InputError, UsageError
+
+DEVICES = ("cpu", "cuda")
+
+
+def select_providers(device: str, available: list[str]) -> list[str]:
+    """ONNX Runtime execution providers for `device`, best first, from those `available`.
+
+    "cuda": TensorRT (when present), then CUDA, then CPU for any op the GPU
+    providers leave; `InputError` when onnxruntime has no GPU provider at all.
+    "cpu": the CPU provider alone.
+    """
+    if device not in DEVICES:
+        raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    gpu = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
+    if not gpu:
+        raise InputError("CUDA requested but onnxruntime has no CUDA provider; "
+                         "install onnxruntime-gpu or use --device cpu")
+    return [*gpu, "CPUExecutionProvider"]
+
+
+class OnnxModel:
+    """An exported sitewatch model opened with ONNX Runtime.
+
+    Args:
+        path: the .onnx file written by `python -m train export`.
+        device: "cpu" or "cuda" (see `select_providers`).
+        threads: CPU threads ONNX Runtime may use inside one run; None = its default (all cores).
+
+    Raises `InputError` (one line) for a missing file, a file that is not
+    ONNX, a model without sitewatch metadata, or CUDA that cannot be used.
+
+    Attributes: `info` (`ModelInfo`), `providers` (those the session really
+    uses, best first), `input_name`, `path`.
+    """
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+        import onnxruntime as ort  # deferred: `import infer` stays cheap for commands that never run a model
+
+        self.path = Path(path)
+        if threads is not None and threads < 1:
+            raise UsageError(f"threads must be >= 1, got {threads}")
+        providers = select_providers(device, ort.get_available_providers())
+        if not self.path.is_file():
+            raise InputError(f"model file not found: {self.path}")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        # ORT logs (warning level) every CPU fallback of a GPU run; those are expected, not news.
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own pybind exception types, not a common base
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(f"{self.path} is not a loadable ONNX model: {first[:300]}") from None
+        self.providers: list[str] = list(self._session.get_providers())
+        if device == "cuda" and self.providers == ["CPUExecutionProvider"]:
+            # ORT silently falls back to CPU when the CUDA libraries fail to load.
+            raise InputError("CUDA requested but onnxruntime could not start its CUDA provider "
+                             "(check the CUDA/cuDNN libraries); use --device cpu to run on CPU")
+        metadata = self._session.get_modelmeta().custom_metadata_map
+        try:
+            self.info = ModelInfo.from_metadata(metadata)
+        except InputError as exc:
+            raise InputError(f"{self.path}: {exc}") from None
+        inputs = self._session.get_inputs()
+        outputs = [o.name for o in self._session.get_outputs()]
+        if len(inputs) != 1 or outputs != list(OUTPUT_NAMES):
+            raise InputError(f"{self.path}: expected one input and outputs {list(OUTPUT_NAMES)}, "
+                             f"got {len(inputs)} inputs and {outputs}")
+        self.input_name: str = inputs[0].name
+        channels = inputs[0].shape[1]
+        if isinstance(channels, int) and channels != len(self.info.bands):
+            raise InputError(f"{self.path}: graph takes {channels} bands but its metadata lists "
+                             f"{len(self.info.bands)}")
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({str(self.path)!r}, providers={self.providers})"
+
+    def run(self, batch: NDArray[np.floating]) -> tuple[NDArray[np.float32], NDArray[np.float32],
+                                                          NDArray[np.float32]]:
+        """Run the network on a normalized batch.
+
+        Args:
+            batch: float32 `(B, C, H, W)` from `normalize`; C = len(info.bands),
+                H and W multiples of 32.
+
+        Returns float32 numpy `(heatmap (B, n_object, H/s, W/s), box (B, 7, H/s,
+        W/s), mask (B, n_region, H, W))` with s = `info.stride`; layouts as
+        documented in `infer.contract.codec`.
+        """
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1] != len(self.info.bands):
+            raise ValueError(f"batch must be (B, {len(self.info.bands)}, H, W), got shape {batch.shape}")
+        if batch.shape[2] % INPUT_MULTIPLE or batch.shape[3] % INPUT_MULTIPLE:
+            raise ValueError(f"batch height and width must be multiples of {INPUT_MULTIPLE}, "
+                             f"got {batch.shape[2]}x{batch.shape[3]}")
+        heatmap, box, mask = self._session.run(list(OUTPUT_NAMES), {self.input_name: batch})
+        return heatmap, box, mask
+
+    def normalize(self, pixels: NDArray[np.number], valid: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
+        """Raw digital numbers → model input, `(pixels - mean) / std` per band.
+
+        Args:
+            pixels: `(C, H, W)` or `(B, C, H, W)` in the raster's own units.
+            valid: optional bool mask `(H, W)` or `(B, H, W)` (broadcast over
+                bands); invalid pixels (nodata, outside the scene) become 0,
+                the mean of the training data.
+
+        Returns float32 with the shape of `pixels`.
+        """
+        pixels = np.asarray(pixels)
+        if pixels.ndim not in (3, 4) or pixels.shape[-3] != len(self.info.bands):
+            raise ValueError(f"pixels must be (C, H, W) or (B, C, H, W) with C = {len(self.info.bands)}, "
+                             f"got shape {pixels.shape}")
+        shape = (len(self.info.bands), 1, 1)
+        mean = np.asarray(self.info.mean, dtype=np.float32).reshape(shape)
+        std = np.asarray(self.info.std, dtype=np.float32).reshape(shape)
+        out = pixels.astype(np.float32)  # a copy, normalized in place
+        out -= mean
+        out *= np.float32(1.0) / std
+        if valid is not None:
+            valid = np.asarray(valid, dtype=bool)
+            expected = pixels.shape[:-3] + pixels.shape[-2:]
+            if valid.shape != expected:
+                raise ValueError(f"valid must have shape {expected}, got {valid.shape}")
+            # assignment, not multiplication: nodata may be NaN, and NaN * 0 is NaN.
+            np.copyto(out, np.float32(0.0), where=~np.expand_dims(valid, -3))
+        return out
+
+
+__all__ = ["DEVICES", "OnnxModel", "select_providers"]

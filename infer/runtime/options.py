@@ -1,0 +1,74 @@
+"""How a scene is run: the options a user gives, checked once against the model that will run them.
+
+`infer run` and `infer diff --model` build a `RunOptions` from their flags
+and call `resolve` before any work starts, so a bad value is one line and
+exit code 2 (docs/design.md, decision 9), whichever command took it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from infer.contract.defaults import DEFAULT_SCORE, MASK_THRESHOLD, REGION_CLOSING_M
+from infer.contract.schema import INPUT_MULTIPLE, ModelInfo
+from infer.errors import UsageError
+
+#: Closing looks up to two radii around a pixel, and a tile's core lies overlap / 2 inside it.
+CLOSING_RADII_PER_OVERLAP = 4
+
+
+@dataclass(frozen=True)
+class ResolvedOptions:
+    """Run options with the model's recommendations filled in and every value checked; pixels of the model grid."""
+
+    tile: int
+    overlap: int
+    batch: int
+    score: float
+    mask_threshold: float
+    closing_px: float
+    reader_threads: int
+    progress: bool
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a user may set for a run; None means the model's recommendation."""
+
+    tile: int | None = None
+    overlap: int | None = None
+    batch: int = 4
+    score: float = DEFAULT_SCORE
+    mask_threshold: float = MASK_THRESHOLD
+    region_closing_m: float = REGION_CLOSING_M  # 0: region masks as thresholded
+    reader_threads: int = 2
+    progress: bool = True
+
+    def resolve(self, info: ModelInfo) -> ResolvedOptions:
+        """The options for `info`'s model; `UsageError` naming the flag for the first bad value."""
+        tile = info.tile if self.tile is None else self.tile
+        overlap = info.overlap if self.overlap is None else self.overlap
+        if self.batch < 1:
+            raise UsageError(f"--batch must be at least 1, got {self.batch}")
+        if not (math.isfinite(self.score) and 0 <= self.score <= 1):
+            raise UsageError(f"--score must be between 0 and 1, got {self.score:g}")
+        if not (math.isfinite(self.mask_threshold) and 0 <= self.mask_threshold < 1):
+            raise UsageError(f"mask threshold must lie in [0, 1), got {self.mask_threshold:g}")
+        if tile <= 0 or tile % INPUT_MULTIPLE:
+            raise UsageError(f"--tile must be a positive multiple of {INPUT_MULTIPLE}, got {tile}")
+        if not 0 <= overlap < tile:
+            raise UsageError(f"--overlap must be at least 0 and less than the tile ({tile}), got {overlap}")
+        if not (math.isfinite(self.region_closing_m) and self.region_closing_m >= 0):
+            raise UsageError(f"--region-closing must be >= 0 metres, got {self.region_closing_m:g}")
+        closing_px = self.region_closing_m / info.gsd_m
+        if CLOSING_RADII_PER_OVERLAP * closing_px > overlap:
+            raise UsageError(f"--region-closing of {self.region_closing_m:g} m needs an overlap of at least "
+                             f"{math.ceil(CLOSING_RADII_PER_OVERLAP * closing_px)} px, got {overlap}")
+        if self.reader_threads < 1:
+            raise UsageError(f"reader threads must be at least 1, got {self.reader_threads}")
+        return ResolvedOptions(tile, overlap, self.batch, self.score, self.mask_threshold, closing_px,
+                               self.reader_threads, self.progress)
+
+
+__all__ = ["CLOSING_RADII_PER_OVERLAP", "ResolvedOptions", "RunOptions"]

@@ -1,0 +1,162 @@
+"""Read a scene tile by tile, ahead of the model, on the model's pixel grid.
+
+The scene is never read whole: each tile is one windowed read (resampled
+when the scene's GSD differs from the model's), done by reader threads while
+the model runs. Pictures without georeferencing (PNG, JPEG) work in pixel
+coordinates at the model's GSD.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from infer.errors import InputError
+from infer.geo.rasterenv import gdal_env
+from infer.runtime.tiling import Tile, tile_grid
+
+GSD_TOLERANCE = 0.02  # within 2 % of the model's GSD a scene is read as it is
+
+
+@dataclass(frozen=True)
+class SceneGrid:
+    """A scene seen on the model's pixel grid.
+
+    width, height: grid size in model pixels. scale: source pixels per model
+    pixel. transform: model pixel → map coordinates (identity-based pixel
+    coordinates when the scene is not georeferenced). crs: None when not
+    georeferenced. gsd_m: metres per model pixel (the model's GSD).
+    """
+
+    path: Path
+    width: int
+    height: int
+    scale: float
+    transform: Affine
+    crs: rasterio.crs.CRS | None
+    gsd_m: float
+    count: int
+    dtype: str
+    nodata: float | None
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.crs is not None
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6
+
+
+def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None) -> SceneGrid:
+    """Check a scene can be read for a model with `bands` bands of `dtype`; one clear error if not."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"scene not found: {path}")
+    try:
+        with gdal_env(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                if src.count != bands:
+                    raise InputError(f"{path.name} has {src.count} bands, the model expects {bands}")
+                if dtype is not None and src.dtypes[0] != dtype:
+                    raise InputError(f"{path.name} has {src.dtypes[0]} pixels, the model was trained on {dtype}")
+                georeferenced = src.crs is not None and not src.transform.is_identity
+                source_gsd = abs(src.transform.a) if georeferenced else model_gsd
+                scale = model_gsd / source_gsd if abs(model_gsd / source_gsd - 1) > GSD_TOLERANCE else 1.0
+                transform = src.transform @ Affine.scale(scale) if georeferenced else Affine.identity()
+                return SceneGrid(path, max(1, round(src.width / scale)), max(1, round(src.height / scale)), scale,
+                                 transform, src.crs if georeferenced else None, model_gsd, src.count,
+                                 src.dtypes[0], src.nodata)
+    except RasterioIOError as exc:
+        raise InputError(f"cannot read {path.name}: {str(exc).splitlines()[0]}") from None
+
+
+@dataclass
+class TileRead:
+    """One tile's pixels: (C, T, T) float32 raw values, valid (T, T) bool; padding is invalid."""
+
+    tile: Tile
+    pixels: np.ndarray
+    valid: np.ndarray
+
+
+class TileReader:
+    """Reads the tiles of one scene with a few threads, in order, a bounded number ahead."""
+
+    def __init__(self, grid: SceneGrid, tile: int, overlap: int, threads: int = 2, ahead: int = 8) -> None:
+        self.grid, self.tile, self.threads, self.ahead = grid, tile, threads, ahead
+        self.tiles = tile_grid(grid.width, grid.height, tile, overlap)
+
+    def read(self, src: rasterio.io.DatasetReader, tile: Tile) -> TileRead:
+        g, size = self.grid, self.tile
+        pixels = np.zeros((g.count, size, size), np.float32)
+        valid = np.zeros((size, size), bool)
+        rows, cols = min(size, g.height - tile.row), min(size, g.width - tile.col)
+        window = Window(tile.col * g.scale, tile.row * g.scale, cols * g.scale, rows * g.scale)
+        resampling = Resampling.bilinear if g.scale != 1 else Resampling.nearest
+        try:
+            data = src.read(window=window, out_shape=(g.count, rows, cols), resampling=resampling,
+                            masked=False)
+            mask = src.read_masks(1, window=window, out_shape=(rows, cols), resampling=Resampling.nearest)
+        except RasterioIOError as exc:
+            raise InputError(f"{g.path.name} is damaged near pixel ({tile.row}, {tile.col}): "
+                             f"{str(exc).splitlines()[0]}") from None
+        pixels[:, :rows, :cols] = data
+        valid[:rows, :cols] = mask > 0
+        return TileRead(tile, pixels, valid)
+
+    def __iter__(self) -> Iterator[TileRead]:
+        """Tiles in order; each thread has its own dataset handle (GDAL handles are not thread-safe)."""
+        local = threading.local()
+        opened: list[rasterio.io.DatasetReader] = []
+        lock = threading.Lock()
+
+        def read_in_thread(tile: Tile) -> TileRead:
+            if not hasattr(local, "src"):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                    local.src = rasterio.open(self.grid.path)
+                with lock:
+                    opened.append(local.src)
+            return self.read(local.src, tile)
+
+        with gdal_env():
+            try:
+                with ThreadPoolExecutor(self.threads) as pool:
+                    pending: deque[Future] = deque()
+                    for tile in self.tiles:
+                        pending.append(pool.submit(read_in_thread, tile))
+                        if len(pending) >= self.ahead:
+                            yield pending.popleft().result()
+                    while pending:
+                        yield pending.popleft().result()
+            finally:
+                for src in opened:
+                    src.close()
+
+
+def acquisition_date(path: Path) -> str | None:
+    """The scene's date from its tags (ACQUISITION_DATE, else TIFFTAG_DATETIME), as YYYY-MM-DD."""
+    try:
+        with gdal_env(), warnings.catch_warnings(), rasterio.open(path) as src:
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            tags = src.tags()
+    except RasterioIOError:
+        return None
+    value = tags.get("ACQUISITION_DATE") or tags.get("TIFFTAG_DATETIME")
+    if not value or len(value) < 10:
+        return None
+    return value[:10].replace(":", "-")

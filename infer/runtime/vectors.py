@@ -1,0 +1,85 @@
+"""Scene detections as GeoJSON features: WGS84 (RFC 7946), sizes in metres, compass headings.
+
+Objects become their oriented rectangle (four corners, the first two the
+front) with `length_m`, `width_m`, `heading_deg`; regions their polygon with
+`area_m2`. A picture without georeferencing keeps pixel coordinates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from shapely import affinity
+from shapely.geometry import Polygon
+
+from infer.contract.geometry import rbox_to_corners
+from infer.geo.crs import to_wgs84
+from infer.geo.geojson import feature
+from infer.runtime.reader import SceneGrid
+
+SIMPLIFY_PX = 0.5
+
+
+def _to_output(geom: shapely.Geometry, grid: SceneGrid) -> shapely.Geometry:
+    """Scene-grid pixels → map coordinates → WGS84 (or pixels, without georeferencing)."""
+    if not grid.georeferenced:
+        return geom
+    t = grid.transform
+    in_map = affinity.affine_transform(geom, [t.a, t.b, t.d, t.e, t.c, t.f])
+    return to_wgs84(in_map, grid.crs)
+
+
+def compass_deg(angle: np.ndarray, grid: SceneGrid) -> np.ndarray:
+    """Pixel-frame directions (radians from +x toward +y) → compass azimuth (0 north, 90 east)."""
+    dx, dy = np.cos(angle), np.sin(angle)
+    if not grid.georeferenced:
+        east, north = dx, -dy  # an unreferenced picture is taken as north-up
+    else:
+        t = grid.transform
+        east, north = t.a * dx + t.b * dy, t.d * dx + t.e * dy
+    return np.degrees(np.arctan2(east, north)) % 360.0
+
+
+def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, names: list[str],
+                    directional: list[bool], grid: SceneGrid) -> list[dict]:
+    """One feature per oriented object; `names`/`directional` are indexed by object class."""
+    if len(scores) == 0:
+        return []
+    corners = rbox_to_corners(rboxes)
+    headings = compass_deg(rboxes[:, 4], grid)
+    out = []
+    for k in range(len(scores)):
+        cls = int(classes[k])
+        heading = float(headings[k]) if directional[cls] else float(headings[k]) % 180.0
+        props = {
+            "class": names[cls],
+            "score": round(float(scores[k]), 4),
+            "length_m": round(float(rboxes[k, 2]) * grid.gsd_m, 2),
+            "width_m": round(float(rboxes[k, 3]) * grid.gsd_m, 2),
+            "heading_deg": round(heading, 1),
+        }
+        out.append(feature(_to_output(Polygon(corners[k]), grid), props))
+    return out
+
+
+def region_features(pieces: list[tuple[int, shapely.Geometry, float]], names: list[str],
+                    grid: SceneGrid) -> list[dict]:
+    """One feature per merged region piece: (class index, polygon in grid pixels, score).
+
+    Outlines traced from pixels are staircases; they are simplified within
+    half a pixel (topology kept), which keeps the shape and drops most
+    vertices. `area_m2` is the area of the pixels themselves.
+    """
+    out = []
+    for k, geom, score in pieces:
+        props = {"class": names[k], "score": round(float(score), 4),
+                 "area_m2": round(geom.area * grid.gsd_m**2, 1)}
+        out.append(feature(_to_output(geom.simplify(SIMPLIFY_PX), grid), props))
+    return out
+
+
+def output_crs_note(grid: SceneGrid) -> dict:
+    """Top-level members saying which coordinates a file holds."""
+    if grid.georeferenced:
+        return {}
+    return {"coordinates": "pixel (x right, y down): the input has no georeferencing"}

@@ -1,0 +1,1 @@
+"""The synthetic scene generator: georeferenced GeoTIFFs with exact labels, torch-free (`python -m synth`)."""

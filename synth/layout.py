@@ -1,0 +1,197 @@
+"""Plan a whole synthetic scene: what stands where, at one or two dates.
+
+Planning is pure vector work in the scene metre frame and cheap even for a
+20000 x 20000 px scene; drawing happens later, window by window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+from shapely.geometry import Polygon, box
+
+from infer.geo.crs import utm_point
+from synth import sites, surroundings
+from synth.occupancy import Occupancy
+from synth.shapes import Sun
+from synth.things import Berm, Label, Thing
+
+CRS = "EPSG:32637"  # UTM zone 37N
+SITE_LONLAT = (40.93, 34.46)  # near the Al-Bukamal / Al-Qaim border crossing
+EDGE_MARGIN_M = 15.0
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """What the user asked for. Sizes in pixels, GSD in metres per pixel."""
+
+    width: int
+    height: int
+    gsd: float = 0.5
+    bands: str = "rgb"
+    dtype: str = "uint8"
+    seed: int = 0
+    nodata_border: bool = False
+    second_date: bool = False
+
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        return ("red", "green", "blue", "nir")[: 4 if self.bands == "rgbn" else 3]
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One date's look: sun, sensor radiometry. `index` is 1 or 2."""
+
+    index: int
+    date: str
+    sun: Sun
+    gain: tuple[float, float, float, float]
+    haze: tuple[float, float, float, float]
+    shadow: float
+    noise: float
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of `<name>_changes.geojson`."""
+
+    change: str  # "new" or "gone"
+    uid: int
+    label: Label
+
+
+@dataclass
+class SceneLayout:
+    spec: SceneSpec
+    index: int
+    origin: tuple[float, float]  # easting, northing of the top-left corner
+    things: list[Thing]
+    footprint: Polygon | None
+    acquisitions: list[Acquisition]
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def width_m(self) -> float:
+        return self.spec.width * self.spec.gsd
+
+    @property
+    def height_m(self) -> float:
+        return self.spec.height * self.spec.gsd
+
+    def labels(self, date: int) -> list[tuple[int, Label]]:
+        """(id, label) of everything labeled that exists at `date`."""
+        out = []
+        for thing in self.things:
+            label = thing.label()
+            if label is not None and date in thing.dates:
+                out.append((thing.uid, label))
+        return out
+
+
+def _acquisition(rng: np.random.Generator, index: int, date: dt.date, azimuth: float) -> Acquisition:
+    gain = rng.uniform(0.9, 1.1) * rng.uniform(0.95, 1.05, size=4)
+    haze = rng.uniform(0.0, 0.025) * np.array([0.7, 0.85, 1.0, 0.5])
+    return Acquisition(
+        index=index,
+        date=date.isoformat(),
+        sun=Sun(azimuth_deg=azimuth, elevation_deg=float(rng.uniform(35, 65))),
+        gain=tuple(float(g) for g in gain),  # type: ignore[arg-type]
+        haze=tuple(float(h) for h in haze),  # type: ignore[arg-type]
+        shadow=float(rng.uniform(0.35, 0.5)),
+        noise=float(rng.uniform(0.003, 0.007)),
+    )
+
+
+def _count(rng: np.random.Generator, per_km2: float, area_km2: float, at_least: int = 1) -> int:
+    return max(at_least, int(rng.poisson(per_km2 * area_km2)))
+
+
+def plan_scene(spec: SceneSpec, index: int = 0) -> SceneLayout:
+    """Plan scene number `index` of a run; the same (spec, index) always gives the same plan."""
+    rng = np.random.default_rng([spec.seed, index])
+    width, height = spec.width * spec.gsd, spec.height * spec.gsd
+    area_km2 = width * height / 1e6
+
+    east, north = utm_point(*SITE_LONLAT, CRS)
+    east += float(rng.uniform(-8000, 8000)) - width / 2
+    north += float(rng.uniform(-8000, 8000)) + height / 2
+    origin = (float(round(east)), float(round(north)))
+
+    footprint = surroundings.plan_footprint(rng, width, height) if spec.nodata_border else None
+    valid = footprint if footprint is not None else box(0, 0, width, height)
+    allowed = valid.buffer(-EDGE_MARGIN_M)
+    occ = Occupancy(allowed if not allowed.is_empty else box(0, 0, 0, 0))
+    both, first, second = frozenset({1, 2}), frozenset({1}), frozenset({2})
+
+    things: list[Thing] = []
+    roads = surroundings.plan_roads(rng, width, height, area_km2)
+    for road in roads:
+        occ.add(road.polygon.buffer(3.0), road=True)
+    things += roads
+
+    extensions: list[tuple[Berm, Berm]] = []
+    if not occ.allowed.is_empty:
+        for _ in range(_count(rng, 2.0, area_km2)):
+            things += sites.plan_compound(rng, occ, spec.second_date)
+        for k in range(_count(rng, 2.0, area_km2, at_least=2 if spec.second_date else 1)):
+            things += sites.plan_cleared_site(rng, occ, second if spec.second_date and k == 0 else both)
+        for k in range(_count(rng, 3.0, area_km2)):
+            placed, pair = sites.plan_lone_berm(rng, occ, extend=spec.second_date and k == 0)
+            things += placed
+            if pair:
+                extensions.append((pair[0], pair[1]))
+        for _ in range(_count(rng, 4.0, area_km2)):
+            things += sites.plan_lone_storehouse(rng, occ, both)
+        if spec.second_date and not any(t.dates == second and t.label() and t.label().cls == "storehouse"
+                                        for t in things):
+            things += sites.plan_lone_storehouse(rng, occ, second)
+        for _ in range(_count(rng, 0.8, area_km2, at_least=0)):
+            things += surroundings.plan_fields(rng, occ, spec.second_date)
+        for _ in range(_count(rng, 1.5, area_km2, at_least=0)):
+            things += surroundings.plan_village(rng, occ)
+        for k in range(_count(rng, 2.0, area_km2, at_least=2 if spec.second_date else 1)):
+            dates = both
+            if spec.second_date and k < 2:
+                dates = first if k == 0 else second
+            things += sites.plan_convoy(rng, occ, roads, dates)
+
+    for uid, thing in enumerate(things, start=1):
+        thing.uid = uid
+    for before, after in extensions:
+        after.uid = before.uid
+
+    start = dt.date(2026, 1, 1) + dt.timedelta(days=int(rng.integers(0, 300)))
+    az1 = float(rng.uniform(120, 165))
+    acquisitions = [_acquisition(rng, 1, start, az1)]
+    if spec.second_date:
+        az2 = az1 + float(rng.choice([-1, 1])) * float(rng.uniform(12, 30))
+        later = start + dt.timedelta(days=int(rng.integers(30, 90)))
+        acquisitions.append(_acquisition(rng, 2, later, az2))
+
+    layout = SceneLayout(spec, index, origin, things, footprint, acquisitions)
+    if spec.second_date:
+        layout.changes = _changes(things, extensions)
+    return layout
+
+
+def _changes(things: list[Thing], extensions: list[tuple[Berm, Berm]]) -> list[Change]:
+    """Everything labeled that appears or disappears between the two dates."""
+    extended = {id(b) for pair in extensions for b in pair}
+    changes = []
+    for thing in things:
+        label = thing.label()
+        if label is None or id(thing) in extended or thing.dates == frozenset({1, 2}):
+            continue
+        changes.append(Change("new" if thing.dates == frozenset({2}) else "gone", thing.uid, label))
+    for before, after in extensions:
+        added = after.polygon.difference(before.polygon)
+        props = {"length_m": round(after.ridge.length - before.ridge.length, 2), "area_m2": round(added.area, 1)}
+        changes.append(Change("new", after.uid, Label("earth_berm", added, props)))
+    return changes
+
+
+def scene_name(index: int) -> str:
+    return f"scene_{index:03d}"

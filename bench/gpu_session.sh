@@ -9,7 +9,7 @@
 # Everything is generated here (no data travels): the synthetic scenes of
 # `make data-reference`, written 8 at a time. The fit is the recipe with a GPU's
 # batch: 32 chips a step, 8192 an epoch, 20 epochs, validation every second
-# epoch (329 s on an H200: README, training section). MAX_MINUTES (default 6,
+# epoch (329 s on an H200: docs/training-log.md). MAX_MINUTES (default 6,
 # plus 30 s) bounds it, keeping the best epoch so far; FIT_ARGS adds or
 # overrides fit options; SKIP_SPEED=1 skips bench.gpu_speed.
 set -u

@@ -1,17 +1,28 @@
-"""Write the README's benchmark tables from bench/results/*.json.
+"""Write the benchmark tables of README.md and docs/*.md from bench/results/*.json.
 
-Each table sits between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in
-README.md; nobody copies numbers by hand. `python -m bench.report`
+Each table sits between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in any
+of those files; nobody copies numbers by hand. Most tables are made from one
+result file, `bench/results/NAME.json` (`TABLES`); a few combine several
+(`COMBINED`), such as the README's `glance`. `python -m bench.report`
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
+ROOT = Path(__file__).parent.parent
 RESULTS = Path(__file__).parent / "results"
-README = Path(__file__).parent.parent / "README.md"
+
+CLASS_ORDER = ["storehouse", "truck", "earth_berm", "cleared_site"]
+
+
+def _ordered(classes) -> list[str]:
+    """Class names in the order every table lists them: objects first, then regions."""
+    return sorted(classes, key=lambda c: (CLASS_ORDER.index(c) if c in CLASS_ORDER else len(CLASS_ORDER), c))
 
 
 def synth_scale_table(result: dict) -> str:
@@ -31,9 +42,7 @@ def synth_scale_table(result: dict) -> str:
 
 def train_reference_table(result: dict) -> str:
     metrics = result["metrics"]
-    order = ["storehouse", "truck", "earth_berm", "cleared_site"]
-    classes = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("ap50/")},
-                     key=lambda c: order.index(c) if c in order else 99)
+    classes = _ordered({k.split("/", 1)[1] for k in metrics if k.startswith("ap50/")})
     hours = result["train_wall_seconds"] / 3600
     took = f"{hours:.2f} h" if hours >= 1 else f"{hours * 60:.1f} min"
     sessions = result.get("training_sessions", [])
@@ -204,20 +213,216 @@ def gpu_speed_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"gpu_speed": gpu_speed_table, "synth_scale": synth_scale_table, "peers": peers_table, "change_detection": change_detection_table, "train_reference": train_reference_table, "train_fast": train_reference_table,
-          "infer_speed": infer_speed_table, "infer_speed_fast": infer_speed_table, "infer_memory": infer_memory_table}
+def evaluation_table(result: dict) -> str:
+    """One `infer evaluate` result (its JSON as written): per class counts, AP, precision, recall, mask IoU."""
+    lines = [
+        f"`infer evaluate` at IoU {result['iou_threshold']:g}, precision and recall at score ≥ "
+        f"{result['score_threshold']:g}:",
+        "",
+        "| class | true | predicted | AP@0.5 | AP@[.5:.95] | precision | recall | mask IoU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c in _ordered(result["classes"]):
+        e = result["classes"][c]
+        iou = f"{e['iou']:.3f}" if e.get("iou") is not None else ""
+        lines.append(f"| {c} | {e['truth']} | {e['predicted']} | {e['ap@0.5']:.3f} | {e['ap@[.5:.95]']:.3f} "
+                     f"| {e['precision']:.2f} | {e['recall']:.2f} | {iou} |")
+    lines.append(f"| **all** | | | **{result['map@0.5']:.3f}** | **{result['map@[.5:.95]']:.3f}** | | | |")
+    return "\n".join(lines)
 
 
-def main() -> None:
-    text = README.read_text()
-    for name, render in TABLES.items():
-        path = RESULTS / f"{name}.json"
-        if not path.exists():
+def _radius(radius_m) -> str:
+    return "none" if not radius_m else f"{radius_m:g} m"
+
+
+def region_closing_table(result: dict) -> str:
+    """`bench.region_closing`: one `infer run` per closing radius over a dev scene, each scored."""
+    m, scene, sweep = result["machine"], result["scene"], result["sweep"]
+    classes = _ordered(sweep[0]["classes"])
+    truth = {c: sweep[0]["classes"][c]["truth"] for c in classes}
+    lines = [
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores): `{Path(result['checkpoint']).name}` over a "
+        f"{scene['size_px']}² dev scene (seed {scene['seed']}), one `infer run` per radius scored by "
+        f"`infer evaluate`, `{m['command']}`:",
+        "",
+        "| closing | " + " | ".join(f"{c} AP@0.5 | {c} pieces ({truth[c]} true) | {c} mask IoU" for c in classes)
+        + " | seconds |",
+        "| --- |" + " ---: | ---: | ---: |" * len(classes) + " ---: |",
+    ]
+    for run in sweep:
+        cells = " | ".join(f"{run['classes'][c]['ap@0.5']:.3f} | {run['classes'][c]['predicted']} | "
+                           f"{run['classes'][c]['iou']:.3f}" for c in classes)
+        lines.append(f"| {_radius(run['radius_m'])} | {cells} | {run['seconds']} |")
+    return "\n".join(lines)
+
+
+def region_closing_heldout_table(train_reference: dict, train_reference_gpu: dict | None = None) -> str:
+    """The reference model's region classes on the held-out scene with and without closing.
+
+    `bench.train_reference` scores the held-out run at the closing it was given and again
+    without it (`regions_without_closing`); `train_reference_gpu.json` is the same model
+    scored at another radius. Rows by radius; a radius recorded twice is listed once.
+    """
+    rows: dict[float, dict] = {}
+    for result in (train_reference, train_reference_gpu):
+        if not result:
             continue
-        table = render(json.loads(path.read_text()))
-        pattern = re.compile(rf"(<!-- bench:{name} -->).*?(<!-- /bench:{name} -->)", re.S)
-        text = pattern.sub(lambda m, t=table: f"{m.group(1)}\n{t}\n{m.group(2)}", text)
-    README.write_text(text)
+        heldout = result["heldout"]
+        rows.setdefault(0.0, heldout.get("regions_without_closing", {}))
+        rows.setdefault(float(heldout.get("region_closing_m") or 0.0), heldout["classes"])
+    rows = {r: v for r, v in rows.items() if v}
+    classes = _ordered(set.intersection(*(set(v) for v in rows.values())))
+    scene = train_reference["heldout"]["scene"]
+    lines = [
+        f"The reference model on the held-out {scene['size_px']}² scene (seed {scene['seed']}), run by "
+        "`infer run` at each radius and scored by `infer evaluate` (`python -m bench.train_reference`):",
+        "",
+        "| closing | " + " | ".join(f"{c} AP@0.5 | {c} pieces" for c in classes) + " |",
+        "| --- |" + " ---: | ---: |" * len(classes),
+    ]
+    for radius in sorted(rows):
+        cells = " | ".join(f"{rows[radius][c]['ap@0.5']:.3f} | {rows[radius][c]['predicted']}" for c in classes)
+        lines.append(f"| {_radius(radius)} | {cells} |")
+    return "\n".join(lines)
+
+
+def glance_table(train_reference: dict, peers: dict, infer_speed: dict | None = None,
+                 infer_speed_fast: dict | None = None) -> str:
+    """The README's one table: held-out AP@0.5 per class and mAP, and whole-pipeline speed.
+
+    The reference column's accuracy is `train_reference.json`'s held-out score (the shipped
+    model); the other columns' accuracy and every column's whole-pipeline speed are
+    `peers.json`'s, and `infer_speed*.json` add the `infer run` pipeline alone.
+    """
+    heldout, acc, speed = train_reference["heldout"], peers["accuracy"], peers["speed"]
+    names = list(peers["systems"])
+    accuracy = {n: (heldout["classes"], heldout["map@0.5"]) if n == "reference"
+                else (acc[n]["classes"], acc[n]["map@0.5"]) for n in names}
+    classes = _ordered({c for cls, _ in accuracy.values() for c in cls})
+
+    def label(name: str) -> str:
+        system = peers["systems"][name]
+        if name == "yolo_sahi":
+            return f"YOLO + SAHI ({Path(system['model']).stem})"
+        return f"ours, {name} ({system['provenance']['backbone']})"
+
+    def ap(name: str, c: str) -> str:
+        value = accuracy[name][0].get(c, {}).get("ap@0.5")
+        return "" if value is None else f"{value:.3f}"
+
+    pipeline = {"reference": infer_speed, "fast": infer_speed_fast}
+    lines = [
+        "| held-out AP@0.5 | " + " | ".join(label(n) for n in names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
+    for c in classes:
+        lines.append(f"| {c} | " + " | ".join(ap(n, c) for n in names) + " |")
+    lines.append("| **mAP@0.5** | " + " | ".join(f"**{accuracy[n][1]:.3f}**" for n in names) + " |")
+    lines.append("| whole pipeline Mpx/s (`bench.peers.compare`, median) | "
+                 + " | ".join(f"{speed[n]['mpx_per_s']}" for n in names) + " |")
+    if any(pipeline.get(n) for n in names):
+        lines.append("| whole pipeline Mpx/s (`bench.infer_speed`, median) | " + " | ".join(
+            f"{pipeline[n]['mpx_per_s']['pipeline']}" if pipeline.get(n) else "" for n in names) + " |")
+
+    scene, ref_scene, pm = peers["scene"], heldout["scene"], peers["machine"]
+    same_scene = (scene["size_px"], scene["seed"]) == (ref_scene["size_px"], ref_scene["seed"])
+    where = (f"One held-out {scene['size_px']}² synthetic scene (seed {scene['seed']}) that no model trained on"
+             if same_scene else
+             f"Held-out synthetic scenes no model trained on ({ref_scene['size_px']}², seed {ref_scene['seed']}, "
+             f"for the reference; {scene['size_px']}², seed {scene['seed']}, for the others)")
+    other_weights = "reference" in acc and abs(acc["reference"]["map@0.5"] - heldout["map@0.5"]) > 5e-4
+    hp, prov = train_reference.get("hyper_parameters", {}), peers["systems"].get("reference", {}).get("provenance", {})
+    trained = (hp.get("backbone"), hp.get("fpn_channels"), hp.get("head_channels"), hp.get("object_stride"))
+    timed = (prov.get("backbone"), prov.get("fpn_channels"), prov.get("head_channels"), prov.get("stride"))
+    same_network = not hp or trained == timed
+    speed_dates = sorted({r["machine"]["date"][:10] for r in (peers, *pipeline.values()) if r})
+    lines += [
+        "",
+        f"{where}, scored by `infer evaluate`. The reference (`checkpoints/reference.ckpt`) trained on "
+        f"{_training_hardware(train_reference).split(';')[0]} and was scored by `python -m bench.train_reference` "
+        f"({train_reference['machine']['date'][:10]}); the other columns and all speeds are on {pm['cpu']} "
+        f"({pm['cores']} cores, CPU only; {' and '.join(speed_dates)})"
+        + ("." if not other_weights else
+           "; the reference's speeds are its network's, measured with other weights of it." if same_network else
+           f"; the reference's speeds were measured with another network ({timed[0]}, FPN/heads "
+           f"{timed[1]}/{timed[2]}, objects at stride {timed[3]})."),
+    ]
+    return "\n".join(lines)
+
+
+# Tables made from one result file, bench/results/NAME.json, keyed by the block's NAME.
+TABLES: dict[str, Callable[[dict], str]] = {
+    "gpu_speed": gpu_speed_table, "synth_scale": synth_scale_table, "peers": peers_table,
+    "change_detection": change_detection_table, "train_reference": train_reference_table,
+    "train_fast": train_reference_table, "infer_speed": infer_speed_table,
+    "infer_speed_fast": infer_speed_table, "infer_speed_stride4": infer_speed_table,
+    "infer_memory": infer_memory_table, "region_closing": region_closing_table,
+    "reference_heldout_eval": evaluation_table,
+}
+
+# Tables made from several result files: NAME -> (render, required files, optional files). The
+# render function takes each file's contents as the keyword argument of the file's name.
+COMBINED: dict[str, tuple[Callable[..., str], tuple[str, ...], tuple[str, ...]]] = {
+    "glance": (glance_table, ("train_reference", "peers"), ("infer_speed", "infer_speed_fast")),
+    "region_closing_heldout": (region_closing_heldout_table, ("train_reference",), ("train_reference_gpu",)),
+}
+
+# A block's markers stand on lines of their own, so a marker quoted inside a sentence is text.
+BLOCK = re.compile(r"^(<!-- bench:(?P<name>[\w-]+) -->)$.*?^(<!-- /bench:(?P=name) -->)$", re.S | re.M)
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    """The files whose tables are generated: README.md and every docs/*.md."""
+    return [p for p in (root / "README.md", *sorted((root / "docs").glob("*.md"))) if p.exists()]
+
+
+def render_tables(results: Path = RESULTS) -> dict[str, str]:
+    """Every table whose result files exist, by block name."""
+    def load(name: str) -> dict | None:
+        path = results / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    tables = {}
+    for name, render in TABLES.items():
+        result = load(name)
+        if result is not None:
+            tables[name] = render(result)
+    for name, (render, required, optional) in COMBINED.items():
+        loaded = {source: load(source) for source in (*required, *optional)}
+        if all(loaded[source] is not None for source in required):
+            tables[name] = render(**loaded)
+    return tables
+
+
+def rewrite(text: str, tables: dict[str, str]) -> tuple[str, list[str]]:
+    """`text` with every block whose table is known rewritten; and the names of blocks left as they were."""
+    left = []
+
+    def fill(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in tables:
+            left.append(name)
+            return m.group(0)
+        return f"{m.group(1)}\n{tables[name]}\n{m.group(3)}"
+
+    return BLOCK.sub(fill, text), left
+
+
+def main(root: Path = ROOT, results: Path | None = None) -> list[Path]:
+    """Rewrite the tables of README.md and docs/*.md under `root`; return the files that changed."""
+    tables = render_tables(results or root / "bench" / "results")
+    changed = []
+    for path in documents(root):
+        text = path.read_text()
+        new, left = rewrite(text, tables)
+        for name in left:
+            print(f"{path.relative_to(root)}: no result for bench:{name}, left as it was", file=sys.stderr)
+        if new != text:
+            path.write_text(new)
+            changed.append(path)
+    for path in changed:
+        print(f"rewrote {path.relative_to(root)}")
+    return changed
 
 
 if __name__ == "__main__":

@@ -1,8 +1,17 @@
-"""`bench.report`'s peers table names what each system was trained on, where the result recorded it."""
+"""`bench.report`: the tables it makes from bench results, and the files it writes them into."""
 
 from __future__ import annotations
 
-from bench.report import gpu_speed_table, peers_table
+import json
+from pathlib import Path
+
+from bench.report import (
+    glance_table,
+    gpu_speed_table,
+    main,
+    peers_table,
+    region_closing_heldout_table,
+)
 
 
 def _peers_result(reference_dataset: str | None, yolo_dataset: str | None) -> dict:
@@ -48,3 +57,129 @@ def test_gpu_speed_table_gives_each_variant_against_fp32_eager():
     assert "| training step | bf16 | 32 × 256² | 20.0 | 1600 chips/s | 2.00× |" in lines
     assert "| inference | fp32 eager | 8 × 1024² | 20.0 | 419 Mpx/s | 1.00× |" in lines
     assert "CPUExecutionProvider" in lines[0]
+
+
+def _train_reference_result(heldout_ap: dict, heldout_map: float) -> dict:
+    return {
+        "machine": {"date": "2026-11-30T19:47:13+00:00", "cpu": "AMD EPYC", "cores": 2, "command": "python -m bench.train_reference"},
+        "training_hardware": "NVIDIA H200 (141 GB), 16 CPU cores; torch 2.11.0+cu130",
+        "checkpoint": "runs/synthetic-gpu/checkpoints/best.ckpt", "config": "train/configs/synthetic.yaml",
+        "epoch": 19, "global_step": 5120, "train_wall_seconds": 329.0,
+        "metrics": {"ap50/truck": 0.97, "ap/truck": 0.76, "map_50": 0.97, "map": 0.76},
+        "hyper_parameters": {"backbone": "resnet18", "fpn_channels": 64, "head_channels": 64, "object_stride": 2},
+        "heldout": {"scene": {"size_px": 4096, "seed": 4242}, "map@0.5": heldout_map, "map@[.5:.95]": 0.6,
+                    "classes": {c: {"ap@0.5": v} for c, v in heldout_ap.items()},
+                    "region_closing_m": 2.0,
+                    "regions_without_closing": {"earth_berm": {"predicted": 49, "ap@0.5": 0.811}}},
+    }
+
+
+def _glance_peers() -> dict:
+    """Three systems whose every number differs, so a value read from the wrong place shows."""
+    peers = _peers_result("synthetic_reference", "synthetic")
+    peers["machine"]["date"] = "2026-11-22T03:30:30+00:00"
+    fast_provenance = {"backbone": "mobilenet_v3_large", "fpn_channels": 32, "head_channels": 32, "stride": 4}
+    peers["systems"] = {"reference": peers["systems"]["reference"],
+                        "fast": {"model": "fast.onnx", "provenance": fast_provenance},
+                        "yolo_sahi": peers["systems"]["yolo_sahi"]}
+    peers["accuracy"] = {
+        "reference": {"map@0.5": 0.7, "map@[.5:.95]": 0.5, "classes": {"truck": {"ap@0.5": 0.71}, "earth_berm": {"ap@0.5": 0.72}}},
+        "fast": {"map@0.5": 0.4, "map@[.5:.95]": 0.2, "classes": {"truck": {"ap@0.5": 0.41}, "earth_berm": {"ap@0.5": 0.42}}},
+        "yolo_sahi": {"map@0.5": 0.3, "map@[.5:.95]": 0.1, "classes": {"truck": {"ap@0.5": 0.0}, "earth_berm": {"ap@0.5": 0.32}}},
+    }
+    peers["speed"] = {"reference": {"mpx_per_s": 0.415, "vs_yolo_sahi": 0.169},
+                      "fast": {"mpx_per_s": 1.629, "vs_yolo_sahi": 0.662},
+                      "yolo_sahi": {"mpx_per_s": 2.459, "vs_yolo_sahi": 1.0}}
+    return peers
+
+
+def _speed(mpx: float, date: str = "2026-11-21T19:20:28+00:00") -> dict:
+    return {"machine": {"date": date}, "mpx_per_s": {"pipeline": mpx, "onnxruntime": 9.9}}
+
+
+def test_glance_takes_the_reference_from_train_reference_and_the_peers_from_peers():
+    table = glance_table(_train_reference_result({"earth_berm": 0.926, "truck": 0.98}, 0.953), _glance_peers(),
+                         infer_speed=_speed(0.441), infer_speed_fast=_speed(1.489))
+    lines = table.splitlines()
+    assert lines[0] == "| held-out AP@0.5 | ours, reference (resnet18) | ours, fast (mobilenet_v3_large) | YOLO + SAHI (yolo11n) |"
+    # objects before regions, whatever order the results list them in
+    assert lines[2] == "| truck | 0.980 | 0.410 | 0.000 |"
+    assert lines[3] == "| earth_berm | 0.926 | 0.420 | 0.320 |"
+    assert "| **mAP@0.5** | **0.953** | **0.400** | **0.300** |" in lines
+    assert "| whole pipeline Mpx/s (`bench.peers.compare`, median) | 0.415 | 1.629 | 2.459 |" in lines
+    assert "| whole pipeline Mpx/s (`bench.infer_speed`, median) | 0.441 | 1.489 |  |" in lines
+    note = lines[-1]
+    assert note.startswith("One held-out 4096² synthetic scene (seed 4242)")
+    assert "trained on NVIDIA H200 (141 GB), 16 CPU cores and" in note and "torch" not in note
+    assert "AMD EPYC (2 cores, CPU only; 2026-11-21 and 2026-11-22)" in note
+    # peers.json timed the reference network with weights that score 0.7, not the shipped 0.953
+    assert note.endswith("the reference's speeds are its network's, measured with other weights of it.")
+
+
+def test_glance_says_nothing_of_other_weights_when_the_peers_timed_the_shipped_model():
+    peers = _glance_peers()
+    note = glance_table(_train_reference_result({"truck": 0.71, "earth_berm": 0.72}, 0.7), peers).splitlines()[-1]
+    assert note.endswith("(2 cores, CPU only; 2026-11-22).") and "other weights" not in note
+    assert not any("bench.infer_speed" in line for line in glance_table(
+        _train_reference_result({"truck": 0.71}, 0.7), peers).splitlines())
+
+
+def test_glance_names_another_network_and_another_scene():
+    result = _train_reference_result({"truck": 0.9}, 0.9)
+    result["hyper_parameters"]["object_stride"] = 4
+    result["heldout"]["scene"] = {"size_px": 8192, "seed": 99}
+    note = glance_table(result, _glance_peers()).splitlines()[-1]
+    assert "(8192², seed 99, for the reference; 4096², seed 4242, for the others)" in note
+    assert note.endswith("measured with another network (resnet18, FPN/heads 64/64, objects at stride 2).")
+
+
+def test_region_closing_heldout_lists_each_radius_once_in_order():
+    at_two = _train_reference_result({"earth_berm": 0.926}, 0.96)
+    at_two["heldout"]["classes"]["earth_berm"]["predicted"] = 45
+    at_six = _train_reference_result({"earth_berm": 0.87}, 0.95)
+    at_six["heldout"]["classes"]["earth_berm"]["predicted"] = 47
+    at_six["heldout"]["region_closing_m"] = 6.0
+    at_six["heldout"]["regions_without_closing"]["earth_berm"]["ap@0.5"] = 0.5  # the first file's wins
+    lines = region_closing_heldout_table(at_two, at_six).splitlines()
+    assert lines[2] == "| closing | earth_berm AP@0.5 | earth_berm pieces |"
+    rows = lines[4:]
+    assert rows == ["| none | 0.811 | 49 |", "| 2 m | 0.926 | 45 |", "| 6 m | 0.870 | 47 |"]
+
+
+def _write(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+
+
+def test_main_rewrites_every_block_in_the_readme_and_the_docs(tmp_path):
+    results = tmp_path / "bench" / "results"
+    _write(results / "train_reference.json", _train_reference_result({"truck": 0.98}, 0.953))
+    _write(results / "peers.json", _glance_peers())
+    _write(results / "synth_scale.json", {
+        "machine": {"date": "2026-11-21T14:48:42", "cpu": "AMD EPYC", "cores": 2, "memory_gib": 23.5,
+                    "command": "python -m bench.synth_scale"},
+        "results": [{"size_px": 2048, "megapixels": 4.2, "seconds": 2.3, "mpx_per_s": 1.86,
+                     "peak_rss_mib": 387.3, "file_mib": 7.2}]})
+    _write(tmp_path / "README.md", "# top\n<!-- bench:glance -->\nstale\n<!-- /bench:glance -->\nkept text\n")
+    _write(tmp_path / "docs" / "synthetic.md", "intro\n<!-- bench:synth_scale -->\nold\n<!-- /bench:synth_scale -->\n")
+    # a block in a second docs file, a block whose result does not exist, and text around both
+    # and markers quoted inside a sentence, which are text, not a block
+    quoted = "tables sit between `<!-- bench:synth_scale -->` and `<!-- /bench:synth_scale -->`\n"
+    _write(tmp_path / "docs" / "benchmarks.md", quoted + "a\n<!-- bench:infer_memory -->\nkeep me\n<!-- /bench:infer_memory -->\n"
+           "b\n<!-- bench:synth_scale -->\n<!-- /bench:synth_scale -->\nc\n")
+    _write(tmp_path / "docs" / "notes.txt", "<!-- bench:synth_scale -->\nnot markdown\n<!-- /bench:synth_scale -->\n")
+
+    changed = main(tmp_path)
+
+    assert sorted(p.name for p in changed) == ["README.md", "benchmarks.md", "synthetic.md"]
+    readme = (tmp_path / "README.md").read_text()
+    assert "stale" not in readme and readme.startswith("# top\n<!-- bench:glance -->\n| held-out AP@0.5 |")
+    assert "| truck | 0.980 | 0.410 | 0.000 |" in readme and readme.endswith("<!-- /bench:glance -->\nkept text\n")
+    row = "| 2048 × 2048 | 4.2 | 2.3 | 1.86 | 387.3 | 7.2 |"
+    synthetic = (tmp_path / "docs" / "synthetic.md").read_text()
+    assert "old" not in synthetic and row in synthetic and synthetic.startswith("intro\n<!-- bench:synth_scale -->\nMeasured 2026-11-21")
+    benchmarks = (tmp_path / "docs" / "benchmarks.md").read_text()
+    assert benchmarks.startswith(quoted + "a\n<!-- bench:infer_memory -->\nkeep me\n<!-- /bench:infer_memory -->\nb\n")
+    assert row in benchmarks and benchmarks.endswith("<!-- /bench:synth_scale -->\nc\n")
+    assert "not markdown" in (tmp_path / "docs" / "notes.txt").read_text()
+    assert main(tmp_path) == []  # a second run finds every table already written

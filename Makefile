@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 
 DATA := datasets/synthetic
-.PHONY: setup data data-reference demo train test test-all bench bench-quick lint clean
+.PHONY: setup data data-reference demo demo-train train test test-all bench bench-quick lint clean
 
 setup: $(STAMP)
 
@@ -20,36 +20,49 @@ $(STAMP): pyproject.toml constraints.txt
 data: setup $(DATA)/val/scene_001.tif
 
 $(DATA)/val/scene_001.tif:
-	$(PY) -m train synth --out $(DATA)/train --scenes 6 --size 2048 --seed 1 --quiet
-	$(PY) -m train synth --out $(DATA)/val --scenes 2 --size 2048 --seed 2 --quiet
+	$(PY) -m synth --out $(DATA)/train --scenes 6 --size 2048 --seed 1 --quiet
+	$(PY) -m synth --out $(DATA)/val --scenes 2 --size 2048 --seed 2 --quiet
 
 # The reference recipe trains on 42 more scenes (datasets/synthetic_reference.yaml).
 data-reference: data $(DATA)/train_more/scene_041.tif
 
 $(DATA)/train_more/scene_041.tif:
-	$(PY) -m train synth --out $(DATA)/train_more --scenes 42 --size 2048 --seed 3 --quiet
+	$(PY) -m synth --out $(DATA)/train_more --scenes 42 --size 2048 --seed 3 --quiet
 
 train: data-reference
 	$(PY) -m train fit --config train/configs/synthetic.yaml
 
-# The main job on the synthetic default: data, a short CPU training run with
-# per-class validation mAP, a held-out scene through the batch job with its HTML
-# report, and what changed between the two dates of a scene pair.
-demo: data
-	$(PY) -m train synth --out $(DEMO_DIR)/scenes --scenes 1 --size 2048 --second-date --seed 7 --preview --quiet
-	$(PY) -m train fit --config train/configs/demo.yaml
-	$(PY) -m train export runs/demo/checkpoints/best.ckpt --out checkpoints/demo.onnx
-	$(PY) -m train synth --out $(DEMO_DIR)/heldout --size 8192 --seed 99 --quiet
-	$(PY) -m infer run checkpoints/demo.onnx $(DEMO_DIR)/heldout/scene_000.tif --out $(DEMO_DIR)/run --score 0.1
+# The main job on the synthetic default, with the shipped reference model: export it to ONNX,
+# a held-out scene through the batch job, its evaluation and HTML report, and what changed
+# between the two dates of a scene pair.
+DEMO_MODEL := checkpoints/reference.onnx
+
+$(DEMO_MODEL): checkpoints/reference.ckpt | $(STAMP)
+	$(PY) -m train export checkpoints/reference.ckpt --out $@
+
+$(DEMO_DIR)/heldout/scene_000.tif: | $(STAMP)
+	$(PY) -m synth --out $(DEMO_DIR)/heldout --size 8192 --seed 99 --quiet
+
+$(DEMO_DIR)/scenes/scene_000_t2.tif: | $(STAMP)
+	$(PY) -m synth --out $(DEMO_DIR)/scenes --scenes 1 --size 2048 --second-date --seed 7 --preview --quiet
+
+demo: setup $(DEMO_MODEL) $(DEMO_DIR)/heldout/scene_000.tif $(DEMO_DIR)/scenes/scene_000_t2.tif
+	$(PY) -m infer run $(DEMO_MODEL) $(DEMO_DIR)/heldout/scene_000.tif --out $(DEMO_DIR)/run
 	$(PY) -m infer evaluate $(DEMO_DIR)/run/scene_000.geojson $(DEMO_DIR)/heldout/scene_000.geojson \
 		--scene $(DEMO_DIR)/heldout/scene_000.tif
 	$(PY) -m infer report $(DEMO_DIR)/run
 	$(PY) -m infer diff $(DEMO_DIR)/scenes/scene_000.tif $(DEMO_DIR)/scenes/scene_000_t2.tif \
-		--model checkpoints/demo.onnx --score 0.1 --out $(DEMO_DIR)/changes
-	@echo "Report: $(DEMO_DIR)/run/report.html  Overlay: $(DEMO_DIR)/run/scene_000_overlay.png"
+		--model $(DEMO_MODEL) --out $(DEMO_DIR)/changes
+	@echo "Report: $(DEMO_DIR)/run/report.html  Overview: $(DEMO_DIR)/run/scene_000_overlay.png"
 	@echo "Best detections: $(DEMO_DIR)/run/scene_000_detections.png  GeoJSON: $(DEMO_DIR)/run/scene_000.geojson"
-	@echo "Changes: $(DEMO_DIR)/changes/changes.png, changes.txt, changes.geojson"
-	@echo "Mask: $(DEMO_DIR)/run/scene_000_mask.tif  Model: checkpoints/demo.onnx  Training logs: runs/demo/"
+	@echo "Scores: $(DEMO_DIR)/run/scene_000_eval.json  Mask: $(DEMO_DIR)/run/scene_000_mask.tif"
+	@echo "Changes: $(DEMO_DIR)/changes/changes.png, changes.txt, changes.geojson  Model: $(DEMO_MODEL)"
+
+# A short CPU training run of the demo recipe, with per-class validation mAP, exported to ONNX.
+demo-train: data
+	$(PY) -m train fit --config train/configs/demo.yaml
+	$(PY) -m train export runs/demo/checkpoints/best.ckpt --out checkpoints/demo.onnx
+	@echo "Checkpoints and logs: runs/demo/  Model: checkpoints/demo.onnx"
 
 test: setup
 	$(PY) -m pytest -q
@@ -82,9 +95,6 @@ runs/quick/checkpoints/best.ckpt:
 checkpoints/%.onnx: runs/%/checkpoints/best.ckpt
 	$(PY) -m train export $< --out $@
 
-checkpoints/reference.onnx: runs/synthetic/checkpoints/best.ckpt
-	$(PY) -m train export $< --out $@
-
 runs/yolo/training.json: $(BENCH_STAMP)
 	$(MAKE) data
 	$(PY) -m bench.peers.yolo_train --out runs/yolo --epochs $(EPOCHS)
@@ -93,7 +103,7 @@ runs/yolo-quick/training.json: $(BENCH_STAMP)
 	$(MAKE) data
 	$(PY) -m bench.peers.yolo_train --out runs/yolo-quick --epochs 1
 
-bench: $(BENCH_STAMP) checkpoints/reference.onnx checkpoints/fast.onnx runs/yolo/training.json
+bench: $(BENCH_STAMP) $(DEMO_MODEL) checkpoints/fast.onnx runs/yolo/training.json
 	$(PY) -m bench.synth_scale --out bench/results --sizes 2048 8000 20000
 	$(PY) -m bench.peers.compare --ours checkpoints/reference.onnx checkpoints/fast.onnx --yolo runs/yolo --size 4096 --runs 3
 	$(PY) -m bench.infer_speed --checkpoint runs/synthetic/checkpoints/best.ckpt --size 4096 --runs 3
@@ -112,7 +122,7 @@ bench-quick: $(BENCH_STAMP) checkpoints/quick.onnx runs/yolo-quick/training.json
 	@echo "Quick results (not the README's): bench/results/quick/"
 
 lint: setup
-	$(VENV)/bin/ruff check train infer tests bench
+	$(VENV)/bin/ruff check train infer synth tests bench docs
 
 clean:
 	rm -rf $(DEMO_DIR) runs .pytest_cache

@@ -14,6 +14,7 @@ from torchmetrics.classification import MultilabelJaccardIndex
 from torchmetrics.detection import MeanAveragePrecision
 
 from infer.contract.codec import ObjectLabels, decode_objects, decode_regions
+from infer.contract.defaults import MASK_THRESHOLD
 from infer.contract.geometry import rbox_to_corners
 from infer.contract.regions import region_pieces
 
@@ -47,7 +48,7 @@ class DetectionMetrics(torch.nn.Module):
                                             backend="pycocotools", max_detection_thresholds=[1, 10, 100],
                                             extended_summary=True)
         self.register_buffer("truth_count", torch.zeros(len(object_names) + len(region_names), dtype=torch.long))
-        self.region_iou = MultilabelJaccardIndex(num_labels=len(region_names), average="none", threshold=0.5)
+        self.region_iou = MultilabelJaccardIndex(num_labels=len(region_names), average="none", threshold=MASK_THRESHOLD)
 
     @property
     def class_names(self) -> list[str]:
@@ -62,7 +63,7 @@ class DetectionMetrics(torch.nn.Module):
         preds, targets = [], []
         for i, truth in enumerate(objects):
             det = decode_objects(hm[i], bx[i], score_threshold=self.score_threshold, stride=self.stride)
-            pieces = region_pieces(decode_regions(probs[i], 0.5, self.region_closing_px), probs[i])
+            pieces = region_pieces(decode_regions(probs[i], MASK_THRESHOLD, self.region_closing_px), probs[i])
             gt_pieces = region_pieces(truth_masks[i])
             preds.append({
                 "boxes": np.concatenate([rbox_aabb(det.rboxes), pieces.boxes]),

@@ -47,6 +47,7 @@ def test_fit_writes_a_checkpoint_that_describes_its_model(tiny_dataset, tmp_path
     assert checkpoint["global_step"] == 3
 
 
+@pytest.mark.slow  # about 20 s of fitting on 2 cores: run by `make test-all`
 def test_resume_from_checkpoint_continues_the_step_count(tiny_dataset, tmp_path):
     assert run_cli("train", *_fit_args(tiny_dataset, tmp_path / "a", steps=2)).returncode == 0
     ckpt = next((tmp_path / "a").rglob("*.ckpt"))
@@ -79,6 +80,7 @@ def test_recipe_keeps_the_best_and_the_latest_epoch(tiny_dataset, tmp_path):
     assert best["epoch"] == scores.index(max(scores))  # the first epoch with the highest validation mAP@0.5
 
 
+@pytest.mark.slow  # about 20 s of fitting on 2 cores: run by `make test-all`
 def test_fine_tuning_at_stride_2_starts_from_an_earlier_run_and_exports(tiny_dataset, tmp_path):
     assert run_cli("train", *_fit_args(tiny_dataset, tmp_path / "a", steps=2)).returncode == 0
     earlier = next((tmp_path / "a").rglob("*.ckpt"))
@@ -99,6 +101,7 @@ def test_fine_tuning_at_stride_2_starts_from_an_earlier_run_and_exports(tiny_dat
     assert heatmap.shape == (1, 2, 64, 64) and box.shape == (1, 7, 64, 64) and mask.shape == (1, 2, 128, 128)
 
 
+@pytest.mark.slow  # about 20 s of fitting on 2 cores: run by `make test-all`
 def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = run_cli("train", *_fit_args(tiny_dataset, tmp_path, steps=2), "--trainer.strategy", "ddp",

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder
 from infer.contract.defaults import DEFAULT_SCORE, REGION_CLOSING_M
 from infer.errors import InputError, UsageError
+from infer.runtime.decoder import available_cores, start_pool
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
 from infer.runtime.pipeline import process_scene
@@ -37,6 +38,10 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--region-closing", type=float, default=REGION_CLOSING_M, metavar="METRES",
                    help="close region masks with a disc of this radius, bridging gaps that break a berm into "
                         f"pieces; 0 keeps them as thresholded (default: {REGION_CLOSING_M:g})")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes that decode tiles while the model runs; 1 decodes in the main process "
+                        "(default: 1 with --device cpu, where the model takes every core; with cuda, the cores "
+                        "this job may use less one)")
     p.add_argument("--shard", default="0/1", help="I/N: this node's share of the scene list, 0 <= I < N (default: 0/1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -55,8 +60,9 @@ def parse_shard(text: str) -> tuple[int, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     shard, shards = parse_shard(args.shard)
+    workers = args.workers if args.workers is not None else default_workers(args.device)
     options = RunOptions(tile=args.tile, overlap=args.overlap, batch=args.batch, score=args.score,
-                         region_closing_m=args.region_closing, progress=not args.quiet)
+                         region_closing_m=args.region_closing, progress=not args.quiet, workers=workers)
     try:
         model = OnnxModel(args.model, device=args.device)
     except InputError as exc:
@@ -66,13 +72,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenes = sorted(dict.fromkeys(args.scenes))[shard::shards]
     summary = summary_path(args.out, shard, shards)
     entries = previous_entries(summary)
+    pool = start_pool(workers)
+    try:
+        failed = _run_scenes(model, scenes, args, options, pool, summary, entries)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    done = sum(1 for e in entries.values() if e.get("status") == "done")
+    print(f"{done} scene(s) done, {failed} failed; summary: {summary}")
+    return 1 if failed else 0
+
+
+def _run_scenes(model: OnnxModel, scenes: list[Path], args, options: RunOptions, pool, summary: Path,
+                entries: dict[str, dict]) -> int:
+    """Every scene not done yet, the summary rewritten after each; returns how many failed."""
     failed = 0
     for scene in tqdm(scenes, desc="scenes", unit="scene", disable=args.quiet or len(scenes) < 2):
         key = str(scene)
         if is_done(args.out, scene) and entries.get(key, {}).get("status") == "done":
             continue
         try:
-            entries[key] = process_scene(model, scene, args.out, options)
+            entries[key] = process_scene(model, scene, args.out, options, pool=pool)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a bad scene is recorded and skipped, never fatal to the batch
@@ -82,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {scene.name}: {message}", file=sys.stderr)
         write_summary(summary, entries)
     write_summary(summary, entries)
-    done = sum(1 for e in entries.values() if e.get("status") == "done")
-    print(f"{done} scene(s) done, {failed} failed; summary: {summary}")
-    return 1 if failed else 0
+    return failed
+
+
+def default_workers(device: str) -> int:
+    """Decoding processes when --workers is not given: on a CPU the model already takes every core."""
+    return 1 if device == "cpu" else max(1, available_cores() - 1)

@@ -345,18 +345,47 @@ def close_gaps(region: NDArray[np.bool_], radius: float) -> NDArray[np.bool_]:
     """Morphological closing of one 2-D mask by a disc of `radius` pixels (Euclidean distances).
 
     Outside the array counts as empty, so nothing is added along its edges.
+    Exact for any radius: the disc is the union of its rows, so dilating or
+    eroding by it is a few running maxima or minima along rows (O(N) each,
+    whatever their length) combined over the row offsets.
     """
     rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
     if rows.size == 0:
         return region
-    # Only the box around the mask can change; distance transforms cost what their array holds.
+    # Only the box around the mask can change.
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     pad = int(np.ceil(radius)) + 1
     padded = np.pad(region[r0:r1, c0:c1], pad)
-    grown = ndimage.distance_transform_edt(~padded) <= radius
     closed = region.copy()
-    closed[r0:r1, c0:c1] = (ndimage.distance_transform_edt(grown) > radius)[pad:-pad, pad:-pad]
+    closed[r0:r1, c0:c1] = _by_disc(_by_disc(padded, radius, grow=True), radius, grow=False)[pad:-pad, pad:-pad]
     return closed
+
+
+def _disc_rows(radius: float) -> list[tuple[int, int]]:
+    """(row offset, half width) of the rows of the disc {dx² + dy² <= radius²}."""
+    reach = int(np.floor(radius))
+    return [(dy, int(np.floor(np.sqrt(radius * radius - dy * dy)))) for dy in range(-reach, reach + 1)]
+
+
+def _by_disc(mask: NDArray[np.bool_], radius: float, grow: bool) -> NDArray[np.bool_]:
+    """Dilation (`grow`) or erosion of a 2-D mask by the disc; outside the array is empty."""
+    along_rows = ndimage.maximum_filter1d if grow else ndimage.minimum_filter1d
+    spans: dict[int, NDArray[np.bool_]] = {}
+    out = np.zeros_like(mask) if grow else np.ones_like(mask)
+    height = len(mask)
+    for dy, half in _disc_rows(radius):
+        if half not in spans:
+            spans[half] = along_rows(mask.view(np.uint8), 2 * half + 1, axis=1, mode="constant", cval=0).view(bool)
+        span = spans[half]
+        # out[y] combines span[y + dy]; rows past the edge are outside, i.e. empty.
+        target, source = slice(max(0, -dy), height - max(0, dy)), slice(max(0, dy), height - max(0, -dy))
+        if grow:
+            out[target] |= span[source]
+        else:
+            out[target] &= span[source]
+            out[:max(0, -dy)] = False
+            out[height - max(0, dy):] = False
+    return out
 
 
 __all__ = ["BOX_CHANNELS", "REGRESSION_THRESHOLD", "SIGMA_MAX_RATIO", "SIGMA_MIN", "SIGMA_SCALE",

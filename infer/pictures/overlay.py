@@ -9,6 +9,7 @@ scale bar in metres and a north arrow.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,10 @@ from infer.pictures.drawing import (
     to_rgb,
 )
 from infer.runtime.reader import SceneGrid
+from infer.runtime.tiling import Tile
 
 MIN_VISIBLE_PX = 8  # an object shorter than this in the overview gets a ring
+OVERVIEW_SIDE = 2048  # the overview's longer side, pixels
 
 
 def _hex_rgba(color: str, alpha: int) -> tuple[int, int, int, int]:
@@ -37,13 +40,87 @@ def _hex_rgba(color: str, alpha: int) -> tuple[int, int, int, int]:
     return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16), alpha
 
 
+@dataclass(frozen=True)
+class Overview:
+    """The scene's imagery at the overview's scale: RGB (rows, cols, 3) uint8, `factor` = its pixels per grid pixel."""
+
+    rgb: np.ndarray
+    factor: float
+
+
+def overview_shape(grid: SceneGrid, max_side: int = OVERVIEW_SIDE) -> tuple[tuple[int, int], float]:
+    """(rows, cols) of the overview and its pixels per grid pixel."""
+    factor = min(1.0, max_side / max(grid.width, grid.height))
+    return (max(1, round(grid.height * factor)), max(1, round(grid.width * factor))), factor
+
+
+def read_overview(grid: SceneGrid, max_side: int = OVERVIEW_SIDE) -> Overview:
+    """The imagery the overview is drawn on, in one decimated read of the scene."""
+    shape, factor = overview_shape(grid, max_side)
+    pixels, dtype = read_pixels(grid.path, None, shape)
+    return Overview(to_rgb(pixels, display_scale(pixels, dtype)), factor)
+
+
+class OverviewCanvas:
+    """The overview's imagery built from the tiles a run reads anyway, instead of reading the scene again.
+
+    Each overview pixel is the mean of the valid grid pixels of its block (block edges at
+    `round(k / factor)`), taken from the tile whose core holds the block's first pixel: a tile
+    reaches past its core by half the overlap, more than a block, so it holds the whole block.
+    Tiles may be added from several threads at once; each writes only the blocks it owns.
+    """
+
+    def __init__(self, grid: SceneGrid, max_side: int = OVERVIEW_SIDE) -> None:
+        (rows, cols), self.factor = overview_shape(grid, max_side)
+        self.dtype = grid.dtype
+        self.row_edges = np.minimum(np.round(np.arange(rows + 1) / self.factor).astype(np.int64), grid.height)
+        self.col_edges = np.minimum(np.round(np.arange(cols + 1) / self.factor).astype(np.int64), grid.width)
+        self.row_edges[-1], self.col_edges[-1] = grid.height, grid.width
+        self.means = np.zeros((min(3, grid.count), rows, cols), np.float32)
+
+    @staticmethod
+    def fits(grid: SceneGrid, overlap: int, max_side: int = OVERVIEW_SIDE) -> bool:
+        """Whether a block fits in the reach of a tile past its core (not for scenes of many thousand pixels
+        a side with a small overlap: then `read_overview`)."""
+        _, factor = overview_shape(grid, max_side)
+        return int(np.ceil(1 / factor)) + 1 <= overlap // 2
+
+    def add(self, tile: Tile, pixels: np.ndarray, valid: np.ndarray) -> None:
+        """One tile's raw (C, T, T) pixels and (T, T) valid mask, placed at `tile`."""
+        r0, c0, r1, c1 = tile.core
+        rows = np.flatnonzero((self.row_edges[:-1] >= r0) & (self.row_edges[:-1] < r1))
+        cols = np.flatnonzero((self.col_edges[:-1] >= c0) & (self.col_edges[:-1] < c1))
+        if rows.size == 0 or cols.size == 0:
+            return
+        # Block edges in the tile's own pixels; the last block ends where the next owner's begins.
+        row_cuts = self.row_edges[rows[0]:rows[-1] + 2] - tile.row
+        col_cuts = self.col_edges[cols[0]:cols[-1] + 2] - tile.col
+        window = (slice(row_cuts[0], row_cuts[-1]), slice(col_cuts[0], col_cuts[-1]))
+        weights = valid[window].astype(np.float32)
+        values = pixels[: len(self.means)][(slice(None), *window)] * weights
+        counts = _block_sums(weights, row_cuts - row_cuts[0], col_cuts - col_cuts[0])
+        sums = _block_sums(values, row_cuts - row_cuts[0], col_cuts - col_cuts[0])
+        self.means[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = np.divide(
+            sums, counts, out=np.zeros_like(sums), where=counts > 0)
+
+    def finish(self) -> Overview:
+        return Overview(to_rgb(self.means, display_scale(self.means, self.dtype)), self.factor)
+
+
+def _block_sums(array: np.ndarray, row_cuts: np.ndarray, col_cuts: np.ndarray) -> np.ndarray:
+    """Sums over the blocks [row_cuts[i], row_cuts[i + 1]) x [col_cuts[j], col_cuts[j + 1]) of the last two axes."""
+    summed = np.add.reduceat(array, row_cuts[:-1], axis=-2)
+    return np.add.reduceat(summed, col_cuts[:-1], axis=-1)
+
+
 def write_overlay(path: Path, grid: SceneGrid, rboxes: np.ndarray, classes: np.ndarray,
                   pieces: list[tuple[int, shapely.Geometry, float]], object_names: list[str],
-                  region_names: list[str], colors: dict[str, str], title: str, max_side: int = 2048) -> Path:
-    factor = min(1.0, max_side / max(grid.width, grid.height))
-    shape = (max(1, round(grid.height * factor)), max(1, round(grid.width * factor)))
-    pixels, dtype = read_pixels(grid.path, None, shape)
-    image = Image.fromarray(to_rgb(pixels, display_scale(pixels, dtype))).convert("RGBA")
+                  region_names: list[str], colors: dict[str, str], title: str,
+                  overview: Overview | None = None) -> Path:
+    """The overview picture at `path`; `overview` is `read_overview(grid)`, read here when not given."""
+    overview = overview or read_overview(grid)
+    factor = overview.factor
+    image = Image.fromarray(overview.rgb).convert("RGBA")
     fill = Image.new("RGBA", image.size, (0, 0, 0, 0))
     fill_draw = ImageDraw.Draw(fill)
     line = line_width(max(image.size))

@@ -30,6 +30,7 @@ class ResolvedOptions:
     closing_px: float
     reader_threads: int
     progress: bool
+    workers: int
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class RunOptions:
     region_closing_m: float = REGION_CLOSING_M  # 0: region masks as thresholded
     reader_threads: int = 2
     progress: bool = True
+    workers: int = 1  # decoding processes; 1: decode on the calling thread (the serial path)
 
     def resolve(self, info: ModelInfo) -> ResolvedOptions:
         """The options for `info`'s model; `UsageError` naming the flag for the first bad value."""
@@ -67,8 +69,10 @@ class RunOptions:
                              f"{math.ceil(CLOSING_RADII_PER_OVERLAP * closing_px)} px, got {overlap}")
         if self.reader_threads < 1:
             raise UsageError(f"reader threads must be at least 1, got {self.reader_threads}")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {self.workers}")
         return ResolvedOptions(tile, overlap, self.batch, self.score, self.mask_threshold, closing_px,
-                               self.reader_threads, self.progress)
+                               self.reader_threads, self.progress, self.workers)
 
 
 __all__ = ["CLOSING_RADII_PER_OVERLAP", "ResolvedOptions", "RunOptions"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,22 +20,24 @@ from infer.errors import InputError
 from infer.files import remove_stale_partials
 from infer.geo.geojson import write_feature_collection
 from infer.pictures.contact_sheet import write_contact_sheet
-from infer.pictures.overlay import write_overlay
+from infer.pictures.overlay import Overview, OverviewCanvas, read_overview, write_overlay
+from infer.runtime.decoder import TileDecoder, start_pool
 from infer.runtime.maskwriter import MaskWriter
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
 from infer.runtime.reader import SceneGrid, TileRead, TileReader, acquisition_date, open_grid
 from infer.runtime.runfolder import output_paths
-from infer.runtime.stitch import SceneStitcher
+from infer.runtime.stitch import SceneStitcher, TileResult
 from infer.runtime.vectors import object_features, output_crs_note, region_features
 
 
 @dataclass
 class Timings:
-    """Seconds per stage; `model` is ONNX Runtime alone."""
+    """Seconds the calling thread spent per stage: waiting for tiles (read and normalize, done by the
+    reader threads), in ONNX Runtime, decoding and stitching (or waiting for the workers that decode),
+    writing; `model` is ONNX Runtime alone."""
 
     read: float = 0.0
-    preprocess: float = 0.0
     model: float = 0.0
     decode_stitch: float = 0.0
     write: float = 0.0
@@ -62,33 +65,61 @@ def _batches(reads: Iterable[TileRead], size: int, timings: Timings) -> Iterator
         yield batch
 
 
-def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOptions) -> dict:
-    """Run one scene; returns its summary entry. Raises InputError for a scene that cannot be done."""
+def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOptions,
+                  pool: ProcessPoolExecutor | None = None) -> dict:
+    """Run one scene; returns its summary entry. Raises InputError for a scene that cannot be done.
+
+    Stages overlap: reader threads read and normalize tiles ahead; the model runs batch by batch;
+    decoding runs in `pool`'s worker processes (`options.workers` of them; one is started for this
+    scene when none is given) or, with one worker, here; the overview's imagery is made from the
+    tiles as they are read; results are stitched and mask cores written in tile order; the pictures
+    are drawn in side threads while the vectors are written.
+    """
     info = model.info
     plan = options.resolve(info)
     grid = open_grid(scene, len(info.bands), info.gsd_m, info.dtype)
-    reader = TileReader(grid, plan.tile, plan.overlap, threads=plan.reader_threads)
+    canvas = OverviewCanvas(grid) if OverviewCanvas.fits(grid, plan.overlap) else None
+
+    def prepare(read: TileRead) -> np.ndarray | None:
+        """In a reader thread: the tile onto the overview, and the model's input made from it."""
+        if canvas is not None:
+            canvas.add(read.tile, read.pixels, read.valid)
+        return model.normalize(read.pixels, read.valid) if read.valid.any() else None
+
+    reader = TileReader(grid, plan.tile, plan.overlap, threads=plan.reader_threads, prepare=prepare)
     paths = output_paths(out_dir, scene)
     for path in paths.values():
         remove_stale_partials(path)
     timings = Timings()
     started = time.perf_counter()
+    own_pool = start_pool(plan.workers) if pool is None else None
+    decoder = TileDecoder(plan, info.stride, pool or own_pool)
     masks = MaskWriter(paths["mask"], grid, [c.color for c in info.region_classes])
-    stitcher = SceneStitcher(plan, info.stride)
+    stitcher = SceneStitcher()
     try:
-        bar = tqdm(total=len(reader.tiles), desc=scene.name, unit="tile", leave=False, disable=not plan.progress)
-        for batch in _batches(reader, plan.batch, timings):
-            _run_batch(model, batch, stitcher, masks, timings)
-            bar.update(len(batch))
-        bar.close()
-        if timings.counts.get("skipped_nodata_tiles", 0) == len(reader.tiles):
-            raise InputError(f"{scene.name} has no valid pixels (all nodata)")
-        t0 = time.perf_counter()
-        counts = _write_scene_outputs(info, scene, grid, stitcher, masks, paths)
-        timings.write += time.perf_counter() - t0
+        with ThreadPoolExecutor(2) as side:
+            overview = side.submit(read_overview, grid) if canvas is None else None
+            bar = tqdm(total=len(reader.tiles), desc=scene.name, unit="tile", leave=False,
+                       disable=not plan.progress)
+            for batch in _batches(reader, plan.batch, timings):
+                _run_batch(model, batch, decoder, timings)
+                _stitch(decoder.ready(), stitcher, masks, timings)
+                bar.update(len(batch))
+            _stitch(decoder.rest(), stitcher, masks, timings)
+            bar.close()
+            if timings.counts.get("skipped_nodata_tiles", 0) == len(reader.tiles):
+                raise InputError(f"{scene.name} has no valid pixels (all nodata)")
+            t0 = time.perf_counter()
+            counts = _write_scene_outputs(info, scene, grid, stitcher, masks, paths,
+                                          canvas.finish() if overview is None else overview.result(), side)
+            timings.write += time.perf_counter() - t0
     except BaseException:
+        decoder.cancel()
         masks.abort()
         raise
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown(cancel_futures=True)
     seconds = time.perf_counter() - started
     return {
         "scene": str(scene),
@@ -98,7 +129,7 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
         "seconds": round(seconds, 2),
         "mpx_per_s": round(grid.megapixels / max(seconds, 1e-9), 3),
         "split_seconds": {k: round(getattr(timings, k), 3)
-                          for k in ("read", "preprocess", "model", "decode_stitch", "write")},
+                          for k in ("read", "model", "decode_stitch", "write")},
         "tiles": len(reader.tiles),
         "skipped_nodata_tiles": timings.counts.get("skipped_nodata_tiles", 0),
         "georeferenced": grid.georeferenced,
@@ -107,41 +138,58 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
     }
 
 
-def _run_batch(model: OnnxModel, batch: list[TileRead], stitcher: SceneStitcher, masks: MaskWriter,
-               timings: Timings) -> None:
-    """Normalize, run the model, stitch each tile's outputs and write its mask core."""
+def _run_batch(model: OnnxModel, batch: list[TileRead], decoder: TileDecoder, timings: Timings) -> None:
+    """Run the model on a batch of prepared tiles and hand each tile's outputs to the decoder."""
     t0 = time.perf_counter()
-    inputs = model.normalize(np.stack([r.pixels for r in batch]), np.stack([r.valid for r in batch]))
+    heatmap, box, mask = model.run(np.stack([r.inputs for r in batch]))
     t1 = time.perf_counter()
-    heatmap, box, mask = model.run(inputs)
-    t2 = time.perf_counter()
-    cores = [stitcher.add_tile(read, heatmap[i], box[i], mask[i]) for i, read in enumerate(batch)]
-    t3 = time.perf_counter()
-    for read, classes in zip(batch, cores, strict=True):
-        masks.write_core(read.tile, classes)
-    timings.preprocess += t1 - t0
-    timings.model += t2 - t1
-    timings.decode_stitch += t3 - t2
-    timings.write += time.perf_counter() - t3
+    for i, read in enumerate(batch):
+        decoder.submit(read.tile, read.valid, heatmap[i], box[i], mask[i])
+    timings.model += t1 - t0
+    timings.decode_stitch += time.perf_counter() - t1
+
+
+def _stitch(results: Iterator[TileResult], stitcher: SceneStitcher, masks: MaskWriter, timings: Timings) -> None:
+    """Take decoded tiles in order: into the scene's results, their mask cores onto disk."""
+    while True:
+        t0 = time.perf_counter()
+        result = next(results, None)
+        if result is None:
+            timings.decode_stitch += time.perf_counter() - t0
+            return
+        stitcher.add(result)
+        t1 = time.perf_counter()
+        masks.write_core(result.tile, result.core_classes)
+        timings.decode_stitch += t1 - t0
+        timings.write += time.perf_counter() - t1
 
 
 def _write_scene_outputs(info: ModelInfo, scene: Path, grid: SceneGrid, stitcher: SceneStitcher,
-                         masks: MaskWriter, paths: dict[str, Path]) -> dict[str, int]:
-    """The scene's vectors, mask COG and pictures, each appearing whole; returns the count per class."""
+                         masks: MaskWriter, paths: dict[str, Path], overview: Overview,
+                         side: ThreadPoolExecutor) -> dict[str, int]:
+    """The scene's vectors, mask COG and pictures, each appearing whole; returns the count per class.
+
+    The two pictures are drawn in `side` threads (PNG encoding and GDAL reads release the GIL) while
+    this thread makes the vectors and the COG; the GeoJSON is written last, once the rest stands.
+    """
     object_names = [c.name for c in info.object_classes]
     region_names = [c.name for c in info.region_classes]
     colors = {c.name: c.color for c in info.classes}
-    rboxes, scores, classes = stitcher.objects.arrays()
-    merged = stitcher.pieces.merged()
+    rboxes, scores, classes = stitcher.objects()
+    merged = stitcher.regions()
+    date = acquisition_date(scene)
+    pictures = [
+        side.submit(write_overlay, paths["overlay"], grid, rboxes, classes, merged, object_names, region_names,
+                    colors, title=f"{scene.name} · {date}" if date else scene.name, overview=overview),
+        side.submit(write_contact_sheet, paths["detections"], grid, rboxes, scores, classes, merged, object_names,
+                    region_names, colors),
+    ]
     features = object_features(rboxes, scores, classes, object_names,
                                [c.directional for c in info.object_classes], grid)
     features += region_features(merged, region_names, grid)
     masks.finish()
-    date = acquisition_date(scene)
-    write_overlay(paths["overlay"], grid, rboxes, classes, merged, object_names, region_names, colors,
-                  title=f"{scene.name} · {date}" if date else scene.name)
-    write_contact_sheet(paths["detections"], grid, rboxes, scores, classes, merged, object_names,
-                        region_names, colors)
+    for picture in pictures:
+        picture.result()
     dated = {"date": date} if date else {}
     write_feature_collection(paths["geojson"], features,
                              {"scene": scene.name, **dated, "model": info.version,

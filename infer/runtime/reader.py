@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,18 +86,28 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
 
 @dataclass
 class TileRead:
-    """One tile's pixels: (C, T, T) float32 raw values, valid (T, T) bool; padding is invalid."""
+    """One tile's pixels: (C, T, T) float32 raw values, valid (T, T) bool; padding is invalid.
+
+    `inputs`: the model's input made from them by the reader's `prepare`, in the reader's thread
+    (None without one, and for a tile with no valid pixel).
+    """
 
     tile: Tile
     pixels: np.ndarray
     valid: np.ndarray
+    inputs: np.ndarray | None = None
 
 
 class TileReader:
-    """Reads the tiles of one scene with a few threads, in order, a bounded number ahead."""
+    """Reads the tiles of one scene with a few threads, in order, a bounded number ahead.
 
-    def __init__(self, grid: SceneGrid, tile: int, overlap: int, threads: int = 2, ahead: int = 8) -> None:
-        self.grid, self.tile, self.threads, self.ahead = grid, tile, threads, ahead
+    `prepare(read)`, when given, runs in the reading thread on every tile read (numpy releases the
+    GIL), off the thread that runs the model; what it returns becomes the tile's `inputs`.
+    """
+
+    def __init__(self, grid: SceneGrid, tile: int, overlap: int, threads: int = 2, ahead: int = 8,
+                 prepare: Callable[[TileRead], np.ndarray | None] | None = None) -> None:
+        self.grid, self.tile, self.threads, self.ahead, self.prepare = grid, tile, threads, ahead, prepare
         self.tiles = tile_grid(grid.width, grid.height, tile, overlap)
 
     def read(self, src: rasterio.io.DatasetReader, tile: Tile) -> TileRead:
@@ -131,7 +141,10 @@ class TileReader:
                     local.src = rasterio.open(self.grid.path)
                 with lock:
                     opened.append(local.src)
-            return self.read(local.src, tile)
+            read = self.read(local.src, tile)
+            if self.prepare is not None:
+                read.inputs = self.prepare(read)
+            return read
 
         with gdal_env():
             try:

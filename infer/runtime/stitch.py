@@ -1,11 +1,13 @@
 """Put tile results together into scene results, by core region.
 
-`SceneStitcher.add_tile` is the per-tile body of a run: decode the tile's
-outputs, keep what its core owns, stitch it to the rest. A tile keeps only
-the objects whose centre lies in its core and contributes only the core of
-its masks: no duplicates at seams and no cross-tile NMS (docs/design.md,
-decision 3). Region pieces cut by core boundaries are merged when the scene
-is finished.
+`decode_tile` is the per-tile body of a run: decode the tile's outputs and
+keep what its core owns. It is a pure function of one tile, so worker
+processes can run it for many tiles at once; `SceneStitcher.add` takes the
+results back in tile order, so the scene comes out the same whichever ran
+them. A tile keeps only the objects whose centre lies in its core and
+contributes only the core of its masks: no duplicates at seams and no
+cross-tile NMS (docs/design.md, decision 3). Region pieces cut by core
+boundaries are merged when the scene is finished.
 """
 
 from __future__ import annotations
@@ -19,37 +21,58 @@ from rasterio.features import shapes
 from scipy import ndimage
 from shapely.geometry import shape
 
-from infer.contract.codec import ObjectDetections, decode_objects, decode_regions
+from infer.contract.codec import decode_objects, decode_regions
 from infer.contract.defaults import MASK_THRESHOLD
+from infer.contract.regions import EIGHT_CONNECTED
 from infer.runtime.options import ResolvedOptions
-from infer.runtime.reader import TileRead
 from infer.runtime.tiling import Tile
 
 
-@dataclass
-class SceneObjects:
-    """Objects found so far, in scene-grid pixels: rboxes (N, 5), scores (N,), classes (N,)."""
+@dataclass(frozen=True)
+class TileResult:
+    """What one tile's core owns, in scene-grid pixels.
 
-    rboxes: list[np.ndarray] = field(default_factory=list)
-    scores: list[np.ndarray] = field(default_factory=list)
-    classes: list[np.ndarray] = field(default_factory=list)
+    rboxes (N, 5) float64, scores (N,), classes (N,): objects centred in the core.
+    core_classes (h, w) uint8: the core's class map (0 none, k + 1 region k), for the mask writer.
+    pieces: (region class, polygon, probability sum, pixel count) of each connected piece of the core.
+    """
 
-    def add_tile(self, tile: Tile, found: ObjectDetections) -> int:
-        """Keep the tile's objects centred in its core; returns how many."""
-        rboxes = found.rboxes.astype(np.float64).copy()
-        rboxes[:, 0] += tile.col
-        rboxes[:, 1] += tile.row
-        r0, c0, r1, c1 = tile.core
-        keep = (rboxes[:, 0] >= c0) & (rboxes[:, 0] < c1) & (rboxes[:, 1] >= r0) & (rboxes[:, 1] < r1)
-        self.rboxes.append(rboxes[keep])
-        self.scores.append(found.scores[keep])
-        self.classes.append(found.classes[keep])
-        return int(keep.sum())
+    tile: Tile
+    rboxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    core_classes: np.ndarray
+    pieces: list[tuple[int, shapely.Geometry, float, float]]
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not self.scores:
-            return np.zeros((0, 5)), np.zeros(0, np.float32), np.zeros(0, np.int64)
-        return np.concatenate(self.rboxes), np.concatenate(self.scores), np.concatenate(self.classes)
+
+def decode_tile(options: ResolvedOptions, stride: int, tile: Tile, valid: np.ndarray, heatmap: np.ndarray,
+                box: np.ndarray, mask: np.ndarray) -> TileResult:
+    """Decode one tile's outputs (heatmap (C, h, w), box (7, h, w), mask (R, T, T)) and keep what its core owns.
+
+    `valid` (T, T): nodata pixels hold no region, even where closing would fill them. `mask` is not changed.
+    """
+    return TileResult(tile, *core_objects(options, stride, tile, heatmap, box), *core_regions(options, tile, valid, mask))
+
+
+def core_objects(options: ResolvedOptions, stride: int, tile: Tile, heatmap: np.ndarray, box: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """rboxes (N, 5) in scene-grid pixels, scores, classes of the objects centred in the tile's core."""
+    found = decode_objects(heatmap, box, options.score, stride=stride)
+    rboxes = found.rboxes.astype(np.float64).copy()
+    rboxes[:, 0] += tile.col
+    rboxes[:, 1] += tile.row
+    r0, c0, r1, c1 = tile.core
+    keep = (rboxes[:, 0] >= c0) & (rboxes[:, 0] < c1) & (rboxes[:, 1] >= r0) & (rboxes[:, 1] < r1)
+    return rboxes[keep], found.scores[keep], found.classes[keep]
+
+
+def core_regions(options: ResolvedOptions, tile: Tile, valid: np.ndarray, mask: np.ndarray
+                 ) -> tuple[np.ndarray, list[tuple[int, shapely.Geometry, float, float]]]:
+    """The core's class map and its pieces (see `TileResult`) from the tile's (R, T, T) region probabilities."""
+    mask = np.where(valid, mask, np.float32(0.0))
+    classes = core_class_map(mask, tile, options.mask_threshold, options.closing_px, valid)
+    rows, cols = core_slices(tile)
+    return classes, core_pieces(classes, mask[:, rows, cols], tile)
 
 
 def core_slices(tile: Tile) -> tuple[slice, slice]:
@@ -69,75 +92,82 @@ def core_class_map(mask: np.ndarray, tile: Tile, threshold: float = MASK_THRESHO
     regions = decode_regions(mask, threshold, closing_px)
     if valid is not None:
         regions &= valid
-    core = core_slices(tile)
-    inside = regions[:, core[0], core[1]]
-    best = np.where(inside, mask[:, core[0], core[1]], -1.0).argmax(axis=0)
-    return np.where(inside.any(axis=0), best + 1, 0).astype(np.uint8)
+    rows, cols = core_slices(tile)
+    inside, probabilities = regions[:, rows, cols], mask[:, rows, cols]
+    classes = np.zeros(inside.shape[1:], np.uint8)
+    if not inside.any():
+        return classes
+    best = np.full(inside.shape[1:], -1.0, np.float32)
+    for k in range(len(inside)):  # strictly more probable wins: ties go to the first class, as argmax would
+        wins = inside[k] & (probabilities[k] > best)
+        classes[wins] = k + 1
+        best = np.where(wins, probabilities[k], best)
+    return classes
+
+
+def core_pieces(classes: np.ndarray, probabilities: np.ndarray, tile: Tile
+                ) -> list[tuple[int, shapely.Geometry, float, float]]:
+    """Connected pieces of a core class map (h, w), in scene-grid pixels, with (probability sum, area).
+
+    `probabilities` (K, h, w): of the same core; a piece's sum is over its own class's probability.
+    """
+    if not classes.any():
+        return []
+    labels, piece_class = _label(classes)
+    own = np.zeros(classes.shape, np.float32)
+    for k, p in enumerate(probabilities):
+        np.copyto(own, p, where=classes == k + 1)
+    areas = np.bincount(labels.ravel(), minlength=len(piece_class) + 1)
+    sums = np.bincount(labels.ravel(), weights=own.ravel(), minlength=len(piece_class) + 1)
+    offset = Affine.translation(tile.core[1], tile.core[0])
+    return [(int(piece_class[int(n) - 1]), shape(geom), float(sums[int(n)]), float(areas[int(n)]))
+            for geom, n in shapes(labels, mask=labels > 0, transform=offset, connectivity=8)]
 
 
 @dataclass
-class ScenePieces:
-    """Region polygons per class from core class maps, in scene-grid pixels, with probability sums."""
+class SceneStitcher:
+    """A scene's objects and region pieces, from its tiles' results taken in tile order."""
 
+    rboxes: list[np.ndarray] = field(default_factory=list)
+    scores: list[np.ndarray] = field(default_factory=list)
+    classes: list[np.ndarray] = field(default_factory=list)
     polygons: dict[int, list[shapely.Geometry]] = field(default_factory=dict)
     weights: dict[int, list[tuple[float, float]]] = field(default_factory=dict)  # (probability sum, area)
 
-    def add_core(self, classes: np.ndarray, probabilities: np.ndarray, tile: Tile) -> None:
-        """classes: (h, w) core class map; probabilities: (K, h, w) of the same core."""
-        if not classes.any():
-            return
-        r0, c0 = tile.core[0], tile.core[1]
-        offset = Affine.translation(c0, r0)
-        labels, count = _label(classes)
-        index = np.arange(1, count + 1)
-        # Per piece, in one pass each: its class, its pixel count, its probability sum per class.
-        piece_class = ndimage.maximum(classes, labels, index).astype(int) - 1
-        areas = np.bincount(labels.ravel(), minlength=count + 1)
-        sums = np.stack([ndimage.sum_labels(p, labels, index) for p in probabilities])
-        for geom, value in shapes(labels, mask=labels > 0, transform=offset, connectivity=8):
-            n = int(value)
-            k = int(piece_class[n - 1])
-            self.polygons.setdefault(k, []).append(shape(geom))
-            self.weights.setdefault(k, []).append((float(sums[k, n - 1]), float(areas[n])))
+    def add(self, result: TileResult) -> None:
+        self.rboxes.append(result.rboxes)
+        self.scores.append(result.scores)
+        self.classes.append(result.classes)
+        for k, geom, probability, area in result.pieces:
+            self.polygons.setdefault(k, []).append(geom)
+            self.weights.setdefault(k, []).append((probability, area))
 
-    def merged(self) -> list[tuple[int, shapely.Geometry, float]]:
+    def objects(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """rboxes (N, 5), scores (N,), classes (N,) of the whole scene."""
+        if not self.scores:
+            return np.zeros((0, 5)), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        return np.concatenate(self.rboxes), np.concatenate(self.scores), np.concatenate(self.classes)
+
+    def regions(self) -> list[tuple[int, shapely.Geometry, float]]:
         """(class, polygon, score) with pieces that touch across seams merged; score = mean probability."""
         out = []
         for k, polys in self.polygons.items():
             tree = shapely.STRtree(polys)
-            for merged in getattr(shapely.union_all(polys), "geoms", [shapely.union_all(polys)]):
+            union = shapely.union_all(polys)
+            for merged in getattr(union, "geoms", [union]):
                 parts = tree.query(merged, predicate="intersects")
-                prob = sum(self.weights[k][i][0] for i in parts)
+                probability = sum(self.weights[k][i][0] for i in parts)
                 area = sum(self.weights[k][i][1] for i in parts)
-                out.append((k, merged, prob / max(area, 1.0)))
+                out.append((k, merged, probability / max(area, 1.0)))
         return out
 
 
-class SceneStitcher:
-    """A scene's objects and region pieces, built tile by tile from the model's outputs."""
-
-    def __init__(self, options: ResolvedOptions, stride: int) -> None:
-        self.options, self.stride = options, stride
-        self.objects, self.pieces = SceneObjects(), ScenePieces()
-
-    def add_tile(self, read: TileRead, heatmap: np.ndarray, box: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Decode one tile's outputs (heatmap (C, h, w), box (7, h, w), mask (R, T, T)) and keep what its core
-        owns; returns the core's class map for the mask writer. `mask` is changed: nodata pixels become 0."""
-        found = decode_objects(heatmap, box, self.options.score, stride=self.stride)
-        self.objects.add_tile(read.tile, found)
-        mask[:, ~read.valid] = 0.0
-        classes = core_class_map(mask, read.tile, self.options.mask_threshold, self.options.closing_px, read.valid)
-        rows, cols = core_slices(read.tile)
-        self.pieces.add_core(classes, mask[:, rows, cols], read.tile)
-        return classes
-
-
-def _label(classes: np.ndarray) -> tuple[np.ndarray, int]:
-    """Connected pieces of equal class (8-connected), numbered from 1."""
+def _label(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Connected pieces of equal class (8-connected), numbered from 1; and each piece's class index (from 0)."""
     labels = np.zeros(classes.shape, np.int32)
-    count = 0
+    piece_class: list[int] = []
     for value in np.unique(classes[classes > 0]):
-        pieces, n = ndimage.label(classes == value, structure=np.ones((3, 3), bool))
-        labels[pieces > 0] = pieces[pieces > 0] + count
-        count += n
-    return labels, count
+        pieces, n = ndimage.label(classes == value, structure=EIGHT_CONNECTED)
+        np.add(pieces, len(piece_class), out=labels, where=pieces > 0)
+        piece_class += [int(value) - 1] * n
+    return labels, np.asarray(piece_class, np.int64)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
-from shapely import affinity
-from shapely.geometry import Polygon
 
 from infer.contract.geometry import rbox_to_corners
 from infer.geo.crs import to_wgs84
@@ -20,13 +18,22 @@ from infer.runtime.reader import SceneGrid
 SIMPLIFY_PX = 0.5
 
 
+def _to_map(grid: SceneGrid):
+    """Scene-grid pixel coordinates (N, 2) → map coordinates, as `affinity.affine_transform` computes them."""
+    t = grid.transform
+
+    def to_map(xy: np.ndarray) -> np.ndarray:
+        x, y = xy[:, 0], xy[:, 1]
+        return np.column_stack([t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f])
+
+    return to_map
+
+
 def _to_output(geom: shapely.Geometry, grid: SceneGrid) -> shapely.Geometry:
     """Scene-grid pixels → map coordinates → WGS84 (or pixels, without georeferencing)."""
     if not grid.georeferenced:
         return geom
-    t = grid.transform
-    in_map = affinity.affine_transform(geom, [t.a, t.b, t.d, t.e, t.c, t.f])
-    return to_wgs84(in_map, grid.crs)
+    return to_wgs84(shapely.transform(geom, _to_map(grid)), grid.crs)
 
 
 def compass_deg(angle: np.ndarray, grid: SceneGrid) -> np.ndarray:
@@ -42,11 +49,18 @@ def compass_deg(angle: np.ndarray, grid: SceneGrid) -> np.ndarray:
 
 def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, names: list[str],
                     directional: list[bool], grid: SceneGrid) -> list[dict]:
-    """One feature per oriented object; `names`/`directional` are indexed by object class."""
+    """One feature per oriented object; `names`/`directional` are indexed by object class.
+
+    All corners go through the map transform and the reprojection at once: per-object calls cost
+    more than the arithmetic, and the result is the same, point for point.
+    """
     if len(scores) == 0:
         return []
-    corners = rbox_to_corners(rboxes)
+    corners = rbox_to_corners(rboxes)  # (N, 4, 2) pixels
     headings = compass_deg(rboxes[:, 4], grid)
+    polygons = shapely.polygons(corners)
+    if grid.georeferenced:
+        polygons = to_wgs84(shapely.transform(polygons, _to_map(grid)), grid.crs)
     out = []
     for k in range(len(scores)):
         cls = int(classes[k])
@@ -58,7 +72,7 @@ def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
             "width_m": round(float(rboxes[k, 3]) * grid.gsd_m, 2),
             "heading_deg": round(heading, 1),
         }
-        out.append(feature(_to_output(Polygon(corners[k]), grid), props))
+        out.append(feature(polygons[k], props))
     return out
 
 

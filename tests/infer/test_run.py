@@ -73,6 +73,19 @@ def test_objects_on_seams_are_found_once_each_and_where_they_are(oracle, seam_sc
         assert props["heading_deg"] == pytest.approx(90.0)  # long axis east-west
 
 
+def test_worker_processes_write_the_same_bytes_as_the_serial_path(oracle, seam_scene, tmp_path):
+    """Objects on every seam and a berm across them: decoded by 3 processes, stitched in tile order."""
+    outputs = {}
+    for workers in ("1", "3"):
+        out = tmp_path / f"workers{workers}"
+        result = _run(oracle, [seam_scene], out, "--tile", "256", "--overlap", "64", "--workers", workers)
+        assert result.returncode == 0, result.stderr
+        outputs[workers] = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith("summary")}
+    assert sorted(outputs["1"]) == ["seams.geojson", "seams_detections.png", "seams_mask.tif", "seams_overlay.png"]
+    assert outputs["1"] == outputs["3"]
+    assert len(_objects(tmp_path / "workers3" / "seams.geojson")) == len(_seam_centres())
+
+
 def test_a_region_cut_by_seams_comes_out_as_one_polygon(oracle, seam_scene, tmp_path):
     assert _run(oracle, [seam_scene], tmp_path, "--tile", "256", "--overlap", "64").returncode == 0
     berms = [f for f in json.loads((tmp_path / "seams.geojson").read_text())["features"]
@@ -207,6 +220,7 @@ def test_read_only_output_folder_is_a_usage_error(oracle, seam_scene, tmp_path):
     (["--tile", "250"], "--tile must be a positive multiple of 32"),
     (["--overlap", "256"], "--overlap must be at least 0 and less than the tile (256)"),
     (["--batch", "0"], "--batch must be at least 1"),
+    (["--workers", "0"], "--workers must be at least 1"),
 ])
 def test_bad_options_are_a_usage_error_and_write_nothing(oracle, seam_scene, tmp_path, extra, message):
     result = _run(oracle, [seam_scene], tmp_path / "out", *extra)

@@ -1,0 +1,141 @@
+"""How fast the scene pipeline can go when the network costs nothing: the CPU ceiling of a node.
+
+On the same scenes, in one run: raw rasterio reads of the tiles the
+pipeline reads (one thread), and `process_scene` with the free model
+(`bench.free_model`, the reference model's interface and metadata) with 1
+worker (the serial path) and with N worker processes, medians of several
+runs, each run writing every output. CPU time is counted over the process
+and its worker processes, so "per core" means megapixels per CPU-second.
+
+`python -m bench.pipeline_ceiling [--like checkpoints/reference.onnx] [--sizes 4096 8192] [--workers 1 2] [--runs 3]`
+writes bench/results/pipeline_ceiling.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import rasterio
+from rasterio.windows import Window
+
+from bench.free_model import write_free_model
+from bench.machine import describe
+from infer.geo.rasterenv import gdal_env
+from infer.runtime.decoder import start_pool
+from infer.runtime.model import OnnxModel
+from infer.runtime.options import RunOptions
+from infer.runtime.pipeline import process_scene
+from infer.runtime.tiling import tile_grid
+from synth.cli import main as synth
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its live children (the decoding workers) so far."""
+    own = os.times()
+    total = own.user + own.system
+    for child in multiprocessing.active_children():
+        try:
+            fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICKS
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def raw_read(scene: Path, tile: int, overlap: int) -> None:
+    """Every tile window of the scene read once, one thread, as the pipeline's reader reads them."""
+    with gdal_env(), warnings.catch_warnings(), rasterio.open(scene) as src:
+        warnings.simplefilter("ignore")
+        for t in tile_grid(src.width, src.height, tile, overlap):
+            window = Window(t.col, t.row, min(tile, src.width - t.col), min(tile, src.height - t.row))
+            src.read(window=window)
+            src.read_masks(1, window=window)
+
+
+def measure(fn, runs: int) -> dict:
+    """Median wall and CPU seconds of `fn` over `runs` runs (after one warm-up run)."""
+    fn()
+    walls, cpus, last = [], [], None
+    for _ in range(runs):
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        last = fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(cpu_seconds() - c0)
+    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "last": last}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--like", type=Path, default=Path("checkpoints/reference.onnx"),
+                   help="the exported model whose interface the free model copies")
+    p.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = OnnxModel(write_free_model(OnnxModel(args.like).info, tmp / "free.onnx"))
+        info = model.info
+        for size in args.sizes:
+            synth(["--out", str(tmp / str(size)), "--size", str(size), "--seed", "5", "--quiet"])
+            scene = tmp / str(size) / "scene_000.tif"
+            mpx = size * size / 1e6
+            read = measure(lambda scene=scene: raw_read(scene, info.tile, info.overlap), args.runs)
+            row = {"size_px": size, "megapixels": round(mpx, 2),
+                   "raw_read": {"wall_s": round(read["wall_s"], 3), "mpx_per_s_per_core": round(mpx / read["cpu_s"], 2)},
+                   "pipeline": {}}
+            for workers in args.workers:
+                pool = start_pool(workers)
+                options = RunOptions(progress=False, workers=workers)
+
+                def run(scene=scene, options=options, pool=pool) -> dict:
+                    out = tmp / f"out-{time.perf_counter_ns()}"
+                    out.mkdir()
+                    return process_scene(model, scene, out, options, pool=pool)
+
+                try:
+                    got = measure(run, args.runs)
+                finally:
+                    if pool is not None:
+                        pool.shutdown()
+                row["pipeline"][str(workers)] = {
+                    "wall_s": round(got["wall_s"], 3), "cpu_s": round(got["cpu_s"], 3),
+                    "mpx_per_s": round(mpx / got["wall_s"], 2), "mpx_per_s_per_core": round(mpx / got["cpu_s"], 2),
+                    "split_seconds": got["last"]["split_seconds"], "counts": got["last"]["counts"]}
+                print(size, workers, row["pipeline"][str(workers)])
+            rows.append(row)
+    largest = rows[-1]
+    one, most = largest["pipeline"][str(min(args.workers))], largest["pipeline"][str(max(args.workers))]
+    result = {
+        "benchmark": "pipeline_ceiling",
+        "machine": describe(),
+        "model": {"like": str(args.like), "tile": info.tile, "overlap": info.overlap, "stride": info.stride,
+                  "batch": RunOptions().batch},
+        "runs": args.runs,
+        "results": rows,
+        "pipeline_mpx_per_s_per_core": max(v["mpx_per_s_per_core"] for v in largest["pipeline"].values()),
+        "raw_read_mpx_per_s_per_core": largest["raw_read"]["mpx_per_s_per_core"],
+        f"speedup_{max(args.workers)}_workers_vs_{min(args.workers)}": round(one["wall_s"] / most["wall_s"], 3),
+        "split": {"serial": one["split_seconds"], f"{max(args.workers)}_workers": most["split_seconds"]},
+    }
+    result["pipeline_vs_raw_read"] = round(result["pipeline_mpx_per_s_per_core"]
+                                           / result["raw_read_mpx_per_s_per_core"], 3)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "pipeline_ceiling.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("results", "machine")}))
+
+
+if __name__ == "__main__":
+    main()

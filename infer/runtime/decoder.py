@@ -1,0 +1,136 @@
+"""Per-tile decoding, on the calling thread or in worker processes, its results handed back in tile order.
+
+Decoding a tile's regions (threshold, closing, pieces and their outlines)
+depends on that tile alone and is most of a tile's CPU work, so N worker
+processes decode N tiles at once while the model runs the next batch.
+Objects are decoded on the calling thread (a few peaks, cheap). Results come
+back in the order the tiles went in, so the scene is stitched exactly as
+one process would stitch it. With one worker there is no pool: the serial
+path.
+
+A tile's masks travel to a worker through shared memory (one copy, no
+pickling of megabytes); the worker returns the core's class map and its
+pieces. Workers are started with `spawn`, not `fork`: the parent holds ONNX
+Runtime's and GDAL's threads and locks, which a forked child would inherit
+mid-use. As with any `spawn` pool, a script that runs scenes with workers
+must guard its entry point with `if __name__ == "__main__":`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.shared_memory import SharedMemory
+
+import numpy as np
+import shapely
+
+from infer.runtime.options import ResolvedOptions
+from infer.runtime.stitch import TileResult, core_objects, core_regions
+from infer.runtime.tiling import Tile
+
+RegionResult = tuple[np.ndarray, list[tuple[int, shapely.Geometry, float, float]]]
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity, which containers and schedulers set), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def start_pool(workers: int) -> ProcessPoolExecutor | None:
+    """A pool of `workers` decoding processes, or None for the serial path (workers <= 1)."""
+    if workers <= 1:
+        return None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+@dataclass
+class _Pending:
+    tile: Tile
+    objects: tuple[np.ndarray, np.ndarray, np.ndarray]
+    regions: Future | RegionResult
+    memory: SharedMemory | None = None
+
+    def done(self) -> bool:
+        return not isinstance(self.regions, Future) or self.regions.done()
+
+    def result(self) -> TileResult:
+        try:
+            regions = self.regions.result() if isinstance(self.regions, Future) else self.regions
+        finally:
+            self.release()
+        return TileResult(self.tile, *self.objects, *regions)
+
+    def release(self) -> None:
+        if self.memory is not None:
+            self.memory.close()
+            self.memory.unlink()
+            self.memory = None
+
+
+class TileDecoder:
+    """Takes tiles' model outputs with `submit`, gives `TileResult`s back in submission order.
+
+    `pool`: worker processes (see `start_pool`), or None to decode in `submit` itself. At most two
+    tiles per worker are in flight; `ready` waits for the oldest beyond that, so memory stays bounded.
+    """
+
+    def __init__(self, options: ResolvedOptions, stride: int, pool: ProcessPoolExecutor | None = None) -> None:
+        self.options, self.stride, self.pool = options, stride, pool
+        self.ahead = 2 * options.workers
+        self._pending: deque[_Pending] = deque()
+
+    def submit(self, tile: Tile, valid: np.ndarray, heatmap: np.ndarray, box: np.ndarray, mask: np.ndarray) -> None:
+        objects = core_objects(self.options, self.stride, tile, heatmap, box)
+        if self.pool is None:
+            self._pending.append(_Pending(tile, objects, core_regions(self.options, tile, valid, mask)))
+            return
+        memory = SharedMemory(create=True, size=mask.nbytes + valid.nbytes)
+        shared = np.ndarray(mask.shape, mask.dtype, buffer=memory.buf)
+        shared[...] = mask
+        np.ndarray(valid.shape, bool, buffer=memory.buf, offset=mask.nbytes)[...] = valid
+        del shared
+        future = self.pool.submit(_regions_from_shared, self.options, tile, memory.name, mask.shape, mask.dtype.str)
+        self._pending.append(_Pending(tile, objects, future, memory))
+
+    def ready(self) -> Iterator[TileResult]:
+        """Results whose turn has come: every finished one at the head, and the oldest while too many wait."""
+        while self._pending and (len(self._pending) > self.ahead or self._pending[0].done()):
+            yield self._pending.popleft().result()
+
+    def rest(self) -> Iterator[TileResult]:
+        """Every result still to come, in order, waiting for each."""
+        while self._pending:
+            yield self._pending.popleft().result()
+
+    def cancel(self) -> None:
+        """Drop what is in flight (after a failure) and free its shared memory."""
+        for item in self._pending:
+            if isinstance(item.regions, Future):
+                item.regions.cancel()
+            item.release()
+        self._pending.clear()
+
+
+def _regions_from_shared(options: ResolvedOptions, tile: Tile, name: str, shape: tuple[int, ...], dtype: str
+                         ) -> RegionResult:
+    """In a worker: `core_regions` of the mask and valid pixels the parent put in shared memory `name`."""
+    memory = SharedMemory(name=name)
+    try:
+        mask = np.ndarray(shape, np.dtype(dtype), buffer=memory.buf)
+        valid = np.ndarray(shape[1:], bool, buffer=memory.buf, offset=mask.nbytes)
+        result = core_regions(options, tile, valid, mask)
+        del mask, valid
+        return result
+    finally:
+        memory.close()
+
+
+__all__ = ["TileDecoder", "available_cores", "start_pool"]

@@ -69,8 +69,10 @@ def core_objects(options: ResolvedOptions, stride: int, tile: Tile, heatmap: np.
 def core_regions(options: ResolvedOptions, tile: Tile, valid: np.ndarray, mask: np.ndarray
                  ) -> tuple[np.ndarray, list[tuple[int, shapely.Geometry, float, float]]]:
     """The core's class map and its pieces (see `TileResult`) from the tile's (R, T, T) region probabilities."""
-    mask = np.where(valid, mask, np.float32(0.0))
-    classes = core_class_map(mask, tile, options.mask_threshold, options.closing_px, valid)
+    everywhere = bool(valid.all())  # most tiles: then nothing needs masking
+    if not everywhere:
+        mask = np.where(valid, mask, np.float32(0.0))
+    classes = core_class_map(mask, tile, options.mask_threshold, options.closing_px, None if everywhere else valid)
     rows, cols = core_slices(tile)
     return classes, core_pieces(classes, mask[:, rows, cols], tile)
 
@@ -111,15 +113,19 @@ def core_pieces(classes: np.ndarray, probabilities: np.ndarray, tile: Tile
 
     `probabilities` (K, h, w): of the same core; a piece's sum is over its own class's probability.
     """
-    if not classes.any():
+    rows, cols = np.flatnonzero(classes.any(axis=1)), np.flatnonzero(classes.any(axis=0))
+    if rows.size == 0:
         return []
+    # Only the box around the pieces: labeling and outlining cost what their array holds.
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    classes, probabilities = classes[box], probabilities[(slice(None), *box)]
     labels, piece_class = _label(classes)
     own = np.zeros(classes.shape, np.float32)
     for k, p in enumerate(probabilities):
         np.copyto(own, p, where=classes == k + 1)
     areas = np.bincount(labels.ravel(), minlength=len(piece_class) + 1)
     sums = np.bincount(labels.ravel(), weights=own.ravel(), minlength=len(piece_class) + 1)
-    offset = Affine.translation(tile.core[1], tile.core[0])
+    offset = Affine.translation(tile.core[1] + cols[0], tile.core[0] + rows[0])
     return [(int(piece_class[int(n) - 1]), shape(geom), float(sums[int(n)]), float(areas[int(n)]))
             for geom, n in shapes(labels, mask=labels > 0, transform=offset, connectivity=8)]
 

@@ -351,13 +351,43 @@ def glance_table(train_reference: dict, peers: dict, infer_speed: dict | None = 
 
 
 # Tables made from one result file, bench/results/NAME.json, keyed by the block's NAME.
+def pipeline_ceiling_table(result: dict) -> str:
+    """`bench.pipeline_ceiling`: raw reads and the pipeline with the free model, per scene size and workers."""
+    m, model = result["machine"], result["model"]
+    lines = [
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), the free model with the interface of "
+        f"`{model['like']}` (tile {model['tile']}, overlap {model['overlap']}, stride {model['stride']}, batch "
+        f"{model['batch']}), median of {result['runs']} runs, `{m['command']}`; Mpx/s per core is megapixels per "
+        "CPU-second of the process and its workers:",
+        "",
+        "| scene (px) | what | seconds | Mpx/s | Mpx/s per core | main thread: read / model / decode+stitch / write (s) |",
+        "| ---: | --- | ---: | ---: | ---: | --- |",
+    ]
+    for row in result["results"]:
+        size = f"{row['size_px']}²"
+        read = row["raw_read"]
+        lines.append(f"| {size} | raw rasterio read of the tiles, 1 thread | {read['wall_s']:.2f} | "
+                     f"{row['megapixels'] / read['wall_s']:.1f} | {read['mpx_per_s_per_core']:.1f} | |")
+        for workers, run in row["pipeline"].items():
+            split = run["split_seconds"]
+            what = "pipeline, serial (`--workers 1`)" if workers == "1" else f"pipeline, `--workers {workers}`"
+            lines.append(f"| {size} | {what} | {run['wall_s']:.2f} | {run['mpx_per_s']:.1f} | "
+                         f"{run['mpx_per_s_per_core']:.1f} | {split['read']:.2f} / {split['model']:.2f} / "
+                         f"{split['decode_stitch']:.2f} / {split['write']:.2f} |")
+    speedup = next((k for k in result if k.startswith("speedup_")), None)
+    lines += ["", f"Largest scene: pipeline {result['pipeline_mpx_per_s_per_core']} Mpx/s per core against raw reads' "
+              f"{result['raw_read_mpx_per_s_per_core']} (**{result['pipeline_vs_raw_read']}×**)"
+              + (f"; {speedup.split('_')[1]} workers against 1: **{result[speedup]}×**." if speedup else ".")]
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[dict], str]] = {
     "gpu_speed": gpu_speed_table, "synth_scale": synth_scale_table, "peers": peers_table,
     "change_detection": change_detection_table, "train_reference": train_reference_table,
     "train_fast": train_reference_table, "infer_speed": infer_speed_table,
     "infer_speed_fast": infer_speed_table, "infer_speed_stride4": infer_speed_table,
     "infer_memory": infer_memory_table, "region_closing": region_closing_table,
-    "reference_heldout_eval": evaluation_table,
+    "reference_heldout_eval": evaluation_table, "pipeline_ceiling": pipeline_ceiling_table,
 }
 
 # Tables made from several result files: NAME -> (render, required files, optional files). The

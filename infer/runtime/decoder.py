@@ -1,18 +1,19 @@
 """Per-tile decoding, on the calling thread or in worker processes, its results handed back in tile order.
 
+docs/design.md, decision 12.
+
 Decoding a tile's regions (threshold, closing, pieces and their outlines)
 depends on that tile alone and is most of a tile's CPU work, so N worker
 processes decode N tiles at once while the model runs the next batch.
 Objects are decoded on the calling thread (a few peaks, cheap). Results come
 back in the order the tiles went in, so the scene is stitched exactly as
-one process would stitch it. With one worker there is no pool: the serial
-path.
+one process would stitch it, whatever decoded it.
 
 A tile's masks travel to a worker through shared memory (one copy, no
 pickling of megabytes); the worker returns the core's class map and its
 pieces. Workers are started with `spawn`, not `fork`: the parent holds ONNX
 Runtime's and GDAL's threads and locks, which a forked child would inherit
-mid-use. As with any `spawn` pool, a script that runs scenes with workers
+mid-use. With one worker there is no pool: the serial path. As with any `spawn` pool, a script that runs scenes with workers
 must guard its entry point with `if __name__ == "__main__":`.
 """
 
@@ -45,7 +46,11 @@ def available_cores() -> int:
 
 
 def start_pool(workers: int) -> ProcessPoolExecutor | None:
-    """A pool of `workers` decoding processes, or None for the serial path (workers <= 1)."""
+    """A pool of `workers` decoding processes, or None for the serial path (workers <= 1).
+
+    Serial is right when the model takes every core (ONNX Runtime on a CPU): decoding beside it only
+    makes its threads wait for the one a decoder holds up, which on 2 cores measured no faster.
+    """
     if workers <= 1:
         return None
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
@@ -79,12 +84,13 @@ class TileDecoder:
     """Takes tiles' model outputs with `submit`, gives `TileResult`s back in submission order.
 
     `pool`: worker processes (see `start_pool`), or None to decode in `submit` itself. At most two
-    tiles per worker are in flight; `ready` waits for the oldest beyond that, so memory stays bounded.
+    batches, or two tiles per worker, are in flight; `ready` waits for the oldest beyond that, so
+    memory stays bounded.
     """
 
     def __init__(self, options: ResolvedOptions, stride: int, pool: ProcessPoolExecutor | None = None) -> None:
         self.options, self.stride, self.pool = options, stride, pool
-        self.ahead = 2 * options.workers
+        self.ahead = 2 * max(options.workers, options.batch)
         self._pending: deque[_Pending] = deque()
 
     def submit(self, tile: Tile, valid: np.ndarray, heatmap: np.ndarray, box: np.ndarray, mask: np.ndarray) -> None:

@@ -121,7 +121,8 @@ class OnnxModel:
         heatmap, box, mask = self._session.run(list(OUTPUT_NAMES), {self.input_name: batch})
         return heatmap, box, mask
 
-    def normalize(self, pixels: NDArray[np.number], valid: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
+    def normalize(self, pixels: NDArray[np.number], valid: NDArray[np.bool_] | None = None,
+                  in_place: bool = False) -> NDArray[np.float32]:
         """Raw digital numbers → model input, `(pixels - mean) / std` per band.
 
         Args:
@@ -130,7 +131,8 @@ class OnnxModel:
                 bands); invalid pixels (nodata, outside the scene) become 0,
                 the mean of the training data.
 
-        Returns float32 with the shape of `pixels`.
+        Returns float32 with the shape of `pixels`: `pixels` itself, normalized, with `in_place` when it
+        is float32 already (the tile reader's own buffers), else a new array.
         """
         pixels = np.asarray(pixels)
         if pixels.ndim not in (3, 4) or pixels.shape[-3] != len(self.info.bands):
@@ -139,7 +141,7 @@ class OnnxModel:
         shape = (len(self.info.bands), 1, 1)
         mean = np.asarray(self.info.mean, dtype=np.float32).reshape(shape)
         std = np.asarray(self.info.std, dtype=np.float32).reshape(shape)
-        out = pixels.astype(np.float32)  # a copy, normalized in place
+        out = pixels if in_place and pixels.dtype == np.float32 else pixels.astype(np.float32)
         out -= mean
         out *= np.float32(1.0) / std
         if valid is not None:

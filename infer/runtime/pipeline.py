@@ -69,7 +69,7 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
                   pool: ProcessPoolExecutor | None = None) -> dict:
     """Run one scene; returns its summary entry. Raises InputError for a scene that cannot be done.
 
-    Stages overlap: reader threads read and normalize tiles ahead; the model runs batch by batch;
+    Stages overlap (docs/design.md, decision 12): reader threads read and normalize tiles ahead; the model runs batch by batch;
     decoding runs in `pool`'s worker processes (`options.workers` of them; one is started for this
     scene when none is given) or, with one worker, here; the overview's imagery is made from the
     tiles as they are read; results are stitched and mask cores written in tile order; the pictures
@@ -81,10 +81,10 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
     canvas = OverviewCanvas(grid) if OverviewCanvas.fits(grid, plan.overlap) else None
 
     def prepare(read: TileRead) -> np.ndarray | None:
-        """In a reader thread: the tile onto the overview, and the model's input made from it."""
+        """In a reader thread: the tile onto the overview, then the model's input made from it (in its buffer)."""
         if canvas is not None:
             canvas.add(read.tile, read.pixels, read.valid)
-        return model.normalize(read.pixels, read.valid) if read.valid.any() else None
+        return model.normalize(read.pixels, read.valid, in_place=True) if read.valid.any() else None
 
     reader = TileReader(grid, plan.tile, plan.overlap, threads=plan.reader_threads, prepare=prepare)
     paths = output_paths(out_dir, scene)

@@ -10,6 +10,7 @@ from bench.report import (
     gpu_speed_table,
     main,
     peers_table,
+    pipeline_ceiling_table,
     region_closing_heldout_table,
 )
 
@@ -183,3 +184,22 @@ def test_main_rewrites_every_block_in_the_readme_and_the_docs(tmp_path):
     assert row in benchmarks and benchmarks.endswith("<!-- /bench:synth_scale -->\nc\n")
     assert "not markdown" in (tmp_path / "docs" / "notes.txt").read_text()
     assert main(tmp_path) == []  # a second run finds every table already written
+
+
+def test_pipeline_ceiling_table_shows_each_run_and_the_ratios():
+    run = {"wall_s": 4.0, "cpu_s": 6.0, "mpx_per_s": 16.78, "mpx_per_s_per_core": 11.18,
+           "split_seconds": {"read": 0.1, "model": 1.25, "decode_stitch": 2.5, "write": 0.75}}
+    result = {"machine": {"date": "2026-12-02T01:00:00", "cpu": "AMD EPYC", "cores": 2,
+                          "command": "python -m bench.pipeline_ceiling"},
+              "model": {"like": "checkpoints/reference.onnx", "tile": 1024, "overlap": 160, "stride": 2, "batch": 4},
+              "runs": 3,
+              "results": [{"size_px": 8192, "megapixels": 67.11, "raw_read": {"wall_s": 0.8, "mpx_per_s_per_core": 80.0},
+                           "pipeline": {"1": run, "2": {**run, "wall_s": 3.0, "mpx_per_s": 22.37}}}],
+              "pipeline_mpx_per_s_per_core": 11.18, "raw_read_mpx_per_s_per_core": 80.0, "speedup_2_workers_vs_1": 1.333,
+              "pipeline_vs_raw_read": 0.14}
+    table = pipeline_ceiling_table(result)
+    rows = [line for line in table.splitlines() if line.startswith("| 8192²")]
+    assert rows[0] == "| 8192² | raw rasterio read of the tiles, 1 thread | 0.80 | 83.9 | 80.0 | |"
+    assert rows[1] == "| 8192² | pipeline, serial (`--workers 1`) | 4.00 | 16.8 | 11.2 | 0.10 / 1.25 / 2.50 / 0.75 |"
+    assert rows[2].startswith("| 8192² | pipeline, `--workers 2` | 3.00 | 22.4 |")
+    assert "(**0.14×**); 2 workers against 1: **1.333×**." in table

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import rasterio
 
-# 64 MiB kept peak memory of a 16384² inference within 1.1x of a 4096² one
-# (256 MiB: 1.26x, the cache filling up); it costs the generator about 15 %.
+# 64 MiB keeps peak memory flat as scenes grow (bench.infer_memory); 256 MiB let a 16384²
+# inference peak at 1.26x a 4096² one, the cache filling up. It costs the generator about 15 %.
 CACHE_BYTES = 64 * 2**20
 
 GDAL_OPTIONS = {

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from infer.cli.console import OneLineArgumentParser, ensure_writable_folder
+from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
 from infer.errors import UsageError
 from synth.layout import SceneSpec, plan_scene
 from synth.preview import draw_labels
@@ -27,7 +27,7 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--size", type=int, help="square scene side in pixels (default: 2048)")
     p.add_argument("--width", type=int, help="scene width in pixels (with --height)")
     p.add_argument("--height", type=int, help="scene height in pixels (with --width)")
-    p.add_argument("--gsd", type=float, default=0.5, help="ground sample distance, metres per pixel (default: 0.5)")
+    p.add_argument("--gsd", type=finite_float, default=0.5, help="ground sample distance, metres per pixel (default: 0.5)")
     p.add_argument("--bands", choices=["rgb", "rgbn"], default="rgb", help="band set (default: rgb)")
     p.add_argument("--dtype", choices=["uint8", "uint16"], default="uint8",
                    help="pixel type; uint16 uses an 11-bit range like real sensors (default: uint8)")

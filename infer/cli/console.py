@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from infer.errors import SitewatchError, UsageError
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a float that is a number (NaN and infinity are refused, as one-line usage errors)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

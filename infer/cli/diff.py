@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infer.analysis.changes import DiffOptions, diff, read_side, summary_lines
-from infer.cli.console import OneLineArgumentParser, ensure_writable_folder
+from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.errors import InputError, UsageError
 from infer.files import write_text_atomic
@@ -33,17 +33,17 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--model", type=Path, help="an exported .onnx model: BEFORE and AFTER are scenes to run it on")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="with --model (default: cpu)")
-    p.add_argument("--score", type=float, default=DEFAULT_SCORE,
+    p.add_argument("--score", type=finite_float, default=DEFAULT_SCORE,
                    help=f"with --model: lowest object score kept (default: {DEFAULT_SCORE:g})")
-    p.add_argument("--tolerance", type=float, default=DiffOptions.tolerance_m,
+    p.add_argument("--tolerance", type=finite_float, default=DiffOptions.tolerance_m,
                    help="metres between an object's two positions for it to count as the same one, after "
                         f"registration (default: {DiffOptions.tolerance_m:g})")
-    p.add_argument("--search", type=float, default=DiffOptions.search_m,
+    p.add_argument("--search", type=finite_float, default=DiffOptions.search_m,
                    help=f"largest misregistration looked for, metres (default: {DiffOptions.search_m:g})")
     p.add_argument("--no-align", action="store_true", help="do not estimate and remove a shift between the dates")
-    p.add_argument("--min-area", type=float, default=DiffOptions.min_area_m2,
+    p.add_argument("--min-area", type=finite_float, default=DiffOptions.min_area_m2,
                    help=f"smallest region change reported, m² (default: {DiffOptions.min_area_m2:g})")
-    p.add_argument("--pixel-size", type=float, default=1.0,
+    p.add_argument("--pixel-size", type=finite_float, default=1.0,
                    help="metres per pixel when the inputs are in pixel coordinates (default: 1)")
     p.add_argument("--before-scene", type=Path, help="imagery of the earlier date for changes.png")
     p.add_argument("--after-scene", type=Path, help="imagery of the later date for changes.png")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infer.analysis.evaluate import evaluate
-from infer.cli.console import OneLineArgumentParser
+from infer.cli.console import OneLineArgumentParser, finite_float
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.errors import UsageError
 from infer.files import write_text_atomic
@@ -20,8 +20,8 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("pred", type=Path, help="predicted GeoJSON (from `infer run`)")
     p.add_argument("truth", type=Path, help="truth GeoJSON")
     p.add_argument("--scene", type=Path, required=True, help="the scene both refer to (its pixel grid is used)")
-    p.add_argument("--iou", type=float, default=0.5, help="IoU for AP, precision and recall (default: 0.5)")
-    p.add_argument("--score", type=float, default=DEFAULT_SCORE,
+    p.add_argument("--iou", type=finite_float, default=0.5, help="IoU for AP, precision and recall (default: 0.5)")
+    p.add_argument("--score", type=finite_float, default=DEFAULT_SCORE,
                    help=f"score threshold for precision/recall (default: {DEFAULT_SCORE:g})")
     p.add_argument("--regions", help="comma-separated region classes (default: classes without heading_deg)")
     p.add_argument("--out", type=Path, help="JSON report (default: PRED with _eval.json)")
@@ -36,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0 < args.iou < 1:
         raise UsageError(f"--iou must be between 0 and 1, got {args.iou}")
+    if not 0 <= args.score <= 1:
+        raise UsageError(f"--score must be between 0 and 1, got {args.score}")
     for path in (args.pred, args.truth, args.scene):
         if not path.exists():
             raise UsageError(f"not found: {path}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from infer.cli.console import OneLineArgumentParser, ensure_writable_folder
+from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
 from infer.contract.defaults import DEFAULT_SCORE, REGION_CLOSING_M
 from infer.errors import InputError, UsageError
 from infer.runtime.decoder import available_cores, start_pool
@@ -33,9 +33,9 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--batch", type=int, default=4, help="tiles per model call (default: 4)")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's recommendation)")
     p.add_argument("--overlap", type=int, help="tile overlap in pixels (default: the model's recommendation)")
-    p.add_argument("--score", type=float, default=DEFAULT_SCORE,
+    p.add_argument("--score", type=finite_float, default=DEFAULT_SCORE,
                    help=f"lowest object score kept (default: {DEFAULT_SCORE:g})")
-    p.add_argument("--region-closing", type=float, default=REGION_CLOSING_M, metavar="METRES",
+    p.add_argument("--region-closing", type=finite_float, default=REGION_CLOSING_M, metavar="METRES",
                    help="close region masks with a disc of this radius, bridging gaps that break a berm into "
                         f"pieces; 0 keeps them as thresholded (default: {REGION_CLOSING_M:g})")
     p.add_argument("--workers", type=int, default=None,

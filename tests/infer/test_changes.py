@@ -118,15 +118,19 @@ def test_diff_runs_the_model_on_two_scenes(tmp_path):
     assert changes["dates"][0] != changes["dates"][1] and None not in changes["dates"]
 
 
-@pytest.mark.parametrize("score", ["nan", "-0.1", "2"])
-def test_diff_with_a_model_checks_its_score_like_run(pair, tmp_path, score):
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--score", "nan"], "argument --score: not a finite number"), (["--score", "-0.1"], "--score must be between 0 and 1"),
+    (["--score", "2"], "--score must be between 0 and 1"), (["--tolerance", "nan"], "argument --tolerance: not a finite"),
+    (["--search", "inf"], "argument --search: not a finite number"),
+])
+def test_diff_with_a_model_checks_its_numbers_like_run(pair, tmp_path, extra, message):
     from tests.infer.oracle import write_oracle
 
     model = write_oracle(tmp_path / "oracle.onnx")
     result = _diff(pair / "scene_000.tif", pair / "scene_000_t2.tif", tmp_path / "out", "--model", str(model),
-                   "--score", score)
+                   *extra)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert "--score must be between 0 and 1" in result.stderr and not (tmp_path / "out").exists()
+    assert message in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_two_scene_folder_is_a_one_line_error(pair, tmp_path):

@@ -128,6 +128,18 @@ def test_cli_writes_a_report_and_bad_inputs_fail_in_one_line(tmp_path: Path, sce
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--score", "nan"], "argument --score: not a finite number"), (["--score", "1.5"], "--score must be between 0 and 1"),
+    (["--iou", "inf"], "argument --iou: not a finite number"), (["--iou", "0"], "--iou must be between 0 and 1"),
+])
+def test_bad_numbers_are_one_line_usage_errors_and_write_nothing(tmp_path: Path, scene: Path, extra, message):
+    truth = _truth(tmp_path)
+    done = run_cli("infer", "evaluate", str(truth), str(truth), "--scene", str(scene),
+                   "--out", str(tmp_path / "eval.json"), *extra)
+    assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1
+    assert not (tmp_path / "eval.json").exists()
+
+
 def test_found_by_crowding_splits_side_by_side_objects_from_the_rest():
     def truck(x: float, y: float, score: float = 1.0) -> Labeled:
         return Labeled("truck", _truck(x, y), score, True)

@@ -213,9 +213,10 @@ def test_read_only_output_folder_is_a_usage_error(oracle, seam_scene, tmp_path):
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--region-closing", "-1"], "--region-closing must be >= 0"),
-    (["--region-closing", "nan"], "--region-closing must be >= 0"),
+    (["--region-closing", "nan"], "argument --region-closing: not a finite number: 'nan'"),
     (["--region-closing", "20", "--overlap", "64"], "needs an overlap of at least 160 px"),
-    (["--score", "nan"], "--score must be between 0 and 1"),
+    (["--score", "nan"], "argument --score: not a finite number: 'nan'"),
+    (["--score", "inf"], "argument --score: not a finite number: 'inf'"),
     (["--score", "1.5"], "--score must be between 0 and 1"),
     (["--tile", "250"], "--tile must be a positive multiple of 32"),
     (["--overlap", "256"], "--overlap must be at least 0 and less than the tile (256)"),

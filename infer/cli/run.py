@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from tqdm import tqdm
@@ -72,18 +73,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenes = sorted(dict.fromkeys(args.scenes))[shard::shards]
     summary = summary_path(args.out, shard, shards)
     entries = previous_entries(summary)
-    pool = start_pool(workers)
+    pools = _Pools(workers)
     try:
-        failed = _run_scenes(model, scenes, args, options, pool, summary, entries)
+        failed = _run_scenes(model, scenes, args, options, pools, summary, entries)
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        pools.close()
     done = sum(1 for e in entries.values() if e.get("status") == "done")
     print(f"{done} scene(s) done, {failed} failed; summary: {summary}")
     return 1 if failed else 0
 
 
-def _run_scenes(model: OnnxModel, scenes: list[Path], args, options: RunOptions, pool, summary: Path,
+class _Pools:
+    """The decoding workers of a run, started again after one of them died (killed, out of memory)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.current = start_pool(workers)
+
+    def restart(self) -> None:
+        self.close()
+        self.current = start_pool(self.workers)
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_scenes(model: OnnxModel, scenes: list[Path], args, options: RunOptions, pools: _Pools, summary: Path,
                 entries: dict[str, dict]) -> int:
     """Every scene not done yet, the summary rewritten after each; returns how many failed."""
     failed = 0
@@ -92,12 +108,16 @@ def _run_scenes(model: OnnxModel, scenes: list[Path], args, options: RunOptions,
         if is_done(args.out, scene) and entries.get(key, {}).get("status") == "done":
             continue
         try:
-            entries[key] = process_scene(model, scene, args.out, options, pool=pool)
+            entries[key] = process_scene(model, scene, args.out, options, pool=pools.current)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a bad scene is recorded and skipped, never fatal to the batch
             failed += 1
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if isinstance(exc, BrokenProcessPool):
+                message = "a decoding worker process died (killed, or out of memory?); workers restarted"
+                pools.restart()
+            else:
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             entries[key] = {"scene": key, "status": "failed", "error": message}
             print(f"error: {scene.name}: {message}", file=sys.stderr)
         write_summary(summary, entries)

@@ -39,6 +39,9 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--region-closing", type=finite_float, default=REGION_CLOSING_M, metavar="METRES",
                    help="close region masks with a disc of this radius, bridging gaps that break a berm into "
                         f"pieces; 0 keeps them as thresholded (default: {REGION_CLOSING_M:g})")
+    p.add_argument("--engine-cache", type=Path, metavar="DIR",
+                   help="with TensorRT (onnxruntime-gpu built with it): keep built engines here "
+                        "(default: $XDG_CACHE_HOME/sitewatch/tensorrt, else ~/.cache/sitewatch/tensorrt)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes that decode tiles while the model runs; 1 decodes in the main process "
                         "(default: 1 with --device cpu, where the model takes every core; with cuda, the cores "
@@ -65,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = RunOptions(tile=args.tile, overlap=args.overlap, batch=args.batch, score=args.score,
                          region_closing_m=args.region_closing, progress=not args.quiet, workers=workers)
     try:
-        model = OnnxModel(args.model, device=args.device)
+        model = OnnxModel(args.model, device=args.device, engine_cache=args.engine_cache)
     except InputError as exc:
         raise UsageError(str(exc)) from None
     options.resolve(model.info)

@@ -12,6 +12,7 @@ onnxruntime's own `get_modelmeta`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,22 +24,36 @@ from infer.errors import InputError, UsageError
 DEVICES = ("cpu", "cuda")
 
 
-def select_providers(device: str, available: list[str]) -> list[str]:
+def default_engine_cache() -> Path:
+    """Where TensorRT keeps the engines it builds: `$XDG_CACHE_HOME/sitewatch/tensorrt` (`~/.cache/...`)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sitewatch" / "tensorrt"
+
+
+def select_providers(device: str, available: list[str], engine_cache: Path | None = None
+                     ) -> list[str | tuple[str, dict[str, str]]]:
     """ONNX Runtime execution providers for `device`, best first, from those `available`.
 
     "cuda": TensorRT (when present), then CUDA, then CPU for any op the GPU
     providers leave; `InputError` when onnxruntime has no GPU provider at all.
-    "cpu": the CPU provider alone.
+    TensorRT builds an engine per model and input shape, which takes minutes,
+    so it keeps them in `engine_cache` (default `default_engine_cache()`) for
+    the next process and the next scene. "cpu": the CPU provider alone.
     """
     if device not in DEVICES:
         raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    gpu = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
-    if not gpu:
+    providers: list[str | tuple[str, dict[str, str]]] = []
+    if "TensorrtExecutionProvider" in available:
+        cache = str(engine_cache or default_engine_cache())
+        providers.append(("TensorrtExecutionProvider", {"trt_engine_cache_enable": "True",
+                                                        "trt_engine_cache_path": cache}))
+    if "CUDAExecutionProvider" in available:
+        providers.append("CUDAExecutionProvider")
+    if not providers:
         raise InputError("CUDA requested but onnxruntime has no CUDA provider; "
                          "install onnxruntime-gpu or use --device cpu")
-    return [*gpu, "CPUExecutionProvider"]
+    return [*providers, "CPUExecutionProvider"]
 
 
 class OnnxModel:
@@ -48,6 +63,7 @@ class OnnxModel:
         path: the .onnx file written by `python -m train export`.
         device: "cpu" or "cuda" (see `select_providers`).
         threads: CPU threads ONNX Runtime may use inside one run; None = its default (all cores).
+        engine_cache: TensorRT's engine folder (see `select_providers`).
 
     Raises `InputError` (one line) for a missing file, a file that is not
     ONNX, a model without sitewatch metadata, or CUDA that cannot be used.
@@ -56,13 +72,14 @@ class OnnxModel:
     uses, best first), `input_name`, `path`.
     """
 
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
+                 engine_cache: Path | None = None) -> None:
         import onnxruntime as ort  # deferred: `import infer` stays cheap for commands that never run a model
 
         self.path = Path(path)
         if threads is not None and threads < 1:
             raise UsageError(f"threads must be >= 1, got {threads}")
-        providers = select_providers(device, ort.get_available_providers())
+        providers = select_providers(device, ort.get_available_providers(), engine_cache)
         if not self.path.is_file():
             raise InputError(f"model file not found: {self.path}")
         options = ort.SessionOptions()
@@ -154,4 +171,4 @@ class OnnxModel:
         return out
 
 
-__all__ = ["DEVICES", "OnnxModel", "select_providers"]
+__all__ = ["DEVICES", "OnnxModel", "default_engine_cache", "select_providers"]

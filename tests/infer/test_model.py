@@ -15,7 +15,7 @@ from infer.cli.console import run_command
 from infer.contract.parity import compare_detections
 from infer.contract.schema import METADATA_KEY, ClassInfo, ModelInfo
 from infer.errors import InputError, UsageError
-from infer.runtime.model import OnnxModel, select_providers
+from infer.runtime.model import OnnxModel, default_engine_cache, select_providers
 
 #: The four classes interleaved by kind: outputs must follow kind order, not list order.
 INTERLEAVED_CLASSES = [
@@ -106,9 +106,18 @@ def test_run_gives_the_documented_shapes(model_path):
         model.run(batch[:, :2])
 
 
+def test_tensorrt_engines_are_kept_in_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_engine_cache() == tmp_path / "sitewatch" / "tensorrt"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_engine_cache() == tmp_path / "home" / ".cache" / "sitewatch" / "tensorrt"
+
+
 def test_provider_choice():
     everything = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert select_providers("cuda", everything) == everything
+    cached = ("TensorrtExecutionProvider", {"trt_engine_cache_enable": "True", "trt_engine_cache_path": "/engines"})
+    assert select_providers("cuda", everything, Path("/engines")) == [cached, *everything[1:]]
     assert select_providers("cuda", everything[1:]) == everything[1:]
     assert select_providers("cpu", everything) == ["CPUExecutionProvider"]
     with pytest.raises(InputError, match="install onnxruntime-gpu or use --device cpu"):

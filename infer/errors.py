@@ -23,3 +23,9 @@ class InputError(SitewatchError):
     """An input file is missing, unreadable or not what the command expects."""
 
     exit_code = 1
+
+
+class OutputError(SitewatchError):
+    """An output cannot be written (disk full, no permission); the message names the file."""
+
+    exit_code = 1

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from infer.errors import OutputError
+
 
 def _writer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -52,12 +54,18 @@ def remove_stale_partials(path: Path) -> int:
 
 @contextmanager
 def atomic_write(path: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path to write; on leaving the block without an error it replaces `path`."""
+    """Yield a temporary path to write; on leaving the block without an error it replaces `path`.
+
+    An `OSError` in the block or the rename (a full disk, a lost permission) becomes `OutputError`
+    naming `path`, after the temporary file is removed.
+    """
     path = Path(path)
     temporary = partial_path(path, suffix)
     try:
         yield temporary
         os.replace(temporary, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         temporary.unlink(missing_ok=True)
 

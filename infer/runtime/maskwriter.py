@@ -7,13 +7,17 @@ complete.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import rasterio.shutil
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from infer.errors import OutputError
 from infer.files import atomic_write, partial_path
 from infer.geo.rasterenv import gdal_env
 from infer.runtime.reader import SceneGrid
@@ -34,22 +38,30 @@ class MaskWriter:
                    "BIGTIFF": "IF_SAFER"}
         if grid.georeferenced:
             profile.update(crs=grid.crs, transform=grid.transform)
-        with gdal_env():
+        with gdal_env(), self._naming_the_mask():
             self._dst = rasterio.open(self.partial, "w", **profile)
             self._dst.write_colormap(1, {0: (0, 0, 0, 0), **{k + 1: (*_rgb(c), 255) for k, c in enumerate(colors)}})
 
     def write_core(self, tile: Tile, classes: np.ndarray) -> None:
         r0, c0, r1, c1 = tile.core
-        with gdal_env():
+        with gdal_env(), self._naming_the_mask():
             self._dst.write(classes[None], window=Window(c0, r0, c1 - c0, r1 - r0))
 
     def finish(self) -> Path:
-        with gdal_env(), atomic_write(self.path) as cog:
+        with gdal_env(), atomic_write(self.path) as cog, self._naming_the_mask():
             self._dst.close()
             rasterio.shutil.copy(self.partial, cog, driver="COG", COMPRESS="DEFLATE",
                                  BLOCKSIZE=512, OVERVIEW_RESAMPLING="NEAREST")
         self.partial.unlink(missing_ok=True)
         return self.path
+
+    @contextmanager
+    def _naming_the_mask(self) -> Iterator[None]:
+        """GDAL's write errors (a full disk) as one `OutputError` that names the mask."""
+        try:
+            yield
+        except RasterioIOError as exc:
+            raise OutputError(f"cannot write {self.path}: {str(exc).splitlines()[0]}") from None
 
     def abort(self) -> None:
         if not self._dst.closed:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +96,7 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
     decoder = TileDecoder(plan, info.stride, pool or own_pool)
     masks = MaskWriter(paths["mask"], grid, [c.color for c in info.region_classes])
     stitcher = SceneStitcher()
+    written: list[Path] = []
     try:
         with ThreadPoolExecutor(2) as side:
             overview = side.submit(read_overview, grid) if canvas is None else None
@@ -111,11 +112,14 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
                 raise InputError(f"{scene.name} has no valid pixels (all nodata)")
             t0 = time.perf_counter()
             counts = _write_scene_outputs(info, scene, grid, stitcher, masks, paths,
-                                          canvas.finish() if overview is None else overview.result(), side)
+                                          canvas.finish() if overview is None else overview.result(), side,
+                                          written)
             timings.write += time.perf_counter() - t0
     except BaseException:
         decoder.cancel()
         masks.abort()
+        for path in written:  # a failed scene leaves none of the outputs it wrote (decision 8)
+            path.unlink(missing_ok=True)
         raise
     finally:
         if own_pool is not None:
@@ -166,8 +170,9 @@ def _stitch(results: Iterator[TileResult], stitcher: SceneStitcher, masks: MaskW
 
 def _write_scene_outputs(info: ModelInfo, scene: Path, grid: SceneGrid, stitcher: SceneStitcher,
                          masks: MaskWriter, paths: dict[str, Path], overview: Overview,
-                         side: ThreadPoolExecutor) -> dict[str, int]:
-    """The scene's vectors, mask COG and pictures, each appearing whole; returns the count per class.
+                         side: ThreadPoolExecutor, written: list[Path]) -> dict[str, int]:
+    """The scene's vectors, mask COG and pictures, each appearing whole (and added to `written`); returns
+    the count per class.
 
     The two pictures are drawn in `side` threads (PNG encoding and GDAL reads release the GIL) while
     this thread makes the vectors and the COG; the GeoJSON is written last, once the rest stands.
@@ -184,12 +189,15 @@ def _write_scene_outputs(info: ModelInfo, scene: Path, grid: SceneGrid, stitcher
         side.submit(write_contact_sheet, paths["detections"], grid, rboxes, scores, classes, merged, object_names,
                     region_names, colors),
     ]
-    features = object_features(rboxes, scores, classes, object_names,
-                               [c.directional for c in info.object_classes], grid)
-    features += region_features(merged, region_names, grid)
-    masks.finish()
-    for picture in pictures:
-        picture.result()
+    try:
+        features = object_features(rboxes, scores, classes, object_names,
+                                   [c.directional for c in info.object_classes], grid)
+        features += region_features(merged, region_names, grid)
+        written.append(masks.finish())
+    finally:  # whatever happened here, the pictures are waited for and what they wrote is known
+        failures = _wait_for(pictures, written)
+    if failures:
+        raise failures[0]
     dated = {"date": date} if date else {}
     write_feature_collection(paths["geojson"], features,
                              {"scene": scene.name, **dated, "model": info.version,
@@ -198,3 +206,15 @@ def _write_scene_outputs(info: ModelInfo, scene: Path, grid: SceneGrid, stitcher
     counts = {n: int((classes == k).sum()) for k, n in enumerate(object_names)}
     counts.update({n: sum(1 for k, _, _ in merged if k == j) for j, n in enumerate(region_names)})
     return counts
+
+
+def _wait_for(pictures: list[Future], written: list[Path]) -> list[BaseException]:
+    """Wait for every picture; the paths of those written go to `written`, the others' errors are returned."""
+    failures = []
+    for picture in pictures:
+        try:
+            written.append(picture.result())
+        except Exception as exc:  # each picture is its own outcome
+            failures.append(exc)
+    return failures
+

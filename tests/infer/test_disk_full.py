@@ -1,0 +1,56 @@
+"""A full disk: one line naming the file, exit 1, no final-named output of the failed scene, no partials.
+
+A real full file system: a small tmpfs mounted by the test (root only; skipped elsewhere, with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from infer.errors import OutputError
+from infer.files import write_text_atomic
+from tests.helpers import run_cli
+from tests.infer.oracle import plant, write_oracle, write_scene
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or 'mount failed'}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_fails_the_write_in_one_line_and_keeps_the_old_file(small_disk):
+    target = write_text_atomic(small_disk / "summary.json", "old\n")
+    with pytest.raises(OutputError, match=r"cannot write .*summary.json: No space left on device"):
+        write_text_atomic(target, "x" * 1_000_000)
+    assert target.read_text() == "old\n" and sorted(p.name for p in small_disk.iterdir()) == ["summary.json"]
+
+
+def test_a_scene_that_fills_the_disk_fails_alone_and_leaves_nothing(small_disk, tmp_path):
+    model = write_oracle(tmp_path / "oracle.onnx")
+    pixels = plant(1024, 1024, [(102, 102)], [(300, 20, 310, 1000)])
+    pixels[2] = np.random.default_rng(0).integers(0, 256, (1024, 1024))  # noise the oracle ignores: a big overview
+    scene = write_scene(tmp_path / "big.tif", pixels)
+    out = small_disk / "out"
+    result = run_cli("infer", "run", str(model), str(scene), "--out", str(out), "--quiet", "--tile", "256",
+                     "--overlap", "64")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "big" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    left = sorted(p.name for p in out.iterdir())
+    assert left == ["summary.json"], left  # neither a final-named output of the scene nor a partial file
+    entry = json.loads((out / "summary.json").read_text())["scenes"][0]
+    assert entry["status"] == "failed" and "No space left on device" in entry["error"]

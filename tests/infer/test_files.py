@@ -9,12 +9,13 @@ import sys
 
 import pytest
 
+from infer.errors import OutputError
 from infer.files import atomic_write, partial_path, remove_stale_partials, write_text_atomic
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     target = write_text_atomic(tmp_path / "out.txt", "old\n")
-    with pytest.raises(OSError, match="disk full"), atomic_write(target) as temporary:
+    with pytest.raises(OutputError, match=r"cannot write .*out.txt: disk full"), atomic_write(target) as temporary:
         temporary.write_text("half of the new")
         raise OSError("disk full")
     assert target.read_text() == "old\n"

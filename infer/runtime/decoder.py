@@ -103,7 +103,13 @@ class TileDecoder:
         shared[...] = mask
         np.ndarray(valid.shape, bool, buffer=memory.buf, offset=mask.nbytes)[...] = valid
         del shared
-        future = self.pool.submit(_regions_from_shared, self.options, tile, memory.name, mask.shape, mask.dtype.str)
+        try:
+            future = self.pool.submit(_regions_from_shared, self.options, tile, memory.name, mask.shape,
+                                      mask.dtype.str)
+        except BaseException:  # a broken pool refuses work: the block is freed, not leaked
+            memory.close()
+            memory.unlink()
+            raise
         self._pending.append(_Pending(tile, objects, future, memory))
 
     def ready(self) -> Iterator[TileResult]:

@@ -21,8 +21,12 @@ COORDINATE_DECIMALS = 8  # about a millimetre in latitude: labels map back to th
 
 
 def feature(geom: BaseGeometry, properties: Mapping[str, Any]) -> dict[str, Any]:
-    """One GeoJSON Feature from a shapely geometry already in WGS84."""
-    rounded = shapely.set_precision(geom, 10.0**-COORDINATE_DECIMALS, mode="pointwise")
+    """One GeoJSON Feature from a shapely geometry already in WGS84.
+
+    Polygons follow RFC 7946's right-hand rule (§3.1.6): exterior rings counter-clockwise, holes
+    clockwise, whatever order the geometry came in.
+    """
+    rounded = shapely.orient_polygons(shapely.set_precision(geom, 10.0**-COORDINATE_DECIMALS, mode="pointwise"))
     return {
         "type": "Feature",
         "geometry": shapely.geometry.mapping(rounded),

@@ -1,8 +1,9 @@
 """Scene detections as GeoJSON features: WGS84 (RFC 7946), sizes in metres, compass headings.
 
-Objects become their oriented rectangle (four corners, the first two the
-front) with `length_m`, `width_m`, `heading_deg`; regions their polygon with
-`area_m2`. A picture without georeferencing keeps pixel coordinates.
+Objects become their oriented rectangle (four corners counter-clockwise, as
+RFC 7946 wants, the first two the front) with `length_m`, `width_m`,
+`heading_deg`; regions their polygon with `area_m2`. A picture without
+georeferencing keeps pixel coordinates.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ def _to_map(grid: SceneGrid):
         return np.column_stack([t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f])
 
     return to_map
+
+
+def _output_polygons(corners: np.ndarray, grid: SceneGrid) -> np.ndarray:
+    """Polygons (N,) in output coordinates from corner rings (N, 4, 2) in scene-grid pixels."""
+    polygons = shapely.polygons(corners)
+    if grid.georeferenced:
+        polygons = to_wgs84(shapely.transform(polygons, _to_map(grid)), grid.crs)
+    return polygons
 
 
 def _to_output(geom: shapely.Geometry, grid: SceneGrid) -> shapely.Geometry:
@@ -56,11 +65,14 @@ def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     """
     if len(scores) == 0:
         return []
-    corners = rbox_to_corners(rboxes)  # (N, 4, 2) pixels
+    corners = rbox_to_corners(rboxes)  # (N, 4, 2) pixels: front-left, front-right, back-right, back-left
     headings = compass_deg(rboxes[:, 4], grid)
-    polygons = shapely.polygons(corners)
-    if grid.georeferenced:
-        polygons = to_wgs84(shapely.transform(polygons, _to_map(grid)), grid.crs)
+    polygons = _output_polygons(corners, grid)
+    # RFC 7946 wants exterior rings counter-clockwise; the same corners the other way round, still
+    # front first: front-right, front-left, back-left, back-right.
+    clockwise = ~shapely.is_ccw(shapely.get_exterior_ring(polygons))
+    if clockwise.any():
+        polygons[clockwise] = _output_polygons(corners[clockwise][:, [1, 0, 3, 2]], grid)
     out = []
     for k in range(len(scores)):
         cls = int(classes[k])

@@ -86,6 +86,24 @@ def test_worker_processes_write_the_same_bytes_as_the_serial_path(oracle, seam_s
     assert len(_objects(tmp_path / "workers3" / "seams.geojson")) == len(_seam_centres())
 
 
+def test_polygons_follow_the_right_hand_rule_and_objects_start_with_their_front(oracle, seam_scene, tmp_path):
+    """RFC 7946 §3.1.6: exterior rings counter-clockwise; an object's first two corners are its front."""
+    assert _run(oracle, [seam_scene], tmp_path, "--tile", "256", "--overlap", "64").returncode == 0
+    features = json.loads((tmp_path / "seams.geojson").read_text())["features"]
+    kinds = {f["properties"]["class"] for f in features}
+    assert {"storehouse", "earth_berm"} <= kinds
+    for f in features:
+        geom = shapely.geometry.shape(f["geometry"])
+        for polygon in getattr(geom, "geoms", [geom]):
+            assert polygon.exterior.is_ccw, f["properties"]["class"]
+            assert all(not ring.is_ccw for ring in polygon.interiors)
+        if f["properties"]["class"] == "storehouse":  # the oracle's objects face east (heading 90°)
+            ring = f["geometry"]["coordinates"][0]
+            front = (ring[0][0] + ring[1][0]) / 2
+            across = abs(ring[0][1] - ring[1][1])  # the front edge runs north-south, 8 m long
+            assert front - geom.centroid.x > 5e-5 and abs(ring[0][0] - ring[1][0]) < 0.05 * across  # 6 m east
+
+
 def test_a_region_cut_by_seams_comes_out_as_one_polygon(oracle, seam_scene, tmp_path):
     assert _run(oracle, [seam_scene], tmp_path, "--tile", "256", "--overlap", "64").returncode == 0
     berms = [f for f in json.loads((tmp_path / "seams.geojson").read_text())["features"]

@@ -65,9 +65,18 @@ def atomic_write(path: str | Path, suffix: str = "") -> Iterator[Path]:
         yield temporary
         os.replace(temporary, path)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {path}: {write_failure(exc)}") from None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_failure(exc: OSError) -> str:
+    """Why a write failed, in words: the system's reason, or for GDAL's generic error (rasterio's
+    `RasterioIOError` is an `OSError` that names no reason) the likely one."""
+    if exc.strerror:
+        return exc.strerror
+    text = (str(exc).splitlines() or [""])[0]
+    return "the write failed (is the disk full?)" if not text or "previous exception" in text else text
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -77,4 +86,4 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-__all__ = ["atomic_write", "partial_path", "remove_stale_partials", "write_text_atomic"]
+__all__ = ["atomic_write", "partial_path", "remove_stale_partials", "write_failure", "write_text_atomic"]

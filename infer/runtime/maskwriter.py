@@ -18,7 +18,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from infer.errors import OutputError
-from infer.files import atomic_write, partial_path
+from infer.files import atomic_write, partial_path, write_failure
 from infer.geo.rasterenv import gdal_env
 from infer.runtime.reader import SceneGrid
 from infer.runtime.tiling import Tile
@@ -61,7 +61,7 @@ class MaskWriter:
         try:
             yield
         except RasterioIOError as exc:
-            raise OutputError(f"cannot write {self.path}: {str(exc).splitlines()[0]}") from None
+            raise OutputError(f"cannot write {self.path}: {write_failure(exc)}") from None
 
     def abort(self) -> None:
         if not self._dst.closed:

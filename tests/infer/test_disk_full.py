@@ -54,3 +54,11 @@ def test_a_scene_that_fills_the_disk_fails_alone_and_leaves_nothing(small_disk, 
     assert left == ["summary.json"], left  # neither a final-named output of the scene nor a partial file
     entry = json.loads((out / "summary.json").read_text())["scenes"][0]
     assert entry["status"] == "failed" and "No space left on device" in entry["error"]
+
+
+def test_the_generator_on_a_full_disk_exits_1_naming_the_scene_and_leaves_nothing(small_disk):
+    result = run_cli("synth", "--out", str(small_disk / "scenes"), "--size", "1024", "--quiet")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"error: cannot write {small_disk / 'scenes' / 'scene_000.tif'}: the write failed (is the disk full?)"
+    assert list((small_disk / "scenes").iterdir()) == []

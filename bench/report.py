@@ -350,7 +350,6 @@ def glance_table(train_reference: dict, peers: dict, infer_speed: dict | None = 
     return "\n".join(lines)
 
 
-# Tables made from one result file, bench/results/NAME.json, keyed by the block's NAME.
 def pipeline_ceiling_table(result: dict) -> str:
     """`bench.pipeline_ceiling`: raw reads and the pipeline with the free model, per scene size and workers."""
     m, model = result["machine"], result["model"]
@@ -381,6 +380,7 @@ def pipeline_ceiling_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+# Tables made from one result file, bench/results/NAME.json, keyed by the block's NAME.
 TABLES: dict[str, Callable[[dict], str]] = {
     "gpu_speed": gpu_speed_table, "synth_scale": synth_scale_table, "peers": peers_table,
     "change_detection": change_detection_table, "train_reference": train_reference_table,

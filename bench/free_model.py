@@ -6,10 +6,10 @@ channels, full-resolution region masks) with the same metadata, built op by
 op with `onnx.helper`, so the runtime sees a real model. Its answers are a
 cheap function of the image: an object at the first cell of each 8 x 8-cell
 block much brighter or darker than the scene's mean, regions where 16-pixel
-cells are, smoothly upsampled. On the synthetic 8192² scene of `make demo`
-it finds about 1,300 objects and 500 region pieces, two to three times what
-the reference model finds there, so the ceiling errs low. Everything but the
-network is then the pipeline's own cost.
+cells are, smoothly upsampled. On the 8192² scene of `bench.pipeline_ceiling`
+(whose result records the counts) it finds about 2,500 objects and 300 region
+pieces, more than a trained model finds on such a scene, so the ceiling errs
+low. Everything but the network is then the pipeline's own cost.
 
 `python -m bench.free_model --like checkpoints/reference.onnx --out free.onnx`
 """

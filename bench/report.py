@@ -286,6 +286,11 @@ def region_closing_heldout_table(train_reference: dict, train_reference_gpu: dic
     return "\n".join(lines)
 
 
+def _listed(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def glance_table(train_reference: dict, peers: dict, infer_speed: dict | None = None,
                  infer_speed_fast: dict | None = None) -> str:
     """The README's one table: held-out AP@0.5 per class and mAP, and whole-pipeline speed.
@@ -341,11 +346,12 @@ def glance_table(train_reference: dict, peers: dict, infer_speed: dict | None = 
         f"{where}, scored by `infer evaluate`. The reference (`checkpoints/reference.ckpt`) trained on "
         f"{_training_hardware(train_reference).split(';')[0]} and was scored by `python -m bench.train_reference` "
         f"({train_reference['machine']['date'][:10]}); the other columns and all speeds are on {pm['cpu']} "
-        f"({pm['cores']} cores, CPU only; {' and '.join(speed_dates)})"
+        f"({pm['cores']} cores, CPU only; {_listed(speed_dates)})"
         + ("." if not other_weights else
-           "; the reference's speeds are its network's, measured with other weights of it." if same_network else
-           f"; the reference's speeds were measured with another network ({timed[0]}, FPN/heads "
-           f"{timed[1]}/{timed[2]}, objects at stride {timed[3]})."),
+           "; the reference's `bench.peers.compare` speed is its network's, measured with other weights of it."
+           if same_network else
+           f"; the reference's `bench.peers.compare` speed was measured with another network ({timed[0]}, "
+           f"FPN/heads {timed[1]}/{timed[2]}, objects at stride {timed[3]})."),
     ]
     return "\n".join(lines)
 

@@ -31,7 +31,8 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("scenes", type=Path, nargs="+", help="GeoTIFF scenes (or PNG/JPEG pictures, in pixel coordinates)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime device (default: cpu)")
-    p.add_argument("--batch", type=int, default=4, help="tiles per model call (default: 4)")
+    p.add_argument("--batch", type=int, default=RunOptions.batch,
+                   help=f"tiles per model call (default: {RunOptions.batch})")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's recommendation)")
     p.add_argument("--overlap", type=int, help="tile overlap in pixels (default: the model's recommendation)")
     p.add_argument("--score", type=finite_float, default=DEFAULT_SCORE,

@@ -69,8 +69,8 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
                   pool: ProcessPoolExecutor | None = None) -> dict:
     """Run one scene; returns its summary entry. Raises InputError for a scene that cannot be done.
 
-    Stages overlap (docs/design.md, decision 12): reader threads read and normalize tiles ahead; the model runs batch by batch;
-    decoding runs in `pool`'s worker processes (`options.workers` of them; one is started for this
+    Stages overlap (docs/design.md, decision 12): reader threads read and normalize tiles ahead;
+    the model runs batch by batch; decoding runs in `pool`'s worker processes (`options.workers` of them; one is started for this
     scene when none is given) or, with one worker, here; the overview's imagery is made from the
     tiles as they are read; results are stitched and mask cores written in tile order; the pictures
     are drawn in side threads while the vectors are written.
@@ -111,7 +111,8 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
             if timings.counts.get("skipped_nodata_tiles", 0) == len(reader.tiles):
                 raise InputError(f"{scene.name} has no valid pixels (all nodata)")
             t0 = time.perf_counter()
-            counts = _write_scene_outputs(info, scene, grid, stitcher, masks, paths,
+            date = acquisition_date(scene)
+            counts = _write_scene_outputs(info, scene, date, grid, stitcher, masks, paths,
                                           canvas.finish() if overview is None else overview.result(), side,
                                           written)
             timings.write += time.perf_counter() - t0
@@ -137,7 +138,7 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
         "tiles": len(reader.tiles),
         "skipped_nodata_tiles": timings.counts.get("skipped_nodata_tiles", 0),
         "georeferenced": grid.georeferenced,
-        "date": acquisition_date(scene),
+        "date": date,
         "outputs": {k: str(p) for k, p in paths.items()},
     }
 
@@ -168,8 +169,8 @@ def _stitch(results: Iterator[TileResult], stitcher: SceneStitcher, masks: MaskW
         timings.write += time.perf_counter() - t1
 
 
-def _write_scene_outputs(info: ModelInfo, scene: Path, grid: SceneGrid, stitcher: SceneStitcher,
-                         masks: MaskWriter, paths: dict[str, Path], overview: Overview,
+def _write_scene_outputs(info: ModelInfo, scene: Path, date: str | None, grid: SceneGrid,
+                         stitcher: SceneStitcher, masks: MaskWriter, paths: dict[str, Path], overview: Overview,
                          side: ThreadPoolExecutor, written: list[Path]) -> dict[str, int]:
     """The scene's vectors, mask COG and pictures, each appearing whole (and added to `written`); returns
     the count per class.
@@ -182,7 +183,6 @@ def _write_scene_outputs(info: ModelInfo, scene: Path, grid: SceneGrid, stitcher
     colors = {c.name: c.color for c in info.classes}
     rboxes, scores, classes = stitcher.objects()
     merged = stitcher.regions()
-    date = acquisition_date(scene)
     pictures = [
         side.submit(write_overlay, paths["overlay"], grid, rboxes, classes, merged, object_names, region_names,
                     colors, title=f"{scene.name} · {date}" if date else scene.name, overview=overview),

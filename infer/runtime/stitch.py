@@ -1,10 +1,10 @@
 """Put tile results together into scene results, by core region.
 
-`decode_tile` is the per-tile body of a run: decode the tile's outputs and
-keep what its core owns. It is a pure function of one tile, so worker
-processes can run it for many tiles at once; `SceneStitcher.add` takes the
-results back in tile order, so the scene comes out the same whichever ran
-them. A tile keeps only the objects whose centre lies in its core and
+`core_objects` and `core_regions` are the per-tile body of a run: decode
+the tile's outputs and keep what its core owns. They are pure functions of
+one tile, so worker processes can run them for many tiles at once
+(`infer.runtime.decoder`); `SceneStitcher.add` takes the results back in
+tile order, so the scene comes out the same whichever ran them. A tile keeps only the objects whose centre lies in its core and
 contributes only the core of its masks: no duplicates at seams and no
 cross-tile NMS (docs/design.md, decision 3). Region pieces cut by core
 boundaries are merged when the scene is finished.
@@ -43,15 +43,6 @@ class TileResult:
     classes: np.ndarray
     core_classes: np.ndarray
     pieces: list[tuple[int, shapely.Geometry, float, float]]
-
-
-def decode_tile(options: ResolvedOptions, stride: int, tile: Tile, valid: np.ndarray, heatmap: np.ndarray,
-                box: np.ndarray, mask: np.ndarray) -> TileResult:
-    """Decode one tile's outputs (heatmap (C, h, w), box (7, h, w), mask (R, T, T)) and keep what its core owns.
-
-    `valid` (T, T): nodata pixels hold no region, even where closing would fill them. `mask` is not changed.
-    """
-    return TileResult(tile, *core_objects(options, stride, tile, heatmap, box), *core_regions(options, tile, valid, mask))
 
 
 def core_objects(options: ResolvedOptions, stride: int, tile: Tile, heatmap: np.ndarray, box: np.ndarray

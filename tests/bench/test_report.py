@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from bench.report import (
+    _listed,
     glance_table,
     gpu_speed_table,
     main,
@@ -114,7 +115,8 @@ def test_glance_takes_the_reference_from_train_reference_and_the_peers_from_peer
     assert "trained on NVIDIA H200 (141 GB), 16 CPU cores and" in note and "torch" not in note
     assert "AMD EPYC (2 cores, CPU only; 2026-11-21 and 2026-11-22)" in note
     # peers.json timed the reference network with weights that score 0.7, not the shipped 0.953
-    assert note.endswith("the reference's speeds are its network's, measured with other weights of it.")
+    assert note.endswith("the reference's `bench.peers.compare` speed is its network's, measured with other weights "
+                         "of it.")
 
 
 def test_glance_says_nothing_of_other_weights_when_the_peers_timed_the_shipped_model():
@@ -203,3 +205,7 @@ def test_pipeline_ceiling_table_shows_each_run_and_the_ratios():
     assert rows[1] == "| 8192² | pipeline, serial (`--workers 1`) | 4.00 | 16.8 | 11.2 | 0.10 / 1.25 / 2.50 / 0.75 |"
     assert rows[2].startswith("| 8192² | pipeline, `--workers 2` | 3.00 | 22.4 |")
     assert "(**0.14×**); 2 workers against 1: **1.333×**." in table
+
+
+def test_dates_are_listed_as_a_reader_writes_them():
+    assert [_listed(d) for d in (["a"], ["a", "b"], ["a", "b", "c"])] == ["a", "a and b", "a, b and c"]

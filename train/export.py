@@ -163,7 +163,7 @@ def check_parity(model: SiteDetector, runtime: OnnxModel, precision: str, size: 
     peak_diff = float(np.max(np.abs(reference[0] - candidate[0])[peaks], initial=0.0))
     position, angle = MATCH_TOLERANCE[precision]
     detections = compare_detections([r[0] for r in reference], [c[0] for c in candidate], position_px=position,
-                                     angle_rad=angle, margin=max(diffs["mask"], peak_diff))
+                                     angle_rad=angle, margin=max(diffs["mask"], peak_diff), stride=info.stride)
     return ParityReport(shape, precision, diffs, peak_diff, detections, content)
 
 

@@ -41,17 +41,18 @@ class DetectionComparison:
 
 def compare_detections(reference: Sequence[NDArray[np.floating]], candidate: Sequence[NDArray[np.floating]],
                        score_threshold: float = DEFAULT_SCORE, mask_threshold: float = MASK_THRESHOLD, position_px: float = 1e-2,
-                       angle_rad: float = 1e-3, margin: float = 0.0) -> DetectionComparison:
+                       angle_rad: float = 1e-3, margin: float = 0.0, stride: int = 4) -> DetectionComparison:
     """Do two runs of a model (e.g. PyTorch and ONNX Runtime, or CPU and GPU) decide the same?
 
     `reference`, `candidate`: `(heatmap (C, h, w), box (7, h, w), mask (R, H, W))`
-    of ONE image each. Objects are decoded with `infer.contract.codec.decode_objects`
-    at `score_threshold`; two match when class agrees, centre, length and
-    width within `position_px` and heading within `angle_rad`. Regions are
-    pixels above `mask_threshold`.
+    of ONE image each, from a model of output `stride`. Objects are decoded
+    with `infer.contract.codec.decode_objects` at `score_threshold`, in input
+    pixels; two match when class agrees, centre, length and width within
+    `position_px` and heading within `angle_rad`. Regions are pixels above
+    `mask_threshold`.
     """
-    a = decode_objects(reference[0], reference[1], score_threshold)
-    b = decode_objects(candidate[0], candidate[1], score_threshold)
+    a = decode_objects(reference[0], reference[1], score_threshold, stride=stride)
+    b = decode_objects(candidate[0], candidate[1], score_threshold, stride=stride)
     near = a.classes[:, None] == b.classes[None, :]
     near &= np.all(np.abs(a.rboxes[:, None, :4] - b.rboxes[None, :, :4]) <= position_px, axis=-1)
     turn = np.abs(a.rboxes[:, None, 4] - b.rboxes[None, :, 4]).astype(np.float64) % (2 * np.pi)

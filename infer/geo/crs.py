@@ -62,12 +62,12 @@ def utm_crs(lon: float, lat: float) -> CRS:
 
 def north_in_pixels(transform, crs: str | CRS, col: float, row: float) -> tuple[float, float]:
     """Unit vector of true north at pixel (col, row), in pixel axes (x right, y down)."""
-    x, y = transform * (col, row)
+    x, y = transform @ (col, row)
     to_geo = _transformer(_crs_key(crs), _crs_key(WGS84))
     to_map = _transformer(_crs_key(WGS84), _crs_key(crs))
     lon, lat = to_geo.transform(x, y)
     x2, y2 = to_map.transform(lon, lat + 1e-4)
-    c2, r2 = ~transform * (x2, y2)
+    c2, r2 = ~transform @ (x2, y2)
     v = np.array([c2 - col, r2 - row])
     v /= max(float(np.linalg.norm(v)), 1e-12)
     return float(v[0]), float(v[1])

@@ -19,7 +19,9 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import from_bounds
 
 from infer.analysis.changes import DiffResult, Side
+from infer.errors import InputError
 from infer.geo.crs import north_in_pixels, transform_geometry, utm_crs
+from infer.geo.gsd import scene_gsd
 from infer.geo.rasterenv import gdal_env
 from infer.pictures.drawing import (
     BACKGROUND,
@@ -69,7 +71,7 @@ def _frame(before: Side, result: DiffResult, max_side: int) -> Frame:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             referenced = src.crs is not None and not src.transform.is_identity
             if referenced or before.pixel_coordinates:
-                gsd = abs(src.transform.a) if referenced else None
+                gsd = _scale_bar_gsd(scene, src) if referenced else None
                 return Frame(src.crs if referenced else None, src.transform if referenced else Affine.identity(),
                              src.width, src.height, min(1.0, max_side / max(src.width, src.height)), gsd)
     geoms = [c.geom for c in result.changes] + [t.geom for t in before.objects + before.regions]
@@ -91,6 +93,14 @@ def _frame(before: Side, result: DiffResult, max_side: int) -> Frame:
                  None if crs is None else pixel)
 
 
+def _scale_bar_gsd(scene: Path, src: rasterio.io.DatasetReader) -> float | None:
+    """Metres per source pixel for the scale bar; None (no bar) when its pixels are not square metres."""
+    try:
+        return scene_gsd(scene.name, src.transform, src.crs, src.width, src.height)
+    except InputError:
+        return None
+
+
 def _background(frame: Frame, scene: Path | None) -> Image.Image:
     size = frame.size
     if scene is not None:
@@ -99,8 +109,8 @@ def _background(frame: Frame, scene: Path | None) -> Image.Image:
             same_grid = frame.crs is None or (src.crs is not None and src.crs == frame.crs)
             window = None
             if same_grid and frame.crs is not None:
-                left, top = frame.transform * (0, 0)
-                right, bottom = frame.transform * (frame.width, frame.height)
+                left, top = frame.transform @ (0, 0)
+                right, bottom = frame.transform @ (frame.width, frame.height)
                 window = from_bounds(min(left, right), min(top, bottom), max(left, right), max(top, bottom),
                                      src.transform)
         if same_grid:

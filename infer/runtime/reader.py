@@ -24,10 +24,9 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from infer.errors import InputError
+from infer.geo.gsd import GSD_TOLERANCE, scene_gsd
 from infer.geo.rasterenv import gdal_env
 from infer.runtime.tiling import Tile, tile_grid
-
-GSD_TOLERANCE = 0.02  # within 2 % of the model's GSD a scene is read as it is
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,9 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
                 if dtype is not None and src.dtypes[0] != dtype:
                     raise InputError(f"{path.name} has {src.dtypes[0]} pixels, the model was trained on {dtype}")
                 georeferenced = src.crs is not None and not src.transform.is_identity
-                source_gsd = abs(src.transform.a) if georeferenced else model_gsd
+                source_gsd = (scene_gsd(path.name, src.transform, src.crs, src.width, src.height, model_gsd)
+                              if georeferenced else model_gsd)
+                # within the tolerance of the model's GSD a scene is read as it is
                 scale = model_gsd / source_gsd if abs(model_gsd / source_gsd - 1) > GSD_TOLERANCE else 1.0
                 transform = src.transform @ Affine.scale(scale) if georeferenced else Affine.identity()
                 return SceneGrid(path, max(1, round(src.width / scale)), max(1, round(src.height / scale)), scale,

@@ -93,10 +93,12 @@ def plant(width: int, height: int, centres: list[tuple[int, int]], berms: list[t
     return pixels
 
 
-def write_scene(path: Path, pixels: np.ndarray, gsd: float = 0.5, nodata: float | None = None) -> Path:
+def write_scene(path: Path, pixels: np.ndarray, gsd: float = 0.5, nodata: float | None = None,
+                crs: str = "EPSG:32637", transform: Affine | None = None) -> Path:
+    """A tiled GeoTIFF of `pixels`, north up at `gsd` from `ORIGIN` in UTM 37N unless `crs`/`transform` say otherwise."""
     profile = {"driver": "GTiff", "width": pixels.shape[2], "height": pixels.shape[1], "count": pixels.shape[0],
-               "dtype": pixels.dtype.name, "crs": "EPSG:32637", "tiled": True, "blockxsize": 256,
-               "blockysize": 256, "transform": Affine(gsd, 0, ORIGIN[0], 0, -gsd, ORIGIN[1])}
+               "dtype": pixels.dtype.name, "crs": crs, "tiled": True, "blockxsize": 256, "blockysize": 256,
+               "transform": transform or Affine(gsd, 0, ORIGIN[0], 0, -gsd, ORIGIN[1])}
     if nodata is not None:
         profile["nodata"] = nodata
     with rasterio.open(path, "w", **profile) as dst:

@@ -17,6 +17,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from infer.errors import InputError
+from infer.geo.gsd import scene_gsd
 from infer.geo.rasterenv import gdal_env
 from train.data.config import DatasetConfig
 from train.data.labels import SceneLabels, read_scene_labels, window_objects, window_region_masks
@@ -71,7 +72,7 @@ def open_scene(tif: Path, labels: Path, config: DatasetConfig) -> SceneInfo:
                                  f"({', '.join(config.bands)})")
             if src.crs is None:
                 raise InputError(f"{tif} has no CRS: scenes with GeoJSON labels must be georeferenced")
-            gsd = abs(src.transform.a)
+            gsd = scene_gsd(str(tif), src.transform, src.crs, src.width, src.height, config.gsd_m)
             return SceneInfo(tif, src.width, src.height, src.transform, src.nodata, config.gsd_m / gsd,
                              read_scene_labels(labels, src.crs, config))
     except rasterio.errors.RasterioIOError as exc:

@@ -1,0 +1,105 @@
+"""Scenes whose georeferencing is not plain north-up metres: rotated grids, feet, degrees, Web Mercator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import shapely
+from affine import Affine
+
+from infer.errors import InputError
+from infer.geo.crs import from_wgs84
+from infer.geo.gsd import scene_gsd
+from tests.helpers import run_cli
+from tests.infer.oracle import ORIGIN, plant, write_oracle, write_scene
+
+CENTRES = [(102, 102), (302, 202), (150, 330)]
+BERM = (400, 40, 420, 360)  # rows 400-420, cols 40-360: 20 x 320 px = 10 m x 160 m
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory) -> Path:
+    return write_oracle(tmp_path_factory.mktemp("model") / "oracle.onnx")
+
+
+def _run(model: Path, scene: Path, out: Path):
+    return run_cli("infer", "run", str(model), str(scene), "--out", str(out), "--quiet")
+
+
+def _features(path: Path) -> dict[str, list[dict]]:
+    by_class: dict[str, list[dict]] = {}
+    for f in json.loads(path.read_text())["features"]:
+        by_class.setdefault(f["properties"]["class"], []).append(f)
+    return by_class
+
+
+def _pixel_centres(features: list[dict], crs: str, transform: Affine) -> list[tuple[int, int]]:
+    """Each feature's centroid, back in the scene's pixels through its own transform."""
+    out = []
+    for f in features:
+        c = from_wgs84(shapely.geometry.shape(f["geometry"]), crs).centroid
+        col, row = ~transform @ (c.x, c.y)
+        out.append((round(col), round(row)))
+    return sorted(out)
+
+
+def test_a_rotated_scene_measures_what_the_north_up_one_does(oracle, tmp_path):
+    pixels = plant(512, 512, CENTRES, [BERM])
+    north_up = Affine(0.5, 0, ORIGIN[0], 0, -0.5, ORIGIN[1])
+    rotated = north_up @ Affine.rotation(30)  # the grid turned 30 degrees: pixels still 0.5 m on a side
+    results = {}
+    for name, transform in (("north_up", north_up), ("rotated", rotated)):
+        scene = write_scene(tmp_path / f"{name}.tif", pixels, transform=transform)
+        assert _run(oracle, scene, tmp_path / name).returncode == 0
+        results[name] = _features(tmp_path / name / f"{name}.geojson")
+        # every object is where it was planted, through the scene's own (rotated) transform
+        assert _pixel_centres(results[name]["storehouse"], "EPSG:32637", transform) == sorted(CENTRES)
+    for name in results:
+        sizes = [(f["properties"]["length_m"], f["properties"]["width_m"]) for f in results[name]["storehouse"]]
+        assert sizes == [(12.0, 8.0)] * len(CENTRES), name
+        (berm,) = results[name]["earth_berm"]
+        assert berm["properties"]["area_m2"] == pytest.approx(10 * 160, rel=0.01), name
+    # east in the pixels (the storehouses' axis) points 30 degrees south of east on the ground
+    assert {f["properties"]["heading_deg"] for f in results["north_up"]["storehouse"]} == {90.0}
+    turned = {f["properties"]["heading_deg"] for f in results["rotated"]["storehouse"]}
+    assert all(abs(h - 120.0) < 0.5 for h in turned), turned
+
+
+def test_a_scene_in_us_feet_is_read_at_its_size_in_metres(oracle, tmp_path):
+    feet = 0.5 / 0.3048006096012192  # 0.5 m pixels in US survey feet
+    transform = Affine(feet, 0, 1_000_000, 0, -feet, 200_000)
+    scene = write_scene(tmp_path / "feet.tif", plant(512, 512, CENTRES, []), crs="EPSG:2263", transform=transform)
+    assert _run(oracle, scene, tmp_path / "out").returncode == 0
+    found = _features(tmp_path / "out" / "feet.geojson")["storehouse"]
+    assert _pixel_centres(found, "EPSG:2263", transform) == sorted(CENTRES)
+    assert {(f["properties"]["length_m"], f["properties"]["width_m"]) for f in found} == {(12.0, 8.0)}
+
+
+def test_a_scene_in_degrees_is_refused_in_one_line_naming_the_reprojection(oracle, tmp_path):
+    degrees = 4.5e-6  # about 0.5 m north-south, 0.41 m east-west at 34.5 N
+    scene = write_scene(tmp_path / "lonlat.tif", plant(256, 256, [(102, 102)], []), crs="EPSG:4326",
+                        transform=Affine(degrees, 0, 39.0, 0, -degrees, 34.5))
+    result = _run(oracle, scene, tmp_path / "out")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "geographic" in errors[0] and "gdalwarp -t_srs EPSG:32637 -tr 0.5 0.5" in errors[0]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [e["status"] for e in summary["scenes"]] == ["failed"]
+    assert not (tmp_path / "out" / "lonlat.geojson").exists()
+
+
+def test_pixel_sizes_in_metres_for_any_crs():
+    utm = Affine(0.5, 0, 500_000, 0, -0.5, 4_000_000)
+    assert scene_gsd("a.tif", utm, "EPSG:32633", 1000, 1000) == 0.5
+    assert scene_gsd("a.tif", utm @ Affine.rotation(45), "EPSG:32633", 1000, 1000) == pytest.approx(0.5)
+    # Web Mercator at 45 N: 0.5 grid metres are 0.5 cos(45 N) on the ground
+    mercator = Affine(0.5, 0, 0, 0, -0.5, 5_621_521)
+    assert scene_gsd("a.tif", mercator, "EPSG:3857", 1000, 1000) == pytest.approx(0.5 * 0.7071, rel=0.01)
+    # degrees at the equator are square enough on the ground
+    assert scene_gsd("a.tif", Affine(4.5e-6, 0, 10, 0, -4.5e-6, 0.001), "EPSG:4326", 100, 100) == pytest.approx(
+        0.4993, rel=0.01)
+    with pytest.raises(InputError, match="0.5 x 0.6 m, not square"):
+        scene_gsd("a.tif", Affine(0.5, 0, 500_000, 0, -0.6, 4_000_000), "EPSG:32633", 1000, 1000)

@@ -16,11 +16,19 @@ from tqdm import tqdm
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
 from infer.contract.defaults import DEFAULT_SCORE, REGION_CLOSING_M
 from infer.errors import InputError, UsageError
+from infer.runtime.claims import scene_claim
 from infer.runtime.decoder import available_cores, start_pool
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
 from infer.runtime.pipeline import process_scene
-from infer.runtime.runfolder import is_done, previous_entries, summary_path, write_summary
+from infer.runtime.runfolder import (
+    is_done,
+    previous_entries,
+    refuse_other_owners,
+    summary_path,
+    update_summary,
+)
+from infer.runtime.scenes import scene_list
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -68,23 +76,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = args.workers if args.workers is not None else default_workers(args.device)
     options = RunOptions(tile=args.tile, overlap=args.overlap, batch=args.batch, score=args.score,
                          region_closing_m=args.region_closing, progress=not args.quiet, workers=workers)
+    scenes = scene_list(args.scenes)[shard::shards]
     try:
         model = OnnxModel(args.model, device=args.device, engine_cache=args.engine_cache)
     except InputError as exc:
         raise UsageError(str(exc)) from None
     options.resolve(model.info)
+    if args.out.is_dir():
+        refuse_other_owners(args.out, scenes)
     ensure_writable_folder(args.out)
-    scenes = sorted(dict.fromkeys(args.scenes))[shard::shards]
     summary = summary_path(args.out, shard, shards)
-    entries = previous_entries(summary)
     pools = _Pools(workers)
     try:
-        failed = _run_scenes(model, scenes, args, options, pools, summary, entries)
+        job = _Job(model, args.out, options, pools, summary, quiet=args.quiet)
+        job.run(scenes)
     finally:
         pools.close()
-    done = sum(1 for e in entries.values() if e.get("status") == "done")
-    print(f"{done} scene(s) done, {failed} failed; summary: {summary}")
-    return 1 if failed else 0
+    entries = previous_entries(summary)
+    done = sum(1 for s in scenes if entries.get(str(s), {}).get("status") == "done")
+    print(f"{done} scene(s) done ({job.processed} by this run), {job.failed} failed; summary: {summary}")
+    return 1 if job.failed else 0
 
 
 class _Pools:
@@ -103,30 +114,49 @@ class _Pools:
             self.current.shutdown(wait=False, cancel_futures=True)
 
 
-def _run_scenes(model: OnnxModel, scenes: list[Path], args, options: RunOptions, pools: _Pools, summary: Path,
-                entries: dict[str, dict]) -> int:
-    """Every scene not done yet, the summary rewritten after each; returns how many failed."""
-    failed = 0
-    for scene in tqdm(scenes, desc="scenes", unit="scene", disable=args.quiet or len(scenes) < 2):
+class _Job:
+    """The scenes of one run, each claimed before it is done (runs may share the folder, see
+    `infer.runtime.claims`); the summary is merged after each scene."""
+
+    def __init__(self, model: OnnxModel, out: Path, options: RunOptions, pools: _Pools, summary: Path,
+                 quiet: bool) -> None:
+        self.model, self.out, self.options, self.pools, self.summary = model, out, options, pools, summary
+        self.quiet = quiet
+        self.processed = self.failed = 0
+
+    def run(self, scenes: list[Path]) -> None:
+        """Every scene not done yet: those another run holds are left to the end, then waited for."""
+        held_elsewhere = []
+        for scene in tqdm(scenes, desc="scenes", unit="scene", disable=self.quiet or len(scenes) < 2):
+            with scene_claim(self.out, scene, wait=False) as claimed:
+                if claimed:
+                    self._scene(scene)
+                else:
+                    held_elsewhere.append(scene)
+        for scene in held_elsewhere:
+            with scene_claim(self.out, scene, wait=True):
+                self._scene(scene)
+
+    def _scene(self, scene: Path) -> None:
+        """One claimed scene: skipped when done (by an earlier run or the one that held it), else run."""
         key = str(scene)
-        if is_done(args.out, scene) and entries.get(key, {}).get("status") == "done":
-            continue
+        if is_done(self.out, scene) and previous_entries(self.summary).get(key, {}).get("status") == "done":
+            return
         try:
-            entries[key] = process_scene(model, scene, args.out, options, pool=pools.current)
+            entry = process_scene(self.model, scene, self.out, self.options, pool=self.pools.current)
+            self.processed += 1
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a bad scene is recorded and skipped, never fatal to the batch
-            failed += 1
+            self.failed += 1
             if isinstance(exc, BrokenProcessPool):
                 message = "a decoding worker process died (killed, or out of memory?); workers restarted"
-                pools.restart()
+                self.pools.restart()
             else:
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            entries[key] = {"scene": key, "status": "failed", "error": message}
+            entry = {"scene": key, "status": "failed", "error": message}
             print(f"error: {scene.name}: {message}", file=sys.stderr)
-        write_summary(summary, entries)
-    write_summary(summary, entries)
-    return failed
+        update_summary(self.summary, {key: entry})
 
 
 def default_workers(device: str) -> int:

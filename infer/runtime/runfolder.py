@@ -12,8 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from infer.errors import InputError
+from infer.errors import InputError, UsageError
 from infer.files import write_text_atomic
+from infer.runtime.claims import lock_path, locked
+from infer.runtime.scenes import same_file
 
 #: Per scene: output kind → file name suffix after the scene's stem.
 OUTPUT_SUFFIXES = {"geojson": ".geojson", "mask": "_mask.tif", "overlay": "_overlay.png",
@@ -48,6 +50,34 @@ def previous_entries(path: Path) -> dict[str, dict[str, Any]]:
         return {}
 
 
+def update_summary(path: Path, updates: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Merge `updates` (entries by scene path) into the summary at `path` and return all its entries.
+
+    Under the summary's lock, reading what is there first: runs sharing the folder (duplicates a
+    scheduler started) keep each other's entries instead of the last writer's alone.
+    """
+    with locked(lock_path(path.parent, path.name)):
+        entries = previous_entries(path)
+        entries.update(updates)
+        write_summary(path, entries)
+    return entries
+
+
+def refuse_other_owners(out_dir: Path, scenes: list[Path]) -> None:
+    """`UsageError` when a summary in `out_dir` records a different file done under one of `scenes`' names."""
+    try:
+        entries = read_summaries(out_dir)
+    except InputError:  # no summary yet, or one that cannot be read: nothing recorded
+        return
+    owners = {Path(e["scene"]).stem: e["scene"] for e in entries
+              if isinstance(e, dict) and e.get("status") == "done" and isinstance(e.get("scene"), str)}
+    for scene in scenes:
+        owner = owners.get(scene.stem)
+        if owner is not None and not same_file(owner, scene):
+            raise UsageError(f"{out_dir} already holds the outputs of {owner} under the names {scene} would "
+                             f"write ({scene.stem}.geojson, ...); use another --out folder or rename the scene")
+
+
 def read_summaries(folder: Path) -> list[dict[str, Any]]:
     """Scene entries of `summary.json` and of every shard's `summary-I-of-N.json`."""
     paths = sorted([*folder.glob("summary.json"), *folder.glob("summary-*-of-*.json")])
@@ -73,4 +103,4 @@ def finished_scene(folder: Path) -> tuple[Path, Path | None]:
 
 
 __all__ = ["OUTPUT_SUFFIXES", "finished_scene", "is_done", "output_paths", "previous_entries", "read_summaries",
-           "summary_path", "write_summary"]
+           "refuse_other_owners", "summary_path", "update_summary", "write_summary"]

@@ -1,0 +1,53 @@
+"""The scene list of a job, settled before any work: folders expanded, each file once, output names unique.
+
+A scene named twice (`a/x.tif` and `a/../a/x.tif`, or a link to it) is one
+scene; two different files with one stem (`a/x.tif`, `b/x.tif`) would write
+the same outputs, so the job refuses them, as it refuses a scene whose
+outputs an earlier run in the same folder wrote for another file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from infer.errors import UsageError
+
+#: Raster files a folder given as a scene stands for (case-insensitive).
+SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".png", ".jpg", ".jpeg")
+
+
+def scene_list(paths: Iterable[Path]) -> list[Path]:
+    """The scenes `paths` name as absolute paths (links kept, `..` gone), sorted, each file once;
+    `UsageError` for a missing path, a folder without rasters, or two files with one stem."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SCENE_SUFFIXES)
+            if not found:
+                raise UsageError(f"{path} is a folder without rasters ({', '.join(SCENE_SUFFIXES)})")
+        elif path.exists():
+            found = [path]
+        else:
+            raise UsageError(f"scene not found: {path}")
+        for scene in found:
+            seen.setdefault(scene.resolve(), Path(os.path.abspath(scene)))
+    by_stem: dict[str, Path] = {}
+    for scene in seen.values():
+        other = by_stem.setdefault(scene.stem, scene)
+        if other is not scene:
+            raise UsageError(f"{other} and {scene} would write the same outputs ({scene.stem}.geojson, ...); "
+                             "rename one, or run them into different --out folders")
+    return sorted(seen.values())
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two spellings name one file (True too when either no longer exists and they read the same)."""
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return str(a) == str(b)
+
+
+__all__ = ["SCENE_SUFFIXES", "same_file", "scene_list"]

@@ -94,7 +94,7 @@ class TileDecoder:
         self._pending: deque[_Pending] = deque()
 
     def submit(self, tile: Tile, valid: np.ndarray, heatmap: np.ndarray, box: np.ndarray, mask: np.ndarray) -> None:
-        objects = core_objects(self.options, self.stride, tile, heatmap, box)
+        objects = core_objects(self.options, self.stride, tile, heatmap, box, valid)
         if self.pool is None:
             self._pending.append(_Pending(tile, objects, core_regions(self.options, tile, valid, mask)))
             return

@@ -25,7 +25,7 @@ from rasterio.windows import Window
 
 from infer.errors import InputError
 from infer.geo.gsd import GSD_TOLERANCE, scene_gsd
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import gdal_env, gdal_reason
 from infer.runtime.tiling import Tile, tile_grid
 
 
@@ -82,12 +82,12 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
                                  transform, src.crs if georeferenced else None, model_gsd, src.count,
                                  src.dtypes[0], src.nodata)
     except RasterioIOError as exc:
-        raise InputError(f"cannot read {path.name}: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"cannot read {path.name}: {gdal_reason(exc)}") from None
 
 
 @dataclass
 class TileRead:
-    """One tile's pixels: (C, T, T) float32 raw values, valid (T, T) bool; padding is invalid.
+    """One tile's pixels: (C, h, w) float32 raw values, valid (h, w) bool (the tile's shape); padding is invalid.
 
     `inputs`: the model's input made from them by the reader's `prepare`, in the reader's thread
     (None without one, and for a tile with no valid pixel).
@@ -112,10 +112,10 @@ class TileReader:
         self.tiles = tile_grid(grid.width, grid.height, tile, overlap)
 
     def read(self, src: rasterio.io.DatasetReader, tile: Tile) -> TileRead:
-        g, size = self.grid, self.tile
-        pixels = np.zeros((g.count, size, size), np.float32)
-        valid = np.zeros((size, size), bool)
-        rows, cols = min(size, g.height - tile.row), min(size, g.width - tile.col)
+        g = self.grid
+        pixels = np.zeros((g.count, tile.height, tile.width), np.float32)
+        valid = np.zeros((tile.height, tile.width), bool)
+        rows, cols = min(tile.height, g.height - tile.row), min(tile.width, g.width - tile.col)
         window = Window(tile.col * g.scale, tile.row * g.scale, cols * g.scale, rows * g.scale)
         resampling = Resampling.bilinear if g.scale != 1 else Resampling.nearest
         try:
@@ -123,8 +123,9 @@ class TileReader:
                             masked=False)
             mask = src.read_masks(1, window=window, out_shape=(rows, cols), resampling=Resampling.nearest)
         except RasterioIOError as exc:
-            raise InputError(f"{g.path.name} is damaged near pixel ({tile.row}, {tile.col}): "
-                             f"{str(exc).splitlines()[0]}") from None
+            reason = gdal_reason(exc).removeprefix(f"{g.path}, ").removeprefix(f"{g.path.name}, ")
+            raise InputError(f"{g.path.name} is damaged or truncated near pixel ({tile.row}, {tile.col}): "
+                             f"{reason}") from None
         pixels[:, :rows, :cols] = data
         valid[:rows, :cols] = mask > 0
         return TileRead(tile, pixels, valid)

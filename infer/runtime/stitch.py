@@ -45,21 +45,27 @@ class TileResult:
     pieces: list[tuple[int, shapely.Geometry, float, float]]
 
 
-def core_objects(options: ResolvedOptions, stride: int, tile: Tile, heatmap: np.ndarray, box: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """rboxes (N, 5) in scene-grid pixels, scores, classes of the objects centred in the tile's core."""
+def core_objects(options: ResolvedOptions, stride: int, tile: Tile, heatmap: np.ndarray, box: np.ndarray,
+                 valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """rboxes (N, 5) in scene-grid pixels, scores, classes of the objects centred in the tile's core and,
+    given the tile's (h, w) `valid` pixels, on one of them: nothing is reported on nodata or padding."""
     found = decode_objects(heatmap, box, options.score, stride=stride)
     rboxes = found.rboxes.astype(np.float64).copy()
+    keep = np.ones(len(rboxes), bool)
+    if valid is not None and len(rboxes) and not valid.all():
+        rows = np.clip(rboxes[:, 1].astype(np.int64), 0, valid.shape[0] - 1)
+        cols = np.clip(rboxes[:, 0].astype(np.int64), 0, valid.shape[1] - 1)
+        keep = valid[rows, cols]
     rboxes[:, 0] += tile.col
     rboxes[:, 1] += tile.row
     r0, c0, r1, c1 = tile.core
-    keep = (rboxes[:, 0] >= c0) & (rboxes[:, 0] < c1) & (rboxes[:, 1] >= r0) & (rboxes[:, 1] < r1)
+    keep &= (rboxes[:, 0] >= c0) & (rboxes[:, 0] < c1) & (rboxes[:, 1] >= r0) & (rboxes[:, 1] < r1)
     return rboxes[keep], found.scores[keep], found.classes[keep]
 
 
 def core_regions(options: ResolvedOptions, tile: Tile, valid: np.ndarray, mask: np.ndarray
                  ) -> tuple[np.ndarray, list[tuple[int, shapely.Geometry, float, float]]]:
-    """The core's class map and its pieces (see `TileResult`) from the tile's (R, T, T) region probabilities."""
+    """The core's class map and its pieces (see `TileResult`) from the tile's (R, h, w) region probabilities."""
     everywhere = bool(valid.all())  # most tiles: then nothing needs masking
     if not everywhere:
         mask = np.where(valid, mask, np.float32(0.0))
@@ -76,11 +82,11 @@ def core_slices(tile: Tile) -> tuple[slice, slice]:
 
 def core_class_map(mask: np.ndarray, tile: Tile, threshold: float = MASK_THRESHOLD, closing_px: float = 0.0,
                    valid: np.ndarray | None = None) -> np.ndarray:
-    """The core of a tile's (K, T, T) region probabilities as class indices: 0 none, k + 1 region k.
+    """The core of a tile's (K, h, w) region probabilities as class indices: 0 none, k + 1 region k.
 
     Regions are decoded on the whole tile (`decode_regions`, so closing sees
     past the core's edge); where classes overlap, the most probable wins.
-    `valid` (T, T): pixels outside it stay 0 even where closing would fill them.
+    `valid` (h, w): pixels outside it stay 0 even where closing would fill them.
     """
     regions = decode_regions(mask, threshold, closing_px)
     if valid is not None:

@@ -14,19 +14,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infer.contract.schema import INPUT_MULTIPLE
+
 
 @dataclass(frozen=True)
 class Tile:
     """A model input window and its core, in scene pixels.
 
-    `row`, `col`: the window's top-left; it spans `size` x `size` (the part
-    past the scene's edge is padding). `core`: `(row0, col0, row1, col1)`,
-    half-open, always inside both the window and the scene.
+    `row`, `col`: the window's top-left; it spans `height` x `width` (the
+    part past the scene's edge is padding). `core`: `(row0, col0, row1,
+    col1)`, half-open, always inside both the window and the scene.
     """
 
     row: int
     col: int
-    size: int
+    height: int
+    width: int
     core: tuple[int, int, int, int]
 
     def owns(self, row: float, col: float) -> bool:
@@ -57,12 +60,20 @@ def axis_cores(length: int, tile: int, origins: list[int]) -> list[tuple[int, in
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
+def fitted_side(length: int, tile: int) -> int:
+    """A tile's side along an axis of `length`: `tile`, or, where the scene is shorter, its length rounded up
+    to the model's input multiple. A strip 8 px high is run as 32 px tiles, not 1024 px of padding."""
+    return tile if length > tile else min(tile, -(-length // INPUT_MULTIPLE) * INPUT_MULTIPLE)
+
+
 def tile_grid(width: int, height: int, tile: int, overlap: int) -> list[Tile]:
-    """Row-major tiles covering a `width` x `height` scene, each with its core."""
+    """Row-major tiles covering a `width` x `height` scene, each with its core; all of one shape
+    (`fitted_side` along each axis), so they batch."""
     rows, cols = axis_origins(height, tile, overlap), axis_origins(width, tile, overlap)
     row_cores, col_cores = axis_cores(height, tile, rows), axis_cores(width, tile, cols)
+    tile_height, tile_width = fitted_side(height, tile), fitted_side(width, tile)
     return [
-        Tile(r, c, tile, (rc[0], cc[0], rc[1], cc[1]))
+        Tile(r, c, tile_height, tile_width, (rc[0], cc[0], rc[1], cc[1]))
         for r, rc in zip(rows, row_cores, strict=True)
         for c, cc in zip(cols, col_cores, strict=True)
     ]

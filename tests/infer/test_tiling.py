@@ -7,7 +7,11 @@ import itertools
 import numpy as np
 import pytest
 
+from infer.contract.schema import ModelInfo
+from infer.runtime.options import RunOptions
+from infer.runtime.stitch import core_objects
 from infer.runtime.tiling import axis_origins, tile_grid
+from tests.helpers import FOUR_CLASS_INFOS
 
 
 @pytest.mark.parametrize("width,height,tile,overlap", [
@@ -46,3 +50,27 @@ def test_tiles_stay_inside_scenes_larger_than_a_tile():
 def test_bad_tiling_is_rejected(tile, overlap):
     with pytest.raises(ValueError):
         tile_grid(100, 100, tile, overlap)
+
+
+def test_tiles_fit_a_scene_smaller_than_a_tile_along_each_axis():
+    strip = tile_grid(30000, 8, 1024, 160)
+    assert {(t.height, t.width) for t in strip} == {(32, 1024)}  # not 1024 x 1024 of padding per tile
+    assert len(strip) == 35
+    small = tile_grid(600, 2000, 1024, 160)
+    assert {(t.height, t.width) for t in small} == {(1024, 608)}
+    assert {(t.height, t.width) for t in tile_grid(4096, 4096, 1024, 160)} == {(1024, 1024)}
+
+
+def test_objects_are_never_reported_on_nodata():
+    options = RunOptions(tile=64, overlap=0, region_closing_m=0).resolve(
+        ModelInfo(FOUR_CLASS_INFOS, ("r", "g", "b"), (0,) * 3, (1,) * 3, 0.5, 64, 0))
+    (tile,) = tile_grid(64, 64, 64, 0)
+    heatmap = np.zeros((2, 16, 16), np.float32)
+    heatmap[0, 2, 2] = heatmap[0, 8, 8] = 0.9  # centres at rows 10 (valid) and 34 (a band of nodata)
+    box = np.zeros((7, 16, 16), np.float32)
+    valid = np.ones((tile.height, tile.width), bool)
+    valid[30:40] = False
+    rboxes, _, _ = core_objects(options, 4, tile, heatmap, box, valid)
+    assert rboxes[:, :2].tolist() == [[10.0, 10.0]]
+    everything, _, _ = core_objects(options, 4, tile, heatmap, box)
+    assert len(everything) == 2  # the control: without the valid pixels both peaks decode

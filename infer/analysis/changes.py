@@ -56,6 +56,7 @@ class Side:
     scene: Path | None
     pixel_coordinates: bool
     colors: dict[str, str] = field(default_factory=dict)
+    footprint: Thing | None = None  # the ground the date saw (valid pixels), when its file records it
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class DiffResult:
     offset_support: int
     units: str  # "m" or "px"
     classes: list[tuple[str, str]]  # (name, kind) in first-seen order
+    common_area_m2: float | None = None  # the ground both dates saw; None when neither file records its footprint
+    outside: int = 0  # objects left out because only one date saw where they are
 
 
 def _kind(collection: dict, props: dict) -> str:
@@ -123,8 +126,14 @@ def read_side(path: Path, scene: Path | None = None) -> Side:
         geom = shapely.make_valid(shapely.geometry.shape(feat["geometry"]))
         thing = Thing(str(props["class"]), geom, geom, props)
         (objects if _kind(collection, props) == "object" else regions).append(thing)
+    seen = collection.get("footprint")
+    try:
+        ground = None if seen is None else shapely.make_valid(shapely.geometry.shape(seen))
+    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.GEOSException):
+        raise InputError(f"{geojson}: its 'footprint' is not a GeoJSON geometry") from None
     return Side(geojson, objects, regions, collection.get("date"),
-                scene or found_scene or _scene_for(geojson, collection), pixel, dict(collection.get("colors") or {}))
+                scene or found_scene or _scene_for(geojson, collection), pixel, dict(collection.get("colors") or {}),
+                None if ground is None else Thing("footprint", ground, ground, {}))
 
 
 def _to_metric(sides: Sequence[Side]) -> tuple[CRS | None, str]:
@@ -133,7 +142,7 @@ def _to_metric(sides: Sequence[Side]) -> tuple[CRS | None, str]:
         raise InputError("one input is in pixel coordinates and the other in WGS84: they cannot be compared")
     if sides[0].pixel_coordinates:
         return None, "px"
-    things = [t for s in sides for t in s.objects + s.regions]
+    things = [t for s in sides for t in s.objects + s.regions + ([s.footprint] if s.footprint else [])]
     if not things:
         return None, "m"
     centre = shapely.GeometryCollection([t.geom for t in things]).centroid
@@ -224,6 +233,10 @@ def diff(before: Side, after: Side, options: DiffOptions = DiffOptions(), pixel_
     crs, units = _to_metric([before, after])
     scale = pixel_m if units == "px" else 1.0  # metres per comparison unit
     opts = replace(options, tolerance_m=options.tolerance_m / scale, search_m=options.search_m / scale)
+    common = _common_ground(before, after, scale)
+    outside = 0
+    if common is not None:
+        outside = _keep_inside(before, common) + _keep_inside(after, common)
     offset, support = (estimate_offset(before.objects, after.objects, opts) if options.align else (np.zeros(2), 0))
     for t in after.objects + after.regions:
         t.metric = affinity.translate(t.metric, -offset[0], -offset[1])
@@ -260,13 +273,59 @@ def diff(before: Side, after: Side, options: DiffOptions = DiffOptions(), pixel_
                                                                transform_geometry(piece, crs, "EPSG:4326"))
                 changes.append(Change(cls, kind, change, geom_out, props))
     shift = (float(offset[0] * scale), float(offset[1] * scale))
-    return DiffResult(changes, shift, support, units, classes)
+    area = None if common is None else round(common.area * scale * scale, 1)
+    return DiffResult(changes, shift, support, units, classes, area, outside)
+
+
+def _common_ground(before: Side, after: Side, scale: float) -> shapely.Geometry | None:
+    """Where both dates saw the ground (the footprints' intersection, in the comparison frame); the one
+    footprint known when only one is; None when neither is. `InputError` when they do not overlap."""
+    known = [s.footprint.metric for s in (before, after) if s.footprint is not None]
+    if not known:
+        return None
+    common = shapely.intersection_all(known)
+    if len(known) == 2 and common.area <= 0:
+        raise InputError(no_common_ground(before.source.name, after.source.name, known[0].distance(known[1]) * scale))
+    return common
+
+
+def no_common_ground(before: str, after: str, gap_m: float) -> str:
+    """The refusal of two inputs whose footprints lie `gap_m` apart (0: they touch)."""
+    apart = f"{gap_m / 1000:.1f} km apart" if gap_m >= 1000 else (f"{gap_m:.0f} m apart" if gap_m > 0 else "touching")
+    return f"{before} and {after} do not cover the same ground (their footprints are {apart}): there is nothing to compare"
+
+
+def ground_gap_m(a: shapely.Geometry, b: shapely.Geometry) -> float:
+    """Metres between two WGS84 geometries (0 when they meet), measured in the UTM zone of the first."""
+    crs = utm_crs(*a.centroid.coords[0])
+    return float(transform_geometry(a, "EPSG:4326", crs).distance(transform_geometry(b, "EPSG:4326", crs)))
+
+
+def _keep_inside(side: Side, common: shapely.Geometry) -> int:
+    """Keep the objects centred on the common ground and the regions' parts on it; returns how many
+    objects were left out."""
+    centres = _centres(side.objects)
+    inside = shapely.contains_xy(common, centres[:, 0], centres[:, 1]) if len(centres) else np.zeros(0, bool)
+    left_out = int((~inside).sum())
+    side.objects = [t for t, keep in zip(side.objects, inside, strict=True) if keep]
+    for t in side.regions:
+        t.metric = t.metric.intersection(common)
+    side.regions = [t for t in side.regions if not t.metric.is_empty]
+    return left_out
 
 
 def summary_lines(result: DiffResult, before: Side, after: Side) -> list[str]:
     """A few plain sentences an analyst can paste into a report."""
     when = f"{before.date or before.source.name} → {after.date or after.source.name}"
     lines = [f"Changes {when}:"]
+    if before.date and after.date and after.date < before.date:
+        lines.append(f"  note: the dates run backwards (the later input, {after.source.name}, is dated "
+                     f"{after.date}, before {before.date}): 'new' is what only {after.source.name} shows")
+    if result.common_area_m2 is not None:
+        area = (f"{result.common_area_m2 / 1e6:,.2f} km²" if result.common_area_m2 >= 1e5
+                else f"{result.common_area_m2:,.0f} m²")
+        lines.append(f"  compared where both dates saw the ground: {area}"
+                     + (f"; {result.outside} object(s) outside it left out" if result.outside else ""))
     if not result.classes:
         lines.append("  nothing was detected at either date")
     for cls, kind in result.classes:

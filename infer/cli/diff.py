@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from infer.analysis.changes import DiffOptions, diff, read_side, summary_lines
+from infer.analysis.changes import (
+    DiffOptions,
+    diff,
+    ground_gap_m,
+    no_common_ground,
+    read_side,
+    summary_lines,
+)
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.errors import InputError, UsageError
@@ -53,9 +60,18 @@ def build_parser() -> OneLineArgumentParser:
 def _open_model(args, options: RunOptions):
     """The model of --model, with the run options checked against it before anything is written."""
     from infer.runtime.model import OnnxModel
+    from infer.runtime.reader import open_grid
+    from infer.runtime.vectors import outline
 
     model = OnnxModel(args.model, device=args.device)
     options.resolve(model.info)
+    # scenes the model cannot read, or that show different ground, stop the job before any output
+    grids = [open_grid(scene, len(model.info.bands), model.info.gsd_m, model.info.dtype)
+             for scene in (args.before, args.after)]
+    if all(g.georeferenced for g in grids):
+        before, after = (outline(g) for g in grids)
+        if not before.intersects(after):
+            raise InputError(no_common_ground(args.before.name, args.after.name, ground_gap_m(before, after)))
     return model
 
 
@@ -88,21 +104,23 @@ def _diff(args) -> int:
         if not path.exists():
             raise UsageError(f"not found: {path}")
     options = RunOptions(score=args.score)
-    model = _open_model(args, options) if args.model is not None else None
-    ensure_writable_folder(args.out)
     before_scene, after_scene = args.before_scene, args.after_scene
-    if model is not None:
+    if args.model is not None:
+        model = _open_model(args, options)
+        ensure_writable_folder(args.out)
         before_scene, after_scene = before_scene or args.before, after_scene or args.after
         before_path, after_path = _run_model(args, model, options)
+        before, after = read_side(before_path, before_scene), read_side(after_path, after_scene)
     else:
-        before_path, after_path = args.before, args.after
-    before, after = read_side(before_path, before_scene), read_side(after_path, after_scene)
+        before, after = read_side(args.before, before_scene), read_side(args.after, after_scene)
     options = DiffOptions(tolerance_m=args.tolerance, search_m=args.search, min_area_m2=args.min_area,
                           align=not args.no_align)
     result = diff(before, after, options, pixel_m=args.pixel_size)
+    ensure_writable_folder(args.out)
     extra = {"before": str(before.source), "after": str(after.source), "dates": [before.date, after.date],
              "registration_offset_m": [round(v, 2) for v in result.offset],
              "registration_support": result.offset_support, "tolerance_m": args.tolerance,
+             "common_area_m2": result.common_area_m2, "objects_outside_common_area": result.outside,
              "classes": dict(result.classes), "colors": {**before.colors, **after.colors}}
     if before.pixel_coordinates:
         extra["coordinates"] = "pixel (x right, y down): the inputs have no georeferencing"

@@ -20,18 +20,19 @@ from infer.files import write_text_atomic
 COORDINATE_DECIMALS = 8  # about a millimetre in latitude: labels map back to the exact pixel
 
 
-def feature(geom: BaseGeometry, properties: Mapping[str, Any]) -> dict[str, Any]:
-    """One GeoJSON Feature from a shapely geometry already in WGS84.
+def geometry(geom: BaseGeometry) -> dict[str, Any]:
+    """A GeoJSON geometry from a shapely one already in WGS84, rounded to `COORDINATE_DECIMALS`.
 
     Polygons follow RFC 7946's right-hand rule (§3.1.6): exterior rings counter-clockwise, holes
     clockwise, whatever order the geometry came in.
     """
     rounded = shapely.orient_polygons(shapely.set_precision(geom, 10.0**-COORDINATE_DECIMALS, mode="pointwise"))
-    return {
-        "type": "Feature",
-        "geometry": shapely.geometry.mapping(rounded),
-        "properties": dict(properties),
-    }
+    return shapely.geometry.mapping(rounded)
+
+
+def feature(geom: BaseGeometry, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """One GeoJSON Feature from a shapely geometry already in WGS84 (see `geometry`)."""
+    return {"type": "Feature", "geometry": geometry(geom), "properties": dict(properties)}
 
 
 def write_feature_collection(

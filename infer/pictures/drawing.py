@@ -44,6 +44,13 @@ def read_pixels(path: Path, window: Window | None, out_shape: tuple[int, int]) -
         return pixels.astype(np.float32), src.dtypes[0]
 
 
+def read_valid(path: Path, out_shape: tuple[int, int]) -> np.ndarray:
+    """(rows, cols) bool: where the raster has valid pixels, in one decimated read of its mask."""
+    with gdal_env(), warnings.catch_warnings(), rasterio.open(path) as src:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return src.read_masks(1, out_shape=out_shape, resampling=Resampling.nearest) > 0
+
+
 def display_scale(pixels: np.ndarray, dtype: str) -> float:
     """Factor that maps raw values to 0–255: none for 8-bit, the 99.5th percentile of valid values otherwise."""
     if dtype == "uint8":

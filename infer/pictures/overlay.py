@@ -25,6 +25,7 @@ from infer.pictures.drawing import (
     draw_scale_bar,
     line_width,
     read_pixels,
+    read_valid,
     save_png,
     to_rgb,
 )
@@ -42,10 +43,12 @@ def _hex_rgba(color: str, alpha: int) -> tuple[int, int, int, int]:
 
 @dataclass(frozen=True)
 class Overview:
-    """The scene's imagery at the overview's scale: RGB (rows, cols, 3) uint8, `factor` = its pixels per grid pixel."""
+    """The scene's imagery at the overview's scale: RGB (rows, cols, 3) uint8, `factor` = its pixels per grid
+    pixel; `covered` (rows, cols) bool: blocks holding any valid pixel (the scene's footprint)."""
 
     rgb: np.ndarray
     factor: float
+    covered: np.ndarray
 
 
 def overview_shape(grid: SceneGrid, max_side: int = OVERVIEW_SIDE) -> tuple[tuple[int, int], float]:
@@ -58,7 +61,7 @@ def read_overview(grid: SceneGrid, max_side: int = OVERVIEW_SIDE) -> Overview:
     """The imagery the overview is drawn on, in one decimated read of the scene."""
     shape, factor = overview_shape(grid, max_side)
     pixels, dtype = read_pixels(grid.path, None, shape)
-    return Overview(to_rgb(pixels, display_scale(pixels, dtype)), factor)
+    return Overview(to_rgb(pixels, display_scale(pixels, dtype)), factor, read_valid(grid.path, shape))
 
 
 class OverviewCanvas:
@@ -77,6 +80,7 @@ class OverviewCanvas:
         self.col_edges = np.minimum(np.round(np.arange(cols + 1) / self.factor).astype(np.int64), grid.width)
         self.row_edges[-1], self.col_edges[-1] = grid.height, grid.width
         self.means = np.zeros((min(3, grid.count), rows, cols), np.float32)
+        self.covered = np.zeros((rows, cols), bool)
 
     @staticmethod
     def fits(grid: SceneGrid, overlap: int, max_side: int = OVERVIEW_SIDE) -> bool:
@@ -102,9 +106,10 @@ class OverviewCanvas:
         sums = _block_sums(values, row_cuts - row_cuts[0], col_cuts - col_cuts[0])
         self.means[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = np.divide(
             sums, counts, out=np.zeros_like(sums), where=counts > 0)
+        self.covered[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = counts > 0
 
     def finish(self) -> Overview:
-        return Overview(to_rgb(self.means, display_scale(self.means, self.dtype)), self.factor)
+        return Overview(to_rgb(self.means, display_scale(self.means, self.dtype)), self.factor, self.covered)
 
 
 def _block_sums(array: np.ndarray, row_cuts: np.ndarray, col_cuts: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from infer.runtime.options import RunOptions
 from infer.runtime.reader import SceneGrid, TileRead, TileReader, acquisition_date, open_grid
 from infer.runtime.runfolder import output_paths
 from infer.runtime.stitch import SceneStitcher, TileResult
-from infer.runtime.vectors import object_features, output_crs_note, region_features
+from infer.runtime.vectors import footprint, object_features, output_crs_note, region_features
 
 
 @dataclass
@@ -202,6 +202,7 @@ def _write_scene_outputs(info: ModelInfo, scene: Path, date: str | None, grid: S
     write_feature_collection(paths["geojson"], features,
                              {"scene": scene.name, **dated, "model": info.version,
                               "classes": {c.name: c.kind for c in info.classes}, "colors": colors,
+                              "footprint": footprint(overview.covered, overview.factor, grid),
                               **output_crs_note(grid)})
     counts = {n: int((classes == k).sum()) for k, n in enumerate(object_names)}
     counts.update({n: sum(1 for k, _, _ in merged if k == j) for j, n in enumerate(region_names)})

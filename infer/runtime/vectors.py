@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from affine import Affine
+from rasterio.features import shapes
+from shapely.geometry import shape
 
 from infer.contract.geometry import rbox_to_corners
 from infer.geo.crs import to_wgs84
-from infer.geo.geojson import feature
+from infer.geo.geojson import feature, geometry
 from infer.runtime.reader import SceneGrid
 
 SIMPLIFY_PX = 0.5
@@ -102,6 +105,24 @@ def region_features(pieces: list[tuple[int, shapely.Geometry, float]], names: li
                  "area_m2": round(geom.area * grid.gsd_m**2, 1)}
         out.append(feature(_to_output(geom.simplify(SIMPLIFY_PX), grid), props))
     return out
+
+
+def footprint(covered: np.ndarray, factor: float, grid: SceneGrid) -> dict | None:
+    """The scene's valid area as a GeoJSON geometry in output coordinates; None when nothing is valid.
+
+    Traced on the overview's blocks (`covered`, with `factor` overview pixels per grid pixel) and
+    simplified within a block: `infer diff` compares two dates only where both saw the ground.
+    """
+    if not covered.any():
+        return None
+    to_grid = Affine.scale(1 / factor)
+    pieces = [shape(g) for g, _ in shapes(covered.view(np.uint8), mask=covered, transform=to_grid, connectivity=8)]
+    return geometry(_to_output(shapely.union_all(pieces).simplify(1 / factor), grid))
+
+
+def outline(grid: SceneGrid) -> shapely.Geometry:
+    """The scene grid's rectangle in output coordinates (WGS84, or pixels)."""
+    return _to_output(shapely.box(0, 0, grid.width, grid.height), grid)
 
 
 def output_crs_note(grid: SceneGrid) -> dict:

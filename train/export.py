@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import math
+import pickle
+import re
 import sys
 import time
 import warnings
@@ -219,6 +221,10 @@ def read_checkpoint(path: Path) -> dict:
         # weights_only: a checkpoint is data; unpickling arbitrary objects would run their code.
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle, zip and runtime errors alike for foreign files
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if isinstance(exc, pickle.UnpicklingError) and found:
+            raise InputError(f"{path} holds pickled Python objects ({found.group(1)}), not only weights and plain "
+                             "data; sitewatch loads weights only and will not run code a checkpoint carries") from None
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {first[:200]})") from None
     if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint or "state_dict" not in checkpoint:

@@ -11,6 +11,7 @@ import importlib
 import math
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -37,6 +38,10 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run `main` and translate sitewatch errors into one line and an exit code."""
+    # Pictures without georeferencing (PNG, JPEG) run in pixel coordinates on purpose and every output
+    # says so; rasterio's NotGeoreferencedWarning (matched by text: importing rasterio here would slow
+    # every --help) would repeat it once per file opened.
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform")
     try:
         return main(argv)
     except SitewatchError as exc:

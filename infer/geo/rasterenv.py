@@ -23,3 +23,17 @@ GDAL_OPTIONS = {
 def gdal_env() -> rasterio.Env:
     """A rasterio environment with sitewatch's GDAL settings."""
     return rasterio.Env(**GDAL_OPTIONS)
+
+
+def gdal_reason(exc: BaseException) -> str:
+    """The first line of a GDAL error's own reason.
+
+    rasterio often raises "Read failed. See previous exception for details." from the GDAL error that
+    says what failed; that one is what a user can act on.
+    """
+    text = str(exc).strip()
+    cause = exc.__cause__ or exc.__context__
+    if "previous exception" in text and cause is not None and str(cause).strip():
+        text = str(cause).strip()
+    return (text.splitlines() or [type(exc).__name__])[0]
+

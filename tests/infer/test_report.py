@@ -56,7 +56,7 @@ def test_north_arrow_follows_the_grid():
     north_up = Affine(0.5, 0, 677000, 0, -0.5, 3823000)
     x, y = north_in_pixels(north_up, "EPSG:32637", 100, 100)
     assert y < -0.99 and abs(x) < 0.05  # up, within the UTM grid convergence
-    turned = north_up * Affine.rotation(90)  # a picture whose rows run north-south
+    turned = north_up @ Affine.rotation(90)  # a picture whose rows run north-south
     x, y = north_in_pixels(turned, "EPSG:32637", 100, 100)
     assert abs(abs(x) - 1) < 0.01 and abs(y) < 0.05
 

@@ -18,6 +18,7 @@ import shapely
 from PIL import Image
 
 from infer.geo.crs import from_wgs84
+from infer.runtime.claims import LOCK_FOLDER
 from infer.runtime.tiling import tile_grid
 from tests.helpers import run_cli
 from tests.infer.oracle import LENGTH_PX, ORIGIN, WIDTH_PX, plant, write_oracle, write_scene
@@ -80,7 +81,8 @@ def test_worker_processes_write_the_same_bytes_as_the_serial_path(oracle, seam_s
         out = tmp_path / f"workers{workers}"
         result = _run(oracle, [seam_scene], out, "--tile", "256", "--overlap", "64", "--workers", workers)
         assert result.returncode == 0, result.stderr
-        outputs[workers] = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith("summary")}
+        outputs[workers] = {p.name: p.read_bytes() for p in out.iterdir()
+                            if not p.name.startswith("summary") and p.name != LOCK_FOLDER}
     assert sorted(outputs["1"]) == ["seams.geojson", "seams_detections.png", "seams_mask.tif", "seams_overlay.png"]
     assert outputs["1"] == outputs["3"]
     assert len(_objects(tmp_path / "workers3" / "seams.geojson")) == len(_seam_centres())
@@ -165,10 +167,23 @@ def test_a_coarser_scene_is_resampled_and_detections_land_on_the_ground(oracle, 
     assert [(round(c), round(r)) for c, r, _ in found] == [(102, 102), (302, 202)]
 
 
+def test_a_thin_strip_is_run_in_tiles_fitted_to_it(oracle, tmp_path):
+    centres = [(102, 2), (1502, 6), (2902, 2)]
+    scene = write_scene(tmp_path / "strip.tif", plant(3000, 8, centres, []))
+    assert _run(oracle, [scene], tmp_path / "out", "--tile", "256", "--overlap", "64").returncode == 0
+    found = _objects(tmp_path / "out" / "strip.geojson")
+    assert [(round(c), round(r)) for c, r, _ in sorted(found)] == centres
+    (entry,) = json.loads((tmp_path / "out" / "summary.json").read_text())["scenes"]
+    assert entry["tiles"] == len(tile_grid(3000, 8, 256, 64)) == 16
+    with rasterio.open(tmp_path / "out" / "strip_mask.tif") as mask:
+        assert (mask.width, mask.height) == (3000, 8)
+
+
 def test_a_picture_without_georeferencing_works_in_pixels(oracle, tmp_path):
     pixels = plant(256, 256, [(62, 90)], [])
     Image.fromarray(np.moveaxis(pixels, 0, -1)).save(tmp_path / "photo.png")
-    assert _run(oracle, [tmp_path / "photo.png"], tmp_path / "out").returncode == 0
+    result = _run(oracle, [tmp_path / "photo.png"], tmp_path / "out")
+    assert result.returncode == 0 and result.stderr == ""  # no NotGeoreferencedWarning per file opened
     data = json.loads((tmp_path / "out" / "photo.geojson").read_text())
     assert "pixel" in data["coordinates"]
     (feature,) = data["features"]
@@ -202,6 +217,10 @@ def test_bad_scenes_are_recorded_and_skipped_and_the_job_exits_1(oracle, seam_sc
     assert "4 bands, the model expects 3" in summary["four.tif"]["error"]
     assert "no valid pixels" in summary["empty.tif"]["error"]
     assert "uint16 pixels, the model was trained on uint8" in summary["deep.tif"]["error"]
+    # GDAL's own reason, not rasterio's pointer to an exception the user never sees
+    assert "damaged or truncated" in summary["truncated.tif"]["error"]
+    assert "TIFFReadEncodedTile" in summary["truncated.tif"]["error"]
+    assert "previous exception" not in result.stderr
     for name in ("truncated", "notes", "four", "deep", "empty"):
         assert summary[f"{name}.tif"]["status"] == "failed" and "\n" not in summary[f"{name}.tif"]["error"]
         assert not list(out.glob(f"{name}*")) and not list(out.glob(f".{name}*"))  # nothing half-written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from importlib.metadata import version
 from pathlib import Path
@@ -170,7 +171,14 @@ def _text(folder: Path) -> Path:
     return folder / "text.ckpt"
 
 
+def _pickled(folder: Path) -> Path:
+    """Hyperparameters saved as an `argparse.Namespace`, as older Lightning scripts did: a pickled object."""
+    torch.save({"state_dict": {}, "hyper_parameters": argparse.Namespace(lr=0.1)}, folder / "pickled.ckpt")
+    return folder / "pickled.ckpt"
+
+
 @pytest.mark.parametrize("make_checkpoint,extra,code,needle", [
+    (_pickled, [], 1, "(argparse.Namespace), not only weights and plain data; sitewatch loads weights only"),
     (lambda folder: folder / "missing.ckpt", [], 1, "checkpoint not found"),
     (_not_sitewatch, [], 1, "not a sitewatch checkpoint"),
     (_text, [], 1, "not a readable PyTorch checkpoint"),

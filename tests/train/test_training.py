@@ -12,6 +12,7 @@ import torch
 
 from infer.runtime.model import OnnxModel
 from tests.helpers import run_cli
+from tests.train.conftest import write_dataset_yaml
 from train.data.config import load_dataset_config
 from train.data.normalization import compute_stats
 from train.data.samples import DetectionSamples, collate
@@ -172,3 +173,19 @@ def test_overfitting_one_chip_reaches_map50_of_090(tiny_dataset):
     result = metrics.compute()
     assert result["map_50"] >= 0.9, result
     assert np.isfinite(loss.item())
+
+
+def test_a_chip_folder_that_lacks_an_image_stops_training_with_one_line(tiny_dataset, tmp_path):
+    scene = next((tiny_dataset.parent / "train").glob("*.tif"))
+    chips = tmp_path / "chips"
+    made = run_cli("train", "chips", str(scene), str(scene.with_suffix(".geojson")), "--out", str(chips),
+                   "--size", "128")
+    assert made.returncode == 0, made.stderr
+    gone = sorted((chips / "images").iterdir())[1]
+    gone.unlink()
+    dataset = write_dataset_yaml(tmp_path, train=str(chips), val=str(chips))
+    result = run_cli("train", *_fit_args(dataset, tmp_path / "run"))
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]  # after Lightning's own lines about the hardware
+    assert last.startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    assert f"names 'images/{gone.name}', which is not a file" in last

@@ -51,6 +51,7 @@ class ChipFolder:
         coco = read_json(path)
         categories = _category_map(coco["categories"], config, path)
         self._images = coco["images"]
+        _check_images_exist(self._images, self.folder, path)
         known = {im.get("id") for im in self._images}
         self._anns: dict[Any, list[tuple[str, int, Any]]] = defaultdict(list)
         for ann in coco["annotations"]:
@@ -110,6 +111,17 @@ class ChipFolder:
         classes = np.array(classes, dtype=np.int64)
         directional = np.array(directional, dtype=bool)
         return RawSample(image, valid, corners, classes, directional, masks)
+
+
+def _check_images_exist(images: list[dict], folder: Path, path: Path) -> None:
+    """`InputError` naming the first image `annotations.json` lists that the folder lacks (before training
+    starts, not when a worker first reads it)."""
+    missing = [im for im in images if not isinstance(im.get("file_name"), str) or not (folder / im["file_name"]).is_file()]
+    if missing:
+        first = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise InputError(f"{path}: image {first.get('id')!r} names {first.get('file_name')!r}, which is not a file "
+                         f"in {folder}{more}")
 
 
 def _category_map(categories: list[dict], config: DatasetConfig, path: Path) -> dict[Any, tuple[str, int, bool]]:

@@ -62,7 +62,7 @@ def main() -> None:
         options = RunOptions(batch=args.batch, progress=False)
         reads = list(TileReader(grid, info.tile, info.overlap))
         batches = [model.normalize(np.stack([r.pixels for r in reads[i:i + args.batch]]),
-                                   np.stack([r.valid for r in reads[i:i + args.batch]]))
+                                   np.stack([r.shown for r in reads[i:i + args.batch]]))
                    for i in range(0, len(reads), args.batch)]
         network = load_checkpoint(args.checkpoint).model.eval()
 

@@ -84,7 +84,7 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
         """In a reader thread: the tile onto the overview, then the model's input made from it (in its buffer)."""
         if canvas is not None:
             canvas.add(read.tile, read.pixels, read.valid)
-        return model.normalize(read.pixels, read.valid, in_place=True) if read.valid.any() else None
+        return model.normalize(read.pixels, read.shown, in_place=True) if read.valid.any() else None
 
     reader = TileReader(grid, plan.tile, plan.overlap, threads=plan.reader_threads, prepare=prepare)
     paths = output_paths(out_dir, scene)

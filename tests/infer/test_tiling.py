@@ -9,6 +9,7 @@ import pytest
 
 from infer.contract.schema import ModelInfo
 from infer.runtime.options import RunOptions
+from infer.runtime.reader import TileReader, open_grid
 from infer.runtime.stitch import core_objects
 from infer.runtime.tiling import axis_origins, tile_grid
 from tests.helpers import FOUR_CLASS_INFOS
@@ -74,3 +75,22 @@ def test_objects_are_never_reported_on_nodata():
     assert rboxes[:, :2].tolist() == [[10.0, 10.0]]
     everything, _, _ = core_objects(options, 4, tile, heatmap, box)
     assert len(everything) == 2  # the control: without the valid pixels both peaks decode
+
+
+def test_padding_past_the_scene_edge_mirrors_the_ground_and_is_not_valid(tmp_path):
+    from tests.infer.oracle import write_scene
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(1, 255, (3, 40, 70), dtype=np.uint8)
+    pixels[:, 30:, :5] = 0  # a corner of nodata
+    scene = write_scene(tmp_path / "small.tif", pixels, nodata=0)
+    grid = open_grid(scene, 3, 0.5, "uint8")
+    (read,) = list(TileReader(grid, 256, 64))
+    assert read.pixels.shape == (3, 64, 96)  # fitted: 40 → 64 rows, 70 → 96 columns
+    np.testing.assert_array_equal(read.pixels[:, :40, :70], pixels)
+    np.testing.assert_array_equal(read.pixels[:, 40:64, :70], pixels[:, 39:15:-1])  # rows mirrored at the edge
+    np.testing.assert_array_equal(read.pixels[:, :40, 70:96], pixels[:, :, 69:43:-1])
+    assert read.valid[:40, :70].sum() == 40 * 70 - 10 * 5 and not read.valid[40:].any() and not read.valid[:, 70:].any()
+    # shown to the model as ground: the valid pixels and their mirror images, not the nodata corner's
+    np.testing.assert_array_equal(read.shown[40:50, :70], read.valid[39:29:-1, :70])
+    assert read.shown[:40, :70].tolist() == read.valid[:40, :70].tolist()

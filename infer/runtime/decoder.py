@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -33,6 +35,9 @@ import shapely
 from infer.runtime.options import ResolvedOptions
 from infer.runtime.stitch import TileResult, core_objects, core_regions
 from infer.runtime.tiling import Tile
+
+#: How often an idle worker looks for its parent, seconds.
+PARENT_CHECK_S = 0.5
 
 RegionResult = tuple[np.ndarray, list[tuple[int, shapely.Geometry, float, float]]]
 
@@ -53,7 +58,20 @@ def start_pool(workers: int) -> ProcessPoolExecutor | None:
     """
     if workers <= 1:
         return None
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: end when the run that started it is gone (a SIGKILL gives it no chance to stop its
+    pool, and an idle worker would otherwise wait on its queue forever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 @dataclass

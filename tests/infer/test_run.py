@@ -284,7 +284,21 @@ def test_shards_split_the_scene_list(oracle, seam_scene, tmp_path):
     assert sorted(Path(e["scene"]).name for e in first) == ["s0.tif", "s2.tif"]
 
 
-def test_a_killed_run_resumed_gives_the_same_outputs(oracle, tmp_path):
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_killed_run_resumed_gives_the_same_outputs(oracle, tmp_path, workers):
     scenes = []
     for k in range(3):
         centres = [(102 + 40 * k, 102), (1502, 1802 - 40 * k)]
@@ -294,15 +308,20 @@ def test_a_killed_run_resumed_gives_the_same_outputs(oracle, tmp_path):
 
     resumed = tmp_path / "resumed"
     args = [sys.executable, "-m", "infer", "run", str(oracle), *map(str, scenes), "--out", str(resumed), "--quiet",
-            "--tile", "256", "--overlap", "64"]
+            "--tile", "256", "--overlap", "64", "--workers", workers]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (resumed / "big0.geojson").exists() and time.time() < deadline:
         time.sleep(0.05)
+    workers_of_run = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (resumed / "big2.geojson").exists()  # it really was cut short
-    assert _run(oracle, scenes, resumed, "--tile", "256", "--overlap", "64").returncode == 0
+    deadline = time.time() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers_of_run) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers_of_run if Path(f"/proc/{pid}").exists()]  # no orphans left running
+    assert _run(oracle, scenes, resumed, "--tile", "256", "--overlap", "64", "--workers", workers).returncode == 0
     for k in range(3):
         assert (resumed / f"big{k}.geojson").read_text() == (whole / f"big{k}.geojson").read_text()
         with rasterio.open(resumed / f"big{k}_mask.tif") as a, rasterio.open(whole / f"big{k}_mask.tif") as b:

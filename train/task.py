@@ -94,6 +94,17 @@ class SiteDetectionTask(pl.LightningModule):
         region_closing_m: float = REGION_CLOSING_M,
     ) -> None:
         super().__init__()
+        for name, value, ok, rule in (
+            ("lr", lr, lr > 0, "> 0"), ("weight_decay", weight_decay, weight_decay >= 0, ">= 0"),
+            ("warmup_fraction", warmup_fraction, 0 <= warmup_fraction < 1, "in [0, 1)"),
+            ("min_lr_ratio", min_lr_ratio, 0 <= min_lr_ratio <= 1, "in [0, 1]"),
+            ("score_threshold", score_threshold, 0 <= score_threshold < 1, "in [0, 1)"),
+            ("heatmap_weight", heatmap_weight, heatmap_weight >= 0, ">= 0"),
+            ("box_weight", box_weight, box_weight >= 0, ">= 0"), ("mask_weight", mask_weight, mask_weight >= 0, ">= 0"),
+            ("region_closing_m", region_closing_m, region_closing_m >= 0, ">= 0"),
+        ):
+            if not (math.isfinite(value) and ok):  # NaN fails every comparison, so it lands here too
+                raise InputError(f"model: {name} must be a finite number {rule}, got {value:g}")
         self.save_hyperparameters()
         config = load_dataset_config(dataset)
         self.object_names = [c.name for c in config.object_classes]
@@ -111,8 +122,6 @@ class SiteDetectionTask(pl.LightningModule):
                                   angle_weight=box_weight, direction_weight=0.5 * box_weight,
                                   mask_bce_weight=mask_weight, mask_dice_weight=mask_weight,
                                   mask_pos_weight=self._mask_pos_weight(region_pos_weight))
-        if region_closing_m < 0:
-            raise InputError(f"model: region_closing_m must be >= 0, got {region_closing_m:g}")
         self.metrics = DetectionMetrics(self.object_names, self.region_names, score_threshold, object_stride,
                                         region_closing_px=region_closing_m / config.gsd_m)
         self.data_info: dict = {}
@@ -126,8 +135,8 @@ class SiteDetectionTask(pl.LightningModule):
         if unknown:
             raise InputError(f"region_pos_weight: {', '.join(unknown)} is not a region class "
                              f"(region classes: {', '.join(self.region_names)})")
-        if any(not value > 0 for value in by_name.values()):
-            raise InputError("region_pos_weight: weights must be positive")
+        if any(not (math.isfinite(value) and value > 0) for value in by_name.values()):
+            raise InputError("region_pos_weight: weights must be positive finite numbers")
         return [float(by_name.get(name, 1.0)) for name in self.region_names]
 
     def _image(self, batch: dict) -> torch.Tensor:

@@ -121,6 +121,9 @@ def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):
     (["--model.backbone", "vgg"], "unknown backbone 'vgg'"),
     (["--model.region_pos_weight", "{truck: 4}"], "region_pos_weight: truck is not a region class"),
     (["--model.region_pos_weight", "{earth_berm: 0}"], "region_pos_weight: weights must be positive"),
+    (["--model.lr", ".nan"], "model: lr must be a finite number > 0, got nan"),
+    (["--model.mask_weight", ".inf"], "model: mask_weight must be a finite number >= 0, got inf"),
+    (["--data.scale_jitter=-.inf"], "data: scale_jitter must be a finite number in [0, 1), got -inf"),
 ])
 def test_bad_configuration_is_one_line_and_nonzero(tiny_dataset, tmp_path, extra, needle):
     args = _fit_args(tiny_dataset, tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -68,6 +69,8 @@ class SiteDataModule(pl.LightningDataModule):
         for name, value in (("chip_size", chip_size), ("val_chip_size", val_chip_size)):
             if value % 32 or value < 0:
                 raise InputError(f"{name} must be a multiple of 32, got {value}")
+        if not (math.isfinite(scale_jitter) and 0 <= scale_jitter < 1):
+            raise InputError(f"data: scale_jitter must be a finite number in [0, 1), got {scale_jitter:g}")
         self.save_hyperparameters()
         self.config = load_dataset_config(dataset)
         self.stats: BandStats | None = None

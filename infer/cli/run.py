@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -16,18 +16,12 @@ from tqdm import tqdm
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
 from infer.contract.defaults import DEFAULT_SCORE, REGION_CLOSING_M
 from infer.errors import InputError, UsageError
-from infer.runtime.claims import scene_claim
-from infer.runtime.decoder import available_cores, start_pool
+from infer.runtime.decoder import available_cores
+from infer.runtime.job import SceneJob, SceneOutcome
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
-from infer.runtime.pipeline import process_scene
-from infer.runtime.runfolder import (
-    is_done,
-    previous_entries,
-    refuse_other_owners,
-    summary_path,
-    update_summary,
-)
+from infer.runtime.ray_job import run_on_ray, validate_plan
+from infer.runtime.runfolder import previous_entries, refuse_other_owners, summary_path
 from infer.runtime.scenes import scene_list
 
 
@@ -36,7 +30,9 @@ def build_parser() -> OneLineArgumentParser:
                               description="Find storehouses, trucks, earth berms and cleared sites in scenes of "
                                           "any size; write GeoJSON, a mask COG and an overlay PNG per scene.")
     p.add_argument("model", type=Path, help="the exported .onnx file")
-    p.add_argument("scenes", type=Path, nargs="+", help="GeoTIFF scenes (or PNG/JPEG pictures, in pixel coordinates)")
+    p.add_argument("scenes", type=Path, nargs="+",
+                   help="GeoTIFF scenes (or PNG/JPEG pictures, in pixel coordinates), folders of them, .txt files "
+                        "listing them one a line, or quoted globs ('scenes/**/*.tif')")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime device (default: cpu)")
     p.add_argument("--batch", type=int, default=RunOptions.batch,
@@ -56,6 +52,15 @@ def build_parser() -> OneLineArgumentParser:
                         "(default: 1 with --device cpu, where the model takes every core; with cuda, the cores "
                         "this job may use less one)")
     p.add_argument("--shard", default="0/1", help="I/N: this node's share of the scene list, 0 <= I < N (default: 0/1)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on a Ray cluster (pip install 'sitewatch[ray]'): no ADDRESS starts one on this machine, "
+                        "'auto' joins the one it belongs to, else the head's address (host:port); scenes go to "
+                        "whichever worker is free, one summary for the job")
+    p.add_argument("--ray-workers", type=int, metavar="N",
+                   help="with --ray: workers to start (default: one per GPU with --device cuda, else one per "
+                        "--ray-cpus CPUs of the cluster)")
+    p.add_argument("--ray-cpus", type=int, default=1, metavar="K",
+                   help="with --ray --device cpu: CPUs (ONNX Runtime threads) per worker (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -76,9 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = args.workers if args.workers is not None else default_workers(args.device)
     options = RunOptions(tile=args.tile, overlap=args.overlap, batch=args.batch, score=args.score,
                          region_closing_m=args.region_closing, progress=not args.quiet, workers=workers)
+    ray_plan = None
+    if args.ray is not None:
+        if shards != 1:
+            raise UsageError("--ray hands scenes out itself: give --shard or --ray, not both")
+        ray_plan = validate_plan(args.ray, args.ray_workers, args.ray_cpus)
     scenes = scene_list(args.scenes)[shard::shards]
-    try:
-        model = OnnxModel(args.model, device=args.device, engine_cache=args.engine_cache)
+    try:  # with --ray the workers open it on their device; here it is only checked (a head may have no GPU)
+        model = OnnxModel(args.model, device="cpu" if ray_plan else args.device, engine_cache=args.engine_cache)
     except InputError as exc:
         raise UsageError(str(exc)) from None
     options.resolve(model.info)
@@ -86,77 +96,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         refuse_other_owners(args.out, scenes)
     ensure_writable_folder(args.out)
     summary = summary_path(args.out, shard, shards)
-    pools = _Pools(workers)
+    if ray_plan is not None:
+        out = args.out.resolve()
+        outcomes = run_on_ray(args.model.resolve(), args.device, args.engine_cache, scenes, out,
+                              replace(options, progress=False), out / summary.name, ray_plan, not args.quiet)
+        for outcome in outcomes:
+            report_failure(outcome)
+        return final_line(scenes, outcomes, summary)
+    job = SceneJob(model, args.out, options, summary)
     try:
-        job = _Job(model, args.out, options, pools, summary, quiet=args.quiet)
-        job.run(scenes)
+        outcomes = job.run(tqdm(scenes, desc="scenes", unit="scene", disable=args.quiet or len(scenes) < 2),
+                           report=report_failure)
     finally:
-        pools.close()
+        job.close()
+    return final_line(scenes, outcomes, summary)
+
+
+def report_failure(outcome: SceneOutcome) -> None:
+    if outcome.status == "failed":
+        print(f"error: {outcome.scene.name}: {outcome.error}", file=sys.stderr)
+
+
+def final_line(scenes: list[Path], outcomes: list[SceneOutcome], summary: Path) -> int:
+    """Print how the job went (what the summary says of its scenes, what this run did); the exit code."""
     entries = previous_entries(summary)
     done = sum(1 for s in scenes if entries.get(str(s), {}).get("status") == "done")
-    print(f"{done} scene(s) done ({job.processed} by this run), {job.failed} failed; summary: {summary}")
-    return 1 if job.failed else 0
-
-
-class _Pools:
-    """The decoding workers of a run, started again after one of them died (killed, out of memory)."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.current = start_pool(workers)
-
-    def restart(self) -> None:
-        self.close()
-        self.current = start_pool(self.workers)
-
-    def close(self) -> None:
-        if self.current is not None:
-            self.current.shutdown(wait=False, cancel_futures=True)
-
-
-class _Job:
-    """The scenes of one run, each claimed before it is done (runs may share the folder, see
-    `infer.runtime.claims`); the summary is merged after each scene."""
-
-    def __init__(self, model: OnnxModel, out: Path, options: RunOptions, pools: _Pools, summary: Path,
-                 quiet: bool) -> None:
-        self.model, self.out, self.options, self.pools, self.summary = model, out, options, pools, summary
-        self.quiet = quiet
-        self.processed = self.failed = 0
-
-    def run(self, scenes: list[Path]) -> None:
-        """Every scene not done yet: those another run holds are left to the end, then waited for."""
-        held_elsewhere = []
-        for scene in tqdm(scenes, desc="scenes", unit="scene", disable=self.quiet or len(scenes) < 2):
-            with scene_claim(self.out, scene, wait=False) as claimed:
-                if claimed:
-                    self._scene(scene)
-                else:
-                    held_elsewhere.append(scene)
-        for scene in held_elsewhere:
-            with scene_claim(self.out, scene, wait=True):
-                self._scene(scene)
-
-    def _scene(self, scene: Path) -> None:
-        """One claimed scene: skipped when done (by an earlier run or the one that held it), else run."""
-        key = str(scene)
-        if is_done(self.out, scene) and previous_entries(self.summary).get(key, {}).get("status") == "done":
-            return
-        try:
-            entry = process_scene(self.model, scene, self.out, self.options, pool=self.pools.current)
-            self.processed += 1
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # a bad scene is recorded and skipped, never fatal to the batch
-            self.failed += 1
-            if isinstance(exc, BrokenProcessPool):
-                message = "a decoding worker process died (killed, or out of memory?); workers restarted"
-                self.pools.restart()
-            else:
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            entry = {"scene": key, "status": "failed", "error": message}
-            print(f"error: {scene.name}: {message}", file=sys.stderr)
-        update_summary(self.summary, {key: entry})
+    processed = sum(1 for o in outcomes if o.status == "done")
+    failed = sum(1 for o in outcomes if o.status == "failed")
+    print(f"{done} scene(s) done ({processed} by this run), {failed} failed; summary: {summary}")
+    return 1 if failed else 0
 
 
 def default_workers(device: str) -> int:

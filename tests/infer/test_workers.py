@@ -7,6 +7,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 import infer.cli.run as run_cli_module
+import infer.runtime.job as job_module
 from infer.cli.console import run_command
 from tests.infer.oracle import plant, write_oracle, write_scene
 
@@ -32,13 +33,13 @@ def test_a_dead_worker_fails_its_scene_and_the_workers_are_restarted(tmp_path, m
     scenes = [write_scene(tmp_path / f"s{k}.tif", plant(512, 512, [(102 + 40 * k, 102)], [(300, 20, 310, 500)]))
               for k in range(2)]
     started = []
-    real_start = run_cli_module.start_pool
+    real_start = job_module.start_pool
 
     def start_pool(workers: int):
         started.append(workers)
         return PoolWhoseFirstTaskKillsItsWorker(workers) if len(started) == 1 else real_start(workers)
 
-    monkeypatch.setattr(run_cli_module, "start_pool", start_pool)
+    monkeypatch.setattr(job_module, "start_pool", start_pool)
     args = [str(model), *map(str, scenes), "--out", str(tmp_path / "out"), "--quiet", "--tile", "256",
             "--overlap", "64", "--workers", "2"]
     assert run_command(run_cli_module.main, args) == 1
@@ -47,6 +48,6 @@ def test_a_dead_worker_fails_its_scene_and_the_workers_are_restarted(tmp_path, m
     assert entries["s1.tif"]["status"] == "done" and started == [2, 2]
     assert not (tmp_path / "out" / "s0.geojson").exists() and (tmp_path / "out" / "s1.geojson").exists()
 
-    monkeypatch.setattr(run_cli_module, "start_pool", real_start)
+    monkeypatch.setattr(job_module, "start_pool", real_start)
     assert run_command(run_cli_module.main, args) == 0  # the rerun does the failed scene, skips the other
     assert (tmp_path / "out" / "s0.geojson").exists()

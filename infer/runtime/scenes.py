@@ -1,4 +1,5 @@
-"""The scene list of a job, settled before any work: folders expanded, each file once, output names unique.
+"""The scene list of a job, settled before any work: lists, globs and folders expanded, each file once,
+output names unique.
 
 A scene named twice (`a/x.tif` and `a/../a/x.tif`, or a link to it) is one
 scene; two different files with one stem (`a/x.tif`, `b/x.tif`) would write
@@ -8,6 +9,7 @@ outputs an earlier run in the same folder wrote for another file.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,9 +22,13 @@ SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".png", ".jpg", ".jpeg")
 
 def scene_list(paths: Iterable[Path]) -> list[Path]:
     """The scenes `paths` name as absolute paths (links kept, `..` gone), sorted, each file once;
-    `UsageError` for a missing path, a folder without rasters, or two files with one stem."""
+    `UsageError` for a missing path, a folder without rasters, or two files with one stem.
+
+    A path may be a raster, a folder of them, a text file listing them (`.txt`, one a line, relative
+    to the current folder), or a quoted glob (`"scenes/**/*.tif"`).
+    """
     seen: dict[Path, Path] = {}
-    for path in paths:
+    for path in _expanded(paths):
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SCENE_SUFFIXES)
             if not found:
@@ -40,6 +46,25 @@ def scene_list(paths: Iterable[Path]) -> list[Path]:
             raise UsageError(f"{other} and {scene} would write the same outputs ({scene.stem}.geojson, ...); "
                              "rename one, or run them into different --out folders")
     return sorted(seen.values())
+
+
+def _expanded(paths: Iterable[Path]) -> Iterable[Path]:
+    """`paths` with each list file (`.txt`: one path a line; blank lines and `#` comments skipped) replaced
+    by its lines, and each glob that names no file as such (`scenes/**/*.tif`, quoted) by its matches."""
+    for path in paths:
+        if path.suffix.lower() == ".txt" and path.is_file():
+            try:
+                lines = path.read_text().splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"cannot read the scene list {path}: {exc}") from None
+            yield from (Path(line.strip()) for line in lines if line.strip() and not line.lstrip().startswith("#"))
+        elif not path.exists() and any(c in str(path) for c in "*?["):
+            matches = sorted(glob.glob(str(path), recursive=True))
+            if not matches:
+                raise UsageError(f"no file matches {path}")
+            yield from map(Path, matches)
+        else:
+            yield path
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -132,6 +132,18 @@ def test_one_scene_named_twice_and_a_folder_of_scenes(oracle, scenes, tmp_path):
     assert sorted(_summary(out)) == [s.name for s in scenes]
 
 
+def test_scenes_from_a_list_file_and_a_glob(oracle, scenes, tmp_path):
+    listed = tmp_path / "scenes.txt"
+    listed.write_text(f"# the first two\n{scenes[0]}\n\n{scenes[1]}\n")
+    pattern = str(scenes[0].parent / "s[45].tif")
+    out = tmp_path / "out"
+    result = run_cli("infer", "run", str(oracle), str(listed), pattern, "--out", str(out), "--quiet", *TILING)
+    assert result.returncode == 0, result.stderr
+    assert sorted(_summary(out)) == ["s0.tif", "s1.tif", "s4.tif", "s5.tif"]
+    line = _refused(run_cli("infer", "run", str(oracle), str(scenes[0].parent / "*.jp2"), "--out", str(out)))
+    assert "no file matches" in line
+
+
 @pytest.mark.parametrize("what", ["missing", "empty folder"])
 def test_a_scene_that_is_not_there_stops_the_job_before_it_starts(oracle, tmp_path, what):
     scene = tmp_path / "nothing.tif"

@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev,ray]'
 	@touch $(STAMP)
 
 # The synthetic default: 6 training and 2 held-out validation scenes, 1 km² each.
@@ -77,7 +77,7 @@ EPOCHS ?= 12
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev,bench]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev,ray,bench]'
 	@touch $(BENCH_STAMP)
 
 runs/fast/checkpoints/best.ckpt:
@@ -107,6 +107,7 @@ bench: $(BENCH_STAMP) $(DEMO_MODEL) checkpoints/fast.onnx runs/yolo/training.jso
 	$(PY) -m bench.infer_memory --free-like $(DEMO_MODEL) --sizes 4096 8192 16384
 	$(PY) -m bench.pipeline_ceiling --like $(DEMO_MODEL) --sizes 4096 8192 --workers 1 2 --runs 3
 	$(PY) -m bench.change_detection --model checkpoints/reference.onnx --pairs 3
+	$(PY) -m bench.ray_overhead --model checkpoints/reference.onnx --scenes 8 --size 2048 --workers 2 --runs 3
 	$(PY) -m bench.region_closing --checkpoint checkpoints/reference.ckpt
 	$(PY) -m bench.report
 

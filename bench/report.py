@@ -386,6 +386,29 @@ def pipeline_ceiling_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def ray_overhead_table(result: dict) -> str:
+    """`bench.ray_overhead`: the same scenes through a plain `infer run` and through `--ray`."""
+    m, walls, rates = result["machine"], result["median_wall_s"], result["mpx_per_s"]
+    lines = [
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), `{result['model']}`, {result['scenes']} "
+        f"synthetic scenes of {result['size_px']}² px ({result['megapixels']} Mpx), median of {result['runs']} runs "
+        f"each way, alternating, `{m['command']}`; a run that starts its own cluster counts its start and stop:",
+        "",
+        "| how | seconds | Mpx/s |",
+        "| --- | ---: | ---: |",
+        f"| `infer run` (one process, ONNX Runtime on every core) | {walls['plain']:.1f} | {rates['plain']:.3f} |",
+        f"| `infer run --ray` ({result['ray_workers']} workers of {result['cpus_per_worker']} CPU), starting its own "
+        f"local cluster | {walls['ray']:.1f} | {rates['ray']:.3f} |",
+        f"| `infer run --ray ADDRESS`, the same workers on a cluster already running | {walls['ray_joined']:.1f} | "
+        f"{rates['ray_joined']:.3f} |",
+        "",
+        f"Ray's overhead against the plain run: **{100 * result['ray_joined_overhead_fraction']:+.1f} %** joining a "
+        f"running cluster, {100 * result['ray_overhead_fraction']:+.1f} % starting one; outputs "
+        + ("identical byte for byte all three ways." if result["outputs_identical"] else "**not identical**."),
+    ]
+    return "\n".join(lines)
+
+
 # Tables made from one result file, bench/results/NAME.json, keyed by the block's NAME.
 TABLES: dict[str, Callable[[dict], str]] = {
     "gpu_speed": gpu_speed_table, "synth_scale": synth_scale_table, "peers": peers_table,
@@ -394,6 +417,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "infer_speed_fast": infer_speed_table, "infer_speed_stride4": infer_speed_table,
     "infer_memory": infer_memory_table, "region_closing": region_closing_table,
     "reference_heldout_eval": evaluation_table, "pipeline_ceiling": pipeline_ceiling_table,
+    "ray_overhead": ray_overhead_table,
 }
 
 # Tables made from several result files: NAME -> (render, required files, optional files). The

@@ -29,6 +29,7 @@ from infer.pictures.drawing import (
     draw_legend,
     draw_north_arrow,
     draw_scale_bar,
+    fill_polygon,
     font,
     line_width,
     read_pixels,
@@ -138,12 +139,12 @@ def _panel(frame: Frame, side: Side, result: DiffResult, which: str, title: str,
     pixel_inputs = side.pixel_coordinates
     highlight = NEW if which == "new" else GONE
     fill = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    fill_draw = ImageDraw.Draw(fill)
     flagged = [(c, frame.to_panel(c.geom, pixel_inputs)) for c in result.changes if c.change == which]
     for c, geom in flagged:
         if c.kind == "region":
             for poly in getattr(geom, "geoms", [geom]):
-                fill_draw.polygon(list(poly.exterior.coords), fill=(*highlight, 110))
+                if isinstance(poly, shapely.Polygon):
+                    fill_polygon(fill, poly, (*highlight, 110))
     image = Image.alpha_composite(image, fill).convert("RGB")
     draw = ImageDraw.Draw(image)
     line = line_width(max(image.size))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import shapely
 from PIL import Image, ImageDraw, ImageFont
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
@@ -27,6 +28,24 @@ BACKGROUND = (24, 24, 24)
 
 def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=max(10, int(size)))
+
+
+def fill_polygon(layer: Image.Image, polygon: shapely.Polygon, rgba: tuple[int, int, int, int]) -> None:
+    """Fill `polygon` (in the layer's pixels) with `rgba` on an RGBA `layer`, its holes left as they were.
+
+    A ring of berm around a compound is a polygon with a hole: filled as its exterior alone, it would
+    paint the whole compound. The polygon is drawn as a mask over its own box and pasted through it.
+    """
+    x0, y0, x1, y1 = polygon.bounds
+    left, top = int(np.floor(x0)), int(np.floor(y0))
+    size = (int(np.ceil(x1)) - left + 1, int(np.ceil(y1)) - top + 1)
+    mask = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(mask)
+    for ring, value in ((polygon.exterior, 255), *((hole, 0) for hole in polygon.interiors)):
+        coords = [(x - left, y - top) for x, y in ring.coords]
+        if len(coords) >= 3:
+            draw.polygon(coords, fill=value)
+    layer.paste(rgba, (left, top), mask)
 
 
 def line_width(image_side: int) -> int:

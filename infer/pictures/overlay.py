@@ -23,6 +23,7 @@ from infer.pictures.drawing import (
     draw_legend,
     draw_north_arrow,
     draw_scale_bar,
+    fill_polygon,
     line_width,
     read_pixels,
     read_valid,
@@ -127,15 +128,13 @@ def write_overlay(path: Path, grid: SceneGrid, rboxes: np.ndarray, classes: np.n
     factor = overview.factor
     image = Image.fromarray(overview.rgb).convert("RGBA")
     fill = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    fill_draw = ImageDraw.Draw(fill)
     line = line_width(max(image.size))
     outlines = []
     for k, geom, _ in pieces:
         for poly in getattr(geom, "geoms", [geom]):
-            ring = [(x * factor, y * factor) for x, y in poly.exterior.coords]
-            if len(ring) >= 3:
-                fill_draw.polygon(ring, fill=_hex_rgba(colors[region_names[k]], 70))
-            outlines.append((ring, colors[region_names[k]]))
+            scaled = shapely.affinity.scale(poly, factor, factor, origin=(0, 0))
+            fill_polygon(fill, scaled, _hex_rgba(colors[region_names[k]], 70))
+            outlines += [(list(ring.coords), colors[region_names[k]]) for ring in (scaled.exterior, *scaled.interiors)]
     image = Image.alpha_composite(image, fill).convert("RGB")
     draw = ImageDraw.Draw(image)
     for ring, color in outlines:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import shapely
 from affine import Affine
 from PIL import Image
 
@@ -97,3 +98,18 @@ def test_report_renders_in_headless_chromium(run_folder, tmp_path):
     assert (np.abs(pixels - 250).sum(axis=-1) > 200).mean() > 0.1  # a good share of the page is not background
     dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     assert 'data-sort-col="2"' in dom  # the inline script ran and sorted the detections by score
+
+
+def test_a_ring_is_filled_as_a_ring_not_over_its_hole():
+    from PIL import Image
+
+    from infer.pictures.drawing import fill_polygon
+
+    ring = shapely.Polygon([(10, 10), (90, 10), (90, 90), (10, 90)], [[(30, 30), (70, 30), (70, 70), (30, 70)]])
+    layer = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
+    fill_polygon(layer, ring, (0, 128, 128, 70))
+    pixels = np.asarray(layer)
+    assert tuple(pixels[20, 50]) == (0, 128, 128, 70)  # on the ring
+    assert tuple(pixels[50, 50]) == (0, 0, 0, 0)  # in the hole: the compound is not painted
+    assert tuple(pixels[5, 5]) == (0, 0, 0, 0)
+    assert (pixels[..., 3] > 0).sum() == 81 * 81 - 41 * 41  # PIL fills both rings with their edges

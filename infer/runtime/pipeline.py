@@ -131,6 +131,7 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
         "status": "done",
         "counts": counts,
         "megapixels": round(grid.megapixels, 3),
+        "source_megapixels": round(grid.source_megapixels, 3),
         "seconds": round(seconds, 2),
         "mpx_per_s": round(grid.megapixels / max(seconds, 1e-9), 3),
         "split_seconds": {k: round(getattr(timings, k), 3)

@@ -22,6 +22,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
+from scipy import ndimage
 
 from infer.errors import InputError
 from infer.geo.gsd import GSD_TOLERANCE, scene_gsd
@@ -33,7 +34,7 @@ from infer.runtime.tiling import Tile, tile_grid
 class SceneGrid:
     """A scene seen on the model's pixel grid.
 
-    width, height: grid size in model pixels. scale: source pixels per model
+    width, height: grid size in model pixels (`source_size`: the file's). scale: source pixels per model
     pixel. transform: model pixel → map coordinates (identity-based pixel
     coordinates when the scene is not georeferenced). crs: None when not
     georeferenced. gsd_m: metres per model pixel (the model's GSD).
@@ -49,6 +50,7 @@ class SceneGrid:
     count: int
     dtype: str
     nodata: float | None
+    source_size: tuple[int, int]  # the file's own width and height, in its pixels
 
     @property
     def georeferenced(self) -> bool:
@@ -56,7 +58,13 @@ class SceneGrid:
 
     @property
     def megapixels(self) -> float:
+        """Megapixels of the grid the model sees (what a run's speed is counted in)."""
         return self.width * self.height / 1e6
+
+    @property
+    def source_megapixels(self) -> float:
+        """Megapixels of the file itself (differs from `megapixels` for a resampled scene)."""
+        return self.source_size[0] * self.source_size[1] / 1e6
 
 
 def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None) -> SceneGrid:
@@ -80,7 +88,7 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
                 transform = src.transform @ Affine.scale(scale) if georeferenced else Affine.identity()
                 return SceneGrid(path, max(1, round(src.width / scale)), max(1, round(src.height / scale)), scale,
                                  transform, src.crs if georeferenced else None, model_gsd, src.count,
-                                 src.dtypes[0], src.nodata)
+                                 src.dtypes[0], src.nodata, (src.width, src.height))
     except RasterioIOError as exc:
         raise InputError(f"cannot read {path.name}: {gdal_reason(exc)}") from None
 
@@ -132,15 +140,19 @@ class TileReader:
             reason = gdal_reason(exc).removeprefix(f"{g.path}, ").removeprefix(f"{g.path.name}, ")
             raise InputError(f"{g.path.name} is damaged or truncated near pixel ({tile.row}, {tile.col}): "
                              f"{reason}") from None
-        if (rows, cols) == (tile.height, tile.width):
-            valid = mask > 0
-            return TileRead(tile, data.astype(np.float32, copy=False), valid, valid)
-        padding = ((0, tile.height - rows), (0, tile.width - cols))
-        pixels = np.pad(data.astype(np.float32, copy=False), ((0, 0), *padding), mode="symmetric")
-        shown = np.pad(mask > 0, padding, mode="symmetric")
-        valid = np.zeros_like(shown)
-        valid[:rows, :cols] = shown[:rows, :cols]
-        return TileRead(tile, pixels, valid, shown)
+        pixels, valid = data.astype(np.float32, copy=False), mask > 0
+        if (rows, cols) != (tile.height, tile.width):
+            padding = ((0, tile.height - rows), (0, tile.width - cols))
+            pixels = np.pad(pixels, ((0, 0), *padding), mode="symmetric")
+            valid = np.pad(valid, padding)
+            mirrored = np.pad(mask > 0, padding, mode="symmetric")
+        else:
+            mirrored = valid
+        if mirrored.all() or not mirrored.any():
+            return TileRead(tile, pixels, valid, mirrored)
+        # no-data shown as its nearest valid pixel, not as a flat colour
+        nearest = ndimage.distance_transform_edt(~mirrored, return_distances=False, return_indices=True)
+        return TileRead(tile, pixels[:, nearest[0], nearest[1]], valid, np.ones_like(valid))
 
     def __iter__(self) -> Iterator[TileRead]:
         """Tiles in order; each thread has its own dataset handle (GDAL handles are not thread-safe)."""

@@ -165,6 +165,8 @@ def test_a_coarser_scene_is_resampled_and_detections_land_on_the_ground(oracle, 
     assert _run(oracle, [scene], tmp_path / "out", "--tile", "256", "--overlap", "64").returncode == 0
     found = _objects(tmp_path / "out" / "coarse.geojson")
     assert [(round(c), round(r)) for c, r, _ in found] == [(102, 102), (302, 202)]
+    (entry,) = json.loads((tmp_path / "out" / "summary.json").read_text())["scenes"]
+    assert (entry["megapixels"], entry["source_megapixels"]) == (0.262, 0.066)  # the model's grid, the file
 
 
 def test_a_thin_strip_is_run_in_tiles_fitted_to_it(oracle, tmp_path):

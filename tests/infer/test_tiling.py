@@ -80,17 +80,25 @@ def test_objects_are_never_reported_on_nodata():
 def test_padding_past_the_scene_edge_mirrors_the_ground_and_is_not_valid(tmp_path):
     from tests.infer.oracle import write_scene
 
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(1, 255, (3, 40, 70), dtype=np.uint8)
-    pixels[:, 30:, :5] = 0  # a corner of nodata
-    scene = write_scene(tmp_path / "small.tif", pixels, nodata=0)
-    grid = open_grid(scene, 3, 0.5, "uint8")
+    pixels = np.random.default_rng(0).integers(1, 255, (3, 40, 70), dtype=np.uint8)
+    grid = open_grid(write_scene(tmp_path / "small.tif", pixels), 3, 0.5, "uint8")
     (read,) = list(TileReader(grid, 256, 64))
-    assert read.pixels.shape == (3, 64, 96)  # fitted: 40 → 64 rows, 70 → 96 columns
+    assert read.pixels.shape == (3, 64, 96)  # fitted: 40 -> 64 rows, 70 -> 96 columns
     np.testing.assert_array_equal(read.pixels[:, :40, :70], pixels)
     np.testing.assert_array_equal(read.pixels[:, 40:64, :70], pixels[:, 39:15:-1])  # rows mirrored at the edge
     np.testing.assert_array_equal(read.pixels[:, :40, 70:96], pixels[:, :, 69:43:-1])
-    assert read.valid[:40, :70].sum() == 40 * 70 - 10 * 5 and not read.valid[40:].any() and not read.valid[:, 70:].any()
-    # shown to the model as ground: the valid pixels and their mirror images, not the nodata corner's
-    np.testing.assert_array_equal(read.shown[40:50, :70], read.valid[39:29:-1, :70])
-    assert read.shown[:40, :70].tolist() == read.valid[:40, :70].tolist()
+    assert read.valid[:40, :70].all() and not read.valid[40:].any() and not read.valid[:, 70:].any()
+    assert read.shown.all()
+
+
+def test_no_data_is_shown_to_the_model_as_its_nearest_valid_pixel(tmp_path):
+    from tests.infer.oracle import write_scene
+
+    pixels = np.random.default_rng(1).integers(1, 255, (3, 64, 64), dtype=np.uint8)
+    pixels[:, :, 40:] = 0  # a no-data edge on the right
+    grid = open_grid(write_scene(tmp_path / "edge.tif", pixels, nodata=0), 3, 0.5, "uint8")
+    (read,) = list(TileReader(grid, 256, 64))
+    assert not read.valid[:, 40:].any() and read.valid[:, :40].all() and read.shown.all()
+    np.testing.assert_array_equal(read.pixels[:, :, :40], pixels[:, :, :40])
+    # every no-data pixel of a row repeats the row's last valid pixel, not a flat colour
+    np.testing.assert_array_equal(read.pixels[:, :, 40:], np.repeat(pixels[:, :, 39:40], 24, axis=2))

@@ -97,12 +97,14 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
 class TileRead:
     """One tile's pixels: (C, h, w) float32 raw values, valid (h, w) bool (the tile's shape).
 
-    Where the tile reaches past the scene's edge (a scene shorter than a tile, by less than the input
-    multiple unless it is thinner than one), `pixels` mirror the scene's edge and `valid` is False.
-    `shown` (h, w): the pixels the model is shown as ground, the valid ones and the padding that
-    mirrors valid ones. Why mirrored: padding of the mean colour reads as flat bare ground, and the
-    reference network called most of an 8 px strip a cleared site beside it (110,642 px against the
-    13,328 px labeled; mirrored: 13,268).
+    `pixels` are what the model is shown; `valid` says which are the scene's own. Where the tile
+    reaches past the scene's edge (a scene shorter than a tile, by less than the input multiple
+    unless it is thinner than one), `pixels` mirror the scene's edge; where the scene has no data,
+    they repeat the nearest valid pixel. `shown` (h, w): the pixels the model is shown as ground,
+    every pixel once a tile has any valid one. Why not the mean colour: it reads as flat bare
+    ground. The reference network called most of an 8 px strip a cleared site beside it (110,642 px
+    against the 13,328 px labeled; mirrored: 13,268), and saw 49 cleared sites for 3 along a no-data
+    edge (21 with the nearest valid pixel).
 
     `inputs`: the model's input made from them by the reader's `prepare`, in the reader's thread
     (None without one, and for a tile with no valid pixel).

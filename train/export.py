@@ -19,7 +19,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 import torch
 
-from infer.cli.console import OneLineArgumentParser, run_command
+from infer.cli.console import OneLineArgumentParser, class_area, run_command
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.contract.parity import DetectionComparison, compare_detections
 from infer.contract.schema import INPUT_MULTIPLE, OUTPUT_NAMES, ClassInfo, ModelInfo
@@ -280,8 +280,7 @@ def model_info(loaded: LoadedCheckpoint, checkpoint: Path, precision: str, opset
     }
     try:
         return ModelInfo(
-            classes=tuple(ClassInfo(c["name"], c["kind"], c["color"], bool(c.get("directional", False)))
-                          for c in info["classes"]),
+            classes=tuple(ClassInfo.from_record(c) for c in info["classes"]),
             bands=tuple(info["bands"]), mean=tuple(float(v) for v in norm["mean"]),
             std=tuple(float(v) for v in norm["std"]), gsd_m=float(info["gsd_m"]), tile=tile,
             overlap=overlap, stride=loaded.model.object_stride, version=sitewatch_version,
@@ -350,7 +349,8 @@ def validate_graph(proto: onnx.ModelProto) -> None:
 
 
 def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool = False,
-                      tile: int | None = None, overlap: int | None = None, check: bool = True) -> ExportReport:
+                      tile: int | None = None, overlap: int | None = None, check: bool = True,
+                      min_area_m2: Sequence[tuple[str, float]] = ()) -> ExportReport:
     """Export a sitewatch checkpoint to a self-describing ONNX file at `out`.
 
     Args:
@@ -363,6 +363,8 @@ def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool =
             overlap < tile; None = `default_tile` / `default_overlap`.
         check: run ONNX Runtime (CPU) beside PyTorch on a seeded random tile;
             raise `InputError` when they disagree (see `ParityReport`).
+        min_area_m2: (region class, m²) pairs that replace the classes' own `min_area_m2` (for
+            checkpoints trained before a dataset gave one).
 
     Returns an `ExportReport`. Raises `InputError`/`UsageError` (one line).
     """
@@ -375,7 +377,7 @@ def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool =
         raise UsageError(f"--overlap ({overlap}) must be less than --tile ({tile})")
     loaded = load_checkpoint(checkpoint)
     precision = "fp16" if fp16 else "fp32"
-    info = model_info(loaded, checkpoint, precision, opset, tile, overlap)
+    info = with_min_areas(model_info(loaded, checkpoint, precision, opset, tile, overlap), min_area_m2)
     proto = to_onnx(loaded.model, len(info.bands), opset)
     proto = to_fp16(proto) if fp16 else proto
     proto.producer_name, proto.producer_version = "sitewatch", info.version
@@ -395,6 +397,17 @@ def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool =
     return ExportReport(out, info, precision, opset, out.stat().st_size, time.perf_counter() - started, parity)
 
 
+def with_min_areas(info: ModelInfo, min_area_m2: Sequence[tuple[str, float]]) -> ModelInfo:
+    """`info` with the region classes named in `min_area_m2` given those smallest reported areas."""
+    areas = dict(min_area_m2)
+    regions = {c.name for c in info.region_classes}
+    if unknown := sorted(set(areas) - regions):
+        raise UsageError(f"--min-area: {', '.join(unknown)} is not a region class of this checkpoint "
+                         f"(region classes: {', '.join(sorted(regions)) or 'none'})")
+    classes = tuple(replace(c, min_area_m2=areas[c.name]) if c.name in areas else c for c in info.classes)
+    return replace(info, classes=classes)
+
+
 def build_parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(
         prog="python -m train export",
@@ -410,6 +423,9 @@ def build_parser() -> OneLineArgumentParser:
         help="recommended tile side in px, a multiple of 32 (default: 4 x the training chip, at most 1024)")
     add("--overlap", type=int, default=None,
         help="tile overlap in px, a multiple of 32 (default: 70 m at the training GSD, rounded up)")
+    add("--min-area", type=class_area, action="append", default=[], metavar="CLASS=M2",
+        help="record that pieces of region CLASS smaller than M2 m² are not reported; repeat for several "
+             "(default: each class's own from the dataset YAML, else 0)")
     add("--no-check", dest="check", action="store_false",
         help="skip the ONNX Runtime vs PyTorch parity check (default: check)")
     return parser
@@ -420,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = args.out if args.out is not None else args.checkpoint.with_suffix(".onnx")
     report = export_checkpoint(args.checkpoint, out, opset=args.opset, fp16=args.fp16, tile=args.tile,
-                               overlap=args.overlap, check=args.check)
+                               overlap=args.overlap, check=args.check, min_area_m2=args.min_area)
     print("\n".join(report.lines()))
     return 0
 

@@ -29,6 +29,17 @@ def finite_float(text: str) -> float:
     return value
 
 
+def class_area(text: str) -> tuple[str, float]:
+    """An argparse type: `CLASS=M2`, a class name and a finite area in m² >= 0."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected CLASS=M2, got {text!r}")
+    area = finite_float(value)
+    if area < 0:
+        raise argparse.ArgumentTypeError(f"the area must be >= 0, got {text!r}")
+    return name, area
+
+
 class OneLineArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are a single line and exit code 2."""
 

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
+from infer.cli.console import (
+    OneLineArgumentParser,
+    class_area,
+    ensure_writable_folder,
+    finite_float,
+)
 from infer.contract.defaults import DEFAULT_SCORE, REGION_CLOSING_M
 from infer.errors import InputError, UsageError
 from infer.runtime.decoder import available_cores
@@ -44,6 +49,9 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--region-closing", type=finite_float, default=REGION_CLOSING_M, metavar="METRES",
                    help="close region masks with a disc of this radius, bridging gaps that break a berm into "
                         f"pieces; 0 keeps them as thresholded (default: {REGION_CLOSING_M:g})")
+    p.add_argument("--min-area", type=class_area, action="append", default=[], metavar="CLASS=M2",
+                   help="report no piece of region CLASS smaller than M2 square metres (also removed from the "
+                        "mask); repeat for several classes (default: each class's own, from the model)")
     p.add_argument("--engine-cache", type=Path, metavar="DIR",
                    help="with TensorRT (onnxruntime-gpu built with it): keep built engines here "
                         "(default: $XDG_CACHE_HOME/sitewatch/tensorrt, else ~/.cache/sitewatch/tensorrt)")
@@ -80,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     shard, shards = parse_shard(args.shard)
     workers = args.workers if args.workers is not None else default_workers(args.device)
     options = RunOptions(tile=args.tile, overlap=args.overlap, batch=args.batch, score=args.score,
-                         region_closing_m=args.region_closing, progress=not args.quiet, workers=workers)
+                         region_closing_m=args.region_closing, progress=not args.quiet, workers=workers,
+                         min_area_m2=tuple(args.min_area))
     ray_plan = None
     if args.ray is not None:
         if shards != 1:

@@ -9,6 +9,7 @@ metadata (decision 6), so the file describes itself.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,12 +33,20 @@ KINDS = ("object", "region")
 @dataclass(frozen=True)
 class ClassInfo:
     """One class: `kind` is "object" (oriented boxes) or "region" (masks);
-    `color` a "#rrggbb" string; `directional` objects have a front (heading 0-360°)."""
+    `color` a "#rrggbb" string; `directional` objects have a front (heading 0-360°);
+    `min_area_m2`, for a region class: pieces smaller than this are not reported (specks)."""
 
     name: str
     kind: str
     color: str
     directional: bool = False
+    min_area_m2: float = 0.0
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ClassInfo:
+        """From a dataset YAML entry, a checkpoint's or the ONNX metadata's record (`asdict` of one)."""
+        return cls(str(record["name"]), str(record["kind"]), str(record.get("color", "#ffffff")),
+                   bool(record.get("directional", False)), float(record.get("min_area_m2", 0.0)))
 
 
 class ClassSchema:
@@ -67,6 +76,10 @@ def schema_problems(classes: tuple[ClassInfo, ...]) -> list[str]:
     for c in classes:
         if c.kind not in KINDS:
             out.append(f"class {c.name!r} has kind {c.kind!r}, not one of {KINDS}")
+        if not (math.isfinite(c.min_area_m2) and c.min_area_m2 >= 0):
+            out.append(f"class {c.name!r}: min_area_m2 must be a finite number >= 0, got {c.min_area_m2:g}")
+        elif c.min_area_m2 and c.kind != "region":
+            out.append(f"class {c.name!r}: min_area_m2 is for region classes")
     if not any(c.kind == "object" for c in classes) or not any(c.kind == "region" for c in classes):
         out.append("needs at least one object class and one region class")
     return out
@@ -141,8 +154,7 @@ class ModelInfo(ClassSchema):
             if fmt != METADATA_FORMAT:
                 raise InputError(f"sitewatch metadata format {fmt!r} is not supported "
                                  f"(this sitewatch reads format {METADATA_FORMAT}); re-export the model")
-            classes = tuple(ClassInfo(str(c["name"]), str(c["kind"]), str(c["color"]),
-                                      bool(c.get("directional", False))) for c in record.pop("classes"))
+            classes = tuple(ClassInfo.from_record(c) for c in record.pop("classes"))
             return cls(
                 classes=classes,
                 bands=tuple(str(b) for b in record.pop("bands")),

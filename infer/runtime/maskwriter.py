@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.shutil
+import shapely
+from affine import Affine
 from rasterio.errors import RasterioIOError
+from rasterio.features import rasterize
 from rasterio.windows import Window
 
 from infer.errors import OutputError
@@ -39,13 +42,30 @@ class MaskWriter:
         if grid.georeferenced:
             profile.update(crs=grid.crs, transform=grid.transform)
         with gdal_env(), self._naming_the_mask():
-            self._dst = rasterio.open(self.partial, "w", **profile)
+            self._dst = rasterio.open(self.partial, "w+", **profile)  # w+: `erase` reads back
             self._dst.write_colormap(1, {0: (0, 0, 0, 0), **{k + 1: (*_rgb(c), 255) for k, c in enumerate(colors)}})
 
     def write_core(self, tile: Tile, classes: np.ndarray) -> None:
         r0, c0, r1, c1 = tile.core
         with gdal_env(), self._naming_the_mask():
             self._dst.write(classes[None], window=Window(c0, r0, c1 - c0, r1 - r0))
+
+    def erase(self, pieces: list[tuple[int, shapely.Geometry, float]]) -> None:
+        """Set the pixels of region pieces (class index, polygon in grid pixels, score) back to 0: specks
+        that are not reported (`infer.runtime.stitch.drop_specks`). Only each piece's own box is touched,
+        and only its own class's pixels."""
+        with gdal_env(), self._naming_the_mask():
+            for k, geom, _ in pieces:
+                x0, y0, x1, y1 = geom.bounds
+                c0, r0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+                c1, r1 = min(self._dst.width, int(np.ceil(x1))), min(self._dst.height, int(np.ceil(y1)))
+                if c1 <= c0 or r1 <= r0:
+                    continue
+                window = Window(c0, r0, c1 - c0, r1 - r0)
+                block = self._dst.read(1, window=window)
+                inside = rasterize([geom], out_shape=block.shape, transform=Affine.translation(c0, r0)) > 0
+                block[inside & (block == k + 1)] = 0
+                self._dst.write(block[None], window=window)
 
     def finish(self) -> Path:
         with gdal_env(), atomic_write(self.path) as cog, self._naming_the_mask():

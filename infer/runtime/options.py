@@ -31,6 +31,7 @@ class ResolvedOptions:
     reader_threads: int
     progress: bool
     workers: int
+    min_area_px: tuple[float, ...]  # per region class: smaller pieces are not reported
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class RunOptions:
     reader_threads: int = 2
     progress: bool = True
     workers: int = 1  # decoding processes; 1: decode on the calling thread (the serial path)
+    min_area_m2: tuple[tuple[str, float], ...] = ()  # (region class, m²) overriding the model's own
 
     def resolve(self, info: ModelInfo) -> ResolvedOptions:
         """The options for `info`'s model; `UsageError` naming the flag for the first bad value."""
@@ -71,8 +73,17 @@ class RunOptions:
             raise UsageError(f"reader threads must be at least 1, got {self.reader_threads}")
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
+        min_area = {c.name: c.min_area_m2 for c in info.region_classes}
+        for name, value in self.min_area_m2:
+            if name not in min_area:
+                raise UsageError(f"--min-area: {name} is not a region class of this model "
+                                 f"(region classes: {', '.join(min_area) or 'none'})")
+            if not (math.isfinite(value) and value >= 0):
+                raise UsageError(f"--min-area {name}: must be a finite number of m² >= 0, got {value:g}")
+            min_area[name] = value
         return ResolvedOptions(tile, overlap, self.batch, self.score, self.mask_threshold, closing_px,
-                               self.reader_threads, self.progress, self.workers)
+                               self.reader_threads, self.progress, self.workers,
+                               tuple(v / info.gsd_m**2 for v in min_area.values()))
 
 
 __all__ = ["CLOSING_RADII_PER_OVERLAP", "ResolvedOptions", "RunOptions"]

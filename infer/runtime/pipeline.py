@@ -24,10 +24,10 @@ from infer.pictures.overlay import Overview, OverviewCanvas, read_overview, writ
 from infer.runtime.decoder import TileDecoder, start_pool
 from infer.runtime.maskwriter import MaskWriter
 from infer.runtime.model import OnnxModel
-from infer.runtime.options import RunOptions
+from infer.runtime.options import ResolvedOptions, RunOptions
 from infer.runtime.reader import SceneGrid, TileRead, TileReader, acquisition_date, open_grid
 from infer.runtime.runfolder import output_paths
-from infer.runtime.stitch import SceneStitcher, TileResult
+from infer.runtime.stitch import SceneStitcher, TileResult, drop_specks
 from infer.runtime.vectors import footprint, object_features, output_crs_note, region_features
 
 
@@ -112,7 +112,7 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
                 raise InputError(f"{scene.name} has no valid pixels (all nodata)")
             t0 = time.perf_counter()
             date = acquisition_date(scene)
-            counts = _write_scene_outputs(info, scene, date, grid, stitcher, masks, paths,
+            counts = _write_scene_outputs(info, plan, scene, date, grid, stitcher, masks, paths,
                                           canvas.finish() if overview is None else overview.result(), side,
                                           written)
             timings.write += time.perf_counter() - t0
@@ -170,7 +170,7 @@ def _stitch(results: Iterator[TileResult], stitcher: SceneStitcher, masks: MaskW
         timings.write += time.perf_counter() - t1
 
 
-def _write_scene_outputs(info: ModelInfo, scene: Path, date: str | None, grid: SceneGrid,
+def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, date: str | None, grid: SceneGrid,
                          stitcher: SceneStitcher, masks: MaskWriter, paths: dict[str, Path], overview: Overview,
                          side: ThreadPoolExecutor, written: list[Path]) -> dict[str, int]:
     """The scene's vectors, mask COG and pictures, each appearing whole (and added to `written`); returns
@@ -183,7 +183,8 @@ def _write_scene_outputs(info: ModelInfo, scene: Path, date: str | None, grid: S
     region_names = [c.name for c in info.region_classes]
     colors = {c.name: c.color for c in info.classes}
     rboxes, scores, classes = stitcher.objects()
-    merged = stitcher.regions()
+    merged, specks = drop_specks(stitcher.regions(), plan.min_area_px)
+    masks.erase(specks)
     pictures = [
         side.submit(write_overlay, paths["overlay"], grid, rboxes, classes, merged, object_names, region_names,
                     colors, title=f"{scene.name} · {date}" if date else scene.name, overview=overview),

@@ -165,6 +165,16 @@ class SceneStitcher:
         return out
 
 
+def drop_specks(pieces: list[tuple[int, shapely.Geometry, float]], min_area_px: tuple[float, ...]
+                ) -> tuple[list[tuple[int, shapely.Geometry, float]], list[tuple[int, shapely.Geometry, float]]]:
+    """Merged region pieces (class index, polygon, score) split into those reported and the specks smaller
+    than their class's `min_area_px[k]` (model-grid pixels), which are not."""
+    kept, specks = [], []
+    for piece in pieces:
+        (specks if piece[1].area < min_area_px[piece[0]] else kept).append(piece)
+    return kept, specks
+
+
 def _label(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Connected pieces of equal class (8-connected), numbered from 1; and each piece's class index (from 0)."""
     labels = np.zeros(classes.shape, np.int32)

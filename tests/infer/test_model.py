@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -162,7 +163,7 @@ def test_files_that_are_not_sitewatch_models_are_one_line_errors(model_path, tmp
 
 
 def test_metadata_round_trip_and_validation():
-    info = ModelInfo(classes=(ClassInfo("a", "object", "#ff0000"), ClassInfo("b", "region", "#00ff00")),
+    info = ModelInfo(classes=(ClassInfo("a", "object", "#ff0000"), ClassInfo("b", "region", "#00ff00", min_area_m2=25)),
                      bands=("nir",), mean=(300.0,), std=(50.0,), gsd_m=0.3, tile=512, overlap=256,
                      version="9.9", provenance={"steps": 1})
     metadata = info.to_metadata()
@@ -179,6 +180,15 @@ def test_metadata_round_trip_and_validation():
         assert "\n" not in str(error.value)
     with pytest.raises(ValueError, match="overlap"):
         ModelInfo(info.classes, ("nir",), (0.0,), (1.0,), 0.3, tile=256, overlap=256)
+    assert back.region_classes[0].min_area_m2 == 25
+    # a model exported before classes had a smallest area reads as 0 (everything reported)
+    old = {**record, "classes": [{k: v for k, v in c.items() if k != "min_area_m2"} for c in record["classes"]]}
+    assert ModelInfo.from_metadata({METADATA_KEY: json.dumps(old)}).region_classes[0].min_area_m2 == 0
+    region, thing = ClassInfo("b", "region", "#00ff00"), ClassInfo("a", "object", "#ff0000")
+    for classes, message in (((replace(thing, min_area_m2=5), region), "min_area_m2 is for region"),
+                             ((thing, replace(region, min_area_m2=float("nan"))), "finite number >= 0")):
+        with pytest.raises(ValueError, match=message):
+            ModelInfo(classes, ("nir",), (0.0,), (1.0,), 0.3, tile=512, overlap=256)
 
 
 def test_compare_detections_tells_shifts_from_borderline_flips():

@@ -169,6 +169,23 @@ def test_a_coarser_scene_is_resampled_and_detections_land_on_the_ground(oracle, 
     assert (entry["megapixels"], entry["source_megapixels"]) == (0.262, 0.066)  # the model's grid, the file
 
 
+def test_region_pieces_smaller_than_the_class_minimum_are_not_reported_nor_in_the_mask(oracle, tmp_path):
+    berm, speck = (300, 20, 320, 400), (100, 100, 104, 104)  # 10 m x 190 m, and 2 m x 2 m = 4 m²
+    scene = write_scene(tmp_path / "specks.tif", plant(512, 512, [], [berm, speck]))
+    areas = {}
+    for name, extra in (("all", []), ("above", ["--min-area", "earth_berm=10"])):
+        assert _run(oracle, [scene], tmp_path / name, "--tile", "256", "--overlap", "64", *extra).returncode == 0
+        features = json.loads((tmp_path / name / "specks.geojson").read_text())["features"]
+        areas[name] = sorted(f["properties"]["area_m2"] for f in features if f["properties"]["class"] == "earth_berm")
+        with rasterio.open(tmp_path / name / "specks_mask.tif") as mask:
+            classes = mask.read(1)
+        assert (classes[300:320, 20:400] == 1).all()  # the berm stays whole
+        assert (classes[100:104, 100:104] == (1 if name == "all" else 0)).all()
+    assert areas == {"all": [4.0, 1900.0], "above": [1900.0]}
+    summary = json.loads((tmp_path / "above" / "summary.json").read_text())["scenes"][0]
+    assert summary["counts"]["earth_berm"] == 1
+
+
 def test_a_thin_strip_is_run_in_tiles_fitted_to_it(oracle, tmp_path):
     centres = [(102, 2), (1502, 6), (2902, 2)]
     scene = write_scene(tmp_path / "strip.tif", plant(3000, 8, centres, []))
@@ -261,6 +278,10 @@ def test_read_only_output_folder_is_a_usage_error(oracle, seam_scene, tmp_path):
     (["--overlap", "256"], "--overlap must be at least 0 and less than the tile (256)"),
     (["--batch", "0"], "--batch must be at least 1"),
     (["--workers", "0"], "--workers must be at least 1"),
+    (["--min-area", "truck=5"], "--min-area: truck is not a region class of this model"),
+    (["--min-area", "earth_berm=nan"], "argument --min-area: not a finite number: 'nan'"),
+    (["--min-area", "earth_berm=-1"], "argument --min-area: the area must be >= 0"),
+    (["--min-area", "earth_berm"], "argument --min-area: expected CLASS=M2"),
 ])
 def test_bad_options_are_a_usage_error_and_write_nothing(oracle, seam_scene, tmp_path, extra, message):
     result = _run(oracle, [seam_scene], tmp_path / "out", *extra)

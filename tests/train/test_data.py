@@ -22,6 +22,7 @@ def test_the_shipped_dataset_definition_loads():
     assert [c.name for c in config.object_classes] == ["storehouse", "truck"]
     assert [c.name for c in config.region_classes] == ["earth_berm", "cleared_site"]
     assert config.bands == ("red", "green", "blue") and config.gsd_m == 0.5
+    assert [c.min_area_m2 for c in config.region_classes] == [10, 400]
 
 
 def test_the_reference_dataset_adds_training_scenes_and_nothing_else():
@@ -35,6 +36,10 @@ def test_the_reference_dataset_adds_training_scenes_and_nothing_else():
 
 @pytest.mark.parametrize("broken,needle", [
     ({"classes": [{"name": "a", "kind": "blob"}]}, "kind"),
+    ({"classes": [{"name": "a", "kind": "object", "min_area_m2": 5}, {"name": "b", "kind": "region"}]},
+     "class 'a': min_area_m2 is for region classes"),
+    ({"classes": [{"name": "a", "kind": "object"}, {"name": "b", "kind": "region", "min_area_m2": "big"}]},
+     "not a number"),
     ({"gsd_m": None, "bands": None, "classes": None}, "missing"),
     ({"normalization": {"mean": [1, 2], "std": [1, 2]}}, "normalization mean has 2 values for 3 bands"),
 ])

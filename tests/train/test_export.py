@@ -260,3 +260,17 @@ def test_slim_refuses_to_overwrite_its_source(exported, capsys):
     assert run_command(slim.main, [str(exported.ckpt), "--out", str(exported.ckpt)]) == 1
     assert "is the checkpoint itself" in capsys.readouterr().err
     assert exported.ckpt.read_bytes() == before
+
+
+def test_the_smallest_region_reported_travels_into_the_model_and_can_be_set_at_export(exported, tmp_path, capsys):
+    # the tiny dataset's classes give none: everything is reported
+    assert [c.min_area_m2 for c in OnnxModel(exported.path).info.region_classes] == [0.0, 0.0]
+    out = tmp_path / "model.onnx"
+    assert run_command(main, [str(exported.ckpt), "--out", str(out), "--no-check", "--min-area",
+                              "cleared_site=400"]) == 0
+    assert [(c.name, c.min_area_m2) for c in OnnxModel(out).info.region_classes] == [("earth_berm", 0.0),
+                                                                                       ("cleared_site", 400.0)]
+    capsys.readouterr()
+    assert run_command(main, [str(exported.ckpt), "--out", str(tmp_path / "bad.onnx"), "--min-area", "truck=4"]) == 2
+    assert "truck is not a region class of this checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "bad.onnx").exists()

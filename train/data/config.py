@@ -63,8 +63,11 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     for entry in raw["classes"]:
         if not isinstance(entry, dict) or "name" not in entry or entry.get("kind") not in KINDS:
             raise InputError(f"{path}: each class needs a name and a kind in {KINDS}, got {entry!r}")
-        classes.append(ClassInfo(str(entry["name"]), entry["kind"], str(entry.get("color", "#ffffff")),
-                                 bool(entry.get("directional", False))))
+        try:
+            classes.append(ClassInfo.from_record(entry))
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: class {entry['name']!r} has a value that is not a number where one "
+                             f"is expected: {entry!r}") from None
     problems = schema_problems(tuple(classes))
     if problems:
         raise InputError(f"{path}: " + "; ".join(problems))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -101,8 +102,7 @@ class SiteDataModule(pl.LightningDataModule):
         stats = self.stats
         return {
             "dataset": self.config.name,
-            "classes": [{"name": c.name, "kind": c.kind, "color": c.color, "directional": c.directional}
-                        for c in self.config.classes],
+            "classes": [asdict(c) for c in self.config.classes],
             "bands": list(self.config.bands),
             "gsd_m": self.config.gsd_m,
             "normalization": stats.as_dict() if stats else None,

@@ -409,6 +409,35 @@ def ray_overhead_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def heldout_suite_table(result: dict) -> str:
+    """`bench.heldout_suite`: AP@0.5 / precision per class on each held-out scene, and the worst of them."""
+    m, rows = result["machine"], result["scenes"]
+    classes = sorted(result["worst"])
+    lines = [
+        f"Measured {m['date'][:10]}, `{result['model']}` with the default options, scenes of "
+        f"{result['size_px']}² px from the generator, `{m['command']}`; each cell is AP@0.5 / precision at the "
+        "default score, storehouses also AP@[.5:.95]:",
+        "",
+        "| scene | " + " | ".join(c.replace("_", " ") for c in classes) + " | mAP@0.5 |",
+        "| --- | " + " | ".join("---:" for _ in classes) + " | ---: |",
+    ]
+
+    def cell(scores: dict, name: str) -> str:
+        if "ap@0.5" not in scores:
+            return "–"
+        text = f"{scores['ap@0.5']:.3f} / {scores['precision']:.2f}"
+        return text + (f" ({scores['ap@[.5:.95]']:.2f})" if name == "storehouse" else "")
+
+    for row in rows:
+        lines.append(f"| {row['scene']} | " + " | ".join(cell(row["classes"].get(c, {}), c) for c in classes)
+                     + f" | {row['map@0.5']:.3f} |")
+    lines.append("| **worst** | " + " | ".join(f"**{cell(result['worst'][c], c)}**" for c in classes) + " | |")
+    missed = result["targets_missed"]
+    lines += ["", "Targets (AP@0.5 ≥ 0.95 and precision ≥ 0.9 for every class, storehouse AP@[.5:.95] ≥ 0.75) "
+              + ("met on every scene." if not missed else "missed: " + "; ".join(missed) + ".")]
+    return "\n".join(lines)
+
+
 # Tables made from one result file, bench/results/NAME.json, keyed by the block's NAME.
 TABLES: dict[str, Callable[[dict], str]] = {
     "gpu_speed": gpu_speed_table, "synth_scale": synth_scale_table, "peers": peers_table,
@@ -417,7 +446,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "infer_speed_fast": infer_speed_table, "infer_speed_stride4": infer_speed_table,
     "infer_memory": infer_memory_table, "region_closing": region_closing_table,
     "reference_heldout_eval": evaluation_table, "pipeline_ceiling": pipeline_ceiling_table,
-    "ray_overhead": ray_overhead_table,
+    "ray_overhead": ray_overhead_table, "heldout_suite": heldout_suite_table,
 }
 
 # Tables made from several result files: NAME -> (render, required files, optional files). The

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchmetrics.classification import MultilabelJaccardIndex
+from torchmetrics.classification import BinaryJaccardIndex, MultilabelJaccardIndex
 from torchmetrics.detection import MeanAveragePrecision
 
 from infer.contract.codec import ObjectLabels, decode_objects, decode_regions
@@ -48,7 +48,9 @@ class DetectionMetrics(torch.nn.Module):
                                             backend="pycocotools", max_detection_thresholds=[1, 10, 100],
                                             extended_summary=True)
         self.register_buffer("truth_count", torch.zeros(len(object_names) + len(region_names), dtype=torch.long))
-        self.region_iou = MultilabelJaccardIndex(num_labels=len(region_names), average="none", threshold=MASK_THRESHOLD)
+        # torchmetrics' multilabel IoU wants at least two labels; one region class is the binary case
+        self.region_iou = (BinaryJaccardIndex(threshold=MASK_THRESHOLD) if len(region_names) == 1 else
+                           MultilabelJaccardIndex(num_labels=len(region_names), average="none", threshold=MASK_THRESHOLD))
 
     @property
     def class_names(self) -> list[str]:
@@ -80,7 +82,10 @@ class DetectionMetrics(torch.nn.Module):
         self.box_map.update(preds, targets)
         for t in targets:
             self.truth_count += torch.bincount(t["labels"], minlength=len(self.truth_count))
-        self.region_iou.update(mask.detach().float().to(device), mask_target.detach().long().to(device))
+        probabilities, truth = mask.detach().float().to(device), mask_target.detach().long().to(device)
+        if len(self.region_names) == 1:
+            probabilities, truth = probabilities[:, 0], truth[:, 0]
+        self.region_iou.update(probabilities, truth)
 
     def compute(self) -> dict[str, float]:
         """`map`, `map_50` overall; `ap50/<class>`, `ap/<class>` per class; `iou/<region class>`."""

@@ -42,6 +42,17 @@ def test_perfect_predictions_score_one_for_every_class():
     assert result["iou/earth_berm"] == pytest.approx(1.0)
 
 
+def test_one_region_class_is_scored_too():
+    objects, masks = _truth()
+    heatmap, box, mask = _perfect_outputs(objects, masks)
+    metrics = DetectionMetrics(["storehouse", "truck"], ["earth_berm"])
+    half = mask[:, :1].clone()
+    half[..., 100:106, 40:70] = 0  # half the berm found
+    metrics.update(heatmap, box, half, [objects], torch.from_numpy(masks[:1])[None])
+    result = metrics.compute()
+    assert result["iou/earth_berm"] == pytest.approx(0.5) and result["ap50/storehouse"] == pytest.approx(1.0)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_metrics_moved_to_the_gpu_take_the_model_outputs_there():

@@ -33,7 +33,8 @@ from infer.runtime.scenes import scene_list
 def build_parser() -> OneLineArgumentParser:
     p = OneLineArgumentParser(prog="python -m infer run",
                               description="Find storehouses, trucks, earth berms and cleared sites in scenes of "
-                                          "any size; write GeoJSON, a mask COG and an overlay PNG per scene.")
+                                          "any size; write GeoJSON, a GeoPackage for QGIS, a mask COG and overlay "
+                                          "PNGs per scene.")
     p.add_argument("model", type=Path, help="the exported .onnx file")
     p.add_argument("scenes", type=Path, nargs="+",
                    help="GeoTIFF scenes (or PNG/JPEG pictures, in pixel coordinates), folders of them, .txt files "

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from infer.contract.schema import ModelInfo
 from infer.errors import InputError
 from infer.files import remove_stale_partials
 from infer.geo.geojson import write_feature_collection
+from infer.geo.geopackage import Layer, write_geopackage
 from infer.pictures.contact_sheet import write_contact_sheet
 from infer.pictures.overlay import Overview, OverviewCanvas, read_overview, write_overlay
 from infer.runtime.decoder import TileDecoder, start_pool
@@ -192,16 +194,21 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
                     region_names, colors),
     ]
     try:
-        features = object_features(rboxes, scores, classes, object_names,
-                                   [c.directional for c in info.object_classes], grid)
-        features += region_features(merged, region_names, grid)
+        objects = object_features(rboxes, scores, classes, object_names,
+                                  [c.directional for c in info.object_classes], grid)
+        regions = region_features(merged, region_names, grid)
         written.append(masks.finish())
+        written.append(write_geopackage(paths["geopackage"], [
+            Layer("objects", objects, {n: colors[n] for n in object_names}, filled=False),
+            Layer("regions", regions, {n: colors[n] for n in region_names}, filled=True)],
+            crs="EPSG:4326" if grid.georeferenced else None,
+            changed=datetime.fromtimestamp(scene.stat().st_mtime, timezone.utc)))  # the scene's: same bytes
     finally:  # whatever happened here, the pictures are waited for and what they wrote is known
         failures = _wait_for(pictures, written)
     if failures:
         raise failures[0]
     dated = {"date": date} if date else {}
-    write_feature_collection(paths["geojson"], features,
+    write_feature_collection(paths["geojson"], objects + regions,
                              {"scene": scene.name, **dated, "model": info.version,
                               "classes": {c.name: c.kind for c in info.classes}, "colors": colors,
                               "footprint": footprint(overview.covered, overview.factor, grid),

@@ -18,7 +18,7 @@ from infer.runtime.claims import lock_path, locked
 from infer.runtime.scenes import same_file
 
 #: Per scene: output kind → file name suffix after the scene's stem.
-OUTPUT_SUFFIXES = {"geojson": ".geojson", "mask": "_mask.tif", "overlay": "_overlay.png",
+OUTPUT_SUFFIXES = {"geojson": ".geojson", "geopackage": ".gpkg", "mask": "_mask.tif", "overlay": "_overlay.png",
                    "detections": "_detections.png"}
 
 

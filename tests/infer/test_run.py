@@ -83,7 +83,8 @@ def test_worker_processes_write_the_same_bytes_as_the_serial_path(oracle, seam_s
         assert result.returncode == 0, result.stderr
         outputs[workers] = {p.name: p.read_bytes() for p in out.iterdir()
                             if not p.name.startswith("summary") and p.name != LOCK_FOLDER}
-    assert sorted(outputs["1"]) == ["seams.geojson", "seams_detections.png", "seams_mask.tif", "seams_overlay.png"]
+    assert sorted(outputs["1"]) == ["seams.geojson", "seams.gpkg", "seams_detections.png", "seams_mask.tif",
+                                    "seams_overlay.png"]
     assert outputs["1"] == outputs["3"]
     assert len(_objects(tmp_path / "workers3" / "seams.geojson")) == len(_seam_centres())
 
@@ -104,6 +105,32 @@ def test_polygons_follow_the_right_hand_rule_and_objects_start_with_their_front(
             front = (ring[0][0] + ring[1][0]) / 2
             across = abs(ring[0][1] - ring[1][1])  # the front edge runs north-south, 8 m long
             assert front - geom.centroid.x > 5e-5 and abs(ring[0][0] - ring[1][0]) < 0.05 * across  # 6 m east
+
+
+def test_the_geopackage_opens_in_ogr_with_the_geojson_features_and_qgis_styles(oracle, seam_scene, tmp_path):
+    import pyogrio
+    from pyogrio.raw import read
+
+    assert _run(oracle, [seam_scene], tmp_path / "out", "--tile", "256", "--overlap", "64").returncode == 0
+    package = tmp_path / "out" / "seams.gpkg"
+    geojson = json.loads((tmp_path / "out" / "seams.geojson").read_text())["features"]
+    assert [tuple(x) for x in pyogrio.list_layers(package)] == [("objects", "Polygon"), ("regions", "Polygon"),
+                                                                 ("layer_styles", None)]
+    for layer, kind in (("objects", "heading_deg"), ("regions", "area_m2")):
+        info = pyogrio.read_info(package, layer=layer)
+        expected = [f for f in geojson if (kind in f["properties"])]
+        assert info["crs"] == "EPSG:4326" and info["features"] == len(expected) > 0
+        meta, _, geometry, fields = read(package, layer=layer)
+        column = dict(zip(meta["fields"], fields, strict=True))
+        assert sorted(column["class"]) == sorted(f["properties"]["class"] for f in expected)
+        first = shapely.from_wkb(geometry[0])
+        assert first.equals_exact(shapely.geometry.shape(expected[0]["geometry"]), 1e-9)
+    meta, _, _, fields = read(package, layer="layer_styles")
+    styles = dict(zip(meta["fields"], fields, strict=True))
+    assert list(styles["f_table_name"]) == ["objects", "regions"] and list(styles["useAsDefault"]) == [1, 1]
+    objects_qml, regions_qml = styles["styleQML"]
+    assert 'attr="class"' in objects_qml and 'value="storehouse"' in objects_qml and "255,64,64,255" in objects_qml
+    assert 'value="earth_berm"' in regions_qml and "0,200,255,70" in regions_qml  # the overlay's berm fill
 
 
 def test_a_region_cut_by_seams_comes_out_as_one_polygon(oracle, seam_scene, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,19 @@ def _detection_rows(geojson: Path) -> tuple[list[str], int]:
     return rows, len(features)
 
 
-def _scene_section(entry: dict[str, Any]) -> str:
+#: How the report names each output of a scene it links to.
+ARTEFACTS = {"geojson": "GeoJSON", "geopackage": "GeoPackage (QGIS)", "mask": "mask (COG)", "overlay": "overview",
+             "detections": "best detections"}
+
+
+def _files_line(outputs: dict[str, Path], folder: Path) -> str:
+    """Links to the scene's outputs that exist, relative to the report's folder, which they travel with."""
+    links = [f"<a href='{html.escape(os.path.relpath(outputs[kind], folder))}'>{label}</a>"
+             for kind, label in ARTEFACTS.items() if outputs.get(kind, Path()).is_file()]
+    return f"<p class=files>Files: {' · '.join(links)}</p>" if links else ""
+
+
+def _scene_section(entry: dict[str, Any], folder: Path) -> str:
     name = Path(entry["scene"]).name
     if entry.get("status") != "done":
         return f"<h2>{html.escape(name)}</h2><p class=failed>failed: {html.escape(entry.get('error', ''))}</p>"
@@ -88,7 +101,8 @@ def _scene_section(entry: dict[str, Any]) -> str:
     parts = [f"<h2 id='{html.escape(name)}'>{html.escape(name)}{date}</h2>",
              f"<p>{entry['megapixels']} Mpx in {entry['seconds']} s ({entry['mpx_per_s']} Mpx/s), "
              f"{entry['tiles']} tiles{'' if entry.get('georeferenced', True) else ', pixel coordinates'}</p>",
-             f"<table><thead><tr><th>class</th><th>count</th></tr></thead><tbody>{counts}</tbody></table>"]
+             f"<table><thead><tr><th>class</th><th>count</th></tr></thead><tbody>{counts}</tbody></table>",
+             _files_line(outputs, folder)]
     if outputs.get("overlay", Path()).is_file():
         parts.append(f"<h3>Overview</h3><img alt='overview of {html.escape(name)}' "
                      f"src='{_data_uri(outputs['overlay'], OVERVIEW_SIDE)}'>")
@@ -127,7 +141,7 @@ def write_report(folder: Path, title: str | None = None) -> Path:
             f"{f' ({megapixels / seconds:.2f} Mpx/s)' if seconds else ''}.</p>",
             f"<table><thead><tr><th>scene</th><th>date</th><th>status</th>{heading}</tr></thead>"
             f"<tbody>{index}<tr><td><b>all</b></td><td></td><td></td>{total_row}</tr></tbody></table>"]
-    body += [_scene_section(e) for e in entries]
+    body += [_scene_section(e, folder) for e in entries]
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(folder.name)} report"
             f"</title><style>{STYLE}</style></head><body>{''.join(body)}<script>{SORT_SCRIPT}</script></body></html>")
     path = folder / "report.html"

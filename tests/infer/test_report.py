@@ -67,7 +67,10 @@ def test_report_is_one_self_contained_page(run_folder):
     assert result.returncode == 0, result.stderr
     page = (run_folder / "report.html").read_text()
     sources = re.findall(r"(?:src|href)=['\"]([^'\"]+)", page)
-    assert sources and all(s.startswith(("data:", "#")) for s in sources)
+    # pictures inline; links to the index and to the run's own files, which sit beside the page
+    files = [s for s in sources if not s.startswith(("data:", "#"))]
+    assert sources and files and all((run_folder / f).is_file() and "/" not in f for f in files)
+    assert {f.rsplit(".", 1)[-1] for f in files} >= {"geojson", "gpkg", "tif", "png"}
     assert "http://" not in page and "https://" not in page
     features = json.loads((run_folder / "site.geojson").read_text())["features"]
     table = page.split("class=detections", 1)[1]

@@ -2,7 +2,7 @@
 
 BEFORE and AFTER are result GeoJSONs (or `infer run` folders with one scene
 each) of the same area; with `--model`, they are two scenes and inference
-runs first. Writes DIR/changes.geojson, DIR/changes.png and DIR/changes.txt,
+runs first. Writes DIR/changes.geojson, DIR/changes.gpkg (for QGIS), DIR/changes.png and DIR/changes.txt,
 and prints the summary.
 """
 
@@ -24,7 +24,8 @@ from infer.contract.defaults import DEFAULT_SCORE
 from infer.errors import InputError, UsageError
 from infer.files import write_text_atomic
 from infer.geo.geojson import feature, write_feature_collection
-from infer.pictures.changes_picture import write_changes_picture
+from infer.geo.geopackage import Layer, write_geopackage
+from infer.pictures.changes_picture import CHANGE_COLORS, write_changes_picture
 from infer.runtime.options import RunOptions
 from infer.runtime.runfolder import is_done, output_paths
 
@@ -32,8 +33,8 @@ from infer.runtime.runfolder import is_done, output_paths
 def build_parser() -> OneLineArgumentParser:
     p = OneLineArgumentParser(prog="python -m infer diff",
                               description="Compare two dates of the same area: objects new, gone or persisting, "
-                                          "region area added and removed; writes changes.geojson, changes.png and "
-                                          "changes.txt.")
+                                          "region area added and removed; writes changes.geojson, changes.gpkg, "
+                                          "changes.png and changes.txt.")
     p.add_argument("before", type=Path, help="result GeoJSON or `infer run` folder of the earlier date "
                                              "(a scene with --model)")
     p.add_argument("after", type=Path, help="the same for the later date")
@@ -124,12 +125,15 @@ def _diff(args) -> int:
              "classes": dict(result.classes), "colors": {**before.colors, **after.colors}}
     if before.pixel_coordinates:
         extra["coordinates"] = "pixel (x right, y down): the inputs have no georeferencing"
-    write_feature_collection(args.out / "changes.geojson",
-                             [feature(c.geom, c.properties) for c in result.changes], extra)
+    features = [feature(c.geom, c.properties) for c in result.changes]
+    write_geopackage(args.out / "changes.gpkg", [Layer("changes", features, CHANGE_COLORS, filled=True,
+                                                       styled_by="change")],
+                     crs=None if before.pixel_coordinates else "EPSG:4326")
+    write_feature_collection(args.out / "changes.geojson", features, extra)
     write_changes_picture(args.out / "changes.png", before, after, result)
     lines = summary_lines(result, before, after)
     text = args.out / "changes.txt"
     write_text_atomic(text, "\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"wrote {args.out / 'changes.geojson'}, {args.out / 'changes.png'}, {text}")
+    print(f"wrote {args.out / 'changes.geojson'}, {args.out / 'changes.gpkg'}, {args.out / 'changes.png'}, {text}")
     return 0

@@ -13,4 +13,7 @@ MASK_THRESHOLD = 0.5
 #: Radius in metres of the disc that closes region masks (docs/design.md, decision 5).
 REGION_CLOSING_M = 2.0
 
-__all__ = ["DEFAULT_SCORE", "MASK_THRESHOLD", "REGION_CLOSING_M"]
+#: Opacity (0-255) of a region's fill where it is drawn: the overview and the QGIS styles alike.
+REGION_FILL_ALPHA = 70
+
+__all__ = ["DEFAULT_SCORE", "MASK_THRESHOLD", "REGION_CLOSING_M", "REGION_FILL_ALPHA"]

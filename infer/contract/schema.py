@@ -67,6 +67,12 @@ class ClassSchema:
         return tuple(c for c in self.classes if c.kind == "region")
 
 
+def hex_rgb(color: str) -> tuple[int, int, int]:
+    """A class colour "#rrggbb" as (red, green, blue) 0-255."""
+    color = color.lstrip("#")
+    return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16)
+
+
 def schema_problems(classes: tuple[ClassInfo, ...]) -> list[str]:
     """What is wrong with a class list, one phrase each (empty when it is usable)."""
     out = []
@@ -197,4 +203,4 @@ def _problems(info: ModelInfo) -> list[str]:
 
 
 __all__ = ["INPUT_MULTIPLE", "KINDS", "METADATA_FORMAT", "METADATA_KEY", "OUTPUT_NAMES", "ClassInfo",
-           "ClassSchema", "ModelInfo", "schema_problems"]
+           "ClassSchema", "ModelInfo", "hex_rgb", "schema_problems"]

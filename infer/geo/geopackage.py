@@ -32,13 +32,14 @@ warnings.filterwarnings("ignore", message="'crs' was not provided", category=Use
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer: its `features` (GeoJSON Feature dicts, WGS84 or pixels), the colour of each `class`, and
-    whether its polygons are filled (regions) or outlined (objects)."""
+    """One layer: its `features` (GeoJSON Feature dicts, WGS84 or pixels), the colour of each value of the
+    `styled_by` field, and whether its polygons are filled (regions) or outlined (objects)."""
 
     name: str
     features: Sequence[dict[str, Any]]
     colors: dict[str, str]
     filled: bool
+    styled_by: str = "class"
 
 
 def write_geopackage(path: Path, layers: Sequence[Layer], crs: str | None = "EPSG:4326",
@@ -108,7 +109,8 @@ def _write_styles(path: Path, layers: Sequence[Layer]) -> None:
         "f_table_catalog": [""] * count, "f_table_schema": [""] * count,
         "f_table_name": [layer.name for layer in layers], "f_geometry_column": ["geom"] * count,
         "styleName": [layer.name for layer in layers],
-        "styleQML": [class_style(layer.colors, layer.filled) for layer in layers], "styleSLD": [""] * count,
+        "styleQML": [class_style(layer.colors, layer.filled, layer.styled_by) for layer in layers],
+        "styleSLD": [""] * count,
         "useAsDefault": [1] * count, "description": ["sitewatch class colours"] * count, "owner": [""] * count,
         "ui": [""] * count,
     }

@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-#: The fill's opacity (0-255) for regions, as the overlay draws them; objects are outlines only.
-REGION_FILL_ALPHA = 70
-
-
-def _rgb(color: str) -> tuple[int, int, int]:
-    color = color.lstrip("#")
-    return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16)
+from infer.contract.defaults import REGION_FILL_ALPHA
+from infer.contract.schema import hex_rgb
 
 
 def _option(parent: ET.Element, name: str, value: str) -> None:
@@ -36,7 +31,7 @@ def class_style(colors: dict[str, str], filled: bool, field: str = "class") -> s
                                                    "clip_to_extent": "1", "force_rhr": "0"})
         layer = ET.SubElement(symbol, "layer", {"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"})
         options = ET.SubElement(layer, "Option", {"type": "Map"})
-        r, g, b = _rgb(color)
+        r, g, b = hex_rgb(color)
         _option(options, "color", f"{r},{g},{b},{REGION_FILL_ALPHA if filled else 0}")
         _option(options, "style", "solid" if filled else "no")
         _option(options, "outline_color", f"{r},{g},{b},255")
@@ -46,4 +41,4 @@ def class_style(colors: dict[str, str], filled: bool, field: str = "class") -> s
     return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(root, encoding="unicode")
 
 
-__all__ = ["REGION_FILL_ALPHA", "class_style"]
+__all__ = ["class_style"]

@@ -19,6 +19,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import from_bounds
 
 from infer.analysis.changes import DiffResult, Side
+from infer.contract.schema import hex_rgb
 from infer.errors import InputError
 from infer.geo.crs import north_in_pixels, transform_geometry, utm_crs
 from infer.geo.gsd import scene_gsd
@@ -37,8 +38,9 @@ from infer.pictures.drawing import (
     to_rgb,
 )
 
-NEW = (0, 230, 118)
-GONE = (255, 140, 0)  # orange: red is taken by storehouses
+#: The colour of each kind of change, in the picture and the GeoPackage (orange for gone: red is storehouses').
+CHANGE_COLORS = {"new": "#00e676", "gone": "#ff8c00", "persisting": "#b4b4b4"}
+NEW, GONE = hex_rgb(CHANGE_COLORS["new"]), hex_rgb(CHANGE_COLORS["gone"])
 PALETTE = ["#ff4040", "#ffdc00", "#00c8ff", "#c850ff", "#40ff80", "#ff8c00"]
 
 

@@ -16,7 +16,9 @@ import numpy as np
 import shapely
 from PIL import Image, ImageDraw
 
+from infer.contract.defaults import REGION_FILL_ALPHA
 from infer.contract.geometry import rbox_to_corners
+from infer.contract.schema import hex_rgb
 from infer.geo.crs import north_in_pixels
 from infer.pictures.drawing import (
     display_scale,
@@ -35,11 +37,6 @@ from infer.runtime.tiling import Tile
 
 MIN_VISIBLE_PX = 8  # an object shorter than this in the overview gets a ring
 OVERVIEW_SIDE = 2048  # the overview's longer side, pixels
-
-
-def _hex_rgba(color: str, alpha: int) -> tuple[int, int, int, int]:
-    c = color.lstrip("#")
-    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16), alpha
 
 
 @dataclass(frozen=True)
@@ -133,7 +130,7 @@ def write_overlay(path: Path, grid: SceneGrid, rboxes: np.ndarray, classes: np.n
     for k, geom, _ in pieces:
         for poly in getattr(geom, "geoms", [geom]):
             scaled = shapely.affinity.scale(poly, factor, factor, origin=(0, 0))
-            fill_polygon(fill, scaled, _hex_rgba(colors[region_names[k]], 70))
+            fill_polygon(fill, scaled, (*hex_rgb(colors[region_names[k]]), REGION_FILL_ALPHA))
             outlines += [(list(ring.coords), colors[region_names[k]]) for ring in (scaled.exterior, *scaled.interiors)]
     image = Image.alpha_composite(image, fill).convert("RGB")
     draw = ImageDraw.Draw(image)

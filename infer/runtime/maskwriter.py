@@ -20,16 +20,12 @@ from rasterio.errors import RasterioIOError
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
+from infer.contract.schema import hex_rgb
 from infer.errors import OutputError
 from infer.files import atomic_write, partial_path, write_failure
 from infer.geo.rasterenv import gdal_env
 from infer.runtime.reader import SceneGrid
 from infer.runtime.tiling import Tile
-
-
-def _rgb(color: str) -> tuple[int, int, int]:
-    color = color.lstrip("#")
-    return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16)
 
 
 class MaskWriter:
@@ -43,7 +39,7 @@ class MaskWriter:
             profile.update(crs=grid.crs, transform=grid.transform)
         with gdal_env(), self._naming_the_mask():
             self._dst = rasterio.open(self.partial, "w+", **profile)  # w+: `erase` reads back
-            self._dst.write_colormap(1, {0: (0, 0, 0, 0), **{k + 1: (*_rgb(c), 255) for k, c in enumerate(colors)}})
+            self._dst.write_colormap(1, {0: (0, 0, 0, 0), **{k + 1: (*hex_rgb(c), 255) for k, c in enumerate(colors)}})
 
     def write_core(self, tile: Tile, classes: np.ndarray) -> None:
         r0, c0, r1, c1 = tile.core

@@ -74,6 +74,18 @@ def test_every_true_change_is_recovered_through_3_m_of_misregistration(pair, tmp
     assert f"storehouse: {n_new_storehouses} new, 0 gone" in text
     with Image.open(tmp_path / "out" / "changes.png") as picture:
         assert picture.width > 1.8 * picture.height  # two square panels side by side
+    import pyogrio
+    from pyogrio.raw import read
+
+    package = tmp_path / "out" / "changes.gpkg"
+    info = pyogrio.read_info(package, layer="changes")
+    assert info["crs"] == "EPSG:4326" and info["features"] == len(changes["features"])
+    meta, _, _, fields = read(package, layer="changes")
+    column = dict(zip(meta["fields"], fields, strict=True))
+    assert sorted(column["change"]) == sorted(f["properties"]["change"] for f in changes["features"])
+    styles_meta, _, _, styles = read(package, layer="layer_styles")
+    (qml,) = styles[list(styles_meta["fields"]).index("styleQML")]
+    assert 'attr="change"' in qml and 'value="gone"' in qml and "255,140,0,255" in qml
 
 
 def test_without_registration_the_same_shift_breaks_matching(pair, tmp_path):

@@ -56,7 +56,7 @@ demo: setup $(DEMO_MODEL) $(DEMO_DIR)/heldout/scene_000.tif $(DEMO_DIR)/scenes/s
 		--model $(DEMO_MODEL) --out $(DEMO_DIR)/changes
 	@echo "Report: $(DEMO_DIR)/run/report.html  Overview: $(DEMO_DIR)/run/scene_000_overlay.png"
 	@echo "Best detections: $(DEMO_DIR)/run/scene_000_detections.png  GeoJSON: $(DEMO_DIR)/run/scene_000.geojson"
-	@echo "Scores: $(DEMO_DIR)/run/scene_000_eval.json  Mask: $(DEMO_DIR)/run/scene_000_mask.tif"
+	@echo "Scores: $(DEMO_DIR)/run/scene_000_eval.json  Mask: $(DEMO_DIR)/run/scene_000_mask.tif  QGIS: $(DEMO_DIR)/run/scene_000.gpkg"
 	@echo "Changes: $(DEMO_DIR)/changes/changes.png, changes.txt, changes.geojson  Model: $(DEMO_MODEL)"
 
 # A short CPU training run of the demo recipe, with per-class validation mAP, exported to ONNX.

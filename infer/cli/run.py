@@ -21,6 +21,7 @@ from infer.cli.console import (
 )
 from infer.contract.defaults import DEFAULT_SCORE, REGION_CLOSING_M
 from infer.errors import InputError, UsageError
+from infer.files import remove_stale_partials
 from infer.runtime.decoder import available_cores
 from infer.runtime.job import SceneJob, SceneOutcome
 from infer.runtime.model import OnnxModel
@@ -106,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         refuse_other_owners(args.out, scenes)
     ensure_writable_folder(args.out)
     summary = summary_path(args.out, shard, shards)
+    remove_stale_partials(summary)  # a run killed while writing it left one, even if nothing is left to do
     if ray_plan is not None:
         out = args.out.resolve()
         outcomes = run_on_ray(args.model.resolve(), args.device, args.engine_cache, scenes, out,

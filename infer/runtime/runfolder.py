@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from infer.errors import InputError, UsageError
-from infer.files import write_text_atomic
+from infer.files import remove_stale_partials, write_text_atomic
 from infer.runtime.claims import lock_path, locked
 from infer.runtime.scenes import same_file
 
@@ -57,6 +57,7 @@ def update_summary(path: Path, updates: dict[str, dict[str, Any]]) -> dict[str, 
     scheduler started) keep each other's entries instead of the last writer's alone.
     """
     with locked(lock_path(path.parent, path.name)):
+        remove_stale_partials(path)  # what a run killed while writing the summary left
         entries = previous_entries(path)
         entries.update(updates)
         write_summary(path, entries)

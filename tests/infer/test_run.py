@@ -334,22 +334,6 @@ def test_shards_split_the_scene_list(oracle, seam_scene, tmp_path):
     assert sorted(Path(e["scene"]).name for e in first) == ["s0.tif", "s2.tif"]
 
 
-def test_ctrl_c_stops_with_exit_130_in_one_line_and_leaves_no_partial_file(oracle, tmp_path):
-    scenes = [write_scene(tmp_path / f"big{k}.tif", plant(2048, 2048, [(102, 102)], [(900, 100, 910, 1900)]))
-              for k in range(2)]
-    out = tmp_path / "out"
-    args = [sys.executable, "-m", "infer", "run", str(oracle), *map(str, scenes), "--out", str(out), "--quiet",
-            "--tile", "256", "--overlap", "64"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not list(out.glob(".big0*.partial*")) and time.time() < deadline:  # in the middle of the first scene
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and stderr.strip().splitlines() == ["error: interrupted"], stderr
-    assert not list(out.glob(".*partial*")) and not (out / "big0.geojson").exists()
-
-
 def _children(pid: int) -> list[int]:
     """Process ids whose parent is `pid` (Linux /proc)."""
     out = []

@@ -20,7 +20,6 @@ only here.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -162,7 +161,7 @@ def validate_plan(address: str | None, workers: int | None, cpus: int) -> RayPla
     """The `--ray` options checked before any work (`UsageError` for a bad one)."""
     if workers is not None and workers < 1:
         raise UsageError(f"--ray-workers must be at least 1, got {workers}")
-    if cpus < 1 or not math.isfinite(cpus):
+    if cpus < 1:
         raise UsageError(f"--ray-cpus must be at least 1, got {cpus}")
     return RayPlan(None if address in (None, "local") else address, workers, cpus)
 

@@ -11,16 +11,12 @@ from affine import Affine
 
 from infer.geo.crs import from_wgs84
 from tests.helpers import run_cli
-from tests.infer.oracle import ORIGIN, plant, write_oracle, write_scene
+from tests.infer.oracle import ORIGIN, plant, write_scene
 
 TILING = ("--tile", "256", "--overlap", "64")
 # storehouses all over a 1024 x 1024 px (512 m) scene, 8 x 8 of them
 CENTRES = [(62 + 128 * i, 62 + 128 * j) for i in range(8) for j in range(8)]
 
-
-@pytest.fixture(scope="module")
-def oracle(tmp_path_factory) -> Path:
-    return write_oracle(tmp_path_factory.mktemp("model") / "oracle.onnx")
 
 
 def _diff(*args: str):

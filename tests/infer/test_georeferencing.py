@@ -13,15 +13,11 @@ from infer.errors import InputError
 from infer.geo.crs import from_wgs84
 from infer.geo.gsd import scene_gsd
 from tests.helpers import run_cli
-from tests.infer.oracle import ORIGIN, plant, write_oracle, write_scene
+from tests.infer.oracle import ORIGIN, plant, write_scene
 
 CENTRES = [(102, 102), (302, 202), (150, 330)]
 BERM = (400, 40, 420, 360)  # rows 400-420, cols 40-360: 20 x 320 px = 10 m x 160 m
 
-
-@pytest.fixture(scope="module")
-def oracle(tmp_path_factory) -> Path:
-    return write_oracle(tmp_path_factory.mktemp("model") / "oracle.onnx")
 
 
 def _run(model: Path, scene: Path, out: Path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import run_cli
-from tests.infer.oracle import plant, write_oracle, write_scene
+from tests.infer.oracle import plant, write_scene
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
@@ -29,10 +29,6 @@ def cluster() -> str:
     finally:
         ray.shutdown()
 
-
-@pytest.fixture(scope="module")
-def oracle(tmp_path_factory) -> Path:
-    return write_oracle(tmp_path_factory.mktemp("model") / "oracle.onnx")
 
 
 @pytest.fixture(scope="module")

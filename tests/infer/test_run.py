@@ -21,14 +21,10 @@ from infer.geo.crs import from_wgs84
 from infer.runtime.claims import LOCK_FOLDER
 from infer.runtime.tiling import tile_grid
 from tests.helpers import run_cli
-from tests.infer.oracle import LENGTH_PX, ORIGIN, WIDTH_PX, plant, write_oracle, write_scene
+from tests.infer.oracle import LENGTH_PX, ORIGIN, WIDTH_PX, plant, write_scene
 
 SIZE = 640
 
-
-@pytest.fixture(scope="module")
-def oracle(tmp_path_factory) -> Path:
-    return write_oracle(tmp_path_factory.mktemp("model") / "oracle.onnx")
 
 
 def _seam_centres() -> list[tuple[int, int]]:

@@ -13,14 +13,10 @@ import pytest
 
 from infer.runtime.claims import scene_claim
 from tests.helpers import run_cli
-from tests.infer.oracle import plant, write_oracle, write_scene
+from tests.infer.oracle import plant, write_scene
 
 TILING = ("--tile", "256", "--overlap", "64")
 
-
-@pytest.fixture(scope="module")
-def oracle(tmp_path_factory) -> Path:
-    return write_oracle(tmp_path_factory.mktemp("model") / "oracle.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
-from jsonargparse import ArgumentError
+from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning.cli import LightningCLI
 
 from infer.errors import UsageError
@@ -26,11 +27,30 @@ def default_precision() -> str:
     return "32-true"
 
 
+def place_run_outputs(trainer: Namespace) -> None:
+    """Loggers whose `save_dir` is "" write under `trainer.default_root_dir`, checkpoint callbacks without a
+    `dirpath` into its `checkpoints/`: the recipes name neither folder, so that one option moves every
+    output of a run (an explicit path still wins). Loggers need "" where callbacks take None: their
+    `save_dir` is required."""
+    root = Path(trainer.get("default_root_dir") or ".")
+    for key, field, unset, folder in (("logger", "save_dir", "", root),
+                                      ("callbacks", "dirpath", None, root / "checkpoints")):
+        entries = trainer.get(key)
+        for entry in entries if isinstance(entries, list) else [entries]:
+            args = entry.get("init_args") if isinstance(entry, Namespace) else None
+            if isinstance(args, Namespace) and field in args and args[field] == unset:
+                args[field] = str(folder)
+
+
 class SitewatchCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.dataset", "model.dataset")
         parser.link_arguments("model.object_stride", "data.object_stride")
         parser.set_defaults({"trainer.precision": default_precision()})
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        place_run_outputs(config.trainer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

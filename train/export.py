@@ -128,7 +128,8 @@ class ParityReport:
 
     @property
     def passed(self) -> bool:
-        close = max(self.max_abs_diff["box"], self.max_abs_diff["mask"], self.peak_diff) <= self.tolerance
+        close = max(self.max_abs_diff.get("box", 0.0), self.max_abs_diff.get("mask", 0.0),
+                    self.peak_diff) <= self.tolerance
         return close if self.precision == "fp16" else close and self.detections.identical
 
     def summary(self) -> str:
@@ -157,15 +158,19 @@ def check_parity(model: SiteDetector, runtime: OnnxModel, precision: str, size: 
     else:
         tile = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
     with torch.no_grad():
-        reference = [t.numpy() for t in model(torch.from_numpy(tile))]
+        reference = [None if t is None else t.numpy()
+                     for t in model.inference_outputs(model.forward_train(torch.from_numpy(tile)))]
     candidate = runtime.run(tile)
-    diffs = {name: float(np.max(np.abs(r - c))) for name, r, c in zip(OUTPUT_NAMES, reference, candidate,
-                                                                      strict=True)}
-    peaks = (reference[0] > 0) & (candidate[0] > 0)
-    peak_diff = float(np.max(np.abs(reference[0] - candidate[0])[peaks], initial=0.0))
+    diffs = {name: float(np.max(np.abs(r - c))) for name, r, c in zip(OUTPUT_NAMES, reference, candidate, strict=True)
+             if r is not None}
+    peak_diff = 0.0
+    if reference[0] is not None:
+        peaks = (reference[0] > 0) & (candidate[0] > 0)
+        peak_diff = float(np.max(np.abs(reference[0] - candidate[0])[peaks], initial=0.0))
     position, angle = MATCH_TOLERANCE[precision]
-    detections = compare_detections([r[0] for r in reference], [c[0] for c in candidate], position_px=position,
-                                     angle_rad=angle, margin=max(diffs["mask"], peak_diff), stride=info.stride)
+    first = [None if r is None else r[0] for r in reference]
+    detections = compare_detections(first, [None if c is None else c[0] for c in candidate], position_px=position,
+                                    angle_rad=angle, margin=max(diffs.get("mask", 0.0), peak_diff), stride=info.stride)
     return ParityReport(shape, precision, diffs, peak_diff, detections, content)
 
 
@@ -290,8 +295,10 @@ def model_info(loaded: LoadedCheckpoint, checkpoint: Path, precision: str, opset
         raise InputError(f"{checkpoint}: {exc}") from None
 
 
-def to_onnx(model: SiteDetector, in_channels: int, opset: int = 17) -> onnx.ModelProto:
-    """Trace `model` (eval mode) into an ONNX graph with dynamic batch, height and width."""
+def to_onnx(model: SiteDetector, in_channels: int, output_names: tuple[str, ...] = OUTPUT_NAMES,
+            opset: int = 17) -> onnx.ModelProto:
+    """Trace `model` (eval mode) into an ONNX graph with dynamic batch, height and width; `output_names` those
+    its classes give (`ClassSchema.output_names`)."""
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript
@@ -299,8 +306,8 @@ def to_onnx(model: SiteDetector, in_channels: int, opset: int = 17) -> onnx.Mode
         for category in (DeprecationWarning, UserWarning, torch.jit.TracerWarning):
             warnings.simplefilter("ignore", category)
         torch.onnx.export(model, (torch.zeros(1, in_channels, 128, 128),), buffer, dynamo=False,
-                          opset_version=opset, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                          dynamic_axes={name: _DYNAMIC for name in (INPUT_NAME, *OUTPUT_NAMES)})
+                          opset_version=opset, input_names=[INPUT_NAME], output_names=list(output_names),
+                          dynamic_axes={name: _DYNAMIC for name in (INPUT_NAME, *output_names)})
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -378,7 +385,7 @@ def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool =
     loaded = load_checkpoint(checkpoint)
     precision = "fp16" if fp16 else "fp32"
     info = with_min_areas(model_info(loaded, checkpoint, precision, opset, tile, overlap), min_area_m2)
-    proto = to_onnx(loaded.model, len(info.bands), opset)
+    proto = to_onnx(loaded.model, len(info.bands), info.output_names, opset)
     proto = to_fp16(proto) if fp16 else proto
     proto.producer_name, proto.producer_version = "sitewatch", info.version
     proto.doc_string = "sitewatch detector; what it expects is in the metadata key 'sitewatch'"

@@ -89,8 +89,9 @@ class DetectionLoss(nn.Module):
     `SiteDetector.forward_train` (`heatmap_logits`, `box`, `mask_logits`) and
     batched `targets` from `encode_targets` (`heatmap`, `box`, `box_weight`,
     `dir_weight`, `mask`) and returns a dict of scalar tensors: the unweighted
-    terms `heatmap`, `offset`, `size`, `angle`, `direction`, `mask_bce`,
-    `mask_dice`, and `loss`, their weighted sum (the one to backpropagate).
+    terms `heatmap`, `offset`, `size`, `angle`, `direction` (with object
+    classes), `mask_bce`, `mask_dice` (with region classes), and `loss`, their
+    weighted sum (the one to backpropagate).
 
     `mask_pos_weight`, one factor per region class, weighs that class's mask
     pixels in the BCE term (`pos_weight` of `binary_cross_entropy_with_logits`):
@@ -129,22 +130,18 @@ class DetectionLoss(nn.Module):
     def forward(
         self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
-        terms = {
-            "heatmap": heatmap_focal_loss(
-                outputs["heatmap_logits"], targets["heatmap"], self.focal_alpha, self.focal_beta
-            )
-        }
-        terms.update(
-            box_losses(outputs["box"], targets["box"], targets["box_weight"], targets["dir_weight"])
-        )
-        mask_logits = outputs["mask_logits"].float()
-        terms["mask_bce"] = F.binary_cross_entropy_with_logits(mask_logits, targets["mask"].float(),
-                                                               pos_weight=self.mask_pos_weight)
-        terms["mask_dice"] = soft_dice_loss(mask_logits, targets["mask"])
-        terms["loss"] = sum(
-            (self.weights[name] * value for name, value in terms.items()),
-            start=torch.zeros((), device=mask_logits.device),
-        )
+        terms: dict[str, torch.Tensor] = {}
+        if "heatmap_logits" in outputs:  # a model without object classes has no object head
+            terms["heatmap"] = heatmap_focal_loss(outputs["heatmap_logits"], targets["heatmap"], self.focal_alpha,
+                                                  self.focal_beta)
+            terms.update(box_losses(outputs["box"], targets["box"], targets["box_weight"], targets["dir_weight"]))
+        if "mask_logits" in outputs:
+            mask_logits = outputs["mask_logits"].float()
+            terms["mask_bce"] = F.binary_cross_entropy_with_logits(mask_logits, targets["mask"].float(),
+                                                                   pos_weight=self.mask_pos_weight)
+            terms["mask_dice"] = soft_dice_loss(mask_logits, targets["mask"])
+        terms["loss"] = sum((self.weights[name] * value for name, value in terms.items()),
+                            start=torch.zeros((), device=next(iter(outputs.values())).device))
         return terms
 
 

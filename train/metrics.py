@@ -13,10 +13,10 @@ import torch
 from torchmetrics.classification import BinaryJaccardIndex, MultilabelJaccardIndex
 from torchmetrics.detection import MeanAveragePrecision
 
-from infer.contract.codec import ObjectLabels, decode_objects, decode_regions
+from infer.contract.codec import ObjectDetections, ObjectLabels, decode_objects, decode_regions
 from infer.contract.defaults import MASK_THRESHOLD
 from infer.contract.geometry import rbox_to_corners
-from infer.contract.regions import region_pieces
+from infer.contract.regions import RegionPieces, region_pieces
 
 
 def rbox_aabb(rboxes: np.ndarray) -> np.ndarray:
@@ -49,23 +49,27 @@ class DetectionMetrics(torch.nn.Module):
                                             extended_summary=True)
         self.register_buffer("truth_count", torch.zeros(len(object_names) + len(region_names), dtype=torch.long))
         # torchmetrics' multilabel IoU wants at least two labels; one region class is the binary case
-        self.region_iou = (BinaryJaccardIndex(threshold=MASK_THRESHOLD) if len(region_names) == 1 else
+        self.region_iou = (None if not region_names else BinaryJaccardIndex(threshold=MASK_THRESHOLD)
+                           if len(region_names) == 1 else
                            MultilabelJaccardIndex(num_labels=len(region_names), average="none", threshold=MASK_THRESHOLD))
 
     @property
     def class_names(self) -> list[str]:
         return self.object_names + self.region_names
 
-    def update(self, heatmap: torch.Tensor, box: torch.Tensor, mask: torch.Tensor,
+    def update(self, heatmap: torch.Tensor | None, box: torch.Tensor | None, mask: torch.Tensor | None,
                objects: list[ObjectLabels], mask_target: torch.Tensor) -> None:
-        """heatmap, box, mask: the model's inference outputs for a batch; truth per image."""
+        """heatmap, box, mask: the model's inference outputs for a batch (None for a kind without classes);
+        truth per image."""
         n_obj = len(self.object_names)
-        hm, bx, probs = (t.detach().float().cpu().numpy() for t in (heatmap, box, mask))
+        hm, bx, probs = (None if t is None else t.detach().float().cpu().numpy() for t in (heatmap, box, mask))
         truth_masks = mask_target.detach().cpu().numpy() > 0.5
         preds, targets = [], []
         for i, truth in enumerate(objects):
-            det = decode_objects(hm[i], bx[i], score_threshold=self.score_threshold, stride=self.stride)
-            pieces = region_pieces(decode_regions(probs[i], MASK_THRESHOLD, self.region_closing_px), probs[i])
+            det = (ObjectDetections.empty() if hm is None else
+                   decode_objects(hm[i], bx[i], score_threshold=self.score_threshold, stride=self.stride))
+            pieces = (RegionPieces.empty() if probs is None else
+                      region_pieces(decode_regions(probs[i], MASK_THRESHOLD, self.region_closing_px), probs[i]))
             gt_pieces = region_pieces(truth_masks[i])
             preds.append({
                 "boxes": np.concatenate([rbox_aabb(det.rboxes), pieces.boxes]),
@@ -82,6 +86,8 @@ class DetectionMetrics(torch.nn.Module):
         self.box_map.update(preds, targets)
         for t in targets:
             self.truth_count += torch.bincount(t["labels"], minlength=len(self.truth_count))
+        if self.region_iou is None or mask is None:
+            return
         probabilities, truth = mask.detach().float().to(device), mask_target.detach().long().to(device)
         if len(self.region_names) == 1:
             probabilities, truth = probabilities[:, 0], truth[:, 0]
@@ -102,7 +108,7 @@ class DetectionMetrics(torch.nn.Module):
                 # COCO says -1 for a class it saw no detection of: with truth present, that is AP 0.
                 out[f"ap/{name}"] = max(0.0, per_ap[present.index(name_id)])
                 out[f"ap50/{name}"] = max(0.0, per_50[name_id])
-        ious = self.region_iou.compute().reshape(-1).tolist()
+        ious = [] if self.region_iou is None else self.region_iou.compute().reshape(-1).tolist()
         for name, iou in zip(self.region_names, ious, strict=True):
             out[f"iou/{name}"] = iou
         return out
@@ -119,4 +125,5 @@ class DetectionMetrics(torch.nn.Module):
     def reset(self) -> None:
         self.truth_count.zero_()
         self.box_map.reset()
-        self.region_iou.reset()
+        if self.region_iou is not None:
+            self.region_iou.reset()

@@ -131,12 +131,17 @@ class SiteDetectionTask(pl.LightningModule):
     def _mask_pos_weight(self, by_name: dict[str, float] | None) -> list[float] | None:
         if not by_name:
             return None
-        unknown = sorted(set(by_name) - set(self.region_names))
-        if unknown:
-            raise InputError(f"region_pos_weight: {', '.join(unknown)} is not a region class "
-                             f"(region classes: {', '.join(self.region_names)})")
         if any(not (math.isfinite(value) and value > 0) for value in by_name.values()):
             raise InputError("region_pos_weight: weights must be positive finite numbers")
+        if objects := sorted(set(by_name) & set(self.object_names)):
+            raise InputError(f"region_pos_weight: {', '.join(objects)} is an object class, not a region class "
+                             f"(region classes: {', '.join(self.region_names) or 'none'})")
+        # A recipe serves any dataset: weights of classes this one lacks are said and left unused.
+        if unknown := sorted(set(by_name) - set(self.region_names)):
+            rank_zero_info(f"region_pos_weight: {', '.join(unknown)} is not a region class of this dataset "
+                           f"(region classes: {', '.join(self.region_names) or 'none'}); not used")
+        if not self.region_names:
+            return None
         return [float(by_name.get(name, 1.0)) for name in self.region_names]
 
     def _image(self, batch: dict) -> torch.Tensor:

@@ -84,9 +84,9 @@ def _run_model(args, model, options: RunOptions) -> tuple[Path, Path]:
     for scene, name in ((args.before, "before"), (args.after, "after")):
         folder = args.out / name
         folder.mkdir(parents=True, exist_ok=True)
-        if not is_done(folder, scene):
+        if not is_done(folder, scene, model.info):
             process_scene(model, scene, folder, options)
-        results.append(output_paths(folder, scene)["geojson"])
+        results.append(output_paths(folder, scene, model.info)["geojson"])
     return results[0], results[1]
 
 

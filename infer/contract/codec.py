@@ -150,8 +150,8 @@ def encode_targets(
         raise ValueError(
             f"region_masks must have shape (num_region_classes, {height}, {width}), got {masks.shape}"
         )
-    if num_object_classes < 1:
-        raise ValueError(f"num_object_classes must be >= 1, got {num_object_classes}")
+    if num_object_classes < 0:
+        raise ValueError(f"num_object_classes must be >= 0, got {num_object_classes}")
     rboxes, classes, headings = _validate(objects, num_object_classes)
 
     h, w = height // stride, width // stride
@@ -244,6 +244,11 @@ class ObjectDetections:
     rboxes: NDArray[np.float32]
     scores: NDArray[np.float32]
     classes: NDArray[np.int64]
+
+    @classmethod
+    def empty(cls) -> ObjectDetections:
+        """Nothing found (and what a model without object classes finds)."""
+        return cls(np.zeros((0, 5), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
 
     def __len__(self) -> int:
         return len(self.scores)

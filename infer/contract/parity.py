@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from infer.contract.codec import decode_objects
+from infer.contract.codec import ObjectDetections, decode_objects
 from infer.contract.defaults import DEFAULT_SCORE, MASK_THRESHOLD
 
 
@@ -45,21 +45,23 @@ def compare_detections(reference: Sequence[NDArray[np.floating]], candidate: Seq
     """Do two runs of a model (e.g. PyTorch and ONNX Runtime, or CPU and GPU) decide the same?
 
     `reference`, `candidate`: `(heatmap (C, h, w), box (7, h, w), mask (R, H, W))`
-    of ONE image each, from a model of output `stride`. Objects are decoded
+    of ONE image each, from a model of output `stride`; None for a kind the model lacks. Objects are decoded
     with `infer.contract.codec.decode_objects` at `score_threshold`, in input
     pixels; two match when class agrees, centre, length and width within
     `position_px` and heading within `angle_rad`. Regions are pixels above
     `mask_threshold`.
     """
-    a = decode_objects(reference[0], reference[1], score_threshold, stride=stride)
-    b = decode_objects(candidate[0], candidate[1], score_threshold, stride=stride)
+    a, b = (ObjectDetections.empty() if run[0] is None else decode_objects(run[0], run[1], score_threshold,
+                                                                             stride=stride)
+            for run in (reference, candidate))
     near = a.classes[:, None] == b.classes[None, :]
     near &= np.all(np.abs(a.rboxes[:, None, :4] - b.rboxes[None, :, :4]) <= position_px, axis=-1)
     turn = np.abs(a.rboxes[:, None, 4] - b.rboxes[None, :, 4]).astype(np.float64) % (2 * np.pi)
     near &= np.minimum(turn, 2 * np.pi - turn) <= angle_rad
     unmatched = np.concatenate([a.scores[~near.any(axis=1)], b.scores[~near.any(axis=0)]])
     edge_objects = int(np.sum(np.abs(unmatched - score_threshold) <= margin))
-    ref_mask, cand_mask = np.asarray(reference[2]), np.asarray(candidate[2])
+    ref_mask, cand_mask = (np.zeros((0, 1, 1), np.float32) if run[2] is None else np.asarray(run[2])
+                           for run in (reference, candidate))
     flips = (ref_mask > mask_threshold) != (cand_mask > mask_threshold)
     edge_pixels = int(np.sum(flips & (np.abs(ref_mask - mask_threshold) <= margin)))
     return DetectionComparison(len(a), len(unmatched) - edge_objects, int(np.sum(ref_mask > mask_threshold)),

@@ -29,6 +29,12 @@ class RegionPieces:
     classes: NDArray[np.int64]
     areas: NDArray[np.int64]
 
+    @classmethod
+    def empty(cls) -> RegionPieces:
+        """No pieces (and what a model without region classes finds)."""
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                   np.zeros(0, np.int64))
+
     def __len__(self) -> int:
         return len(self.scores)
 

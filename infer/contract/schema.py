@@ -22,7 +22,8 @@ from infer.errors import InputError
 METADATA_KEY = "sitewatch"
 #: Version of the JSON layout under `METADATA_KEY`; bump on incompatible changes.
 METADATA_FORMAT = 1
-#: Names of the graph outputs, in order (the same as `train.model.detector.OUTPUT_NAMES`).
+#: Names of the graph outputs, in order: `heatmap` and `box` when there are object classes, `mask` when
+#: there are region classes (`ClassSchema.output_names`).
 OUTPUT_NAMES: tuple[str, str, str] = ("heatmap", "box", "mask")
 #: Height and width of every model input must be a multiple of this (the backbone's stride 32).
 INPUT_MULTIPLE = 32
@@ -66,6 +67,14 @@ class ClassSchema:
     def region_classes(self) -> tuple[ClassInfo, ...]:
         return tuple(c for c in self.classes if c.kind == "region")
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The graph outputs a model of these classes has, in `OUTPUT_NAMES` order: a kind without
+        classes has no head, so an objects-only model has no `mask` and a regions-only one no `heatmap`
+        or `box`."""
+        kinds = {c.kind for c in self.classes}
+        return tuple(name for name in OUTPUT_NAMES if ("region" if name == "mask" else "object") in kinds)
+
 
 def hex_rgb(color: str) -> tuple[int, int, int]:
     """A class colour "#rrggbb" as (red, green, blue) 0-255."""
@@ -86,8 +95,8 @@ def schema_problems(classes: tuple[ClassInfo, ...]) -> list[str]:
             out.append(f"class {c.name!r}: min_area_m2 must be a finite number >= 0, got {c.min_area_m2:g}")
         elif c.min_area_m2 and c.kind != "region":
             out.append(f"class {c.name!r}: min_area_m2 is for region classes")
-    if not any(c.kind == "object" for c in classes) or not any(c.kind == "region" for c in classes):
-        out.append("needs at least one object class and one region class")
+    if not classes:
+        out.append("needs at least one class")
     return out
 
 

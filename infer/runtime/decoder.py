@@ -111,9 +111,11 @@ class TileDecoder:
         self.ahead = 2 * max(options.workers, options.batch)
         self._pending: deque[_Pending] = deque()
 
-    def submit(self, tile: Tile, valid: np.ndarray, heatmap: np.ndarray, box: np.ndarray, mask: np.ndarray) -> None:
+    def submit(self, tile: Tile, valid: np.ndarray, heatmap: np.ndarray | None, box: np.ndarray | None,
+               mask: np.ndarray | None) -> None:
+        """One tile's outputs (None for a kind the model has no classes of)."""
         objects = core_objects(self.options, self.stride, tile, heatmap, box, valid)
-        if self.pool is None:
+        if self.pool is None or mask is None:
             self._pending.append(_Pending(tile, objects, core_regions(self.options, tile, valid, mask)))
             return
         memory = SharedMemory(create=True, size=mask.nbytes + valid.nbytes)

@@ -93,7 +93,7 @@ class SceneJob:
 
     def _run(self, scene: Path) -> SceneOutcome:
         key = str(scene)
-        if is_done(self.out, scene) and previous_entries(self.summary).get(key, {}).get("status") == "done":
+        if is_done(self.out, scene, self.model.info) and previous_entries(self.summary).get(key, {}).get("status") == "done":
             return SceneOutcome(scene, "skipped")
         try:
             entry = process_scene(self.model, scene, self.out, self.options, pool=self.pools.current)

@@ -105,8 +105,8 @@ class OnnxModel:
             raise InputError(f"{self.path}: {exc}") from None
         inputs = self._session.get_inputs()
         outputs = [o.name for o in self._session.get_outputs()]
-        if len(inputs) != 1 or outputs != list(OUTPUT_NAMES):
-            raise InputError(f"{self.path}: expected one input and outputs {list(OUTPUT_NAMES)}, "
+        if len(inputs) != 1 or outputs != list(self.info.output_names):
+            raise InputError(f"{self.path}: expected one input and outputs {list(self.info.output_names)}, "
                              f"got {len(inputs)} inputs and {outputs}")
         self.input_name: str = inputs[0].name
         channels = inputs[0].shape[1]
@@ -117,8 +117,8 @@ class OnnxModel:
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, providers={self.providers})"
 
-    def run(self, batch: NDArray[np.floating]) -> tuple[NDArray[np.float32], NDArray[np.float32],
-                                                          NDArray[np.float32]]:
+    def run(self, batch: NDArray[np.floating]) -> tuple[NDArray[np.float32] | None, NDArray[np.float32] | None,
+                                                          NDArray[np.float32] | None]:
         """Run the network on a normalized batch.
 
         Args:
@@ -127,7 +127,8 @@ class OnnxModel:
 
         Returns float32 numpy `(heatmap (B, n_object, H/s, W/s), box (B, 7, H/s,
         W/s), mask (B, n_region, H, W))` with s = `info.stride`; layouts as
-        documented in `infer.contract.codec`.
+        documented in `infer.contract.codec`. A kind the model has no classes of
+        has no output: None (`ModelInfo.output_names`).
         """
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1] != len(self.info.bands):
@@ -135,7 +136,9 @@ class OnnxModel:
         if batch.shape[2] % INPUT_MULTIPLE or batch.shape[3] % INPUT_MULTIPLE:
             raise ValueError(f"batch height and width must be multiples of {INPUT_MULTIPLE}, "
                              f"got {batch.shape[2]}x{batch.shape[3]}")
-        heatmap, box, mask = self._session.run(list(OUTPUT_NAMES), {self.input_name: batch})
+        names = self.info.output_names
+        found = dict(zip(names, self._session.run(list(names), {self.input_name: batch}), strict=True))
+        heatmap, box, mask = (found.get(name) for name in OUTPUT_NAMES)
         return heatmap, box, mask
 
     def normalize(self, pixels: NDArray[np.number], valid: NDArray[np.bool_] | None = None,

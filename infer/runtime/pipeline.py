@@ -89,14 +89,14 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
         return model.normalize(read.pixels, read.shown, in_place=True) if read.valid.any() else None
 
     reader = TileReader(grid, plan.tile, plan.overlap, threads=plan.reader_threads, prepare=prepare)
-    paths = output_paths(out_dir, scene)
+    paths = output_paths(out_dir, scene, info)
     for path in paths.values():
         remove_stale_partials(path)
     timings = Timings()
     started = time.perf_counter()
     own_pool = start_pool(plan.workers) if pool is None else None
     decoder = TileDecoder(plan, info.stride, pool or own_pool)
-    masks = MaskWriter(paths["mask"], grid, [c.color for c in info.region_classes])
+    masks = MaskWriter(paths["mask"], grid, [c.color for c in info.region_classes]) if "mask" in paths else None
     stitcher = SceneStitcher()
     written: list[Path] = []
     try:
@@ -120,7 +120,8 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
             timings.write += time.perf_counter() - t0
     except BaseException:
         decoder.cancel()
-        masks.abort()
+        if masks is not None:
+            masks.abort()
         for path in written:  # a failed scene leaves none of the outputs it wrote (decision 8)
             path.unlink(missing_ok=True)
         raise
@@ -152,12 +153,13 @@ def _run_batch(model: OnnxModel, batch: list[TileRead], decoder: TileDecoder, ti
     heatmap, box, mask = model.run(np.stack([r.inputs for r in batch]))
     t1 = time.perf_counter()
     for i, read in enumerate(batch):
-        decoder.submit(read.tile, read.valid, heatmap[i], box[i], mask[i])
+        decoder.submit(read.tile, read.valid, *(None if out is None else out[i] for out in (heatmap, box, mask)))
     timings.model += t1 - t0
     timings.decode_stitch += time.perf_counter() - t1
 
 
-def _stitch(results: Iterator[TileResult], stitcher: SceneStitcher, masks: MaskWriter, timings: Timings) -> None:
+def _stitch(results: Iterator[TileResult], stitcher: SceneStitcher, masks: MaskWriter | None,
+            timings: Timings) -> None:
     """Take decoded tiles in order: into the scene's results, their mask cores onto disk."""
     while True:
         t0 = time.perf_counter()
@@ -167,13 +169,14 @@ def _stitch(results: Iterator[TileResult], stitcher: SceneStitcher, masks: MaskW
             return
         stitcher.add(result)
         t1 = time.perf_counter()
-        masks.write_core(result.tile, result.core_classes)
+        if masks is not None:
+            masks.write_core(result.tile, result.core_classes)
         timings.decode_stitch += t1 - t0
         timings.write += time.perf_counter() - t1
 
 
 def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, date: str | None, grid: SceneGrid,
-                         stitcher: SceneStitcher, masks: MaskWriter, paths: dict[str, Path], overview: Overview,
+                         stitcher: SceneStitcher, masks: MaskWriter | None, paths: dict[str, Path], overview: Overview,
                          side: ThreadPoolExecutor, written: list[Path]) -> dict[str, int]:
     """The scene's vectors, mask COG and pictures, each appearing whole (and added to `written`); returns
     the count per class.
@@ -186,7 +189,8 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
     colors = {c.name: c.color for c in info.classes}
     rboxes, scores, classes = stitcher.objects()
     merged, specks = drop_specks(stitcher.regions(), plan.min_area_px)
-    masks.erase(specks)
+    if masks is not None:
+        masks.erase(specks)
     pictures = [
         side.submit(write_overlay, paths["overlay"], grid, rboxes, classes, merged, object_names, region_names,
                     colors, title=f"{scene.name} · {date}" if date else scene.name, overview=overview),
@@ -197,10 +201,11 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
         objects = object_features(rboxes, scores, classes, object_names,
                                   [c.directional for c in info.object_classes], grid)
         regions = region_features(merged, region_names, grid)
-        written.append(masks.finish())
-        written.append(write_geopackage(paths["geopackage"], [
-            Layer("objects", objects, {n: colors[n] for n in object_names}, filled=False),
-            Layer("regions", regions, {n: colors[n] for n in region_names}, filled=True)],
+        if masks is not None:
+            written.append(masks.finish())
+        layers = [Layer("objects", objects, {n: colors[n] for n in object_names}, filled=False),
+                  Layer("regions", regions, {n: colors[n] for n in region_names}, filled=True)]
+        written.append(write_geopackage(paths["geopackage"], [layer for layer in layers if layer.colors],
             crs="EPSG:4326" if grid.georeferenced else None,
             changed=datetime.fromtimestamp(scene.stat().st_mtime, timezone.utc)))  # the scene's: same bytes
     finally:  # whatever happened here, the pictures are waited for and what they wrote is known

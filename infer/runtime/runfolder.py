@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from infer.contract.schema import ClassSchema
 from infer.errors import InputError, UsageError
 from infer.files import remove_stale_partials, write_text_atomic
 from infer.runtime.claims import lock_path, locked
@@ -22,14 +23,16 @@ OUTPUT_SUFFIXES = {"geojson": ".geojson", "geopackage": ".gpkg", "mask": "_mask.
                    "detections": "_detections.png"}
 
 
-def output_paths(out_dir: Path, scene: Path) -> dict[str, Path]:
-    """The outputs of one scene in `out_dir`, by kind."""
-    return {kind: out_dir / f"{scene.stem}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
+def output_paths(out_dir: Path, scene: Path, schema: ClassSchema) -> dict[str, Path]:
+    """The outputs of one scene in `out_dir` by kind, for a model of `schema`'s classes: one without region
+    classes writes no mask."""
+    return {kind: out_dir / f"{scene.stem}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()
+            if kind != "mask" or schema.region_classes}
 
 
-def is_done(out_dir: Path, scene: Path) -> bool:
+def is_done(out_dir: Path, scene: Path, schema: ClassSchema) -> bool:
     """A scene is done when all its outputs exist (each appears only when complete)."""
-    return all(p.exists() for p in output_paths(out_dir, scene).values())
+    return all(p.exists() for p in output_paths(out_dir, scene, schema).values())
 
 
 def summary_path(out_dir: Path, shard: int = 0, shards: int = 1) -> Path:

@@ -21,7 +21,7 @@ from rasterio.features import shapes
 from scipy import ndimage
 from shapely.geometry import shape
 
-from infer.contract.codec import decode_objects, decode_regions
+from infer.contract.codec import ObjectDetections, decode_objects, decode_regions
 from infer.contract.defaults import MASK_THRESHOLD
 from infer.contract.regions import EIGHT_CONNECTED
 from infer.runtime.options import ResolvedOptions
@@ -45,11 +45,12 @@ class TileResult:
     pieces: list[tuple[int, shapely.Geometry, float, float]]
 
 
-def core_objects(options: ResolvedOptions, stride: int, tile: Tile, heatmap: np.ndarray, box: np.ndarray,
-                 valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def core_objects(options: ResolvedOptions, stride: int, tile: Tile, heatmap: np.ndarray | None,
+                 box: np.ndarray | None, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """rboxes (N, 5) in scene-grid pixels, scores, classes of the objects centred in the tile's core and,
-    given the tile's (h, w) `valid` pixels, on one of them: nothing is reported on nodata or padding."""
-    found = decode_objects(heatmap, box, options.score, stride=stride)
+    given the tile's (h, w) `valid` pixels, on one of them: nothing is reported on nodata or padding.
+    `heatmap` None: a model without object classes."""
+    found = ObjectDetections.empty() if heatmap is None else decode_objects(heatmap, box, options.score, stride=stride)
     rboxes = found.rboxes.astype(np.float64).copy()
     keep = np.ones(len(rboxes), bool)
     if valid is not None and len(rboxes) and not valid.all():
@@ -63,9 +64,13 @@ def core_objects(options: ResolvedOptions, stride: int, tile: Tile, heatmap: np.
     return rboxes[keep], found.scores[keep], found.classes[keep]
 
 
-def core_regions(options: ResolvedOptions, tile: Tile, valid: np.ndarray, mask: np.ndarray
+def core_regions(options: ResolvedOptions, tile: Tile, valid: np.ndarray, mask: np.ndarray | None
                  ) -> tuple[np.ndarray, list[tuple[int, shapely.Geometry, float, float]]]:
-    """The core's class map and its pieces (see `TileResult`) from the tile's (R, h, w) region probabilities."""
+    """The core's class map and its pieces (see `TileResult`) from the tile's (R, h, w) region probabilities
+    (None: a model without region classes, whose core is all 0)."""
+    if mask is None:
+        r0, c0, r1, c1 = tile.core
+        return np.zeros((r1 - r0, c1 - c0), np.uint8), []
     everywhere = bool(valid.all())  # most tiles: then nothing needs masking
     if not everywhere:
         mask = np.where(valid, mask, np.float32(0.0))

@@ -135,16 +135,29 @@ def test_a_few_training_steps_lower_the_loss():
 
 
 def test_invalid_arguments():
-    with pytest.raises(ValueError, match="num_object_classes must be >= 1"):
-        SiteDetector(0, 1)
-    with pytest.raises(ValueError, match="num_region_classes must be >= 1"):
-        SiteDetector(1, 0)
+    with pytest.raises(ValueError, match="needs at least one object or region class, got 0 and 0"):
+        SiteDetector(0, 0)
+    with pytest.raises(ValueError, match="needs at least one object or region class, got -1 and 2"):
+        SiteDetector(-1, 2)
     with pytest.raises(ValueError, match=r"object stride must be one of \(2, 4\), got 8"):
         SiteDetector(1, 1, object_stride=8)
     with pytest.raises(ValueError, match="unknown backbone 'vgg'; choose one of: resnet18"):
         build_backbone("vgg", 3)
     with pytest.raises(ValueError, match="in_channels must be >= 1"):
         build_backbone("resnet18", 0)
+
+
+@pytest.mark.parametrize(("objects", "regions", "outputs"), [(2, 0, 2), (0, 1, 1)])
+def test_a_kind_without_classes_has_no_head_and_no_output(objects, regions, outputs):
+    model = SiteDetector(objects, regions, fpn_channels=16, head_channels=16).eval()
+    assert (model.object_head is None) == (objects == 0) and (model.region_head is None) == (regions == 0)
+    with torch.no_grad():
+        got = model(torch.zeros(1, 3, 64, 64))
+        raw = model.forward_train(torch.zeros(1, 3, 64, 64))
+    assert len(got) == outputs
+    assert got[0].shape[1] == (objects if objects else regions)
+    heatmap, box, mask = model.inference_outputs(raw)
+    assert (heatmap is None, box is None, mask is None) == (not objects, not objects, not regions)
 
 
 def test_backbone_features_and_strides():

@@ -119,7 +119,7 @@ def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):
     (["--model.init_weights", "no/such.ckpt"], "init_weights: no such checkpoint: no/such.ckpt"),
     (["--model.object_stride", "8"], "object stride must be one of (2, 4), got 8"),
     (["--model.backbone", "vgg"], "unknown backbone 'vgg'"),
-    (["--model.region_pos_weight", "{truck: 4}"], "region_pos_weight: truck is not a region class"),
+    (["--model.region_pos_weight", "{truck: 4}"], "region_pos_weight: truck is an object class, not a region class"),
     (["--model.region_pos_weight", "{earth_berm: 0}"], "region_pos_weight: weights must be positive"),
     (["--model.lr", ".nan"], "model: lr must be a finite number > 0, got nan"),
     (["--model.mask_weight", ".inf"], "model: mask_weight must be a finite number >= 0, got inf"),

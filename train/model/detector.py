@@ -23,6 +23,9 @@ class SiteDetector(nn.Module):
     multiples of 32. Works with channels_last tensors and under autocast.
     Object outputs come at `object_stride` s (4 or 2); below, H/s and W/s.
 
+    A kind without classes has no head and no outputs: an objects-only model
+    gives `(heatmap, box)`, a regions-only one `(mask,)`.
+
     `forward(x)` returns the export/inference tuple (names in `OUTPUT_NAMES`):
 
     1. `heatmap` `(B, num_object_classes, H/s, W/s)`: sigmoid center
@@ -51,10 +54,9 @@ class SiteDetector(nn.Module):
         object_stride: int = OUTPUT_STRIDE,
     ) -> None:
         super().__init__()
-        if num_object_classes < 1:
-            raise ValueError(f"num_object_classes must be >= 1, got {num_object_classes}")
-        if num_region_classes < 1:
-            raise ValueError(f"num_region_classes must be >= 1, got {num_region_classes}")
+        if num_object_classes < 0 or num_region_classes < 0 or num_object_classes + num_region_classes < 1:
+            raise ValueError(f"needs at least one object or region class, got {num_object_classes} and "
+                             f"{num_region_classes}")
         if fpn_channels < 1 or head_channels < 1:
             raise ValueError(
                 f"fpn_channels and head_channels must be >= 1, got {fpn_channels}, {head_channels}"
@@ -66,8 +68,9 @@ class SiteDetector(nn.Module):
         self.backbone = build_backbone(backbone, in_channels, backbone_weights)
         self.fpn = FeaturePyramidNetwork(list(self.backbone.channels), fpn_channels)
         self.fusion = SemanticFusion(fpn_channels, head_channels)
-        self.object_head = ObjectHead(head_channels, head_channels, num_object_classes, object_stride)
-        self.region_head = RegionHead(head_channels, head_channels, num_region_classes)
+        self.object_head = (ObjectHead(head_channels, head_channels, num_object_classes, object_stride)
+                            if num_object_classes else None)
+        self.region_head = RegionHead(head_channels, head_channels, num_region_classes) if num_region_classes else None
 
     def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw outputs for training.
@@ -79,19 +82,28 @@ class SiteDetector(nn.Module):
             `mask_logits` `(B, num_region_classes, H, W)`: region logits already
             upsampled to the input size, so `sigmoid(mask_logits)` is the
             `mask` output of `forward`.
+        The keys of a kind without classes are absent.
         """
         features = self.backbone(x)
         pyramid = self.fpn(OrderedDict((key, features[key]) for key in FEATURE_KEYS))
         fused = self.fusion(list(pyramid.values()))
-        heatmap_logits, box = self.object_head(fused)
-        mask_logits = self.region_head(fused)
-        return {"heatmap_logits": heatmap_logits, "box": box, "mask_logits": mask_logits}
+        raw = {}
+        if self.object_head is not None:
+            raw["heatmap_logits"], raw["box"] = self.object_head(fused)
+        if self.region_head is not None:
+            raw["mask_logits"] = self.region_head(fused)
+        return raw
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Inference/export outputs `(heatmap, box, mask)`; see the class docstring."""
-        return self.inference_outputs(self.forward_train(x))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Inference/export outputs `(heatmap, box, mask)`, those of absent kinds left out; see the class
+        docstring."""
+        return tuple(t for t in self.inference_outputs(self.forward_train(x)) if t is not None)
 
     @staticmethod
-    def inference_outputs(raw: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`forward_train`'s dict → the `(heatmap, box, mask)` that `forward` and the ONNX graph give."""
-        return suppress_peaks(raw["heatmap_logits"]), raw["box"], torch.sigmoid(raw["mask_logits"])
+    def inference_outputs(raw: dict[str, torch.Tensor]
+                          ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """`forward_train`'s dict → `(heatmap, box, mask)` as `forward` and the ONNX graph give them, None for
+        a kind without classes."""
+        objects = "heatmap_logits" in raw
+        return (suppress_peaks(raw["heatmap_logits"]) if objects else None, raw["box"] if objects else None,
+                torch.sigmoid(raw["mask_logits"]) if "mask_logits" in raw else None)

@@ -14,6 +14,7 @@ commands:
   test      score a checkpoint on the test split (--ckpt_path)
   synth     generate synthetic scenes with exact labels (GeoTIFF + GeoJSON); same as `python -m synth`
   chips     cut a scene and its labels into GeoTIFF chips and a COCO annotations.json
+  import    turn a VOC, YOLO, DOTA or COCO image set (pixels) into chip folders with a validation split
   export    write a checkpoint as a self-describing ONNX file (CHECKPOINT --out model.onnx)
   slim      copy a checkpoint without its optimizer state, for sharing and fine-tuning (--out, --half)
 
@@ -26,6 +27,7 @@ COMMANDS = {
     "test": "train.cli:main",
     "synth": "synth.cli:main",
     "chips": "train.data.chips_cli:main",
+    "import": "train.data.import_cli:main",
     "export": "train.export:main",
     "slim": "train.slim:main",
 }

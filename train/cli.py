@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning.cli import LightningCLI
+from rasterio.errors import NotGeoreferencedWarning
 
 from infer.errors import UsageError
 from train.data.datamodule import SiteDataModule
@@ -56,6 +58,8 @@ class SitewatchCLI(LightningCLI):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run LightningCLI on `argv`, or on the process's own arguments when None."""
     logging.getLogger("lightning_fabric.utilities.seed").setLevel(logging.WARNING)
+    # Chips in pixels (PNG, JPEG, TIFF without a transform) are meant: rasterio would say so for every file.
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
     try:
         SitewatchCLI(SiteDetectionTask, SiteDataModule, args=list(argv) if argv is not None else None,
                      parser_kwargs={"exit_on_error": False}, save_config_kwargs={"overwrite": True},

@@ -35,3 +35,11 @@ def test_slim_help_names_its_options_and_is_listed():
     assert result.returncode == 0
     for option in ("--out", "--half", "init_weights"):
         assert option in result.stdout
+
+
+def test_import_help_names_every_format_and_is_listed():
+    assert "import" in run_cli("train", "--help").stdout
+    result = run_cli("train", "import", "--help")
+    assert result.returncode == 0
+    for word in ("coco", "dota", "voc", "yolo", "--dataset", "--class", "--val-fraction", "--max-side"):
+        assert word in result.stdout, word

@@ -81,7 +81,7 @@ def cut_chips(scene: Path, labels: Path, out: Path, config: DatasetConfig, size:
     names = {origin: f"{IMAGES}/{scene.stem}_{int(origin[1])}_{int(origin[0])}.tif" for origin in origins}
     source = str(scene.resolve())
     stale = _drop_scene(coco, source, set(names.values()), path)
-    _make_folder(out / IMAGES)
+    make_folder(out / IMAGES)
     next_image = max((im["id"] for im in coco["images"]), default=0) + 1
     next_ann = max((a["id"] for a in coco["annotations"]), default=0) + 1
     written = set()
@@ -98,7 +98,7 @@ def cut_chips(scene: Path, labels: Path, out: Path, config: DatasetConfig, size:
             coco["annotations"].append({"id": next_ann, "image_id": next_image, **ann})
             next_ann += 1
         next_image += 1
-    _write_json_atomic(path, coco)
+    write_json_atomic(path, coco)
     for name in stale - written:
         (out / name).unlink(missing_ok=True)
     return path
@@ -144,7 +144,7 @@ def _drop_scene(coco: dict[str, Any], source: str, names: set[str], path: Path) 
     return stale
 
 
-def _make_folder(folder: Path) -> None:
+def make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -177,39 +177,43 @@ def _chip_annotations(sample: RawSample, info: SceneInfo, transform: Affine, siz
     for corners, k, known in zip(sample.corners[inside], sample.classes[inside], sample.directional[inside],
                                  strict=True):
         spec = objects[int(k)]
-        out.append(_object_annotation(corners, ids[spec.name], size, spec.directional and bool(known)))
+        out.append(object_annotation(corners, ids[spec.name], (size, size), spec.directional and bool(known)))
     to_pixels = ~transform
     matrix = [to_pixels.a, to_pixels.b, to_pixels.d, to_pixels.e, to_pixels.c, to_pixels.f]
     chip = box(0, 0, size, size)
     for spec, polygons in zip(regions, info.labels.regions, strict=True):
         for polygon in polygons:
             piece = affinity.affine_transform(polygon, matrix).intersection(chip)
-            out += [_region_annotation(p, ids[spec.name]) for p in _polygon_parts(piece)]
+            out += [region_annotation(p, ids[spec.name]) for p in polygon_parts(piece)]
     return out
 
 
-def _object_annotation(corners: np.ndarray, category: int, size: int, with_heading: bool) -> dict[str, Any]:
-    lo = np.clip(corners.min(axis=0), 0, size)
-    hi = np.clip(corners.max(axis=0), 0, size)
+def object_annotation(corners: np.ndarray, category: int, limits: tuple[int, int], with_heading: bool
+                      ) -> dict[str, Any]:
+    """The COCO annotation (without ids) of an object's pixel corners (4, 2), front edge first, in a chip of
+    `limits` (width, height) pixels, which clip its bbox."""
+    lo = np.clip(corners.min(axis=0), 0, limits)
+    hi = np.clip(corners.max(axis=0), 0, limits)
     sides = np.linalg.norm(corners[[1, 2]] - corners[[0, 1]], axis=1)
     attributes = {"heading_deg": round(heading_deg(corners), DECIMALS)} if with_heading else {}
     return {"category_id": category, "segmentation": [_flat(corners)], "bbox": _flat(np.r_[lo, hi - lo]),
             "area": round(float(sides[0] * sides[1]), DECIMALS), "iscrowd": 0, "attributes": attributes}
 
 
-def _region_annotation(piece: Polygon, category: int) -> dict[str, Any]:
+def region_annotation(piece: Polygon, category: int) -> dict[str, Any]:
+    """The COCO annotation (without ids) of a region piece in chip pixels, holes kept (`hole_free_parts`)."""
     x0, y0, x1, y1 = piece.bounds
     rings = [_flat(np.asarray(p.exterior.coords)[:-1]) for p in hole_free_parts(piece)]
     return {"category_id": category, "segmentation": rings, "bbox": _flat(np.array([x0, y0, x1 - x0, y1 - y0])),
             "area": round(piece.area, DECIMALS), "iscrowd": 0, "attributes": {}}
 
 
-def _polygon_parts(geom: BaseGeometry) -> list[Polygon]:
+def polygon_parts(geom: BaseGeometry) -> list[Polygon]:
     """The polygons of positive area in an intersection result (lines and points dropped)."""
     if geom.geom_type == "Polygon":
         return [geom] if geom.area > 0 else []
     if hasattr(geom, "geoms"):
-        return [p for g in geom.geoms for p in _polygon_parts(g)]
+        return [p for g in geom.geoms for p in polygon_parts(g)]
     return []
 
 
@@ -246,7 +250,7 @@ def read_json(path: Path) -> dict[str, Any]:
     return coco
 
 
-def _write_json_atomic(path: Path, content: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, content: dict[str, Any]) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
                                      delete=False) as tmp:
         json.dump(content, tmp)

@@ -38,8 +38,9 @@ class DetectionMetrics(torch.nn.Module):
     """
 
     def __init__(self, object_names: list[str], region_names: list[str], score_threshold: float = 0.05,
-                 stride: int = 4, region_closing_px: float = 0.0) -> None:
+                 stride: int = 4, region_closing_px: float = 0.0, axis_aligned: tuple[bool, ...] = ()) -> None:
         super().__init__()
+        self.axis_aligned = axis_aligned  # per object class, as `decode_objects` takes it
         self.stride = stride
         self.region_closing_px = region_closing_px
         self.object_names, self.region_names = object_names, region_names
@@ -67,7 +68,8 @@ class DetectionMetrics(torch.nn.Module):
         preds, targets = [], []
         for i, truth in enumerate(objects):
             det = (ObjectDetections.empty() if hm is None else
-                   decode_objects(hm[i], bx[i], score_threshold=self.score_threshold, stride=self.stride))
+                   decode_objects(hm[i], bx[i], score_threshold=self.score_threshold, stride=self.stride,
+                                  axis_aligned=self.axis_aligned))
             pieces = (RegionPieces.empty() if probs is None else
                       region_pieces(decode_regions(probs[i], MASK_THRESHOLD, self.region_closing_px), probs[i]))
             gt_pieces = region_pieces(truth_masks[i])

@@ -123,7 +123,8 @@ class SiteDetectionTask(pl.LightningModule):
                                   mask_bce_weight=mask_weight, mask_dice_weight=mask_weight,
                                   mask_pos_weight=self._mask_pos_weight(region_pos_weight))
         self.metrics = DetectionMetrics(self.object_names, self.region_names, score_threshold, object_stride,
-                                        region_closing_px=region_closing_m / config.gsd_m)
+                                        region_closing_px=region_closing_m / config.gsd_m,
+                                        axis_aligned=tuple(not c.oriented for c in config.object_classes))
         self.data_info: dict = {}
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -54,6 +54,9 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--min-area", type=class_area, action="append", default=[], metavar="CLASS=M2",
                    help="report no piece of region CLASS smaller than M2 square metres (also removed from the "
                         "mask); repeat for several classes (default: each class's own, from the model)")
+    p.add_argument("--max-objects", type=int, metavar="N",
+                   help="keep at most N objects per tile, the highest scores (default: as many as the tile's "
+                        "outputs can hold, one per 2 x 2 cells per object class: no dense stand is cut short)")
     p.add_argument("--engine-cache", type=Path, metavar="DIR",
                    help="with TensorRT (onnxruntime-gpu built with it): keep built engines here "
                         "(default: $XDG_CACHE_HOME/sitewatch/tensorrt, else ~/.cache/sitewatch/tensorrt)")
@@ -91,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = args.workers if args.workers is not None else default_workers(args.device)
     options = RunOptions(tile=args.tile, overlap=args.overlap, batch=args.batch, score=args.score,
                          region_closing_m=args.region_closing, progress=not args.quiet, workers=workers,
-                         min_area_m2=tuple(args.min_area))
+                         min_area_m2=tuple(args.min_area), max_objects=args.max_objects)
     ray_plan = None
     if args.ray is not None:
         if shards != 1:

@@ -20,6 +20,7 @@ numpy only (no torch): conventions of rboxes are in `infer.contract.geometry`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from infer.contract.defaults import DEFAULT_SCORE, MASK_THRESHOLD
-from infer.contract.geometry import wrap_angle
+from infer.contract.geometry import snap_axis_aligned, wrap_angle
 
 #: Channels of the `box` output, in order.
 BOX_CHANNELS: tuple[str, ...] = ("dx", "dy", "log_length", "log_width", "cos2t", "sin2t", "dir")
@@ -260,6 +261,7 @@ def decode_objects(
     score_threshold: float = DEFAULT_SCORE,
     max_objects: int = 500,
     stride: int = 4,
+    axis_aligned: Sequence[bool] = (),
 ) -> ObjectDetections:
     """Objects of ONE image from its peak-suppressed heatmap and box maps.
 
@@ -270,6 +272,8 @@ def decode_objects(
         score_threshold: keep peaks with probability strictly above it (>= 0).
         max_objects: keep at most this many, the highest scores.
         stride: input pixels per cell.
+        axis_aligned: per object class, True for a class without an axis (`ClassInfo.oriented`
+            False): its boxes come back axis-aligned (`snap_axis_aligned`).
 
     Returns `ObjectDetections` in input pixel coordinates, sorted by score.
     """
@@ -314,8 +318,12 @@ def decode_objects(
         [cx, cy, np.maximum(length, size_across), np.minimum(length, size_across), heading],
         axis=1,
     )
+    rboxes = rboxes.reshape(-1, 5)
+    snap = np.asarray(axis_aligned, bool)[classes] if any(axis_aligned) else np.zeros(len(classes), bool)
+    if snap.any():
+        rboxes[snap] = snap_axis_aligned(rboxes[snap])
     return ObjectDetections(
-        rboxes=rboxes.astype(np.float32).reshape(-1, 5),
+        rboxes=rboxes.astype(np.float32),
         scores=flat[candidates].astype(np.float32),
         classes=classes.astype(np.int64),
     )

@@ -129,6 +129,16 @@ def corners_to_rbox(corners: ArrayLike | shapely.Polygon | Sequence[shapely.Poly
     )
 
 
+def snap_axis_aligned(rboxes: ArrayLike) -> Array:
+    """Oriented boxes (N, 5) turned to the nearer of the two axis-aligned ones: angle 0 (length along x) or
+    pi/2 (along y). An unoriented class is trained on axis-aligned boxes, so its predicted angle only says
+    which side is the longer one."""
+    boxes = _check_rboxes(rboxes).copy()
+    along_y = np.abs(np.sin(boxes[:, 4])) > np.abs(np.cos(boxes[:, 4]))
+    boxes[:, 4] = np.where(along_y, np.pi / 2, 0.0)
+    return boxes
+
+
 def rbox_area(rboxes: ArrayLike) -> Array:
     """Areas `(N,)` in square pixels of rboxes `(N, 5)`."""
     boxes = _check_rboxes(rboxes)
@@ -173,6 +183,7 @@ __all__ = [
     "corners_to_rbox",
     "rbox_area",
     "rbox_iou",
+    "snap_axis_aligned",
     "rbox_polygons",
     "rbox_to_corners",
     "wrap_angle",

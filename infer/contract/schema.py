@@ -35,19 +35,23 @@ KINDS = ("object", "region")
 class ClassInfo:
     """One class: `kind` is "object" (oriented boxes) or "region" (masks);
     `color` a "#rrggbb" string; `directional` objects have a front (heading 0-360°);
-    `min_area_m2`, for a region class: pieces smaller than this are not reported (specks)."""
+    `min_area_m2`, for a region class: pieces smaller than this are not reported (specks);
+    `oriented` False, for an object class without an axis (a tree crown): its objects are
+    axis-aligned boxes, reported without a heading."""
 
     name: str
     kind: str
     color: str
     directional: bool = False
     min_area_m2: float = 0.0
+    oriented: bool = True
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ClassInfo:
         """From a dataset YAML entry, a checkpoint's or the ONNX metadata's record (`asdict` of one)."""
         return cls(str(record["name"]), str(record["kind"]), str(record.get("color", "#ffffff")),
-                   bool(record.get("directional", False)), float(record.get("min_area_m2", 0.0)))
+                   bool(record.get("directional", False)), float(record.get("min_area_m2", 0.0)),
+                   bool(record.get("oriented", True)))
 
 
 class ClassSchema:
@@ -95,6 +99,8 @@ def schema_problems(classes: tuple[ClassInfo, ...]) -> list[str]:
             out.append(f"class {c.name!r}: min_area_m2 must be a finite number >= 0, got {c.min_area_m2:g}")
         elif c.min_area_m2 and c.kind != "region":
             out.append(f"class {c.name!r}: min_area_m2 is for region classes")
+        if not c.oriented and (c.kind != "object" or c.directional):
+            out.append(f"class {c.name!r}: oriented: false is for object classes without a direction")
     if not classes:
         out.append("needs at least one class")
     return out

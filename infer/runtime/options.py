@@ -32,6 +32,8 @@ class ResolvedOptions:
     progress: bool
     workers: int
     min_area_px: tuple[float, ...]  # per region class: smaller pieces are not reported
+    max_objects: int  # per tile, the highest scores
+    axis_aligned: tuple[bool, ...]  # per object class: boxes without an axis (`ClassInfo.oriented` False)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class RunOptions:
     progress: bool = True
     workers: int = 1  # decoding processes; 1: decode on the calling thread (the serial path)
     min_area_m2: tuple[tuple[str, float], ...] = ()  # (region class, m²) overriding the model's own
+    max_objects: int | None = None  # per tile; None: `most_objects(tile, stride, classes)`
 
     def resolve(self, info: ModelInfo) -> ResolvedOptions:
         """The options for `info`'s model; `UsageError` naming the flag for the first bad value."""
@@ -81,9 +84,22 @@ class RunOptions:
             if not (math.isfinite(value) and value >= 0):
                 raise UsageError(f"--min-area {name}: must be a finite number of m² >= 0, got {value:g}")
             min_area[name] = value
+        if self.max_objects is not None and self.max_objects < 1:
+            raise UsageError(f"--max-objects must be at least 1, got {self.max_objects}")
+        max_objects = most_objects(tile, info.stride, len(info.object_classes)) if self.max_objects is None \
+            else self.max_objects
         return ResolvedOptions(tile, overlap, self.batch, self.score, self.mask_threshold, closing_px,
                                self.reader_threads, self.progress, self.workers,
-                               tuple(v / info.gsd_m**2 for v in min_area.values()))
+                               tuple(v / info.gsd_m**2 for v in min_area.values()), max_objects,
+                               tuple(not c.oriented for c in info.object_classes))
 
 
-__all__ = ["CLOSING_RADII_PER_OVERLAP", "ResolvedOptions", "RunOptions"]
+def most_objects(tile: int, stride: int, object_classes: int) -> int:
+    """The most objects a tile's outputs can hold: peaks survive 3 x 3 suppression at most one per 2 x 2
+    output cells, per class. The default cap, so that no dense stand is cut short (a cap of 500 kept 497
+    of a stand of trees at 0.1 m); a smaller `--max-objects` bounds the work of a noisy model."""
+    cells = -(-tile // stride)
+    return max(1, object_classes) * (-(-cells // 2)) ** 2
+
+
+__all__ = ["CLOSING_RADII_PER_OVERLAP", "ResolvedOptions", "RunOptions", "most_objects"]

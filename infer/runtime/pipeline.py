@@ -199,7 +199,8 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
     ]
     try:
         objects = object_features(rboxes, scores, classes, object_names,
-                                  [c.directional for c in info.object_classes], grid)
+                                  [c.directional for c in info.object_classes], grid,
+                                  [c.oriented for c in info.object_classes])
         regions = region_features(merged, region_names, grid)
         if masks is not None:
             written.append(masks.finish())

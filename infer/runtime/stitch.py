@@ -50,7 +50,8 @@ def core_objects(options: ResolvedOptions, stride: int, tile: Tile, heatmap: np.
     """rboxes (N, 5) in scene-grid pixels, scores, classes of the objects centred in the tile's core and,
     given the tile's (h, w) `valid` pixels, on one of them: nothing is reported on nodata or padding.
     `heatmap` None: a model without object classes."""
-    found = ObjectDetections.empty() if heatmap is None else decode_objects(heatmap, box, options.score, stride=stride)
+    found = ObjectDetections.empty() if heatmap is None else decode_objects(
+        heatmap, box, options.score, options.max_objects, stride=stride, axis_aligned=options.axis_aligned)
     rboxes = found.rboxes.astype(np.float64).copy()
     keep = np.ones(len(rboxes), bool)
     if valid is not None and len(rboxes) and not valid.all():

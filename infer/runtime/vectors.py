@@ -60,8 +60,9 @@ def compass_deg(angle: np.ndarray, grid: SceneGrid) -> np.ndarray:
 
 
 def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, names: list[str],
-                    directional: list[bool], grid: SceneGrid) -> list[dict]:
-    """One feature per oriented object; `names`/`directional` are indexed by object class.
+                    directional: list[bool], grid: SceneGrid, oriented: list[bool] | None = None) -> list[dict]:
+    """One feature per oriented object; `names`/`directional`/`oriented` are indexed by object class. An
+    object of a class that is not `oriented` has no `heading_deg`.
 
     All corners go through the map transform and the reprojection at once: per-object calls cost
     more than the arithmetic, and the result is the same, point for point.
@@ -85,8 +86,9 @@ def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
             "score": round(float(scores[k]), 4),
             "length_m": round(float(rboxes[k, 2]) * grid.gsd_m, 2),
             "width_m": round(float(rboxes[k, 3]) * grid.gsd_m, 2),
-            "heading_deg": round(heading, 1),
         }
+        if oriented is None or oriented[cls]:
+            props["heading_deg"] = round(heading, 1)
         out.append(feature(polygons[k], props))
     return out
 

@@ -70,11 +70,11 @@ def oracle_graph() -> onnx.GraphProto:
     return helper.make_graph(nodes, "oracle", [image], outputs, initializers)
 
 
-def write_oracle(path: Path, tile: int = 256, overlap: int = 64) -> Path:
+def write_oracle(path: Path, tile: int = 256, overlap: int = 64, classes: tuple = FOUR_CLASS_INFOS) -> Path:
     proto = helper.make_model(oracle_graph(), opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8
     onnx.checker.check_model(proto)
-    info = ModelInfo(FOUR_CLASS_INFOS, ("red", "green", "blue"), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0.5, tile, overlap,
+    info = ModelInfo(classes, ("red", "green", "blue"), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0.5, tile, overlap,
                      dtype="uint8")
     helper.set_model_props(proto, info.to_metadata())
     onnx.save(proto, path)

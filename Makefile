@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 
 DATA := datasets/synthetic
-.PHONY: setup data data-reference demo demo-train train test test-all bench bench-quick lint clean
+.PHONY: setup data data-reference data-trees demo demo-train train test test-all bench bench-quick lint clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,20 @@ data-reference: data $(DATA)/train_more/scene_041.tif
 
 $(DATA)/train_more/scene_041.tif:
 	$(PY) -m synth --out $(DATA)/train_more --scenes 42 --size 2048 --seed 3 --quiet
+
+# Real aerial imagery with hand-drawn tree boxes (PASCAL VOC), from DeepForest's wheel: the tiles
+# OSBS_029 and SOAP_061 only (docs/your-own-data.md). Its 2019_YELL_2_* tiles are kept out on purpose.
+TREES := datasets/trees/voc
+DEEPFOREST := deepforest==2.1.0
+
+data-trees: setup $(TREES)/SOAP_061.png
+
+$(TREES)/SOAP_061.png:
+	mkdir -p $(TREES) datasets/trees/wheel
+	$(PY) -m pip download --quiet --no-deps $(DEEPFOREST) -d datasets/trees/wheel
+	cd datasets/trees/wheel && $(abspath $(PY)) -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('deepforest-*.whl')[0]); \
+		[open('../voc/' + n.rsplit('/', 1)[1], 'wb').write(z.read(n)) for n in z.namelist() \
+		 if n.rsplit('/', 1)[-1].split('.')[0] in ('OSBS_029', 'SOAP_061') and n.endswith(('.png', '.xml'))]"
 
 train: data-reference
 	$(PY) -m train fit --config train/configs/synthetic.yaml
@@ -68,7 +82,7 @@ demo-train: data
 test: setup
 	$(PY) -m pytest -q
 
-test-all: setup
+test-all: setup data-trees
 	$(PY) -m pytest -q -m ''
 
 # Benchmarks need the peers (Ultralytics YOLO, SAHI) and trained models. The full

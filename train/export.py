@@ -174,21 +174,24 @@ def check_parity(model: SiteDetector, runtime: OnnxModel, precision: str, size: 
     return ParityReport(shape, precision, diffs, peak_diff, detections, content)
 
 
-def default_overlap(gsd_m: float) -> int:
-    """Tile overlap in pixels: ceil((60 m + 10 m) / GSD), rounded up to a multiple of 32.
+def default_overlap(gsd_m: float, largest_object_m: float | None = None) -> int:
+    """Tile overlap in pixels: ceil((largest object + 10 m) / GSD), rounded up to a multiple of 32.
 
     Why: each tile owns the detections whose centres fall in its core, and
     the core reaches half the overlap into it from either side. An object
     whose centre lies on the core's edge must still lie wholly inside the
-    tile, so half the overlap must cover half the largest object (60 m / 2),
-    i.e. overlap >= 60 m; the 10 m more leave the network context around the
+    tile, so half the overlap must cover half the largest object, i.e.
+    overlap >= its length; the 10 m more leave the network context around the
     object's far end (its size and heading come from the whole outline). A
     multiple of 32 keeps tile steps on the backbone's stride and on the
-    4-pixel output grid. 0.5 m GSD → 140 px → 160 px.
+    4-pixel output grid. The largest object is the training data's
+    (`largest_object_m`, recorded in the checkpoint), else 60 m, the largest
+    synthetic storehouse: 0.5 m GSD → 140 px → 160 px.
     """
     if not gsd_m > 0:
         raise InputError(f"GSD must be > 0, got {gsd_m}")
-    pixels = math.ceil((LARGEST_OBJECT_M + CONTEXT_MARGIN_M) / gsd_m - 1e-9)
+    largest = largest_object_m if largest_object_m else LARGEST_OBJECT_M
+    pixels = math.ceil((largest + CONTEXT_MARGIN_M) / gsd_m - 1e-9)
     return -(-pixels // INPUT_MULTIPLE) * INPUT_MULTIPLE
 
 
@@ -267,7 +270,7 @@ def model_info(loaded: LoadedCheckpoint, checkpoint: Path, precision: str, opset
                tile: int | None, overlap: int | None) -> ModelInfo:
     """The metadata record of the exported file; `tile`/`overlap` None = the defaults above."""
     info = loaded.sitewatch
-    overlap = default_overlap(info["gsd_m"]) if overlap is None else overlap
+    overlap = default_overlap(info["gsd_m"], info.get("largest_object_m")) if overlap is None else overlap
     tile = default_tile(info.get("chip_size"), overlap) if tile is None else tile
     try:
         sitewatch_version = version("sitewatch")
@@ -427,9 +430,12 @@ def build_parser() -> OneLineArgumentParser:
     add("--opset", type=int, default=17, choices=range(13, 21), metavar="N",
         help="ONNX opset version, 13..20 (default: 17)")
     add("--tile", type=int, default=None,
-        help="recommended tile side in px, a multiple of 32 (default: 4 x the training chip, at most 1024)")
+        help="recommended tile side in px, a multiple of 32 (default: 4 x the training chip, at most 1024, "
+             "or 2 x the overlap + 32 when that is not more)")
     add("--overlap", type=int, default=None,
-        help="tile overlap in px, a multiple of 32 (default: 70 m at the training GSD, rounded up)")
+        help="tile overlap in px, a multiple of 32 (default: the largest labeled object of the training data, "
+             "as the checkpoint records it, plus 10 m, at the training GSD and rounded up; 60 m + 10 m for a "
+             "checkpoint that records none)")
     add("--min-area", type=class_area, action="append", default=[], metavar="CLASS=M2",
         help="record that pieces of region CLASS smaller than M2 m² are not reported; repeat for several "
              "(default: each class's own from the dataset YAML, else 0)")

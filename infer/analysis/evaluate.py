@@ -32,6 +32,7 @@ from shapely import affinity
 
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.contract.geometry import elongated_length
+from infer.contract.label_formats import class_key, read_labels
 from infer.errors import InputError
 from infer.geo.crs import from_wgs84
 from infer.geo.geojson import read_feature_collection
@@ -116,14 +117,37 @@ def _coco(truth: list[Labeled], preds: list[Labeled], names: list[str], size: tu
     return gt, dt, cat
 
 
+def read_truth_labels(path: Path, scene: Path, label_format: str, names: set[str],
+                      renamed: dict[str, str] | None = None) -> list[Labeled]:
+    """The truth of one picture from a label file of another format (`infer.contract.label_formats`): every
+    label an object, its class renamed by `renamed` (source name → class; "" leaves it out) or else to the
+    one of `names` it matches by `class_key`."""
+    by_key = {class_key(n): n for n in names}
+    renamed = renamed or {}
+    return [Labeled(renamed.get(label.name) or by_key.get(class_key(label.name), label.name),
+                    shapely.Polygon(label.points), 1.0, True)
+            for label in read_labels(label_format, path, scene) if renamed.get(label.name, True)]
+
+
 def evaluate(pred_path: Path, truth_path: Path, scene: Path, iou: float = 0.5, score: float = DEFAULT_SCORE,
-             regions: set[str] | None = None) -> dict:
+             regions: set[str] | None = None, truth_format: str = "geojson",
+             renamed: dict[str, str] | None = None) -> dict:
     """Per class: AP@iou, AP@[.5:.95], precision/recall/F1 at `score` and `iou`; IoU for region classes.
 
-    Region classes are `regions`, or else the truth classes whose features carry no `heading_deg`.
+    `truth_format`: "geojson", or a format of `infer.contract.label_formats` (pixels, one picture), whose
+    class names `renamed` maps (source name → class; see `read_truth_labels`). Region
+    classes are `regions`, or else those the predictions' header calls regions, or else the truth
+    classes whose features carry no `heading_deg`.
     """
-    truth, width, height = read_in_pixels(truth_path, scene)
-    preds, _, _ = read_in_pixels(pred_path, scene)
+    preds, width, height = read_in_pixels(pred_path, scene)
+    kinds = read_feature_collection(pred_path).get("classes")
+    if truth_format == "geojson":
+        truth, _, _ = read_in_pixels(truth_path, scene)
+    else:
+        truth = read_truth_labels(truth_path, scene, truth_format, set(kinds or {}) | {p.cls for p in preds},
+                                  renamed)
+    if regions is None and isinstance(kinds, dict):
+        regions = {name for name, kind in kinds.items() if kind == "region"}
     if regions is None:
         regions = {t.cls for t in truth} - {t.cls for t in truth if t.oriented}
     truth_pieces, pred_pieces = area_pieces(truth, regions), area_pieces(preds, regions)

@@ -40,6 +40,14 @@ def class_area(text: str) -> tuple[str, float]:
     return name, area
 
 
+def class_pair(text: str) -> tuple[str, str]:
+    """An argparse type: `NAME=CLASS` of `--class` (`NAME=` leaves NAME out where that is allowed)."""
+    name, sep, target = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=CLASS (or NAME= to leave NAME out), got {text!r}")
+    return name, target
+
+
 class OneLineArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are a single line and exit code 2."""
 

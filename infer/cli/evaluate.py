@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infer.analysis.evaluate import evaluate
-from infer.cli.console import OneLineArgumentParser, finite_float
+from infer.cli.console import OneLineArgumentParser, class_pair, finite_float
 from infer.contract.defaults import DEFAULT_SCORE
+from infer.contract.label_formats import READERS
 from infer.errors import UsageError
 from infer.files import write_text_atomic
 
@@ -18,14 +19,35 @@ def build_parser() -> OneLineArgumentParser:
                               description="Score predictions against truth for one scene: per class AP, "
                                           "precision, recall, F1, and IoU of region classes.")
     p.add_argument("pred", type=Path, help="predicted GeoJSON (from `infer run`)")
-    p.add_argument("truth", type=Path, help="truth GeoJSON")
+    p.add_argument("truth", type=Path,
+                   help="truth: a GeoJSON, or for a picture in pixels its PASCAL VOC .xml, YOLO or DOTA .txt, or a "
+                        "COCO .json listing it (see --truth-format)")
+    p.add_argument("--truth-format", choices=("geojson", *sorted(READERS)),
+                   help="format of TRUTH (default: from its suffix: .geojson, .xml voc, .json coco or GeoJSON; "
+                        "a .txt needs yolo or dota); class names match regardless of case, spaces and hyphens")
     p.add_argument("--scene", type=Path, required=True, help="the scene both refer to (its pixel grid is used)")
+    p.add_argument("--class", dest="classes", type=class_pair, action="append", default=[], metavar="NAME=CLASS",
+                   help="with truth in pixels: count truth class NAME as CLASS (as `train import --class`); repeat "
+                        "for several")
     p.add_argument("--iou", type=finite_float, default=0.5, help="IoU for AP, precision and recall (default: 0.5)")
     p.add_argument("--score", type=finite_float, default=DEFAULT_SCORE,
                    help=f"score threshold for precision/recall (default: {DEFAULT_SCORE:g})")
     p.add_argument("--regions", help="comma-separated region classes (default: classes without heading_deg)")
     p.add_argument("--out", type=Path, help="JSON report (default: PRED with _eval.json)")
     return p
+
+
+def truth_format(path: Path) -> str:
+    """The format of a truth file from its suffix (and, for .json, whether it is a GeoJSON)."""
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            return "geojson" if json.loads(path.read_text()).get("type") == "FeatureCollection" else "coco"
+        except (OSError, ValueError, AttributeError):
+            return "coco"
+    if suffix in (".geojson", ".xml"):
+        return "geojson" if suffix == ".geojson" else "voc"
+    raise UsageError(f"cannot tell the format of {path.name} from its suffix: give --truth-format yolo or dota")
 
 
 def _cell(row: dict, key: str, width: int) -> str:
@@ -42,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not path.exists():
             raise UsageError(f"not found: {path}")
     regions = set(args.regions.split(",")) if args.regions else None
-    report = evaluate(args.pred, args.truth, args.scene, args.iou, args.score, regions)
+    report = evaluate(args.pred, args.truth, args.scene, args.iou, args.score, regions,
+                      args.truth_format or truth_format(args.truth), dict(args.classes))
     out = args.out or args.pred.with_name(f"{args.pred.stem}_eval.json")
     write_text_atomic(out, json.dumps(report, indent=1) + "\n")
     key = f"ap@{args.iou:g}"

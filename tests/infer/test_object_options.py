@@ -76,3 +76,44 @@ def test_oriented_false_is_for_object_classes_without_a_direction():
     assert problems == ["class 't': oriented: false is for object classes without a direction",
                         "class 'r': oriented: false is for object classes without a direction"]
     assert schema_problems((ClassInfo("tree", "object", "#ffffff", oriented=False),)) == []
+
+
+def _truth_files(folder: Path, centres: list[tuple[int, int]], size: int) -> dict[str, Path]:
+    """The same boxes (the oracle's 24 x 16 px storehouses) as VOC, YOLO, DOTA and COCO truth of `s.png`."""
+    folder.mkdir()
+    boxes = [(c - 12, r - 8, c + 12, r + 8) for c, r in centres]
+    voc = "".join(f"<object><name>Storehouse</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
+                  f"<ymax>{y1}</ymax></bndbox></object>" for x0, y0, x1, y1 in boxes)
+    (folder / "s.xml").write_text(f"<annotation><filename>s.png</filename>{voc}</annotation>")
+    (folder / "s.txt").write_text("".join(f"0 {(x0 + x1) / 2 / size} {(y0 + y1) / 2 / size} {24 / size} {16 / size}\n"
+                                          for x0, y0, x1, y1 in boxes))
+    (folder / "classes.txt").write_text("storehouse\n")
+    (folder / "dota").mkdir()
+    (folder / "dota" / "s.txt").write_text("".join(f"{x0} {y0} {x1} {y0} {x1} {y1} {x0} {y1} storehouse 0\n"
+                                                   for x0, y0, x1, y1 in boxes))
+    coco = {"images": [{"id": 1, "file_name": "s.png", "width": size, "height": size}],
+            "categories": [{"id": 3, "name": "storehouse"}],
+            "annotations": [{"id": i, "image_id": 1, "category_id": 3, "bbox": [x0, y0, 24, 16]}
+                            for i, (x0, y0, _, _) in enumerate(boxes)]}
+    (folder / "s.json").write_text(json.dumps(coco))
+    return {"voc": folder / "s.xml", "yolo": folder / "s.txt", "dota": folder / "dota" / "s.txt",
+            "coco": folder / "s.json"}
+
+
+def test_evaluate_takes_truth_in_pixels_in_every_import_format(oracle, tmp_path):
+    from PIL import Image
+
+    centres = [(62, 62), (150, 190), (202, 50)]
+    scene = tmp_path / "s.png"
+    Image.fromarray(np.moveaxis(plant(256, 256, centres, []), 0, -1)).save(scene)
+    assert _run(oracle, scene, tmp_path / "out").returncode == 0
+    pred = tmp_path / "out" / "s.geojson"
+    for label_format, truth in _truth_files(tmp_path / "truth", centres, 256).items():
+        extra = ["--truth-format", label_format] if label_format in ("yolo", "dota") else []
+        result = run_cli("infer", "evaluate", str(pred), str(truth), "--scene", str(scene), *extra,
+                         "--out", str(tmp_path / f"{label_format}.json"))
+        assert result.returncode == 0, (label_format, result.stderr)
+        report = json.loads((tmp_path / f"{label_format}.json").read_text())["classes"]["storehouse"]
+        assert (report["truth"], report["predicted"], report["ap@0.5"], report["recall"]) == (3, 3, 1.0, 1.0)
+    unknown = run_cli("infer", "evaluate", str(pred), str(tmp_path / "truth" / "s.txt"), "--scene", str(scene))
+    assert unknown.returncode == 2 and "give --truth-format yolo or dota" in unknown.stderr

@@ -10,12 +10,12 @@ import pytest
 import yaml
 from PIL import Image
 
+from infer.contract.label_formats import read_coco, read_dota, read_voc, read_yolo
 from infer.errors import UsageError
 from tests.helpers import run_cli
 from train.data.chip_folder import ChipFolder
 from train.data.config import load_dataset_config
 from train.data.importer import import_images
-from train.data.label_formats import read_coco, read_dota, read_voc, read_yolo
 
 CLASSES = [{"name": "tree", "kind": "object", "color": "#30d030"},
            {"name": "small_vehicle", "kind": "object", "color": "#ffdc00"},
@@ -138,3 +138,22 @@ def test_the_validation_split_is_seeded_disjoint_and_by_image(tmp_path, dataset)
     assert names[0] == names[1] and not set(names[0]["train"]) & set(names[0]["val"])
     with pytest.raises(UsageError, match="already exists; import into an empty --out"):
         import_images(read_voc(tmp_path / "voc"), config, tmp_path / "a", val_fraction=0.4)
+
+
+def test_the_largest_labeled_object_sets_the_export_overlap_and_warns_of_small_chips(tmp_path, dataset):
+    from train.data.datamodule import SiteDataModule
+    from train.export import default_overlap, default_tile
+
+    _png(tmp_path / "voc" / "a.png", 64, 48)
+    _voc(tmp_path / "voc" / "a.xml", "a.png", [("tree", (2, 2, 42, 12)), ("tree", (50, 30, 60, 40))])
+    import_images(read_voc(tmp_path / "voc"), load_dataset_config(dataset), tmp_path / "out", val_fraction=0)
+    spec = yaml.safe_load(dataset.read_text())
+    spec["val"] = "out/train"
+    dataset.write_text(yaml.safe_dump(spec))
+    data = SiteDataModule(str(dataset), chip_size=32, val_chip_size=64, num_workers=0)
+    with pytest.warns(UserWarning, match="the largest labeled object is 40 px long, more than a training chip"):
+        data.setup("fit")
+    assert data.info()["largest_object_m"] == pytest.approx(4.0)  # 40 px at 0.1 m
+    # 4 m + 10 m of context at 0.1 m: 140 px, rounded up to 160; a record-less checkpoint assumes 60 m
+    assert default_overlap(0.1, 4.0) == 160 and default_overlap(0.1) == 704
+    assert default_tile(256, 160) == 1024 and default_tile(256, 704) == 1440

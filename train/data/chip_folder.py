@@ -24,6 +24,7 @@ from infer.errors import InputError
 from infer.geo.rasterenv import gdal_env
 from train.data.chips import ANNOTATIONS, PILLOW_SUFFIXES, read_json
 from train.data.config import DatasetConfig
+from train.data.labels import longest_side
 from train.data.scenes import RawSample
 
 
@@ -67,6 +68,11 @@ class ChipFolder:
 
     def __len__(self) -> int:
         return len(self._images)
+
+    def largest_object_px(self, gsd_m: float) -> float:
+        """The longest side of any labeled object, in chip pixels (chips are at the dataset's GSD)."""
+        corners = [g[0] for anns in self._anns.values() for kind, _, g in anns if kind == "object"]
+        return longest_side(np.asarray(corners, np.float64).reshape(-1, 4, 2))
 
     def image_paths(self) -> list[Path]:
         return [self.image_path(i) for i in range(len(self))]

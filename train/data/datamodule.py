@@ -9,6 +9,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import rasterio
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from infer.errors import InputError
@@ -76,6 +77,7 @@ class SiteDataModule(pl.LightningDataModule):
         self.config = load_dataset_config(dataset)
         self.stats: BandStats | None = None
         self.dtype: str | None = None
+        self.largest_object_m: float | None = None  # longest side of any training object; None: no objects
         self._train: DetectionSamples | None = None
         self._val: DetectionSamples | None = None
 
@@ -83,6 +85,11 @@ class SiteDataModule(pl.LightningDataModule):
         h = self.hparams
         n_obj = len(self.config.object_classes)
         train_sources, rasters = build_sources(self.config.train, self.config, h.chip_size)
+        largest = max((source.largest_object_px(self.config.gsd_m) for source in train_sources), default=0.0)
+        self.largest_object_m = round(largest * self.config.gsd_m, 3) if largest else None
+        if largest > h.chip_size:
+            rank_zero_warn(f"the largest labeled object is {largest:.0f} px long, more than a training chip "
+                           f"({h.chip_size} px) holds: raise --data.chip_size")
         self.stats = dataset_stats(self.config, rasters)
         with rasterio.open(rasters[0]) as src:
             self.dtype = src.dtypes[0]
@@ -108,6 +115,7 @@ class SiteDataModule(pl.LightningDataModule):
             "normalization": stats.as_dict() if stats else None,
             "chip_size": self.hparams.chip_size,
             "dtype": self.dtype,
+            "largest_object_m": self.largest_object_m,
         }
 
     def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:

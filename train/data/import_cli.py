@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from infer.cli.console import OneLineArgumentParser, finite_float
+from infer.cli.console import OneLineArgumentParser, class_pair, finite_float
+from infer.contract.label_formats import READERS
 from infer.errors import UsageError
 from train.data.config import load_dataset_config
 from train.data.importer import import_images
-from train.data.label_formats import READERS
-
-
-def class_pair(text: str) -> tuple[str, str]:
-    """`NAME=CLASS` (or `NAME=` to leave NAME out) of `--class`."""
-    name, sep, target = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=CLASS (or NAME= to leave NAME out), got {text!r}")
-    return name, target
 
 
 def build_parser() -> OneLineArgumentParser:

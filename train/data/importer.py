@@ -1,4 +1,4 @@
-"""A labeled image set of another format (`train.data.label_formats`) as chip folders for training.
+"""A labeled image set of another format (`infer.contract.label_formats`) as chip folders for training.
 
 `import_images` maps the source's class names onto the dataset's, splits the
 images into training and validation by image (seeded), and writes
@@ -11,7 +11,6 @@ centre. A box labeled with a region class becomes that rectangle of region.
 
 from __future__ import annotations
 
-import re
 import shutil
 import warnings
 from collections import Counter
@@ -26,6 +25,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 from shapely.geometry import Polygon, box
 
+from infer.contract.label_formats import LabeledImage, class_key
 from infer.errors import InputError, OutputError, UsageError
 from infer.geo.rasterenv import gdal_env
 from train.data.chip_folder import front_edge_first
@@ -40,16 +40,9 @@ from train.data.chips import (
     write_json_atomic,
 )
 from train.data.config import DatasetConfig
-from train.data.label_formats import LabeledImage
 
 #: Splits written, in order.
 SPLITS = ("train", "val")
-
-
-def class_key(name: str) -> str:
-    """How class names are matched: case, spaces and hyphens do not matter (`Tree` is `tree`, `Small
-    Vehicle` is `small_vehicle`)."""
-    return re.sub(r"[\s\-]+", "_", name.strip()).lower()
 
 
 def class_mapping(sources: set[str], config: DatasetConfig, explicit: Mapping[str, str]) -> dict[str, str | None]:
@@ -234,4 +227,4 @@ def _write_chip(source: Path, path: Path, col: int, row: int, width: int, height
             dst.write(pixels)
 
 
-__all__ = ["SPLITS", "ImportReport", "class_key", "class_mapping", "import_images", "split_images"]
+__all__ = ["SPLITS", "ImportReport", "class_mapping", "import_images", "split_images"]

@@ -60,6 +60,13 @@ def _front_first(corners: np.ndarray, heading_deg: float | None) -> np.ndarray:
     return np.roll(corners, -start, axis=0)
 
 
+def longest_side(corners: np.ndarray) -> float:
+    """The longest side among objects' corners (N, 4, 2), in their units; 0 for none."""
+    if len(corners) == 0:
+        return 0.0
+    return float(np.linalg.norm(np.diff(corners[:, :3], axis=1), axis=-1).max())
+
+
 def read_scene_labels(path: Path, crs: CRS, config: DatasetConfig) -> SceneLabels:
     """Read a GeoJSON label file (WGS84) into the scene CRS; unknown classes are an error."""
     collection = read_feature_collection(path)

@@ -26,6 +26,8 @@ class ChipSource(Protocol):
 
     def read_fixed(self, key: object) -> RawSample: ...
 
+    def largest_object_px(self, gsd_m: float) -> float: ...
+
 
 def fit_to_size(raw: RawSample, size: int, rng: np.random.Generator | None) -> RawSample:
     """Crop (randomly when `rng` is given, else from the top-left) or zero-pad a chip to size x size."""

@@ -20,7 +20,13 @@ from infer.errors import InputError
 from infer.geo.gsd import scene_gsd
 from infer.geo.rasterenv import gdal_env
 from train.data.config import DatasetConfig
-from train.data.labels import SceneLabels, read_scene_labels, window_objects, window_region_masks
+from train.data.labels import (
+    SceneLabels,
+    longest_side,
+    read_scene_labels,
+    window_objects,
+    window_region_masks,
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,10 @@ class SceneWindows:
         state = self.__dict__.copy()
         state["_handles"] = {}
         return state
+
+    def largest_object_px(self, gsd_m: float) -> float:
+        """The longest side of any labeled object, in pixels at `gsd_m` (labels are in map units, metres)."""
+        return max((longest_side(s.labels.corners) / gsd_m for s in self.scenes), default=0.0)
 
     def _open(self, path: Path) -> rasterio.io.DatasetReader:
         if path not in self._handles:

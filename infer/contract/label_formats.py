@@ -6,13 +6,15 @@ normalized; class names from a `data.yaml` or `classes.txt`), DOTA (a `.txt`
 per image, `x1 y1 … x4 y4 class difficult` in pixels) and COCO (one JSON,
 `bbox` or polygon `segmentation` in pixels). Coordinates are pixel edges: x
 right, y down, origin at the image's top-left corner. `train.data.importer`
-turns the result into chip folders.
+turns the result into chip folders; `infer evaluate` reads one image's labels
+as the truth of a picture without georeferencing (`read_labels`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -46,6 +48,12 @@ class LabeledImage:
     width: int
     height: int
     labels: tuple[Label, ...]
+
+
+def class_key(name: str) -> str:
+    """How class names are matched: case, spaces and hyphens do not matter (`Tree` is `tree`, `Small
+    Vehicle` is `small_vehicle`)."""
+    return re.sub(r"[\s\-]+", "_", name.strip()).lower()
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -110,15 +118,24 @@ def read_voc(source: Path) -> list[LabeledImage]:
 
 
 def _voc_file(path: Path, root: Path) -> LabeledImage:
+    tree = _voc_parse(path)
+    folders = (path.parent, path.parent.parent / "JPEGImages", path.parent.parent / "images", root)
+    image = _image_beside(path, tree.findtext("filename"), folders)
+    width, height = image_size(image)
+    return LabeledImage(image, width, height, tuple(_voc_objects(tree, path)))
+
+
+def _voc_parse(path: Path) -> ET.Element:
     try:
         tree = ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise InputError(f"{path} is not valid XML: {exc}") from None
     if tree.tag != "annotation":
         raise InputError(f"{path} is not a PASCAL VOC file (its root is <{tree.tag}>, not <annotation>)")
-    folders = (path.parent, path.parent.parent / "JPEGImages", path.parent.parent / "images", root)
-    image = _image_beside(path, tree.findtext("filename"), folders)
-    width, height = image_size(image)
+    return tree
+
+
+def _voc_objects(tree: ET.Element, path: Path) -> list[Label]:
     labels = []
     for n, obj in enumerate(tree.iter("object")):
         where = f"{path}: object {n}"
@@ -134,7 +151,7 @@ def _voc_file(path: Path, root: Path) -> LabeledImage:
         else:
             raise InputError(f"{where} has neither <bndbox> nor <robndbox>")
         labels.append(Label(name, points))
-    return LabeledImage(image, width, height, tuple(labels))
+    return labels
 
 
 # ----------------------------------------------------------------------------- YOLO
@@ -234,8 +251,9 @@ def _dota_lines(path: Path) -> list[Label]:
 # ----------------------------------------------------------------------------- COCO
 
 
-def read_coco(source: Path) -> list[LabeledImage]:
-    """One COCO JSON (or the one in a folder); image `file_name`s relative to its folder or its `images/`."""
+def read_coco(source: Path, images_needed: bool = True) -> list[LabeledImage]:
+    """One COCO JSON (or the one in a folder); image `file_name`s relative to its folder or its `images/`
+    (with `images_needed` False, images that are not there are listed by name, their size as recorded)."""
     path = source
     if source.is_dir():
         found = sorted(source.glob("*.json"))
@@ -262,9 +280,13 @@ def read_coco(source: Path) -> list[LabeledImage]:
     for im in coco["images"]:
         name = str(im.get("file_name", ""))
         image = next((f / name for f in (path.parent, path.parent / "images") if (f / name).is_file()), None)
-        if image is None:
+        if image is None and images_needed:
             raise InputError(f"{path}: image {name!r} is not in {path.parent} or its images/ folder")
-        width, height = (int(im["width"]), int(im["height"])) if im.get("width") else image_size(image)
+        if image is None or im.get("width"):
+            image = image or path.parent / name
+            width, height = int(im.get("width") or 0), int(im.get("height") or 0)
+        else:
+            width, height = image_size(image)
         out.append(LabeledImage(image, width, height, tuple(by_image[im.get("id")])))
     return out
 
@@ -289,10 +311,26 @@ def _coco_points(ann: dict, where: str) -> list[np.ndarray]:
     return [box_corners(x, y, x + w, y + h)]
 
 
+def read_labels(label_format: str, path: Path, image: Path) -> list[Label]:
+    """The labels of one image (`image`, for its size and its name in a COCO file) from its label file."""
+    if label_format == "voc":
+        return _voc_objects(_voc_parse(path), path)
+    if label_format == "yolo":
+        return _yolo_lines(path, _yolo_names(path.parent), *image_size(image))
+    if label_format == "dota":
+        return _dota_lines(path)
+    if label_format == "coco":
+        found = [im for im in read_coco(path, images_needed=False) if im.image.name == image.name]
+        if not found:
+            raise InputError(f"{path} lists no image named {image.name}")
+        return list(found[0].labels)
+    raise ValueError(f"unknown label format {label_format!r}")
+
+
 #: Format name → reader of a source folder (or file).
 READERS: dict[str, Callable[[Path], list[LabeledImage]]] = {
     "voc": read_voc, "yolo": read_yolo, "dota": read_dota, "coco": read_coco,
 }
 
-__all__ = ["IMAGE_SUFFIXES", "READERS", "Label", "LabeledImage", "box_corners", "image_size", "read_coco",
-           "read_dota", "read_voc", "read_yolo", "rotated_corners"]
+__all__ = ["IMAGE_SUFFIXES", "READERS", "Label", "LabeledImage", "box_corners", "class_key", "image_size",
+           "read_coco", "read_dota", "read_labels", "read_voc", "read_yolo", "rotated_corners"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.utilities import rank_zero_info
 from rasterio.errors import NotGeoreferencedWarning
 
 from infer.errors import UsageError
@@ -44,6 +45,18 @@ def place_run_outputs(trainer: Namespace) -> None:
                 args[field] = str(folder)
 
 
+def drop_monitors_without_validation(trainer: Namespace) -> None:
+    """With validation off (`limit_val_batches` 0), checkpoint callbacks that follow a validation metric
+    are left out, with one line saying so, instead of Lightning warning at every epoch; `last.ckpt` stays."""
+    if trainer.get("limit_val_batches") not in (0, 0.0) or not isinstance(trainer.get("callbacks"), list):
+        return
+    kept = [c for c in trainer.callbacks if not (isinstance(c, Namespace) and c.get("class_path", "").endswith(
+        "ModelCheckpoint") and isinstance(c.get("init_args"), Namespace) and c.init_args.get("monitor"))]
+    if len(kept) < len(trainer.callbacks):
+        rank_zero_info("validation is off (limit_val_batches 0): no best checkpoint, only the others")
+        trainer.callbacks = kept
+
+
 class SitewatchCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.dataset", "model.dataset")
@@ -53,6 +66,7 @@ class SitewatchCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         place_run_outputs(config.trainer)
+        drop_monitors_without_validation(config.trainer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -211,6 +211,10 @@ class SiteDetectionTask(pl.LightningModule):
     def on_fit_start(self) -> None:
         self._take_data_info()
         self._fit_started = time.time()
+        typical = self.data_info.get("typical_object_px")
+        fresh = self.trainer.global_step == 0 and not self.hparams.init_weights
+        if fresh and typical and self.model.object_head is not None:  # not on resume or fine-tuning
+            self.model.object_head.set_size_prior(*typical, stride=self.model.object_stride)
 
     def on_validation_start(self) -> None:
         self._take_data_info()

@@ -91,3 +91,14 @@ def test_the_reference_recipe_serves_another_dataset_and_one_option_moves_its_ou
     assert {p.name for p in (root / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
     assert next((root / "csv").rglob("metrics.csv")).is_file()
     assert any((root / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_with_validation_off_the_best_checkpoint_is_left_out_without_warnings(tiny_dataset, tmp_path):
+    recipe = Path(__file__).parents[2] / "train" / "configs" / "quick.yaml"
+    fit = run_cli("train", "fit", "--config", str(recipe), "--data.dataset", str(tiny_dataset), *FAST[:-2],
+                  "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0", "--data.samples_per_epoch", "4",
+                  "--trainer.default_root_dir", str(tmp_path / "run"))
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    assert "validation is off (limit_val_batches 0): no best checkpoint" in fit.stdout + fit.stderr
+    assert "ModelCheckpoint" not in fit.stderr
+    assert {p.name for p in (tmp_path / "run" / "checkpoints").iterdir()} == {"last.ckpt"}

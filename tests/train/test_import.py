@@ -154,6 +154,7 @@ def test_the_largest_labeled_object_sets_the_export_overlap_and_warns_of_small_c
     with pytest.warns(UserWarning, match="the largest labeled object is 40 px long, more than a training chip"):
         data.setup("fit")
     assert data.info()["largest_object_m"] == pytest.approx(4.0)  # 40 px at 0.1 m
+    assert data.info()["typical_object_px"] == [25.0, 10.0]  # medians of (40, 10) x 10 and 10 x 10
     # 4 m + 10 m of context at 0.1 m: 140 px, rounded up to 160; a record-less checkpoint assumes 60 m
     assert default_overlap(0.1, 4.0) == 160 and default_overlap(0.1) == 704
     assert default_tile(256, 160) == 1024 and default_tile(256, 704) == 1440

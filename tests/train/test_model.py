@@ -160,6 +160,16 @@ def test_a_kind_without_classes_has_no_head_and_no_output(objects, regions, outp
     assert (heatmap is None, box is None, mask is None) == (not objects, not objects, not regions)
 
 
+def test_the_size_prior_starts_boxes_at_a_typical_object():
+    from train.model.heads import ObjectHead
+
+    head = ObjectHead(16, 16, 1, stride=2).eval()
+    head.set_size_prior(35.0, 20.0, stride=2)
+    with torch.no_grad():
+        _, box = head(torch.zeros(1, 16, 8, 8))
+    np.testing.assert_allclose(box[0, 2:4].mean(dim=(1, 2)).numpy(), [np.log(17.5), np.log(10.0)], atol=0.05)
+
+
 def test_backbone_features_and_strides():
     backbone = build_backbone("mobilenet_v3_large", 2)
     with torch.no_grad():

@@ -24,7 +24,7 @@ from infer.errors import InputError
 from infer.geo.rasterenv import gdal_env
 from train.data.chips import ANNOTATIONS, PILLOW_SUFFIXES, read_json
 from train.data.config import DatasetConfig
-from train.data.labels import longest_side
+from train.data.labels import object_sides
 from train.data.scenes import RawSample
 
 
@@ -69,10 +69,9 @@ class ChipFolder:
     def __len__(self) -> int:
         return len(self._images)
 
-    def largest_object_px(self, gsd_m: float) -> float:
-        """The longest side of any labeled object, in chip pixels (chips are at the dataset's GSD)."""
-        corners = [g[0] for anns in self._anns.values() for kind, _, g in anns if kind == "object"]
-        return longest_side(np.asarray(corners, np.float64).reshape(-1, 4, 2))
+    def object_sides_px(self, gsd_m: float) -> np.ndarray:
+        """(N, 2) length and width of every labeled object, in chip pixels (chips are at the dataset's GSD)."""
+        return object_sides([g[0] for anns in self._anns.values() for kind, _, g in anns if kind == "object"])
 
     def image_paths(self) -> list[Path]:
         return [self.image_path(i) for i in range(len(self))]

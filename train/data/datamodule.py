@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import rasterio
 import torch
@@ -78,6 +79,7 @@ class SiteDataModule(pl.LightningDataModule):
         self.stats: BandStats | None = None
         self.dtype: str | None = None
         self.largest_object_m: float | None = None  # longest side of any training object; None: no objects
+        self.typical_object_px: list[float] | None = None  # median training length and width, pixels
         self._train: DetectionSamples | None = None
         self._val: DetectionSamples | None = None
 
@@ -85,8 +87,10 @@ class SiteDataModule(pl.LightningDataModule):
         h = self.hparams
         n_obj = len(self.config.object_classes)
         train_sources, rasters = build_sources(self.config.train, self.config, h.chip_size)
-        largest = max((source.largest_object_px(self.config.gsd_m) for source in train_sources), default=0.0)
+        sides = np.concatenate([source.object_sides_px(self.config.gsd_m) for source in train_sources])
+        largest = float(sides[:, 0].max()) if len(sides) else 0.0
         self.largest_object_m = round(largest * self.config.gsd_m, 3) if largest else None
+        self.typical_object_px = [round(float(v), 2) for v in np.median(sides, axis=0)] if len(sides) else None
         if largest > h.chip_size:
             rank_zero_warn(f"the largest labeled object is {largest:.0f} px long, more than a training chip "
                            f"({h.chip_size} px) holds: raise --data.chip_size")
@@ -116,6 +120,7 @@ class SiteDataModule(pl.LightningDataModule):
             "chip_size": self.hparams.chip_size,
             "dtype": self.dtype,
             "largest_object_m": self.largest_object_m,
+            "typical_object_px": self.typical_object_px,
         }
 
     def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:

@@ -60,11 +60,11 @@ def _front_first(corners: np.ndarray, heading_deg: float | None) -> np.ndarray:
     return np.roll(corners, -start, axis=0)
 
 
-def longest_side(corners: np.ndarray) -> float:
-    """The longest side among objects' corners (N, 4, 2), in their units; 0 for none."""
-    if len(corners) == 0:
-        return 0.0
-    return float(np.linalg.norm(np.diff(corners[:, :3], axis=1), axis=-1).max())
+def object_sides(corners: np.ndarray) -> np.ndarray:
+    """(N, 2) length and width (length >= width) of objects' corners (N, 4, 2), in their units."""
+    corners = np.asarray(corners, np.float64).reshape(-1, 4, 2)
+    sides = np.linalg.norm(np.diff(corners[:, :3], axis=1), axis=-1)
+    return np.sort(sides, axis=1)[:, ::-1]
 
 
 def read_scene_labels(path: Path, crs: CRS, config: DatasetConfig) -> SceneLabels:

@@ -22,7 +22,7 @@ from infer.geo.rasterenv import gdal_env
 from train.data.config import DatasetConfig
 from train.data.labels import (
     SceneLabels,
-    longest_side,
+    object_sides,
     read_scene_labels,
     window_objects,
     window_region_masks,
@@ -98,9 +98,9 @@ class SceneWindows:
         state["_handles"] = {}
         return state
 
-    def largest_object_px(self, gsd_m: float) -> float:
-        """The longest side of any labeled object, in pixels at `gsd_m` (labels are in map units, metres)."""
-        return max((longest_side(s.labels.corners) / gsd_m for s in self.scenes), default=0.0)
+    def object_sides_px(self, gsd_m: float) -> np.ndarray:
+        """(N, 2) length and width of every labeled object, in pixels at `gsd_m` (labels are in metres)."""
+        return np.concatenate([object_sides(s.labels.corners) for s in self.scenes] or [np.zeros((0, 2))]) / gsd_m
 
     def _open(self, path: Path) -> rasterio.io.DatasetReader:
         if path not in self._handles:

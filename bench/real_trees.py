@@ -1,0 +1,173 @@
+"""Real aerial trees: our recipes and YOLO11n + SAHI, from random init, on the same tile for the same budget.
+
+`python -m bench.real_trees --budget-min 10` (after `make data-trees` and `make bench`'s peers install):
+
+1. `train import voc` of DeepForest's NEON tile OSBS_029 (61 hand-drawn tree boxes, 0.1 m, PNG);
+2. each system trains on that one tile for the same wall-clock budget on this machine, random init,
+   with its own recipe (ours: `train fit --trainer.max_time`; YOLO: Ultralytics' `time`), and keeps its
+   last weights (the only validation image would be the training tile);
+3. each predicts SOAP_061 (37 trees, labeled Alive/Dead), ours with `infer run`, YOLO through SAHI;
+4. `infer evaluate` scores both against SOAP_061's boxes.
+
+Writes `bench/results/real_trees.json`. The 2019_YELL_2_* tiles of the wheel are not used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from bench.machine import describe
+from infer.analysis.evaluate import evaluate
+from infer.contract.label_formats import read_voc
+from infer.geo.geojson import feature, write_feature_collection
+from train.data.config import load_dataset_config
+from train.data.importer import import_images
+
+ROOT = Path(__file__).resolve().parents[1]
+TREES = ROOT / "datasets" / "trees" / "voc"
+RENAMED = {"Alive": "tree", "Dead": "tree"}
+TRAIN, TEST = "OSBS_029", "SOAP_061"
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd)
+    if result.returncode:
+        raise SystemExit(f"{' '.join(args[:2])} failed: {result.stderr.strip().splitlines()[-1:]}")
+    return result
+
+
+def prepare(work: Path) -> Path:
+    """The one-tile chip folder and its dataset YAML; returns the YAML."""
+    source = work / "source"
+    source.mkdir(parents=True)
+    for suffix in (".png", ".xml"):
+        shutil.copy(TREES / f"{TRAIN}{suffix}", source / f"{TRAIN}{suffix}")
+    dataset = work / "trees.yaml"
+    dataset.write_text(yaml.safe_dump({
+        "name": "trees", "bands": ["red", "green", "blue"], "gsd_m": 0.1, "train": "chips/train",
+        "val": "chips/train", "classes": [{"name": "tree", "kind": "object", "color": "#30d030", "oriented": False}]}))
+    import_images(read_voc(source), load_dataset_config(dataset), work / "chips", val_fraction=0)
+    return dataset
+
+
+def train_ours(work: Path, dataset: Path, recipe: str, minutes: float) -> dict:
+    run = work / f"ours-{recipe}"
+    limit = time.strftime("%H:%M:%S", time.gmtime(minutes * 60))
+    start = time.perf_counter()
+    _cli("train", "fit", "--config", str(ROOT / "train" / "configs" / f"{recipe}.yaml"), "--data.dataset",
+         str(dataset), "--trainer.max_time", f"00:{limit}", "--trainer.max_epochs", "100000",
+         "--data.samples_per_epoch", "64", "--data.num_workers", "1", "--trainer.limit_val_batches", "0",
+         "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(run), cwd=work)
+    wall = time.perf_counter() - start
+    import torch
+
+    steps = int(torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"])
+    model = work / f"ours-{recipe}.onnx"
+    _cli("train", "export", str(run / "checkpoints" / "last.ckpt"), "--out", str(model))
+    out = work / f"ours-{recipe}-run"
+    start = time.perf_counter()
+    _cli("infer", "run", str(model), str(TREES / f"{TEST}.png"), "--out", str(out), "--score", "0.05", "--quiet")
+    infer_wall = time.perf_counter() - start
+    scores = evaluate(out / f"{TEST}.geojson", TREES / f"{TEST}.xml", TREES / f"{TEST}.png", 0.5, 0.3,
+                      truth_format="voc", renamed=RENAMED)
+    return {"system": f"sitewatch {recipe} recipe", "train_wall_s": round(wall, 1), "steps": steps,
+            "infer_wall_s": round(infer_wall, 2), **_tree_scores(scores)}
+
+
+def train_yolo(work: Path, minutes: float, model_yaml: str = "yolo11n.yaml", imgsz: int = 416) -> dict:
+    """YOLO on the same tile: its own dataset layout, its own recipe, the same wall-clock budget."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from sahi import AutoDetectionModel
+    from sahi.predict import get_sliced_prediction
+    from ultralytics import YOLO
+
+    data = work / "yolo"
+    (data / "images" / "train").mkdir(parents=True)
+    (data / "labels" / "train").mkdir(parents=True)
+    coco = json.loads((work / "chips" / "train" / "annotations.json").read_text())
+    for im in coco["images"]:
+        shutil.copy(work / "chips" / "train" / im["file_name"], data / "images" / "train" / Path(im["file_name"]).name)
+        lines = [f"0 {(x + w / 2) / im['width']:.6f} {(y + h / 2) / im['height']:.6f} {w / im['width']:.6f} "
+                 f"{h / im['height']:.6f}" for a in coco["annotations"] if a["image_id"] == im["id"]
+                 for x, y, w, h in [a["bbox"]]]
+        (data / "labels" / "train" / f"{Path(im['file_name']).stem}.txt").write_text("\n".join(lines) + "\n")
+    (data / "data.yaml").write_text(yaml.safe_dump({"path": str(data), "train": "images/train",
+                                                    "val": "images/train", "names": {0: "tree"}}))
+    start = time.perf_counter()
+    model = YOLO(model_yaml)
+    model.train(data=str(data / "data.yaml"), epochs=100000, time=minutes / 60, imgsz=imgsz, batch=8, device="cpu",
+                workers=1, pretrained=False, amp=False, plots=False, project=str(work), name="yolo-run",
+                exist_ok=True, seed=0, verbose=False)
+    wall = time.perf_counter() - start
+    weights = work / "yolo-run" / "weights" / "last.pt"
+    results = work / "yolo-run" / "results.csv"
+    epochs = max(0, len(results.read_text().splitlines()) - 1) if results.is_file() else None
+    onnx_path = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True, simplify=False,
+                                               verbose=False))
+    sahi_model = AutoDetectionModel.from_pretrained(model_type="ultralytics", model_path=str(onnx_path),
+                                                    confidence_threshold=0.05, device="cpu", image_size=imgsz)
+    start = time.perf_counter()
+    rgb = np.asarray(Image.open(TREES / f"{TEST}.png").convert("RGB"))
+    result = get_sliced_prediction(rgb, sahi_model, slice_height=imgsz, slice_width=imgsz,
+                                   overlap_height_ratio=0.2, overlap_width_ratio=0.2, perform_standard_pred=False,
+                                   postprocess_type="NMS", postprocess_match_metric="IOU",
+                                   postprocess_match_threshold=0.5, verbose=0)
+    from shapely.geometry import box
+
+    features = [feature(box(p.bbox.minx, p.bbox.miny, p.bbox.maxx, p.bbox.maxy),
+                        {"class": "tree", "score": round(float(p.score.value), 4)})
+                for p in result.object_prediction_list]
+    pred = write_feature_collection(work / "yolo-sahi.geojson", features,
+                                    {"scene": f"{TEST}.png", "model": "yolo11n+sahi", "classes": {"tree": "object"},
+                                     "coordinates": "pixel (x right, y down): the input has no georeferencing"})
+    infer_wall = time.perf_counter() - start
+    scores = evaluate(pred, TREES / f"{TEST}.xml", TREES / f"{TEST}.png", 0.5, 0.3, truth_format="voc",
+                      renamed=RENAMED)
+    return {"system": "YOLO11n + SAHI", "train_wall_s": round(wall, 1), "epochs": epochs,
+            "infer_wall_s": round(infer_wall, 2), **_tree_scores(scores)}
+
+
+def _tree_scores(report: dict) -> dict:
+    tree = report["classes"]["tree"]
+    return {key: tree.get(key) for key in ("truth", "predicted", "ap@0.5", "ap@[.5:.95]", "precision", "recall")}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget-min", type=float, default=10.0, help="training wall-clock minutes per system")
+    p.add_argument("--recipes", default="synthetic,fast", help="our recipes to train, comma-separated")
+    p.add_argument("--no-yolo", action="store_true", help="ours only")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "real_trees.json")
+    args = p.parse_args()
+    if not (TREES / f"{TEST}.png").is_file():
+        raise SystemExit("the DeepForest tiles are missing: make data-trees")
+    work = ROOT / "bench" / "results" / "tmp" / "real_trees"
+    shutil.rmtree(work, ignore_errors=True)
+    dataset = prepare(work)
+    rows = []
+    for recipe in args.recipes.split(","):
+        rows.append(train_ours(work, dataset, recipe, args.budget_min))
+        print(json.dumps(rows[-1]))
+    if not args.no_yolo:
+        rows.append(train_yolo(work, args.budget_min))
+        print(json.dumps(rows[-1]))
+    record = {"command": "python -m bench.real_trees " + " ".join(sys.argv[1:]), "budget_min": args.budget_min,
+              "train_tile": TRAIN, "test_tile": TEST, "machine": describe(),
+              "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "systems": rows}
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -107,7 +107,7 @@ def train_yolo(work: Path, minutes: float, model_yaml: str = "yolo11n.yaml", img
     start = time.perf_counter()
     model = YOLO(model_yaml)
     model.train(data=str(data / "data.yaml"), epochs=100000, time=minutes / 60, imgsz=imgsz, batch=8, device="cpu",
-                workers=1, pretrained=False, amp=False, plots=False, project=str(work), name="yolo-run",
+                workers=1, patience=0, pretrained=False, amp=False, plots=False, project=str(work), name="yolo-run",
                 exist_ok=True, seed=0, verbose=False)
     wall = time.perf_counter() - start
     weights = work / "yolo-run" / "weights" / "last.pt"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from importlib.metadata import version
 from pathlib import Path
@@ -100,7 +101,10 @@ def test_metadata_round_trips_into_model_info(exported):
     assert info.dtype == "uint8"  # scenes of another pixel type are refused at inference
     np.testing.assert_allclose(info.mean, sitewatch["normalization"]["mean"])
     np.testing.assert_allclose(info.std, sitewatch["normalization"]["std"])
-    assert (info.tile, info.overlap, info.stride) == (512, 160, 4)  # 4 x 128 px chips; 70 m at 0.5 m
+    # 4 x 128 px chips; the overlap covers the longest training object, recorded in the checkpoint, + 10 m
+    largest = sitewatch["largest_object_m"]
+    assert 20 < largest < 60 and info.overlap == -(-math.ceil((largest + 10) / 0.5) // 32) * 32
+    assert (info.tile, info.stride) == (512, 4)
     assert info.version == version("sitewatch")
     assert info.provenance["steps"] == 3 and info.provenance["backbone"] == "resnet18"
     assert info.provenance["dataset"] == "tiny" and info.provenance["precision"] == "fp32"

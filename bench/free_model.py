@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from infer.contract.ingraph import normalizing_input
 from infer.contract.schema import OUTPUT_NAMES, ModelInfo
 from infer.runtime.model import OnnxModel
 
@@ -102,6 +103,8 @@ def write_free_model(info: ModelInfo, path: Path) -> Path:
     """The free model with `info`'s interface and metadata, at `path`."""
     proto = helper.make_model(free_graph(info), opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8
+    if info.graph_input == "raw":
+        proto = normalizing_input(proto, info)
     onnx.checker.check_model(proto)
     helper.set_model_props(proto, info.to_metadata())
     onnx.save(proto, path)

@@ -1,7 +1,7 @@
 """Inference speed on the CPU, side by side in one run, medians of several runs.
 
-1. the whole `infer run` pipeline (read, normalize, model, decode, stitch, write) in Mpx/s;
-2. ONNX Runtime alone on the same tiles (already read and normalized);
+1. the whole `infer run` pipeline (read, model, decode, stitch, write) in Mpx/s;
+2. ONNX Runtime alone on the same tiles (already read, as the graph takes them);
 3. PyTorch eager on the same batches with the same weights and thread count.
 
 `python -m bench.infer_speed --checkpoint runs/synthetic/checkpoints/best.ckpt [--size 4096] [--runs 3]`
@@ -61,9 +61,9 @@ def main() -> None:
         grid = open_grid(scene, len(info.bands), info.gsd_m)
         options = RunOptions(batch=args.batch, progress=False)
         reads = list(TileReader(grid, info.tile, info.overlap))
-        batches = [model.normalize(np.stack([r.pixels for r in reads[i:i + args.batch]]),
-                                   np.stack([r.shown for r in reads[i:i + args.batch]]))
-                   for i in range(0, len(reads), args.batch)]
+        raw = [np.stack([r.pixels for r in reads[i:i + args.batch]]) for i in range(0, len(reads), args.batch)]
+        batches = [model.prepare(b) for b in raw]  # what the graph takes
+        normalized = [model.normalize(b) for b in raw]  # what the network takes
         network = load_checkpoint(args.checkpoint).model.eval()
 
         def pipeline() -> None:
@@ -77,7 +77,7 @@ def main() -> None:
 
         def torch_eager() -> None:
             with torch.inference_mode():
-                for batch in batches:
+                for batch in normalized:
                     network(torch.from_numpy(batch))
 
         pipeline()  # warm-up: first session run, page cache

@@ -1,11 +1,14 @@
 """How fast the scene pipeline can go when the network costs nothing: the CPU ceiling of a node.
 
 On the same scenes, in one run: raw rasterio reads of the tiles the
-pipeline reads (one thread), and `process_scene` with the free model
-(`bench.free_model`, the reference model's interface and metadata) with 1
-worker (the serial path) and with N worker processes, medians of several
-runs, each run writing every output. CPU time is counted over the process
-and its worker processes, so "per core" means megapixels per CPU-second.
+pipeline reads (one thread), the pipeline's own tile reader (its threads,
+as a run uses them, without the model's input made), the free model (`bench.free_model`, the
+reference model's interface and metadata) alone on those tiles, and
+`process_scene` with it with 1 worker (the serial path) and with N worker
+processes, medians of several runs, each run writing every output. CPU time
+is counted over the process and its worker processes, so "per core" means
+megapixels per CPU-second. "host" leaves out the CPU time of the free model
+itself, which a GPU node spends on its GPU: the CPU ceiling of such a node.
 
 `python -m bench.pipeline_ceiling [--like checkpoints/reference.onnx] [--sizes 4096 8192] [--workers 1 2] [--runs 3]`
 writes bench/results/pipeline_ceiling.json.
@@ -23,6 +26,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import rasterio
 from rasterio.windows import Window
 
@@ -33,6 +37,7 @@ from infer.runtime.decoder import start_pool
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
 from infer.runtime.pipeline import process_scene
+from infer.runtime.reader import TileReader, open_grid
 from infer.runtime.tiling import tile_grid
 from synth.cli import main as synth
 
@@ -60,6 +65,20 @@ def raw_read(scene: Path, tile: int, overlap: int) -> None:
             window = Window(t.col, t.row, min(tile, src.width - t.col), min(tile, src.height - t.row))
             src.read(window=window)
             src.read_masks(1, window=window)
+
+
+def model_alone(model: OnnxModel, scene: Path, batch: int):
+    """A function that runs `model` on every tile of `scene`, read beforehand, `batch` tiles at a time."""
+    info = model.info
+    reads = [r.pixels for r in TileReader(open_grid(scene, len(info.bands), info.gsd_m, info.dtype), info.tile,
+                                          info.overlap)]
+    batches = [model.prepare(np.stack(reads[i:i + batch])) for i in range(0, len(reads), batch)]
+
+    def run() -> None:
+        for b in batches:
+            model.run(b)
+
+    return run
 
 
 def measure(fn, runs: int) -> dict:
@@ -93,8 +112,15 @@ def main() -> None:
             scene = tmp / str(size) / "scene_000.tif"
             mpx = size * size / 1e6
             read = measure(lambda scene=scene: raw_read(scene, info.tile, info.overlap), args.runs)
+            grid = open_grid(scene, len(info.bands), info.gsd_m, info.dtype)
+            reader = measure(lambda grid=grid: list(TileReader(grid, info.tile, info.overlap,
+                                                               threads=RunOptions().reader_threads)), args.runs)
+            alone = measure(model_alone(model, scene, RunOptions().batch), args.runs)
             row = {"size_px": size, "megapixels": round(mpx, 2),
                    "raw_read": {"wall_s": round(read["wall_s"], 3), "mpx_per_s_per_core": round(mpx / read["cpu_s"], 2)},
+                   "reader": {"threads": RunOptions().reader_threads, "wall_s": round(reader["wall_s"], 3),
+                              "mpx_per_s_per_core": round(mpx / reader["cpu_s"], 2)},
+                   "model_alone": {"wall_s": round(alone["wall_s"], 3), "cpu_s": round(alone["cpu_s"], 3)},
                    "pipeline": {}}
             for workers in args.workers:
                 pool = start_pool(workers)
@@ -113,6 +139,7 @@ def main() -> None:
                 row["pipeline"][str(workers)] = {
                     "wall_s": round(got["wall_s"], 3), "cpu_s": round(got["cpu_s"], 3),
                     "mpx_per_s": round(mpx / got["wall_s"], 2), "mpx_per_s_per_core": round(mpx / got["cpu_s"], 2),
+                    "host_mpx_per_s_per_core": round(mpx / max(got["cpu_s"] - alone["cpu_s"], 1e-9), 2),
                     "split_seconds": got["last"]["split_seconds"], "counts": got["last"]["counts"]}
                 print(size, workers, row["pipeline"][str(workers)])
             rows.append(row)
@@ -126,12 +153,14 @@ def main() -> None:
         "runs": args.runs,
         "results": rows,
         "pipeline_mpx_per_s_per_core": max(v["mpx_per_s_per_core"] for v in largest["pipeline"].values()),
+        "host_mpx_per_s_per_core": max(v["host_mpx_per_s_per_core"] for v in largest["pipeline"].values()),
         "raw_read_mpx_per_s_per_core": largest["raw_read"]["mpx_per_s_per_core"],
         f"speedup_{max(args.workers)}_workers_vs_{min(args.workers)}": round(one["wall_s"] / most["wall_s"], 3),
         "split": {"serial": one["split_seconds"], f"{max(args.workers)}_workers": most["split_seconds"]},
     }
     result["pipeline_vs_raw_read"] = round(result["pipeline_mpx_per_s_per_core"]
                                            / result["raw_read_mpx_per_s_per_core"], 3)
+    result["host_vs_raw_read"] = round(result["host_mpx_per_s_per_core"] / result["raw_read_mpx_per_s_per_core"], 3)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pipeline_ceiling.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("results", "machine")}))

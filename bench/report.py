@@ -357,31 +357,43 @@ def glance_table(train_reference: dict, peers: dict, infer_speed: dict | None = 
 
 
 def pipeline_ceiling_table(result: dict) -> str:
-    """`bench.pipeline_ceiling`: raw reads and the pipeline with the free model, per scene size and workers."""
+    """`bench.pipeline_ceiling`: raw reads, the free model alone and the pipeline with it, per scene size and
+    workers; "host" leaves out the free model's own CPU time (results from before it was measured: blank)."""
     m, model = result["machine"], result["model"]
     lines = [
         f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), the free model with the interface of "
         f"`{model['like']}` (tile {model['tile']}, overlap {model['overlap']}, stride {model['stride']}, batch "
         f"{model['batch']}), median of {result['runs']} runs, `{m['command']}`; Mpx/s per core is megapixels per "
-        "CPU-second of the process and its workers:",
+        "CPU-second of the process and its workers, host Mpx/s per core leaves out the CPU-seconds of the free "
+        "model alone on the same tiles (what a GPU node spends on its GPU):",
         "",
-        "| scene (px) | what | seconds | Mpx/s | Mpx/s per core | main thread: read / model / decode+stitch / write (s) |",
-        "| ---: | --- | ---: | ---: | ---: | --- |",
+        "| scene (px) | what | seconds | Mpx/s | Mpx/s per core | host Mpx/s per core | main thread: read / model / "
+        "decode+stitch / write (s) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in result["results"]:
-        size = f"{row['size_px']}²"
+        size, mpx = f"{row['size_px']}²", row["megapixels"]
         read = row["raw_read"]
         lines.append(f"| {size} | raw rasterio read of the tiles, 1 thread | {read['wall_s']:.2f} | "
-                     f"{row['megapixels'] / read['wall_s']:.1f} | {read['mpx_per_s_per_core']:.1f} | |")
+                     f"{mpx / read['wall_s']:.1f} | {read['mpx_per_s_per_core']:.1f} | | |")
+        if reader := row.get("reader"):
+            lines.append(f"| {size} | the pipeline's tile reader, {reader['threads']} threads | {reader['wall_s']:.2f} | "
+                         f"{mpx / reader['wall_s']:.1f} | {reader['mpx_per_s_per_core']:.1f} | | |")
+        if alone := row.get("model_alone"):
+            lines.append(f"| {size} | free model alone on the tiles (ONNX Runtime) | {alone['wall_s']:.2f} | "
+                         f"{mpx / alone['wall_s']:.1f} | {mpx / alone['cpu_s']:.1f} | | |")
         for workers, run in row["pipeline"].items():
             split = run["split_seconds"]
             what = "pipeline, serial (`--workers 1`)" if workers == "1" else f"pipeline, `--workers {workers}`"
+            host = f"{run['host_mpx_per_s_per_core']:.1f}" if "host_mpx_per_s_per_core" in run else ""
             lines.append(f"| {size} | {what} | {run['wall_s']:.2f} | {run['mpx_per_s']:.1f} | "
-                         f"{run['mpx_per_s_per_core']:.1f} | {split['read']:.2f} / {split['model']:.2f} / "
+                         f"{run['mpx_per_s_per_core']:.1f} | {host} | {split['read']:.2f} / {split['model']:.2f} / "
                          f"{split['decode_stitch']:.2f} / {split['write']:.2f} |")
     speedup = next((k for k in result if k.startswith("speedup_")), None)
+    host = (f", host {result['host_mpx_per_s_per_core']} (**{result['host_vs_raw_read']}×**)"
+            if "host_mpx_per_s_per_core" in result else "")
     lines += ["", f"Largest scene: pipeline {result['pipeline_mpx_per_s_per_core']} Mpx/s per core against raw reads' "
-              f"{result['raw_read_mpx_per_s_per_core']} (**{result['pipeline_vs_raw_read']}×**)"
+              f"{result['raw_read_mpx_per_s_per_core']} (**{result['pipeline_vs_raw_read']}×**){host}"
               + (f"; {speedup.split('_')[1]} workers against 1: **{result[speedup]}×**." if speedup else ".")]
     return "\n".join(lines)
 

@@ -2,7 +2,8 @@
 
 The file is plain ONNX (default domain only, dynamic batch/height/width) and
 describes itself: classes, bands, normalization, GSD, tile, overlap, stride,
-version and provenance travel in its metadata (`infer.contract.schema.ModelInfo`),
+version and provenance travel in its metadata. It takes the raster's own
+pixels and normalizes them in the graph (`infer.contract.ingraph`) (`infer.contract.schema.ModelInfo`),
 so `infer` needs nothing else (docs/design.md, decision 6). Before the file
 takes its final name ONNX Runtime runs it beside PyTorch on a synthetic tile
 and the two must agree (the parity check); a failed export leaves no file
@@ -30,6 +31,7 @@ import torch
 
 from infer.cli.console import OneLineArgumentParser, class_area, run_command
 from infer.contract.defaults import DEFAULT_SCORE
+from infer.contract.ingraph import IMAGE_INPUT, normalizing_input
 from infer.contract.parity import DetectionComparison, compare_detections
 from infer.contract.schema import INPUT_MULTIPLE, OUTPUT_NAMES, ClassInfo, ModelInfo
 from infer.errors import InputError, UsageError
@@ -39,7 +41,6 @@ from synth.tile import busiest_tile, can_draw
 from train.model.detector import OUTPUT_STRIDE, SiteDetector
 from train.task import CHECKPOINT_KEY
 
-INPUT_NAME = "image"
 #: The largest object sitewatch is meant to find (a long storehouse), metres.
 LARGEST_OBJECT_M = 60.0
 #: Context beyond the object the network needs to see to score and size it, metres.
@@ -154,13 +155,13 @@ def check_parity(model: SiteDetector, runtime: OnnxModel, precision: str, size: 
     content: dict[str, int] | None = None
     if can_draw(len(info.bands), info.dtype):
         drawn = busiest_tile(size, info.gsd_m, len(info.bands), info.dtype, seed)
-        tile, content = runtime.normalize(drawn.pixels[None], drawn.pixels[None].any(axis=1)), drawn.labels
+        pixels, content = drawn.pixels[None], drawn.labels
     else:
-        tile = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+        pixels = random_pixels(shape, info, seed)
     with torch.no_grad():
-        reference = [None if t is None else t.numpy()
-                     for t in model.inference_outputs(model.forward_train(torch.from_numpy(tile)))]
-    candidate = runtime.run(tile)
+        reference = [None if t is None else t.numpy() for t in
+                     model.inference_outputs(model.forward_train(torch.from_numpy(runtime.normalize(pixels))))]
+    candidate = runtime.run(runtime.prepare(pixels))
     diffs = {name: float(np.max(np.abs(r - c))) for name, r, c in zip(OUTPUT_NAMES, reference, candidate, strict=True)
              if r is not None}
     peak_diff = 0.0
@@ -172,6 +173,18 @@ def check_parity(model: SiteDetector, runtime: OnnxModel, precision: str, size: 
     detections = compare_detections(first, [None if c is None else c[0] for c in candidate], position_px=position,
                                     angle_rad=angle, margin=max(diffs.get("mask", 0.0), peak_diff), stride=info.stride)
     return ParityReport(shape, precision, diffs, peak_diff, detections, content)
+
+
+def random_pixels(shape: tuple[int, ...], info: ModelInfo, seed: int) -> np.ndarray:
+    """Seeded pixels of `info.input_dtype` spread like the training data (mean ± std per band), clipped to
+    the type's range, for a model whose imagery `synth` cannot draw."""
+    bands = (1, len(info.bands), 1, 1)
+    values = (np.asarray(info.mean).reshape(bands) + np.asarray(info.std).reshape(bands)
+              * np.random.default_rng(seed).standard_normal(shape))
+    dtype = info.input_dtype
+    if np.issubdtype(dtype, np.integer):
+        values = np.clip(np.round(values), np.iinfo(dtype).min, np.iinfo(dtype).max)
+    return values.astype(dtype)
 
 
 def default_overlap(gsd_m: float, largest_object_m: float | None = None) -> int:
@@ -293,7 +306,7 @@ def model_info(loaded: LoadedCheckpoint, checkpoint: Path, precision: str, opset
             std=tuple(float(v) for v in norm["std"]), gsd_m=float(info["gsd_m"]), tile=tile,
             overlap=overlap, stride=loaded.model.object_stride, version=sitewatch_version,
             scale=float(norm["scale"]) if norm.get("scale") is not None else None, dtype=info.get("dtype"),
-            provenance=provenance)
+            graph_input="raw", provenance=provenance)
     except ValueError as exc:
         raise InputError(f"{checkpoint}: {exc}") from None
 
@@ -309,8 +322,8 @@ def to_onnx(model: SiteDetector, in_channels: int, output_names: tuple[str, ...]
         for category in (DeprecationWarning, UserWarning, torch.jit.TracerWarning):
             warnings.simplefilter("ignore", category)
         torch.onnx.export(model, (torch.zeros(1, in_channels, 128, 128),), buffer, dynamo=False,
-                          opset_version=opset, input_names=[INPUT_NAME], output_names=list(output_names),
-                          dynamic_axes={name: _DYNAMIC for name in (INPUT_NAME, *output_names)})
+                          opset_version=opset, input_names=[IMAGE_INPUT], output_names=list(output_names),
+                          dynamic_axes={name: _DYNAMIC for name in (IMAGE_INPUT, *output_names)})
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -389,7 +402,7 @@ def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool =
     precision = "fp16" if fp16 else "fp32"
     info = with_min_areas(model_info(loaded, checkpoint, precision, opset, tile, overlap), min_area_m2)
     proto = to_onnx(loaded.model, len(info.bands), info.output_names, opset)
-    proto = to_fp16(proto) if fp16 else proto
+    proto = normalizing_input(to_fp16(proto) if fp16 else proto, info)
     proto.producer_name, proto.producer_version = "sitewatch", info.version
     proto.doc_string = "sitewatch detector; what it expects is in the metadata key 'sitewatch'"
     onnx.helper.set_model_props(proto, info.to_metadata())

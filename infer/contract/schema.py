@@ -25,6 +25,10 @@ METADATA_FORMAT = 1
 #: Names of the graph outputs, in order: `heatmap` and `box` when there are object classes, `mask` when
 #: there are region classes (`ClassSchema.output_names`).
 OUTPUT_NAMES: tuple[str, str, str] = ("heatmap", "box", "mask")
+#: How a graph takes its pixels (`ModelInfo.graph_input`). "raw": the raster's own digital numbers in
+#: its dtype, normalized inside the graph, so a host moves a quarter of the bytes of float32 (uint8)
+#: and computes nothing per pixel; "normalized": float32 the runtime normalized (files exported before).
+GRAPH_INPUTS = ("raw", "normalized")
 #: Height and width of every model input must be a multiple of this (the backbone's stride 32).
 INPUT_MULTIPLE = 32
 #: The kinds of class: counted oriented objects, and regions (masks).
@@ -126,6 +130,7 @@ class ModelInfo(ClassSchema):
             percentile), for display stretches; None when unknown.
         dtype: pixel type the model was trained on (e.g. "uint8"); a scene of
             another type would be normalized wrongly, so it is refused.
+        graph_input: "raw" or "normalized", see `GRAPH_INPUTS`; `input_dtype` is what the graph takes.
         provenance: how the model came to be (backbone, steps, train_seconds,
             device, dataset, exported_at, precision, ...); free-form, JSON-able,
             not part of equality.
@@ -142,12 +147,19 @@ class ModelInfo(ClassSchema):
     version: str = "unknown"
     scale: float | None = None
     dtype: str | None = None  # pixel type of the training rasters; None when unknown
+    graph_input: str = "normalized"
     provenance: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         problems = _problems(self)
         if problems:
             raise ValueError("invalid model info: " + "; ".join(problems))
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        """The element type of the graph's `image` input: the raster's dtype for a "raw" graph (float32
+        when the training dtype is unknown), float32 for a "normalized" one."""
+        return np.dtype(self.dtype if self.graph_input == "raw" and self.dtype else "float32")
 
     def to_metadata(self) -> dict[str, str]:
         """ONNX `metadata_props` entries: `sitewatch` (the JSON record) plus readable summaries."""
@@ -188,6 +200,7 @@ class ModelInfo(ClassSchema):
                 version=str(record.pop("version", "unknown")),
                 scale=None if record.get("scale") is None else float(record.pop("scale")),
                 dtype=None if record.get("dtype") is None else str(record.pop("dtype")),
+                graph_input=str(record.pop("graph_input", "normalized")),
                 provenance=dict(record.pop("provenance", {}) or {}),
             )
         except InputError:
@@ -214,8 +227,10 @@ def _problems(info: ModelInfo) -> list[str]:
         out.append(f"overlap must be a multiple of {INPUT_MULTIPLE} in [0, tile), got {info.overlap}")
     if info.stride <= 0:
         out.append(f"stride must be > 0, got {info.stride}")
+    if info.graph_input not in GRAPH_INPUTS:
+        out.append(f"graph_input must be one of {GRAPH_INPUTS}, got {info.graph_input!r}")
     return out
 
 
-__all__ = ["INPUT_MULTIPLE", "KINDS", "METADATA_FORMAT", "METADATA_KEY", "OUTPUT_NAMES", "ClassInfo",
+__all__ = ["GRAPH_INPUTS", "INPUT_MULTIPLE", "KINDS", "METADATA_FORMAT", "METADATA_KEY", "OUTPUT_NAMES", "ClassInfo",
            "ClassSchema", "ModelInfo", "hex_rgb", "schema_problems"]

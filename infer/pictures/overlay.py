@@ -98,10 +98,15 @@ class OverviewCanvas:
         row_cuts = self.row_edges[rows[0]:rows[-1] + 2] - tile.row
         col_cuts = self.col_edges[cols[0]:cols[-1] + 2] - tile.col
         window = (slice(row_cuts[0], row_cuts[-1]), slice(col_cuts[0], col_cuts[-1]))
-        weights = valid[window].astype(np.float32)
-        values = pixels[: len(self.means)][(slice(None), *window)] * weights
-        counts = _block_sums(weights, row_cuts - row_cuts[0], col_cuts - col_cuts[0])
-        sums = _block_sums(values, row_cuts - row_cuts[0], col_cuts - col_cuts[0])
+        row_cuts, col_cuts = row_cuts - row_cuts[0], col_cuts - col_cuts[0]
+        values = pixels[: len(self.means)][(slice(None), *window)]
+        if valid[window].all():  # most tiles: the counts are the blocks' sizes, the sums need no weights
+            counts = np.outer(np.diff(row_cuts), np.diff(col_cuts)).astype(np.float32)
+        else:
+            weights = valid[window].astype(np.float32)
+            values = values * weights
+            counts = _block_sums(weights, row_cuts, col_cuts)
+        sums = _block_sums(values, row_cuts, col_cuts)
         self.means[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = np.divide(
             sums, counts, out=np.zeros_like(sums), where=counts > 0)
         self.covered[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = counts > 0
@@ -111,9 +116,10 @@ class OverviewCanvas:
 
 
 def _block_sums(array: np.ndarray, row_cuts: np.ndarray, col_cuts: np.ndarray) -> np.ndarray:
-    """Sums over the blocks [row_cuts[i], row_cuts[i + 1]) x [col_cuts[j], col_cuts[j + 1]) of the last two axes."""
-    summed = np.add.reduceat(array, row_cuts[:-1], axis=-2)
-    return np.add.reduceat(summed, col_cuts[:-1], axis=-1)
+    """Float32 sums over the blocks [row_cuts[i], row_cuts[i + 1]) x [col_cuts[j], col_cuts[j + 1]) of the last
+    two axes (of pixels in any dtype: each is taken as float32, then added in order)."""
+    summed = np.add.reduceat(array, row_cuts[:-1], axis=-2, dtype=np.float32)
+    return np.add.reduceat(summed, col_cuts[:-1], axis=-1, dtype=np.float32)
 
 
 def write_overlay(path: Path, grid: SceneGrid, rboxes: np.ndarray, classes: np.ndarray,

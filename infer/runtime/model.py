@@ -3,7 +3,8 @@
 An exported sitewatch model (see `python -m train export`) carries in its
 ONNX metadata everything the runtime needs (`infer.contract.schema.ModelInfo`:
 classes, bands, normalization, GSD, tile, overlap, stride). `OnnxModel`
-opens the file on CPU or CUDA, normalizes raw pixels and runs batches.
+opens the file on CPU or CUDA, prepares raw pixels as its graph takes them
+and runs batches.
 
 torch-free on purpose: an inference node installs numpy and onnxruntime,
 not torch, and not even the `onnx` package (metadata is read through
@@ -22,6 +23,8 @@ from infer.contract.schema import INPUT_MULTIPLE, OUTPUT_NAMES, ModelInfo
 from infer.errors import InputError, UsageError
 
 DEVICES = ("cpu", "cuda")
+#: ONNX Runtime's names of the element types a graph input may have, by numpy dtype name.
+_ORT_TYPES = {"float32": "float", "float64": "double", "float16": "float16"}
 
 
 def default_engine_cache() -> Path:
@@ -109,6 +112,10 @@ class OnnxModel:
             raise InputError(f"{self.path}: expected one input and outputs {list(self.info.output_names)}, "
                              f"got {len(inputs)} inputs and {outputs}")
         self.input_name: str = inputs[0].name
+        wanted = f"tensor({_ORT_TYPES.get(self.info.input_dtype.name, self.info.input_dtype.name)})"
+        if inputs[0].type != wanted:
+            raise InputError(f"{self.path}: its metadata says the graph takes {self.info.graph_input} "
+                             f"{self.info.input_dtype.name} pixels, but its input is {inputs[0].type}")
         channels = inputs[0].shape[1]
         if isinstance(channels, int) and channels != len(self.info.bands):
             raise InputError(f"{self.path}: graph takes {channels} bands but its metadata lists "
@@ -117,12 +124,12 @@ class OnnxModel:
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, providers={self.providers})"
 
-    def run(self, batch: NDArray[np.floating]) -> tuple[NDArray[np.float32] | None, NDArray[np.float32] | None,
-                                                          NDArray[np.float32] | None]:
-        """Run the network on a normalized batch.
+    def run(self, batch: NDArray[np.number]) -> tuple[NDArray[np.float32] | None, NDArray[np.float32] | None,
+                                                        NDArray[np.float32] | None]:
+        """Run the network on a batch made by `prepare`.
 
         Args:
-            batch: float32 `(B, C, H, W)` from `normalize`; C = len(info.bands),
+            batch: `(B, C, H, W)` of `info.input_dtype` (see `prepare`); C = len(info.bands),
                 H and W multiples of 32.
 
         Returns float32 numpy `(heatmap (B, n_object, H/s, W/s), box (B, 7, H/s,
@@ -130,7 +137,9 @@ class OnnxModel:
         documented in `infer.contract.codec`. A kind the model has no classes of
         has no output: None (`ModelInfo.output_names`).
         """
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if np.asarray(batch).dtype != self.info.input_dtype:
+            raise ValueError(f"batch must be {self.info.input_dtype} as `prepare` gives it, got {np.asarray(batch).dtype}")
+        batch = np.ascontiguousarray(batch)
         if batch.ndim != 4 or batch.shape[1] != len(self.info.bands):
             raise ValueError(f"batch must be (B, {len(self.info.bands)}, H, W), got shape {batch.shape}")
         if batch.shape[2] % INPUT_MULTIPLE or batch.shape[3] % INPUT_MULTIPLE:
@@ -140,6 +149,14 @@ class OnnxModel:
         found = dict(zip(names, self._session.run(list(names), {self.input_name: batch}), strict=True))
         heatmap, box, mask = (found.get(name) for name in OUTPUT_NAMES)
         return heatmap, box, mask
+
+    def prepare(self, pixels: NDArray[np.number]) -> NDArray[np.number]:
+        """Raw pixels `(C, H, W)` or `(B, C, H, W)` as the graph's input: as they are, in `info.input_dtype`
+        (no copy when they have it), for a graph that normalizes them itself; `normalize`d for one that
+        does not."""
+        if self.info.graph_input == "raw":
+            return np.asarray(pixels, self.info.input_dtype)
+        return self.normalize(pixels)
 
     def normalize(self, pixels: NDArray[np.number], valid: NDArray[np.bool_] | None = None,
                   in_place: bool = False) -> NDArray[np.float32]:

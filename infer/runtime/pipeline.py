@@ -1,4 +1,4 @@
-"""One scene through the model: read → normalize → batch → ONNX Runtime → decode → stitch → write.
+"""One scene through the model: read → batch → ONNX Runtime → decode → stitch → write.
 
 Outputs appear only when complete (temporary names, then rename); a failure
 removes what it had started. Each run reports where its time went.
@@ -35,8 +35,8 @@ from infer.runtime.vectors import footprint, object_features, output_crs_note, r
 
 @dataclass
 class Timings:
-    """Seconds the calling thread spent per stage: waiting for tiles (read and normalize, done by the
-    reader threads), in ONNX Runtime, decoding and stitching (or waiting for the workers that decode),
+    """Seconds the calling thread spent per stage: waiting for tiles (read and prepared for the model by
+    the reader threads), in ONNX Runtime, decoding and stitching (or waiting for the workers that decode),
     writing; `model` is ONNX Runtime alone."""
 
     read: float = 0.0
@@ -71,7 +71,7 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
                   pool: ProcessPoolExecutor | None = None) -> dict:
     """Run one scene; returns its summary entry. Raises InputError for a scene that cannot be done.
 
-    Stages overlap (docs/design.md, decision 12): reader threads read and normalize tiles ahead;
+    Stages overlap (docs/design.md, decision 12): reader threads read and prepare tiles ahead;
     the model runs batch by batch; decoding runs in `pool`'s worker processes (`options.workers` of them; one is started for this
     scene when none is given) or, with one worker, here; the overview's imagery is made from the
     tiles as they are read; results are stitched and mask cores written in tile order; the pictures
@@ -83,10 +83,10 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
     canvas = OverviewCanvas(grid) if OverviewCanvas.fits(grid, plan.overlap) else None
 
     def prepare(read: TileRead) -> np.ndarray | None:
-        """In a reader thread: the tile onto the overview, then the model's input made from it (in its buffer)."""
+        """In a reader thread: the tile onto the overview, then the model's input made from it."""
         if canvas is not None:
             canvas.add(read.tile, read.pixels, read.valid)
-        return model.normalize(read.pixels, read.shown, in_place=True) if read.valid.any() else None
+        return model.prepare(read.pixels) if read.valid.any() else None
 
     reader = TileReader(grid, plan.tile, plan.overlap, threads=plan.reader_threads, prepare=prepare)
     paths = output_paths(out_dir, scene, info)

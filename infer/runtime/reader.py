@@ -13,6 +13,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,16 +96,15 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
 
 @dataclass
 class TileRead:
-    """One tile's pixels: (C, h, w) float32 raw values, valid (h, w) bool (the tile's shape).
+    """One tile's pixels: (C, h, w) raw values in the scene's dtype, valid (h, w) bool (the tile's shape).
 
     `pixels` are what the model is shown; `valid` says which are the scene's own. Where the tile
     reaches past the scene's edge (a scene shorter than a tile, by less than the input multiple
     unless it is thinner than one), `pixels` mirror the scene's edge; where the scene has no data,
-    they repeat the nearest valid pixel. `shown` (h, w): the pixels the model is shown as ground,
-    every pixel once a tile has any valid one. Why not the mean colour: it reads as flat bare
-    ground. The reference network called most of an 8 px strip a cleared site beside it (110,642 px
-    against the 13,328 px labeled; mirrored: 13,268), and saw 49 cleared sites for 3 along a no-data
-    edge (21 with the nearest valid pixel).
+    they repeat the nearest valid pixel. Why not the mean colour: it reads as flat bare ground. The
+    reference network called most of an 8 px strip a cleared site beside it (110,642 px against the
+    13,328 px labeled; mirrored: 13,268), and saw 49 cleared sites for 3 along a no-data edge (21
+    with the nearest valid pixel).
 
     `inputs`: the model's input made from them by the reader's `prepare`, in the reader's thread
     (None without one, and for a tile with no valid pixel).
@@ -113,15 +113,19 @@ class TileRead:
     tile: Tile
     pixels: np.ndarray
     valid: np.ndarray
-    shown: np.ndarray
     inputs: np.ndarray | None = None
 
 
 class TileReader:
     """Reads the tiles of one scene with a few threads, in order, a bounded number ahead.
 
-    `prepare(read)`, when given, runs in the reading thread on every tile read (numpy releases the
-    GIL), off the thread that runs the model; what it returns becomes the tile's `inputs`.
+    The threads share one dataset handle, one read at a time, and GDAL decodes each read's blocks
+    with `threads` threads of its own (`GDAL_NUM_THREADS`). Why not a handle per thread: GDAL
+    caches blocks per handle, so neighbouring tiles read by different threads decoded their shared
+    blocks twice; on an 8192² deflate scene two handles took 2.1 CPU-s where one takes 0.8.
+    What follows a read (padding, filling no-data) runs in the threads in parallel, as does
+    `prepare(read)`, when given (numpy releases the GIL), off the thread that runs the model; what
+    it returns becomes the tile's `inputs`.
     """
 
     def __init__(self, grid: SceneGrid, tile: int, overlap: int, threads: int = 2, ahead: int = 8,
@@ -129,20 +133,22 @@ class TileReader:
         self.grid, self.tile, self.threads, self.ahead, self.prepare = grid, tile, threads, ahead, prepare
         self.tiles = tile_grid(grid.width, grid.height, tile, overlap)
 
-    def read(self, src: rasterio.io.DatasetReader, tile: Tile) -> TileRead:
+    def read(self, src: rasterio.io.DatasetReader, tile: Tile, lock: threading.Lock | None = None) -> TileRead:
+        """One tile from `src`, holding `lock` (when given) while GDAL reads."""
         g = self.grid
         rows, cols = min(tile.height, g.height - tile.row), min(tile.width, g.width - tile.col)
         window = Window(tile.col * g.scale, tile.row * g.scale, cols * g.scale, rows * g.scale)
         resampling = Resampling.bilinear if g.scale != 1 else Resampling.nearest
         try:
-            data = src.read(window=window, out_shape=(g.count, rows, cols), resampling=resampling,
-                            masked=False)
-            mask = src.read_masks(1, window=window, out_shape=(rows, cols), resampling=Resampling.nearest)
+            with lock or nullcontext():
+                data = src.read(window=window, out_shape=(g.count, rows, cols), resampling=resampling,
+                                masked=False)
+                mask = src.read_masks(1, window=window, out_shape=(rows, cols), resampling=Resampling.nearest)
         except RasterioIOError as exc:
             reason = gdal_reason(exc).removeprefix(f"{g.path}, ").removeprefix(f"{g.path.name}, ")
             raise InputError(f"{g.path.name} is damaged or truncated near pixel ({tile.row}, {tile.col}): "
                              f"{reason}") from None
-        pixels, valid = data.astype(np.float32, copy=False), mask > 0
+        pixels, valid = data, mask > 0
         if (rows, cols) != (tile.height, tile.width):
             padding = ((0, tile.height - rows), (0, tile.width - cols))
             pixels = np.pad(pixels, ((0, 0), *padding), mode="symmetric")
@@ -151,42 +157,35 @@ class TileReader:
         else:
             mirrored = valid
         if mirrored.all() or not mirrored.any():
-            return TileRead(tile, pixels, valid, mirrored)
+            return TileRead(tile, pixels, valid)
         # no-data shown as its nearest valid pixel, not as a flat colour
         nearest = ndimage.distance_transform_edt(~mirrored, return_distances=False, return_indices=True)
-        return TileRead(tile, pixels[:, nearest[0], nearest[1]], valid, np.ones_like(valid))
+        return TileRead(tile, pixels[:, nearest[0], nearest[1]], valid)
 
     def __iter__(self) -> Iterator[TileRead]:
-        """Tiles in order; each thread has its own dataset handle (GDAL handles are not thread-safe)."""
-        local = threading.local()
-        opened: list[rasterio.io.DatasetReader] = []
+        """Tiles in order."""
         lock = threading.Lock()
+        with gdal_env(), rasterio.Env(GDAL_NUM_THREADS=str(self.threads)), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            src = rasterio.open(self.grid.path)
+        try:
+            def read_in_thread(tile: Tile) -> TileRead:
+                with gdal_env():
+                    read = self.read(src, tile, lock)
+                if self.prepare is not None:
+                    read.inputs = self.prepare(read)
+                return read
 
-        def read_in_thread(tile: Tile) -> TileRead:
-            if not hasattr(local, "src"):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                    local.src = rasterio.open(self.grid.path)
-                with lock:
-                    opened.append(local.src)
-            read = self.read(local.src, tile)
-            if self.prepare is not None:
-                read.inputs = self.prepare(read)
-            return read
-
-        with gdal_env():
-            try:
-                with ThreadPoolExecutor(self.threads) as pool:
-                    pending: deque[Future] = deque()
-                    for tile in self.tiles:
-                        pending.append(pool.submit(read_in_thread, tile))
-                        if len(pending) >= self.ahead:
-                            yield pending.popleft().result()
-                    while pending:
+            with ThreadPoolExecutor(self.threads) as pool:
+                pending: deque[Future] = deque()
+                for tile in self.tiles:
+                    pending.append(pool.submit(read_in_thread, tile))
+                    if len(pending) >= self.ahead:
                         yield pending.popleft().result()
-            finally:
-                for src in opened:
-                    src.close()
+                while pending:
+                    yield pending.popleft().result()
+        finally:
+            src.close()
 
 
 def acquisition_date(path: Path) -> str | None:

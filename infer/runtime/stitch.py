@@ -90,15 +90,21 @@ def core_class_map(mask: np.ndarray, tile: Tile, threshold: float = MASK_THRESHO
                    valid: np.ndarray | None = None) -> np.ndarray:
     """The core of a tile's (K, h, w) region probabilities as class indices: 0 none, k + 1 region k.
 
-    Regions are decoded on the whole tile (`decode_regions`, so closing sees
-    past the core's edge); where classes overlap, the most probable wins.
+    Regions are decoded on the core and the reach of closing around it (`decode_regions`, so closing
+    sees past the core's edge); where classes overlap, the most probable wins.
     `valid` (h, w): pixels outside it stay 0 even where closing would fill them.
     """
-    regions = decode_regions(mask, threshold, closing_px)
-    if valid is not None:
-        regions &= valid
+    # Closing decides a pixel from what lies within twice its radius: only the core and that reach of
+    # the tile are decoded, which gives the same core (past the tile's edge both see nothing).
+    reach = 2 * int(np.ceil(closing_px)) + 1
     rows, cols = core_slices(tile)
-    inside, probabilities = regions[:, rows, cols], mask[:, rows, cols]
+    near = (slice(max(0, rows.start - reach), rows.stop + reach), slice(max(0, cols.start - reach), cols.stop + reach))
+    regions = decode_regions(mask[(slice(None), *near)], threshold, closing_px)
+    if valid is not None:
+        regions &= valid[near]
+    inside = regions[:, rows.start - near[0].start:rows.stop - near[0].start,
+                     cols.start - near[1].start:cols.stop - near[1].start]
+    probabilities = mask[:, rows, cols]
     classes = np.zeros(inside.shape[1:], np.uint8)
     if not inside.any():
         return classes

@@ -201,10 +201,20 @@ def test_pipeline_ceiling_table_shows_each_run_and_the_ratios():
               "pipeline_vs_raw_read": 0.14}
     table = pipeline_ceiling_table(result)
     rows = [line for line in table.splitlines() if line.startswith("| 8192²")]
-    assert rows[0] == "| 8192² | raw rasterio read of the tiles, 1 thread | 0.80 | 83.9 | 80.0 | |"
-    assert rows[1] == "| 8192² | pipeline, serial (`--workers 1`) | 4.00 | 16.8 | 11.2 | 0.10 / 1.25 / 2.50 / 0.75 |"
+    assert rows[0] == "| 8192² | raw rasterio read of the tiles, 1 thread | 0.80 | 83.9 | 80.0 | | |"
+    assert rows[1] == "| 8192² | pipeline, serial (`--workers 1`) | 4.00 | 16.8 | 11.2 |  | 0.10 / 1.25 / 2.50 / 0.75 |"
     assert rows[2].startswith("| 8192² | pipeline, `--workers 2` | 3.00 | 22.4 |")
-    assert "(**0.14×**); 2 workers against 1: **1.333×**." in table
+    assert "(**0.14×**); 2 workers against 1: **1.333×**." in table  # a result from before host figures
+
+    result["results"][0]["model_alone"] = {"wall_s": 1.0, "cpu_s": 2.0}
+    result["results"][0]["reader"] = {"threads": 2, "wall_s": 0.5, "mpx_per_s_per_core": 70.0}
+    run["host_mpx_per_s_per_core"] = 16.78
+    result.update(host_mpx_per_s_per_core=16.78, host_vs_raw_read=0.21)
+    rows = [line for line in pipeline_ceiling_table(result).splitlines() if line.startswith("| 8192²")]
+    assert rows[1] == "| 8192² | the pipeline's tile reader, 2 threads | 0.50 | 134.2 | 70.0 | | |"
+    assert rows[2] == "| 8192² | free model alone on the tiles (ONNX Runtime) | 1.00 | 67.1 | 33.6 | | |"
+    assert rows[3] == "| 8192² | pipeline, serial (`--workers 1`) | 4.00 | 16.8 | 11.2 | 16.8 | 0.10 / 1.25 / 2.50 / 0.75 |"
+    assert "(**0.14×**), host 16.78 (**0.21×**); 2 workers" in pipeline_ceiling_table(result)
 
 
 def test_dates_are_listed_as_a_reader_writes_them():

@@ -18,6 +18,7 @@ import rasterio
 from affine import Affine
 from onnx import TensorProto, helper, numpy_helper
 
+from infer.contract.ingraph import normalizing_input
 from infer.contract.schema import OUTPUT_NAMES, ModelInfo
 from tests.helpers import FOUR_CLASS_INFOS
 
@@ -70,12 +71,17 @@ def oracle_graph() -> onnx.GraphProto:
     return helper.make_graph(nodes, "oracle", [image], outputs, initializers)
 
 
-def write_oracle(path: Path, tile: int = 256, overlap: int = 64, classes: tuple = FOUR_CLASS_INFOS) -> Path:
+def write_oracle(path: Path, tile: int = 256, overlap: int = 64, classes: tuple = FOUR_CLASS_INFOS,
+                 graph_input: str = "raw") -> Path:
+    """The oracle as an export writes it (taking uint8 pixels), or with `graph_input` "normalized" as
+    files exported before did (taking float32 the runtime normalized)."""
     proto = helper.make_model(oracle_graph(), opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8
-    onnx.checker.check_model(proto)
     info = ModelInfo(classes, ("red", "green", "blue"), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0.5, tile, overlap,
-                     dtype="uint8")
+                     dtype="uint8", graph_input=graph_input)
+    if graph_input == "raw":
+        proto = normalizing_input(proto, info)
+    onnx.checker.check_model(proto)
     helper.set_model_props(proto, info.to_metadata())
     onnx.save(proto, path)
     return path

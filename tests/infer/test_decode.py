@@ -178,3 +178,26 @@ def test_closing_matches_scipy_binary_closing_by_a_disc():
     pad = 2 * radius + 1  # scipy's closing, with the outside empty
     expected = ndimage.binary_closing(np.pad(region, pad), structure=disc)[pad:-pad, pad:-pad]
     np.testing.assert_array_equal(close_gaps(region, radius), expected)
+
+
+def test_a_core_decoded_with_the_reach_of_closing_is_the_core_of_the_whole_tile():
+    """`core_class_map` closes only the core and twice the radius around it; the core must come out as
+    closing the whole tile would make it, for blobs cut by that reach and radii up to 14 px."""
+    from infer.runtime.stitch import core_class_map, core_slices
+    from infer.runtime.tiling import tile_grid
+
+    rng = np.random.default_rng(4)
+    tiles = tile_grid(2000, 2000, 512, 128)
+    for trial in range(24):
+        tile = tiles[rng.integers(len(tiles))]
+        coarse = rng.random((2, tile.height // 8, tile.width // 8)).astype(np.float32)
+        mask = ndimage.zoom(coarse, (1, 8, 8), order=1)
+        mask = np.where(mask > 0.75, 0.9, mask * 0.4).astype(np.float32)
+        radius = float(rng.uniform(0, 14))
+        whole = decode_regions(mask, 0.5, radius)
+        rows, cols = core_slices(tile)
+        inside, probabilities = whole[:, rows, cols], mask[:, rows, cols]
+        expected = np.where(inside[0] & (~inside[1] | (probabilities[0] >= probabilities[1])), 1,
+                            np.where(inside[1], 2, 0)).astype(np.uint8)
+        got = core_class_map(mask, tile, 0.5, radius)
+        assert got.any() and np.array_equal(got, expected), (trial, radius)

@@ -96,7 +96,7 @@ def test_normalize_uses_the_metadata_statistics(model_path):
 
 def test_run_gives_the_documented_shapes(model_path):
     model = OnnxModel(model_path, threads=1)
-    batch = model.normalize(np.full((2, 3, 64, 96), 100, dtype=np.uint8))
+    batch = model.prepare(np.full((2, 3, 64, 96), 100, dtype=np.uint8))
     heatmap, box, mask = model.run(batch)
     assert heatmap.shape == (2, 2, 16, 24) and box.shape == (2, 7, 16, 24) and mask.shape == (2, 2, 64, 96)
     assert all(a.dtype == np.float32 for a in (heatmap, box, mask))
@@ -105,6 +105,8 @@ def test_run_gives_the_documented_shapes(model_path):
         model.run(batch[:, :, :50])
     with pytest.raises(ValueError, match="B, 3, H, W"):
         model.run(batch[:, :2])
+    with pytest.raises(ValueError, match="float32 as `prepare` gives it, got float64"):
+        model.run(batch.astype(np.float64))
 
 
 def test_tensorrt_engines_are_kept_in_the_user_cache(monkeypatch, tmp_path):
@@ -138,8 +140,8 @@ def test_cuda_without_a_cuda_provider_is_one_line(model_path, capsys):
 @pytest.mark.gpu
 @pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(), reason="no CUDA provider")
 def test_cuda_matches_cpu(model_path):
-    batch = np.random.default_rng(0).standard_normal((1, 3, 128, 128), dtype=np.float32)
     gpu, cpu = OnnxModel(model_path, device="cuda"), OnnxModel(model_path)
+    batch = cpu.prepare(np.random.default_rng(0).integers(0, 255, (1, 3, 128, 128)))
     assert gpu.providers[0] in ("TensorrtExecutionProvider", "CUDAExecutionProvider")
     same = compare_detections([o[0] for o in cpu.run(batch)], [o[0] for o in gpu.run(batch)], margin=1e-3)
     assert same.identical, same
@@ -215,7 +217,7 @@ def test_runtime_imports_and_runs_without_torch(model_path):
             "import numpy as np\n"
             "from infer.runtime.model import OnnxModel\n"
             "m = OnnxModel(sys.argv[1], threads=1)\n"
-            "out = m.run(m.normalize(np.zeros((1, 3, 64, 64), np.uint8)))\n"
+            "out = m.run(m.prepare(np.zeros((1, 3, 64, 64), np.uint8)))\n"
             "assert 'torch' not in {k for k, v in sys.modules.items() if v is not None}\n"
             "print([o.shape for o in out])\n")
     result = subprocess.run([sys.executable, "-c", code, str(model_path)], capture_output=True, text=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -261,7 +262,8 @@ def test_bad_scenes_are_recorded_and_skipped_and_the_job_exits_1(oracle, seam_sc
     assert "uint16 pixels, the model was trained on uint8" in summary["deep.tif"]["error"]
     # GDAL's own reason, not rasterio's pointer to an exception the user never sees
     assert "damaged or truncated" in summary["truncated.tif"]["error"]
-    assert "TIFFReadEncodedTile" in summary["truncated.tif"]["error"]
+    # (libtiff's read of a tile, or GDAL's own when it decodes the blocks of a read in parallel)
+    assert re.search(r"TIFFReadEncodedTile|Cannot read \d+ bytes at offset", summary["truncated.tif"]["error"])
     assert "previous exception" not in result.stderr
     for name in ("truncated", "notes", "four", "deep", "empty"):
         assert summary[f"{name}.tif"]["status"] == "failed" and "\n" not in summary[f"{name}.tif"]["error"]

@@ -61,14 +61,18 @@ def test_graph_is_plain_onnx_with_dynamic_axes(exported):
     assert [o.name for o in graph.graph.output] == ["heatmap", "box", "mask"]
     dims = graph.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims] == ["batch", "", "height", "width"] and dims[1].dim_value == 3
+    # the raster's own pixels go in; the graph normalizes them
+    assert graph.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert OnnxModel(exported.path).info.graph_input == "raw"
     assert exported.report.parity.passed and exported.report.parity.detections.identical
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 128, 160), (2, 3, 256, 256)])
 def test_onnxruntime_matches_pytorch_at_two_sizes(exported, shape):
-    batch = np.random.default_rng(shape[-1]).standard_normal(shape, dtype=np.float32)
-    expected = _torch(exported.loaded.model, batch)
-    got = OnnxModel(exported.path, threads=1).run(batch)
+    runtime = OnnxModel(exported.path, threads=1)
+    pixels = np.random.default_rng(shape[-1]).integers(0, 256, shape, dtype=np.uint8)
+    expected = _torch(exported.loaded.model, runtime.normalize(pixels))
+    got = runtime.run(runtime.prepare(pixels))
     for name, want, have in zip(("heatmap", "box", "mask"), expected, got, strict=True):
         assert have.shape == want.shape, name
         np.testing.assert_allclose(have, want, atol=1e-4, rtol=0, err_msg=name)
@@ -79,8 +83,7 @@ def test_decoded_detections_identical_on_a_real_validation_chip(exported):
     runtime = OnnxModel(exported.path, threads=1)
     with rasterio.open(exported.scene) as src:
         pixels = src.read(window=((0, 256), (0, 256)))
-    batch = runtime.normalize(pixels)[None]
-    expected, got = _torch(exported.loaded.model, batch), runtime.run(batch)
+    expected, got = _torch(exported.loaded.model, runtime.normalize(pixels[None])), runtime.run(pixels[None])
     # 0.3 is the runtime's default; a 3-step model rarely scores that high, so 0.05 too.
     for threshold in (0.3, 0.05):
         same = compare_detections([e[0] for e in expected], [g[0] for g in got], score_threshold=threshold,
@@ -123,9 +126,9 @@ def test_fp16_export_is_within_its_tolerance(exported, tmp_path):
     assert report.size_bytes < 0.6 * exported.report.size_bytes
     runtime = OnnxModel(out, threads=1)
     assert runtime.info.provenance["precision"] == "fp16"
-    batch = np.random.default_rng(1).standard_normal((1, 3, 128, 160), dtype=np.float32)
-    expected, got = _torch(exported.loaded.model, batch), runtime.run(batch)
-    assert all(g.dtype == np.float32 for g in got)  # float32 in and out, float16 inside
+    pixels = np.random.default_rng(1).integers(0, 256, (1, 3, 128, 160), dtype=np.uint8)
+    expected, got = _torch(exported.loaded.model, runtime.normalize(pixels)), runtime.run(pixels)
+    assert all(g.dtype == np.float32 for g in got)  # uint8 in, float32 out, float16 inside
     tolerance = export.TOLERANCE["fp16"]
     assert np.abs(got[1] - expected[1]).max() <= tolerance and np.abs(got[2] - expected[2]).max() <= tolerance
     peaks = (got[0] > 0) & (expected[0] > 0)

@@ -158,9 +158,9 @@ class OnnxModel:
             return np.asarray(pixels, self.info.input_dtype)
         return self.normalize(pixels)
 
-    def normalize(self, pixels: NDArray[np.number], valid: NDArray[np.bool_] | None = None,
-                  in_place: bool = False) -> NDArray[np.float32]:
-        """Raw digital numbers → model input, `(pixels - mean) / std` per band.
+    def normalize(self, pixels: NDArray[np.number], valid: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
+        """Raw digital numbers → the network's input, `(pixels - mean) / std` per band, as the graph of
+        an export does it itself (what a graph taking normalized float32 needs, and PyTorch).
 
         Args:
             pixels: `(C, H, W)` or `(B, C, H, W)` in the raster's own units.
@@ -168,8 +168,7 @@ class OnnxModel:
                 bands); invalid pixels (nodata, outside the scene) become 0,
                 the mean of the training data.
 
-        Returns float32 with the shape of `pixels`: `pixels` itself, normalized, with `in_place` when it
-        is float32 already (the tile reader's own buffers), else a new array.
+        Returns a new float32 array with the shape of `pixels`.
         """
         pixels = np.asarray(pixels)
         if pixels.ndim not in (3, 4) or pixels.shape[-3] != len(self.info.bands):
@@ -178,7 +177,7 @@ class OnnxModel:
         shape = (len(self.info.bands), 1, 1)
         mean = np.asarray(self.info.mean, dtype=np.float32).reshape(shape)
         std = np.asarray(self.info.std, dtype=np.float32).reshape(shape)
-        out = pixels if in_place and pixels.dtype == np.float32 else pixels.astype(np.float32)
+        out = pixels.astype(np.float32)
         out -= mean
         out *= np.float32(1.0) / std
         if valid is not None:

@@ -16,7 +16,7 @@ from shapely.geometry import shape
 
 from infer.contract.geometry import rbox_to_corners
 from infer.geo.crs import to_wgs84
-from infer.geo.geojson import feature, geometry
+from infer.geo.geojson import features, geometry
 from infer.runtime.reader import SceneGrid
 
 SIMPLIFY_PX = 0.5
@@ -41,8 +41,9 @@ def _output_polygons(corners: np.ndarray, grid: SceneGrid) -> np.ndarray:
     return polygons
 
 
-def _to_output(geom: shapely.Geometry, grid: SceneGrid) -> shapely.Geometry:
-    """Scene-grid pixels → map coordinates → WGS84 (or pixels, without georeferencing)."""
+def _to_output(geom, grid: SceneGrid):
+    """Scene-grid pixels → map coordinates → WGS84 (or pixels, without georeferencing); a geometry or an
+    array of them (pointwise, so the same either way)."""
     if not grid.georeferenced:
         return geom
     return to_wgs84(shapely.transform(geom, _to_map(grid)), grid.crs)
@@ -77,7 +78,7 @@ def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     clockwise = ~shapely.is_ccw(shapely.get_exterior_ring(polygons))
     if clockwise.any():
         polygons[clockwise] = _output_polygons(corners[clockwise][:, [1, 0, 3, 2]], grid)
-    out = []
+    properties = []
     for k in range(len(scores)):
         cls = int(classes[k])
         heading = float(headings[k]) if directional[cls] else float(headings[k]) % 180.0
@@ -89,8 +90,8 @@ def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
         }
         if oriented is None or oriented[cls]:
             props["heading_deg"] = round(heading, 1)
-        out.append(feature(polygons[k], props))
-    return out
+        properties.append(props)
+    return features(list(polygons), properties)
 
 
 def region_features(pieces: list[tuple[int, shapely.Geometry, float]], names: list[str],
@@ -101,12 +102,12 @@ def region_features(pieces: list[tuple[int, shapely.Geometry, float]], names: li
     half a pixel (topology kept), which keeps the shape and drops most
     vertices. `area_m2` is the area of the pixels themselves.
     """
-    out = []
-    for k, geom, score in pieces:
-        props = {"class": names[k], "score": round(float(score), 4),
-                 "area_m2": round(geom.area * grid.gsd_m**2, 1)}
-        out.append(feature(_to_output(geom.simplify(SIMPLIFY_PX), grid), props))
-    return out
+    properties = [{"class": names[k], "score": round(float(score), 4), "area_m2": round(geom.area * grid.gsd_m**2, 1)}
+                  for k, geom, score in pieces]
+    if not pieces:
+        return []
+    outlines = shapely.simplify(np.array([geom for _, geom, _ in pieces], dtype=object), SIMPLIFY_PX)
+    return features(list(_to_output(outlines, grid)), properties)
 
 
 def footprint(covered: np.ndarray, factor: float, grid: SceneGrid) -> dict | None:

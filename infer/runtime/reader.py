@@ -122,7 +122,7 @@ class TileReader:
     The threads share one dataset handle, one read at a time, and GDAL decodes each read's blocks
     with `threads` threads of its own (`GDAL_NUM_THREADS`). Why not a handle per thread: GDAL
     caches blocks per handle, so neighbouring tiles read by different threads decoded their shared
-    blocks twice; on an 8192² deflate scene two handles took 2.1 CPU-s where one takes 0.8.
+    blocks twice (`bench.pipeline_ceiling` times the reader as it is).
     What follows a read (padding, filling no-data) runs in the threads in parallel, as does
     `prepare(read)`, when given (numpy releases the GIL), off the thread that runs the model; what
     it returns becomes the tile's `inputs`.

@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from infer.contract.ingraph import normalizing_input
+from infer.contract.ingraph import decoding_regions, normalizing_input
 from infer.contract.schema import OUTPUT_NAMES, ModelInfo
 from infer.runtime.model import OnnxModel
 
@@ -100,9 +100,12 @@ def free_graph(info: ModelInfo) -> onnx.GraphProto:
 
 
 def write_free_model(info: ModelInfo, path: Path) -> Path:
-    """The free model with `info`'s interface and metadata, at `path`."""
+    """The free model with `info`'s interface and metadata, at `path`: decoding its regions itself when
+    `info.region_decode` says so, as an export with `--regions-in-graph` does."""
     proto = helper.make_model(free_graph(info), opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8
+    if info.region_decode is not None:
+        proto = decoding_regions(proto, info)
     if info.graph_input == "raw":
         proto = normalizing_input(proto, info)
     onnx.checker.check_model(proto)

@@ -379,22 +379,26 @@ def pipeline_ceiling_table(result: dict) -> str:
         if reader := row.get("reader"):
             lines.append(f"| {size} | the pipeline's tile reader, {reader['threads']} threads | {reader['wall_s']:.2f} | "
                          f"{mpx / reader['wall_s']:.1f} | {reader['mpx_per_s_per_core']:.1f} | | |")
-        if alone := row.get("model_alone"):
-            lines.append(f"| {size} | free model alone on the tiles (ONNX Runtime) | {alone['wall_s']:.2f} | "
-                         f"{mpx / alone['wall_s']:.1f} | {mpx / alone['cpu_s']:.1f} | | |")
-        for workers, run in row["pipeline"].items():
-            split = run["split_seconds"]
-            what = "pipeline, serial (`--workers 1`)" if workers == "1" else f"pipeline, `--workers {workers}`"
-            host = f"{run['host_mpx_per_s_per_core']:.1f}" if "host_mpx_per_s_per_core" in run else ""
-            lines.append(f"| {size} | {what} | {run['wall_s']:.2f} | {run['mpx_per_s']:.1f} | "
-                         f"{run['mpx_per_s_per_core']:.1f} | {host} | {split['read']:.2f} / {split['model']:.2f} / "
-                         f"{split['decode_stitch']:.2f} / {split['write']:.2f} |")
+        for form, label in (("", ""), ("_regions_in_graph", ", regions decoded in the graph")):
+            if alone := row.get("model_alone" + form):
+                lines.append(f"| {size} | free model{label} alone on the tiles (ONNX Runtime) | {alone['wall_s']:.2f} | "
+                             f"{mpx / alone['wall_s']:.1f} | {mpx / alone['cpu_s']:.1f} | | |")
+            for workers, run in row.get("pipeline" + form, {}).items():
+                split = run["split_seconds"]
+                what = "pipeline, serial (`--workers 1`)" if workers == "1" else f"pipeline, `--workers {workers}`"
+                host = f"{run['host_mpx_per_s_per_core']:.1f}" if "host_mpx_per_s_per_core" in run else ""
+                lines.append(f"| {size} | {what}{label} | {run['wall_s']:.2f} | {run['mpx_per_s']:.1f} | "
+                             f"{run['mpx_per_s_per_core']:.1f} | {host} | {split['read']:.2f} / {split['model']:.2f} / "
+                             f"{split['decode_stitch']:.2f} / {split['write']:.2f} |")
     speedup = next((k for k in result if k.startswith("speedup_")), None)
     host = (f", host {result['host_mpx_per_s_per_core']} (**{result['host_vs_raw_read']}×**)"
             if "host_mpx_per_s_per_core" in result else "")
     lines += ["", f"Largest scene: pipeline {result['pipeline_mpx_per_s_per_core']} Mpx/s per core against raw reads' "
               f"{result['raw_read_mpx_per_s_per_core']} (**{result['pipeline_vs_raw_read']}×**){host}"
               + (f"; {speedup.split('_')[1]} workers against 1: **{result[speedup]}×**." if speedup else ".")]
+    if "host_vs_raw_read_regions_in_graph" in result:
+        lines[-1] += (f" With regions decoded in the graph, host {result['host_mpx_per_s_per_core_regions_in_graph']}"
+                      f" Mpx/s per core (**{result['host_vs_raw_read_regions_in_graph']}×** raw reads).")
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ import torch
 from bench.heldout import HELDOUT_SEED, synth_heldout
 from bench.machine import describe
 from infer.analysis.evaluate import evaluate, found_by_crowding, read_in_pixels
-from infer.contract.defaults import DEFAULT_SCORE
+from infer.contract.defaults import DEFAULT_SCORE, REGION_CLOSING_M
 from infer.runtime.model import OnnxModel
 from infer.runtime.pipeline import RunOptions, process_scene
 from train.cli import SitewatchCLI
@@ -122,7 +122,7 @@ def score_heldout(checkpoint: Path, size: int, seed: int, score: float = 0.05) -
         unclosed = evaluate(tmp / "unclosed" / "scene_000.geojson", truth, scene, iou=0.5, score=DEFAULT_SCORE)["classes"]
     regions = sorted({t.cls for t in truth_items if not t.oriented})
     return {"scene": {"size_px": size, "seed": seed}, "score_threshold": score,
-            "region_closing_m": RunOptions().region_closing_m, **report, "ap_at_looser_iou": looser,
+            "region_closing_m": REGION_CLOSING_M, **report, "ap_at_looser_iou": looser,
             "found_by_crowding": crowding,
             "regions_without_closing": {name: {k: unclosed[name].get(k) for k in ("predicted", "ap@0.5", "iou")}
                                         for name in regions}}

@@ -4,10 +4,12 @@ The file is plain ONNX (default domain only, dynamic batch/height/width) and
 describes itself: classes, bands, normalization, GSD, tile, overlap, stride,
 version and provenance travel in its metadata. It takes the raster's own
 pixels and normalizes them in the graph (`infer.contract.ingraph`) (`infer.contract.schema.ModelInfo`),
-so `infer` needs nothing else (docs/design.md, decision 6). Before the file
-takes its final name ONNX Runtime runs it beside PyTorch on a synthetic tile
-and the two must agree (the parity check); a failed export leaves no file
-behind (decision 8).
+so `infer` needs nothing else (docs/design.md, decision 6). With
+`--regions-in-graph` the graph also decodes its region masks (threshold,
+closing, class choice) and returns a class map, for GPU nodes (decision 12).
+Before the file takes its final name ONNX Runtime runs it beside PyTorch on
+a synthetic tile and the two must agree (the parity check); a failed export
+leaves no file behind (decision 8).
 """
 
 from __future__ import annotations
@@ -29,14 +31,17 @@ import numpy as np
 import onnx
 import torch
 
-from infer.cli.console import OneLineArgumentParser, class_area, run_command
-from infer.contract.defaults import DEFAULT_SCORE
-from infer.contract.ingraph import IMAGE_INPUT, normalizing_input
+from infer.cli.console import OneLineArgumentParser, class_area, finite_float, run_command
+from infer.contract.defaults import DEFAULT_SCORE, MASK_THRESHOLD, REGION_CLOSING_M
+from infer.contract.ingraph import IMAGE_INPUT, decoding_regions, normalizing_input
 from infer.contract.parity import DetectionComparison, compare_detections
-from infer.contract.schema import INPUT_MULTIPLE, OUTPUT_NAMES, ClassInfo, ModelInfo
+from infer.contract.schema import INPUT_MULTIPLE, OUTPUT_NAMES, ClassInfo, ModelInfo, RegionDecode
 from infer.errors import InputError, UsageError
 from infer.files import atomic_write
 from infer.runtime.model import OnnxModel
+from infer.runtime.options import CLOSING_RADII_PER_OVERLAP
+from infer.runtime.stitch import core_class_map
+from infer.runtime.tiling import Tile
 from synth.tile import busiest_tile, can_draw
 from train.model.detector import OUTPUT_STRIDE, SiteDetector
 from train.task import CHECKPOINT_KEY
@@ -122,6 +127,9 @@ class ParityReport:
     peak_diff: float
     detections: DetectionComparison
     content: dict[str, int] | None = None  # None: a random tile
+    #: For a graph that decodes its regions: pixels whose class or score differ from the host's decoding
+    #: of the same network's float masks on the same tile (must be 0); None otherwise.
+    decoded_region_mismatches: int | None = None
 
     @property
     def tolerance(self) -> float:
@@ -131,6 +139,8 @@ class ParityReport:
     def passed(self) -> bool:
         close = max(self.max_abs_diff.get("box", 0.0), self.max_abs_diff.get("mask", 0.0),
                     self.peak_diff) <= self.tolerance
+        if self.decoded_region_mismatches:
+            return False
         return close if self.precision == "fp16" else close and self.detections.identical
 
     def summary(self) -> str:
@@ -142,26 +152,34 @@ class ParityReport:
         edge = f", {d.borderline} borderline decisions ignored" if d.borderline else ""
         holding = ", ".join(f"{n} {c}" for c, n in (self.content or {}).items()) or "nothing labeled"
         source = "random tile" if self.content is None else f"synthetic tile holding {holding}"
+        decoded = "" if self.decoded_region_mismatches is None else (
+            "; regions decoded in the graph as on the host" if not self.decoded_region_mismatches else
+            f"; regions decoded in the graph DIFFER from the host's in {self.decoded_region_mismatches} pixels")
         return (f"{'passed' if self.passed else 'FAILED'} on a {'x'.join(map(str, self.shape))} {source}: "
                 f"max |ORT - PyTorch| {diffs} (tolerance {self.tolerance:g}); detections {same}, compared "
-                f"{d.objects} objects at score > {DEFAULT_SCORE:g} and {d.region_pixels} region pixels{edge}")
+                f"{d.objects} objects at score > {DEFAULT_SCORE:g} and {d.region_pixels} region pixels{edge}"
+                f"{decoded}")
+
+
+def parity_tile(info: ModelInfo, size: int = PARITY_TILE, seed: int = 0) -> tuple[np.ndarray, dict[str, int] | None]:
+    """The `1 x C x size x size` raw pixels the parity check runs on and what they hold (see `ParityReport`)."""
+    if can_draw(len(info.bands), info.dtype):
+        drawn = busiest_tile(size, info.gsd_m, len(info.bands), info.dtype, seed)
+        return drawn.pixels[None], drawn.labels
+    return random_pixels((1, len(info.bands), size, size), info, seed), None
 
 
 def check_parity(model: SiteDetector, runtime: OnnxModel, precision: str, size: int = PARITY_TILE,
                  seed: int = 0) -> ParityReport:
-    """Run `model` (eval) and `runtime` on one `1 x C x size x size` tile (see `ParityReport`) and compare."""
+    """Run `model` (eval) and `runtime` on one `1 x C x size x size` tile (see `ParityReport`) and compare;
+    `runtime` is a graph that returns the network's outputs (masks, not decoded regions)."""
     info = runtime.info
-    shape = (1, len(info.bands), size, size)
-    content: dict[str, int] | None = None
-    if can_draw(len(info.bands), info.dtype):
-        drawn = busiest_tile(size, info.gsd_m, len(info.bands), info.dtype, seed)
-        pixels, content = drawn.pixels[None], drawn.labels
-    else:
-        pixels = random_pixels(shape, info, seed)
+    pixels, content = parity_tile(info, size, seed)
+    shape = pixels.shape
     with torch.no_grad():
         reference = [None if t is None else t.numpy() for t in
                      model.inference_outputs(model.forward_train(torch.from_numpy(runtime.normalize(pixels))))]
-    candidate = runtime.run(runtime.prepare(pixels))
+    candidate = runtime.run(runtime.prepare(pixels))[:3]
     diffs = {name: float(np.max(np.abs(r - c))) for name, r, c in zip(OUTPUT_NAMES, reference, candidate, strict=True)
              if r is not None}
     peak_diff = 0.0
@@ -173,6 +191,19 @@ def check_parity(model: SiteDetector, runtime: OnnxModel, precision: str, size: 
     detections = compare_detections(first, [None if c is None else c[0] for c in candidate], position_px=position,
                                     angle_rad=angle, margin=max(diffs.get("mask", 0.0), peak_diff), stride=info.stride)
     return ParityReport(shape, precision, diffs, peak_diff, detections, content)
+
+
+def region_decoding_mismatches(network: OnnxModel, decoding: OnnxModel, size: int = PARITY_TILE,
+                               seed: int = 0) -> int:
+    """Pixels of the parity tile whose region class or score from `decoding` (a graph that decodes its
+    regions) differ from the host's decoding of `network`'s float masks (the same network without it)."""
+    pixels, _ = parity_tile(network.info, size, seed)
+    mask = network.run(network.prepare(pixels)).mask[0]
+    decoded = decoding.run(decoding.prepare(pixels))
+    decode = decoding.info.region_decode
+    whole = Tile(0, 0, size, size, (0, 0, size, size))
+    classes, scores = core_class_map(mask, whole, decode.threshold, decode.closing_m / decoding.info.gsd_m)
+    return int(np.sum((classes != decoded.region_class[0]) | (scores != decoded.region_score[0])))
 
 
 def random_pixels(shape: tuple[int, ...], info: ModelInfo, seed: int) -> np.ndarray:
@@ -373,7 +404,8 @@ def validate_graph(proto: onnx.ModelProto) -> None:
 
 def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool = False,
                       tile: int | None = None, overlap: int | None = None, check: bool = True,
-                      min_area_m2: Sequence[tuple[str, float]] = ()) -> ExportReport:
+                      min_area_m2: Sequence[tuple[str, float]] = (), regions_in_graph: bool = False,
+                      region_closing_m: float = REGION_CLOSING_M) -> ExportReport:
     """Export a sitewatch checkpoint to a self-describing ONNX file at `out`.
 
     Args:
@@ -388,6 +420,9 @@ def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool =
             raise `InputError` when they disagree (see `ParityReport`).
         min_area_m2: (region class, m²) pairs that replace the classes' own `min_area_m2` (for
             checkpoints trained before a dataset gave one).
+        regions_in_graph: the graph decodes its region masks itself (`infer.contract.ingraph.decoding_regions`),
+            at `MASK_THRESHOLD` and a closing disc of `region_closing_m` metres, which a run cannot change;
+            the parity check then also requires its class map to equal the host's decoding exactly.
 
     Returns an `ExportReport`. Raises `InputError`/`UsageError` (one line).
     """
@@ -398,23 +433,41 @@ def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17, fp16: bool =
                              f"{INPUT_MULTIPLE}, got {value}")
     if tile is not None and overlap is not None and overlap >= tile:
         raise UsageError(f"--overlap ({overlap}) must be less than --tile ({tile})")
+    if not (math.isfinite(region_closing_m) and region_closing_m >= 0):
+        raise UsageError(f"--region-closing must be a finite number of metres >= 0, got {region_closing_m:g}")
     loaded = load_checkpoint(checkpoint)
     precision = "fp16" if fp16 else "fp32"
-    info = with_min_areas(model_info(loaded, checkpoint, precision, opset, tile, overlap), min_area_m2)
-    proto = to_onnx(loaded.model, len(info.bands), info.output_names, opset)
-    proto = normalizing_input(to_fp16(proto) if fp16 else proto, info)
-    proto.producer_name, proto.producer_version = "sitewatch", info.version
-    proto.doc_string = "sitewatch detector; what it expects is in the metadata key 'sitewatch'"
-    onnx.helper.set_model_props(proto, info.to_metadata())
+    network_info = with_min_areas(model_info(loaded, checkpoint, precision, opset, tile, overlap), min_area_m2)
+    info = network_info
+    if regions_in_graph:
+        if not network_info.region_classes:
+            raise UsageError("--regions-in-graph: this checkpoint has no region classes to decode")
+        if CLOSING_RADII_PER_OVERLAP * region_closing_m / network_info.gsd_m > network_info.overlap:
+            raise UsageError(f"--region-closing of {region_closing_m:g} m needs an overlap of at least "
+                             f"{math.ceil(CLOSING_RADII_PER_OVERLAP * region_closing_m / network_info.gsd_m)} px, "
+                             f"got {network_info.overlap}")
+        info = replace(network_info, region_decode=RegionDecode(MASK_THRESHOLD, region_closing_m))
+    network = to_onnx(loaded.model, len(info.bands), info.output_names, opset)
+    network = normalizing_input(to_fp16(network) if fp16 else network, info)
+    proto = decoding_regions(network, info) if regions_in_graph else network
+    for graph, record in ((network, network_info), (proto, info)):
+        graph.producer_name, graph.producer_version = "sitewatch", info.version
+        graph.doc_string = "sitewatch detector; what it expects is in the metadata key 'sitewatch'"
+        onnx.helper.set_model_props(graph, record.to_metadata())
     validate_graph(proto)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as temporary:
-        onnx.save_model(proto, temporary)
         parity = None
+        if check:  # the network against PyTorch; then a graph that decodes its regions against the network
+            onnx.save_model(network, temporary)
+            plain = OnnxModel(temporary, device="cpu", threads=torch.get_num_threads())
+            parity = check_parity(loaded.model, plain, precision)
+        onnx.save_model(proto, temporary)
         if check:
-            runtime = OnnxModel(temporary, device="cpu", threads=torch.get_num_threads())
-            parity = check_parity(loaded.model, runtime, precision)
+            if regions_in_graph:
+                decoding = OnnxModel(temporary, device="cpu", threads=torch.get_num_threads())
+                parity = replace(parity, decoded_region_mismatches=region_decoding_mismatches(plain, decoding))
             if not parity.passed:
                 raise InputError(f"ONNX Runtime disagrees with PyTorch, file not written: {parity.summary()}")
     return ExportReport(out, info, precision, opset, out.stat().st_size, time.perf_counter() - started, parity)
@@ -452,6 +505,13 @@ def build_parser() -> OneLineArgumentParser:
     add("--min-area", type=class_area, action="append", default=[], metavar="CLASS=M2",
         help="record that pieces of region CLASS smaller than M2 m² are not reported; repeat for several "
              "(default: each class's own from the dataset YAML, else 0)")
+    add("--regions-in-graph", action="store_true",
+        help="the graph also thresholds, closes and picks the class of region pixels, returning a uint8 class "
+             "map and the winner's probability instead of a float mask per class: for GPU nodes, where it costs "
+             "nothing and moves fewer bytes off the device; slower than the host's decoding on a CPU, and a run "
+             "cannot change its threshold or closing (default: the host decodes)")
+    add("--region-closing", type=finite_float, default=REGION_CLOSING_M, metavar="METRES",
+        help=f"with --regions-in-graph: radius of the closing disc built into the graph (default: {REGION_CLOSING_M:g})")
     add("--no-check", dest="check", action="store_false",
         help="skip the ONNX Runtime vs PyTorch parity check (default: check)")
     return parser
@@ -462,7 +522,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = args.out if args.out is not None else args.checkpoint.with_suffix(".onnx")
     report = export_checkpoint(args.checkpoint, out, opset=args.opset, fp16=args.fp16, tile=args.tile,
-                               overlap=args.overlap, check=args.check, min_area_m2=args.min_area)
+                               overlap=args.overlap, check=args.check, min_area_m2=args.min_area,
+                               regions_in_graph=args.regions_in_graph, region_closing_m=args.region_closing)
     print("\n".join(report.lines()))
     return 0
 

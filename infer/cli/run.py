@@ -48,9 +48,10 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--overlap", type=int, help="tile overlap in pixels (default: the model's recommendation)")
     p.add_argument("--score", type=finite_float, default=DEFAULT_SCORE,
                    help=f"lowest object score kept (default: {DEFAULT_SCORE:g})")
-    p.add_argument("--region-closing", type=finite_float, default=REGION_CLOSING_M, metavar="METRES",
+    p.add_argument("--region-closing", type=finite_float, default=None, metavar="METRES",
                    help="close region masks with a disc of this radius, bridging gaps that break a berm into "
-                        f"pieces; 0 keeps them as thresholded (default: {REGION_CLOSING_M:g})")
+                        f"pieces; 0 keeps them as thresholded (default: {REGION_CLOSING_M:g}, or the radius a "
+                        "model exported with --regions-in-graph closes by, the only one it can)")
     p.add_argument("--min-area", type=class_area, action="append", default=[], metavar="CLASS=M2",
                    help="report no piece of region CLASS smaller than M2 square metres (also removed from the "
                         "mask); repeat for several classes (default: each class's own, from the model)")

@@ -374,6 +374,15 @@ def close_gaps(region: NDArray[np.bool_], radius: float) -> NDArray[np.bool_]:
     return closed
 
 
+def disc(radius: float) -> NDArray[np.bool_]:
+    """The disc `close_gaps` closes by, {dx² + dy² <= radius²}, as a (2R + 1, 2R + 1) array, R = floor(radius)."""
+    reach = int(np.floor(radius))
+    out = np.zeros((2 * reach + 1, 2 * reach + 1), bool)
+    for dy, half in _disc_rows(radius):
+        out[reach + dy, reach - half:reach + half + 1] = True
+    return out
+
+
 def _disc_rows(radius: float) -> list[tuple[int, int]]:
     """(row offset, half width) of the rows of the disc {dx² + dy² <= radius²}."""
     reach = int(np.floor(radius))
@@ -402,5 +411,5 @@ def _by_disc(mask: NDArray[np.bool_], radius: float, grow: bool) -> NDArray[np.b
 
 
 __all__ = ["BOX_CHANNELS", "REGRESSION_THRESHOLD", "SIGMA_MAX_RATIO", "SIGMA_MIN", "SIGMA_SCALE",
-           "ObjectDetections", "ObjectLabels", "close_gaps", "decode_objects", "decode_regions", "encode_targets",
+           "ObjectDetections", "ObjectLabels", "close_gaps", "decode_objects", "disc", "decode_regions", "encode_targets",
            "gaussian_sigmas"]

@@ -25,6 +25,11 @@ METADATA_FORMAT = 1
 #: Names of the graph outputs, in order: `heatmap` and `box` when there are object classes, `mask` when
 #: there are region classes (`ClassSchema.output_names`).
 OUTPUT_NAMES: tuple[str, str, str] = ("heatmap", "box", "mask")
+#: What a graph that decodes its regions itself (`ModelInfo.region_decode`) returns in place of `mask`:
+#: each pixel's region class (uint8, 0 none, k + 1 region k) and that class's probability (float32, 0 none).
+DECODED_REGION_OUTPUTS: tuple[str, str] = ("region_class", "region_score")
+#: The second input of such a graph: (B, H, W) bool, the pixels that hold imagery (not nodata, not padding).
+VALID_INPUT = "valid"
 #: How a graph takes its pixels (`ModelInfo.graph_input`). "raw": the raster's own digital numbers in
 #: its dtype, normalized inside the graph, so a host moves a quarter of the bytes of float32 (uint8)
 #: and computes nothing per pixel; "normalized": float32 the runtime normalized (files exported before).
@@ -111,6 +116,17 @@ def schema_problems(classes: tuple[ClassInfo, ...]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class RegionDecode:
+    """How a graph decodes its region masks itself (docs/design.md, decision 12): a pixel is in a class
+    when its probability is strictly above `threshold`, each class mask is closed by a disc of
+    `closing_m` metres at the model's GSD, and where classes overlap the most probable wins — what the
+    host does with a graph's float `mask` (`infer.runtime.stitch.core_class_map`)."""
+
+    threshold: float
+    closing_m: float
+
+
+@dataclass(frozen=True)
 class ModelInfo(ClassSchema):
     """What an exported model is and what it expects.
 
@@ -131,6 +147,8 @@ class ModelInfo(ClassSchema):
         dtype: pixel type the model was trained on (e.g. "uint8"); a scene of
             another type would be normalized wrongly, so it is refused.
         graph_input: "raw" or "normalized", see `GRAPH_INPUTS`; `input_dtype` is what the graph takes.
+        region_decode: None when the graph returns region probabilities (`mask`) for the host to decode;
+            how it decodes them itself when it returns `DECODED_REGION_OUTPUTS` and takes `VALID_INPUT`.
         provenance: how the model came to be (backbone, steps, train_seconds,
             device, dataset, exported_at, precision, ...); free-form, JSON-able,
             not part of equality.
@@ -148,6 +166,7 @@ class ModelInfo(ClassSchema):
     scale: float | None = None
     dtype: str | None = None  # pixel type of the training rasters; None when unknown
     graph_input: str = "normalized"
+    region_decode: RegionDecode | None = None
     provenance: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -160,6 +179,14 @@ class ModelInfo(ClassSchema):
         """The element type of the graph's `image` input: the raster's dtype for a "raw" graph (float32
         when the training dtype is unknown), float32 for a "normalized" one."""
         return np.dtype(self.dtype if self.graph_input == "raw" and self.dtype else "float32")
+
+    @property
+    def graph_outputs(self) -> tuple[str, ...]:
+        """The outputs of the file's graph: the network's (`output_names`), with `mask` replaced by
+        `DECODED_REGION_OUTPUTS` when the graph decodes its regions."""
+        if self.region_decode is None:
+            return self.output_names
+        return tuple(o for name in self.output_names for o in (DECODED_REGION_OUTPUTS if name == "mask" else (name,)))
 
     def to_metadata(self) -> dict[str, str]:
         """ONNX `metadata_props` entries: `sitewatch` (the JSON record) plus readable summaries."""
@@ -201,6 +228,7 @@ class ModelInfo(ClassSchema):
                 scale=None if record.get("scale") is None else float(record.pop("scale")),
                 dtype=None if record.get("dtype") is None else str(record.pop("dtype")),
                 graph_input=str(record.pop("graph_input", "normalized")),
+                region_decode=_region_decode(record.pop("region_decode", None)),
                 provenance=dict(record.pop("provenance", {}) or {}),
             )
         except InputError:
@@ -209,6 +237,12 @@ class ModelInfo(ClassSchema):
             # json.JSONDecodeError is a ValueError; __post_init__ raises ValueError.
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
             raise InputError(f"malformed sitewatch metadata: {detail}") from None
+
+
+def _region_decode(record: Mapping[str, Any] | None) -> RegionDecode | None:
+    if record is None:
+        return None
+    return RegionDecode(float(record["threshold"]), float(record["closing_m"]))
 
 
 def _problems(info: ModelInfo) -> list[str]:
@@ -229,8 +263,16 @@ def _problems(info: ModelInfo) -> list[str]:
         out.append(f"stride must be > 0, got {info.stride}")
     if info.graph_input not in GRAPH_INPUTS:
         out.append(f"graph_input must be one of {GRAPH_INPUTS}, got {info.graph_input!r}")
+    decode = info.region_decode
+    if decode is not None:
+        if not info.region_classes:
+            out.append("region_decode needs region classes")
+        if not (math.isfinite(decode.threshold) and 0 <= decode.threshold < 1):
+            out.append(f"region_decode threshold must lie in [0, 1), got {decode.threshold:g}")
+        if not (math.isfinite(decode.closing_m) and decode.closing_m >= 0):
+            out.append(f"region_decode closing_m must be a finite number >= 0, got {decode.closing_m:g}")
     return out
 
 
-__all__ = ["GRAPH_INPUTS", "INPUT_MULTIPLE", "KINDS", "METADATA_FORMAT", "METADATA_KEY", "OUTPUT_NAMES", "ClassInfo",
-           "ClassSchema", "ModelInfo", "hex_rgb", "schema_problems"]
+__all__ = ["DECODED_REGION_OUTPUTS", "GRAPH_INPUTS", "INPUT_MULTIPLE", "KINDS", "METADATA_FORMAT", "METADATA_KEY", "OUTPUT_NAMES", "VALID_INPUT",
+           "ClassInfo", "ClassSchema", "ModelInfo", "RegionDecode", "hex_rgb", "schema_problems"]

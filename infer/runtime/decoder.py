@@ -9,9 +9,9 @@ Objects are decoded on the calling thread (a few peaks, cheap). Results come
 back in the order the tiles went in, so the scene is stitched exactly as
 one process would stitch it, whatever decoded it.
 
-A tile's masks travel to a worker through shared memory (one copy, no
-pickling of megabytes); the worker returns the core's class map and its
-pieces. Workers are started with `spawn`, not `fork`: the parent holds ONNX
+A tile's masks (or the class map and scores of a graph that decoded its
+regions) travel to a worker through shared memory (one copy, no pickling
+of megabytes); the worker returns the core's class map and its pieces. Workers are started with `spawn`, not `fork`: the parent holds ONNX
 Runtime's and GDAL's threads and locks, which a forked child would inherit
 mid-use. With one worker there is no pool: the serial path. As with any `spawn` pool, a script that runs scenes with workers
 must guard its entry point with `if __name__ == "__main__":`.
@@ -33,7 +33,7 @@ import numpy as np
 import shapely
 
 from infer.runtime.options import ResolvedOptions
-from infer.runtime.stitch import TileResult, core_objects, core_regions
+from infer.runtime.stitch import RegionMaps, TileResult, core_objects, core_regions
 from infer.runtime.tiling import Tile
 
 #: How often an idle worker looks for its parent, seconds.
@@ -112,20 +112,23 @@ class TileDecoder:
         self._pending: deque[_Pending] = deque()
 
     def submit(self, tile: Tile, valid: np.ndarray, heatmap: np.ndarray | None, box: np.ndarray | None,
-               mask: np.ndarray | None) -> None:
-        """One tile's outputs (None for a kind the model has no classes of)."""
+               regions: np.ndarray | RegionMaps | None) -> None:
+        """One tile's outputs (None for a kind the model has no classes of); `regions` is its (R, h, w)
+        mask or the maps of a graph that decoded it (see `core_regions`)."""
         objects = core_objects(self.options, self.stride, tile, heatmap, box, valid)
-        if self.pool is None or mask is None:
-            self._pending.append(_Pending(tile, objects, core_regions(self.options, tile, valid, mask)))
+        if self.pool is None or regions is None:
+            self._pending.append(_Pending(tile, objects, core_regions(self.options, tile, valid, regions)))
             return
-        memory = SharedMemory(create=True, size=mask.nbytes + valid.nbytes)
-        shared = np.ndarray(mask.shape, mask.dtype, buffer=memory.buf)
-        shared[...] = mask
-        np.ndarray(valid.shape, bool, buffer=memory.buf, offset=mask.nbytes)[...] = valid
-        del shared
+        decoded = isinstance(regions, RegionMaps)
+        arrays = [regions.classes, regions.scores] if decoded else [regions, valid]
+        memory = SharedMemory(create=True, size=sum(a.nbytes for a in arrays))
+        specs, offset = [], 0
+        for array in arrays:
+            np.ndarray(array.shape, array.dtype, buffer=memory.buf, offset=offset)[...] = array
+            specs.append((array.shape, array.dtype.str, offset))
+            offset += array.nbytes
         try:
-            future = self.pool.submit(_regions_from_shared, self.options, tile, memory.name, mask.shape,
-                                      mask.dtype.str)
+            future = self.pool.submit(_regions_from_shared, self.options, tile, memory.name, specs, decoded)
         except BaseException:  # a broken pool refuses work: the block is freed, not leaked
             memory.close()
             memory.unlink()
@@ -151,16 +154,19 @@ class TileDecoder:
         self._pending.clear()
 
 
-def _regions_from_shared(options: ResolvedOptions, tile: Tile, name: str, shape: tuple[int, ...], dtype: str
-                         ) -> RegionResult:
-    """In a worker: `core_regions` of the mask and valid pixels the parent put in shared memory `name`."""
+def _regions_from_shared(options: ResolvedOptions, tile: Tile, name: str,
+                         specs: list[tuple[tuple[int, ...], str, int]], decoded: bool) -> RegionResult:
+    """In a worker: `core_regions` of what the parent put in shared memory `name`, arrays of (shape, dtype,
+    offset) `specs`: the mask and valid pixels, or a decoding graph's class map and scores (`decoded`)."""
     memory = SharedMemory(name=name)
     try:
-        mask = np.ndarray(shape, np.dtype(dtype), buffer=memory.buf)
-        valid = np.ndarray(shape[1:], bool, buffer=memory.buf, offset=mask.nbytes)
-        result = core_regions(options, tile, valid, mask)
-        del mask, valid
-        return result
+        first, second = (np.ndarray(shape, np.dtype(dtype), buffer=memory.buf, offset=offset)
+                         for shape, dtype, offset in specs)
+        maps = RegionMaps(first, second) if decoded else None
+        classes, pieces = core_regions(options, tile, None, maps) if decoded else core_regions(options, tile, second, first)
+        classes = np.array(classes)  # a view of the shared block when it is the maps' own core: copied out
+        del first, second, maps
+        return classes, pieces
     finally:
         memory.close()
 

@@ -15,16 +15,33 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from infer.contract.schema import INPUT_MULTIPLE, OUTPUT_NAMES, ModelInfo
+from infer.contract.schema import INPUT_MULTIPLE, VALID_INPUT, ModelInfo
 from infer.errors import InputError, UsageError
 
 DEVICES = ("cpu", "cuda")
 #: ONNX Runtime's names of the element types a graph input may have, by numpy dtype name.
 _ORT_TYPES = {"float32": "float", "float64": "double", "float16": "float16"}
+
+
+class ModelOutputs(NamedTuple):
+    """One batch's outputs; None for what the graph does not return (`ModelInfo.graph_outputs`).
+
+    heatmap (B, n_object, H/s, W/s), box (B, 7, H/s, W/s) float32, s = `info.stride`; mask
+    (B, n_region, H, W) float32 probabilities, from a graph that leaves regions to the host;
+    region_class (B, H, W) uint8 and region_score (B, H, W) float32, from one that decodes them
+    (`infer.contract.ingraph.decoding_regions`). Layouts as in `infer.contract.codec`.
+    """
+
+    heatmap: NDArray[np.float32] | None
+    box: NDArray[np.float32] | None
+    mask: NDArray[np.float32] | None = None
+    region_class: NDArray[np.uint8] | None = None
+    region_score: NDArray[np.float32] | None = None
 
 
 def default_engine_cache() -> Path:
@@ -108,9 +125,12 @@ class OnnxModel:
             raise InputError(f"{self.path}: {exc}") from None
         inputs = self._session.get_inputs()
         outputs = [o.name for o in self._session.get_outputs()]
-        if len(inputs) != 1 or outputs != list(self.info.output_names):
-            raise InputError(f"{self.path}: expected one input and outputs {list(self.info.output_names)}, "
-                             f"got {len(inputs)} inputs and {outputs}")
+        wanted_inputs = 1 if self.info.region_decode is None else 2
+        if len(inputs) != wanted_inputs or outputs != list(self.info.graph_outputs) or (
+                wanted_inputs == 2 and inputs[1].name != VALID_INPUT):
+            raise InputError(f"{self.path}: expected {wanted_inputs} input(s) and outputs "
+                             f"{list(self.info.graph_outputs)}, got inputs {[i.name for i in inputs]} "
+                             f"and outputs {outputs}")
         self.input_name: str = inputs[0].name
         wanted = f"tensor({_ORT_TYPES.get(self.info.input_dtype.name, self.info.input_dtype.name)})"
         if inputs[0].type != wanted:
@@ -124,18 +144,16 @@ class OnnxModel:
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, providers={self.providers})"
 
-    def run(self, batch: NDArray[np.number]) -> tuple[NDArray[np.float32] | None, NDArray[np.float32] | None,
-                                                        NDArray[np.float32] | None]:
+    def run(self, batch: NDArray[np.number], valid: NDArray[np.bool_] | None = None) -> ModelOutputs:
         """Run the network on a batch made by `prepare`.
 
         Args:
             batch: `(B, C, H, W)` of `info.input_dtype` (see `prepare`); C = len(info.bands),
                 H and W multiples of 32.
+            valid: `(B, H, W)` bool, the pixels holding imagery, for a graph that decodes its regions
+                (None: all of them); a graph that leaves regions to the host does not take it.
 
-        Returns float32 numpy `(heatmap (B, n_object, H/s, W/s), box (B, 7, H/s,
-        W/s), mask (B, n_region, H, W))` with s = `info.stride`; layouts as
-        documented in `infer.contract.codec`. A kind the model has no classes of
-        has no output: None (`ModelInfo.output_names`).
+        Returns the `ModelOutputs`; a kind the model has no classes of has no output: None.
         """
         if np.asarray(batch).dtype != self.info.input_dtype:
             raise ValueError(f"batch must be {self.info.input_dtype} as `prepare` gives it, got {np.asarray(batch).dtype}")
@@ -145,10 +163,16 @@ class OnnxModel:
         if batch.shape[2] % INPUT_MULTIPLE or batch.shape[3] % INPUT_MULTIPLE:
             raise ValueError(f"batch height and width must be multiples of {INPUT_MULTIPLE}, "
                              f"got {batch.shape[2]}x{batch.shape[3]}")
-        names = self.info.output_names
-        found = dict(zip(names, self._session.run(list(names), {self.input_name: batch}), strict=True))
-        heatmap, box, mask = (found.get(name) for name in OUTPUT_NAMES)
-        return heatmap, box, mask
+        feeds = {self.input_name: batch}
+        if self.info.region_decode is not None:
+            expected = (batch.shape[0], *batch.shape[2:])
+            valid = np.ones(expected, bool) if valid is None else np.ascontiguousarray(valid, bool)
+            if valid.shape != expected:
+                raise ValueError(f"valid must have shape {expected}, got {valid.shape}")
+            feeds[VALID_INPUT] = valid
+        names = self.info.graph_outputs
+        found = dict(zip(names, self._session.run(list(names), feeds), strict=True))
+        return ModelOutputs(*(found.get(name) for name in ModelOutputs._fields))
 
     def prepare(self, pixels: NDArray[np.number]) -> NDArray[np.number]:
         """Raw pixels `(C, H, W)` or `(B, C, H, W)` as the graph's input: as they are, in `info.input_dtype`
@@ -190,4 +214,4 @@ class OnnxModel:
         return out
 
 
-__all__ = ["DEVICES", "OnnxModel", "default_engine_cache", "select_providers"]
+__all__ = ["DEVICES", "ModelOutputs", "OnnxModel", "default_engine_cache", "select_providers"]

@@ -44,8 +44,8 @@ class RunOptions:
     overlap: int | None = None
     batch: int = 4
     score: float = DEFAULT_SCORE
-    mask_threshold: float = MASK_THRESHOLD
-    region_closing_m: float = REGION_CLOSING_M  # 0: region masks as thresholded
+    mask_threshold: float | None = None  # None: the graph's when it decodes its regions, else MASK_THRESHOLD
+    region_closing_m: float | None = None  # metres, 0: masks as thresholded; None as for mask_threshold
     reader_threads: int = 2
     progress: bool = True
     workers: int = 1  # decoding processes; 1: decode on the calling thread (the serial path)
@@ -60,17 +60,18 @@ class RunOptions:
             raise UsageError(f"--batch must be at least 1, got {self.batch}")
         if not (math.isfinite(self.score) and 0 <= self.score <= 1):
             raise UsageError(f"--score must be between 0 and 1, got {self.score:g}")
-        if not (math.isfinite(self.mask_threshold) and 0 <= self.mask_threshold < 1):
-            raise UsageError(f"mask threshold must lie in [0, 1), got {self.mask_threshold:g}")
+        mask_threshold, closing_m = self.region_decoding(info)
+        if not (math.isfinite(mask_threshold) and 0 <= mask_threshold < 1):
+            raise UsageError(f"mask threshold must lie in [0, 1), got {mask_threshold:g}")
         if tile <= 0 or tile % INPUT_MULTIPLE:
             raise UsageError(f"--tile must be a positive multiple of {INPUT_MULTIPLE}, got {tile}")
         if not 0 <= overlap < tile:
             raise UsageError(f"--overlap must be at least 0 and less than the tile ({tile}), got {overlap}")
-        if not (math.isfinite(self.region_closing_m) and self.region_closing_m >= 0):
-            raise UsageError(f"--region-closing must be >= 0 metres, got {self.region_closing_m:g}")
-        closing_px = self.region_closing_m / info.gsd_m
+        if not (math.isfinite(closing_m) and closing_m >= 0):
+            raise UsageError(f"--region-closing must be >= 0 metres, got {closing_m:g}")
+        closing_px = closing_m / info.gsd_m
         if CLOSING_RADII_PER_OVERLAP * closing_px > overlap:
-            raise UsageError(f"--region-closing of {self.region_closing_m:g} m needs an overlap of at least "
+            raise UsageError(f"--region-closing of {closing_m:g} m needs an overlap of at least "
                              f"{math.ceil(CLOSING_RADII_PER_OVERLAP * closing_px)} px, got {overlap}")
         if self.reader_threads < 1:
             raise UsageError(f"reader threads must be at least 1, got {self.reader_threads}")
@@ -88,10 +89,26 @@ class RunOptions:
             raise UsageError(f"--max-objects must be at least 1, got {self.max_objects}")
         max_objects = most_objects(tile, info.stride, len(info.object_classes)) if self.max_objects is None \
             else self.max_objects
-        return ResolvedOptions(tile, overlap, self.batch, self.score, self.mask_threshold, closing_px,
+        return ResolvedOptions(tile, overlap, self.batch, self.score, mask_threshold, closing_px,
                                self.reader_threads, self.progress, self.workers,
                                tuple(v / info.gsd_m**2 for v in min_area.values()), max_objects,
                                tuple(not c.oriented for c in info.object_classes))
+
+
+    def region_decoding(self, info: ModelInfo) -> tuple[float, float]:
+        """(mask threshold, closing radius in metres) of the run: what was asked, else the graph's when it
+        decodes its regions (`ModelInfo.region_decode`), else the defaults. A graph that decodes its
+        regions cannot decode them otherwise: asking for another value is a `UsageError`."""
+        decode = info.region_decode
+        if decode is None:
+            return (MASK_THRESHOLD if self.mask_threshold is None else self.mask_threshold,
+                    REGION_CLOSING_M if self.region_closing_m is None else self.region_closing_m)
+        for flag, asked, fixed, unit in (("mask threshold", self.mask_threshold, decode.threshold, ""),
+                                         ("--region-closing", self.region_closing_m, decode.closing_m, " m")):
+            if asked is not None and asked != fixed:
+                raise UsageError(f"{flag} {asked:g}{unit}: this model decodes its regions in its graph at "
+                                 f"{fixed:g}{unit}; export it without --regions-in-graph to choose at run time")
+        return decode.threshold, decode.closing_m
 
 
 def most_objects(tile: int, stride: int, object_classes: int) -> int:

@@ -29,7 +29,7 @@ from infer.runtime.model import OnnxModel
 from infer.runtime.options import ResolvedOptions, RunOptions
 from infer.runtime.reader import SceneGrid, TileRead, TileReader, acquisition_date, open_grid
 from infer.runtime.runfolder import output_paths
-from infer.runtime.stitch import SceneStitcher, TileResult, drop_specks
+from infer.runtime.stitch import RegionMaps, SceneStitcher, TileResult, drop_specks
 from infer.runtime.vectors import footprint, object_features, output_crs_note, region_features
 
 
@@ -150,10 +150,14 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
 def _run_batch(model: OnnxModel, batch: list[TileRead], decoder: TileDecoder, timings: Timings) -> None:
     """Run the model on a batch of prepared tiles and hand each tile's outputs to the decoder."""
     t0 = time.perf_counter()
-    heatmap, box, mask = model.run(np.stack([r.inputs for r in batch]))
+    valid = np.stack([r.valid for r in batch]) if model.info.region_decode is not None else None
+    out = model.run(np.stack([r.inputs for r in batch]), valid)
     t1 = time.perf_counter()
     for i, read in enumerate(batch):
-        decoder.submit(read.tile, read.valid, *(None if out is None else out[i] for out in (heatmap, box, mask)))
+        regions = (out.mask[i] if out.mask is not None else
+                   RegionMaps(out.region_class[i], out.region_score[i]) if out.region_class is not None else None)
+        decoder.submit(read.tile, read.valid, None if out.heatmap is None else out.heatmap[i],
+                       None if out.box is None else out.box[i], regions)
     timings.model += t1 - t0
     timings.decode_stitch += time.perf_counter() - t1
 

@@ -65,19 +65,35 @@ def core_objects(options: ResolvedOptions, stride: int, tile: Tile, heatmap: np.
     return rboxes[keep], found.scores[keep], found.classes[keep]
 
 
-def core_regions(options: ResolvedOptions, tile: Tile, valid: np.ndarray, mask: np.ndarray | None
+@dataclass(frozen=True)
+class RegionMaps:
+    """A tile's regions as a graph that decodes them returns them (`ModelInfo.region_decode`).
+
+    classes (h, w) uint8: 0 none, k + 1 region k. scores (h, w) float32: that class's probability, 0 none.
+    """
+
+    classes: np.ndarray
+    scores: np.ndarray
+
+
+def core_regions(options: ResolvedOptions, tile: Tile, valid: np.ndarray | None,
+                 regions: np.ndarray | RegionMaps | None
                  ) -> tuple[np.ndarray, list[tuple[int, shapely.Geometry, float, float]]]:
-    """The core's class map and its pieces (see `TileResult`) from the tile's (R, h, w) region probabilities
-    (None: a model without region classes, whose core is all 0)."""
-    if mask is None:
-        r0, c0, r1, c1 = tile.core
-        return np.zeros((r1 - r0, c1 - c0), np.uint8), []
+    """The core's class map and its pieces (see `TileResult`) from the tile's (R, h, w) region probabilities,
+    or from the maps of a graph that decoded them (None: a model without region classes, whose core is all 0).
+    `valid` (h, w): the tile's pixels that hold imagery; the maps have already left out the others."""
+    rows, cols = core_slices(tile)
+    if regions is None:
+        return np.zeros((rows.stop - rows.start, cols.stop - cols.start), np.uint8), []
+    if isinstance(regions, RegionMaps):
+        classes, scores = regions.classes[rows, cols], regions.scores[rows, cols]
+        return classes, core_pieces(classes, scores, tile)
     everywhere = bool(valid.all())  # most tiles: then nothing needs masking
     if not everywhere:
-        mask = np.where(valid, mask, np.float32(0.0))
-    classes = core_class_map(mask, tile, options.mask_threshold, options.closing_px, None if everywhere else valid)
-    rows, cols = core_slices(tile)
-    return classes, core_pieces(classes, mask[:, rows, cols], tile)
+        regions = np.where(valid, regions, np.float32(0.0))
+    classes, scores = core_class_map(regions, tile, options.mask_threshold, options.closing_px,
+                                     None if everywhere else valid)
+    return classes, core_pieces(classes, scores, tile)
 
 
 def core_slices(tile: Tile) -> tuple[slice, slice]:
@@ -87,8 +103,9 @@ def core_slices(tile: Tile) -> tuple[slice, slice]:
 
 
 def core_class_map(mask: np.ndarray, tile: Tile, threshold: float = MASK_THRESHOLD, closing_px: float = 0.0,
-                   valid: np.ndarray | None = None) -> np.ndarray:
-    """The core of a tile's (K, h, w) region probabilities as class indices: 0 none, k + 1 region k.
+                   valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The core of a tile's (K, h, w) region probabilities as class indices (uint8: 0 none, k + 1 region k)
+    and each pixel's probability of its class (float32, 0 where none).
 
     Regions are decoded on the core and the reach of closing around it (`decode_regions`, so closing
     sees past the core's edge); where classes overlap, the most probable wins.
@@ -106,34 +123,33 @@ def core_class_map(mask: np.ndarray, tile: Tile, threshold: float = MASK_THRESHO
                      cols.start - near[1].start:cols.stop - near[1].start]
     probabilities = mask[:, rows, cols]
     classes = np.zeros(inside.shape[1:], np.uint8)
+    best = np.zeros(inside.shape[1:], np.float32)
     if not inside.any():
-        return classes
-    best = np.full(inside.shape[1:], -1.0, np.float32)
+        return classes, best
+    best[...] = -1.0
     for k in range(len(inside)):  # strictly more probable wins: ties go to the first class, as argmax would
         wins = inside[k] & (probabilities[k] > best)
         classes[wins] = k + 1
         best = np.where(wins, probabilities[k], best)
-    return classes
+    best[classes == 0] = 0.0
+    return classes, best
 
 
-def core_pieces(classes: np.ndarray, probabilities: np.ndarray, tile: Tile
+def core_pieces(classes: np.ndarray, scores: np.ndarray, tile: Tile
                 ) -> list[tuple[int, shapely.Geometry, float, float]]:
     """Connected pieces of a core class map (h, w), in scene-grid pixels, with (probability sum, area).
 
-    `probabilities` (K, h, w): of the same core; a piece's sum is over its own class's probability.
+    `scores` (h, w): of the same core, each pixel's probability of its class; a piece's sum is over them.
     """
     rows, cols = np.flatnonzero(classes.any(axis=1)), np.flatnonzero(classes.any(axis=0))
     if rows.size == 0:
         return []
     # Only the box around the pieces: labeling and outlining cost what their array holds.
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    classes, probabilities = classes[box], probabilities[(slice(None), *box)]
+    classes, scores = classes[box], scores[box]
     labels, piece_class = _label(classes)
-    own = np.zeros(classes.shape, np.float32)
-    for k, p in enumerate(probabilities):
-        np.copyto(own, p, where=classes == k + 1)
     areas = np.bincount(labels.ravel(), minlength=len(piece_class) + 1)
-    sums = np.bincount(labels.ravel(), weights=own.ravel(), minlength=len(piece_class) + 1)
+    sums = np.bincount(labels.ravel(), weights=scores.ravel(), minlength=len(piece_class) + 1)
     offset = Affine.translation(tile.core[1] + cols[0], tile.core[0] + rows[0])
     return [(int(piece_class[int(n) - 1]), shape(geom), float(sums[int(n)]), float(areas[int(n)]))
             for geom, n in shapes(labels, mask=labels > 0, transform=offset, connectivity=8)]

@@ -199,5 +199,7 @@ def test_a_core_decoded_with_the_reach_of_closing_is_the_core_of_the_whole_tile(
         inside, probabilities = whole[:, rows, cols], mask[:, rows, cols]
         expected = np.where(inside[0] & (~inside[1] | (probabilities[0] >= probabilities[1])), 1,
                             np.where(inside[1], 2, 0)).astype(np.uint8)
-        got = core_class_map(mask, tile, 0.5, radius)
+        got, scores = core_class_map(mask, tile, 0.5, radius)
         assert got.any() and np.array_equal(got, expected), (trial, radius)
+        own = np.where(got == 1, probabilities[0], np.where(got == 2, probabilities[1], 0))
+        np.testing.assert_array_equal(scores, own)

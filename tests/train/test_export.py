@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,9 +18,11 @@ import torch
 
 from infer.cli.console import run_command
 from infer.contract.parity import DetectionComparison, compare_detections
-from infer.contract.schema import ModelInfo
+from infer.contract.schema import ModelInfo, RegionDecode
 from infer.errors import InputError
 from infer.runtime.model import OnnxModel
+from infer.runtime.options import RunOptions
+from infer.runtime.pipeline import process_scene
 from tests.helpers import run_cli
 from train import export, slim
 from train.export import default_overlap, default_tile, export_checkpoint, load_checkpoint, main
@@ -72,7 +75,7 @@ def test_onnxruntime_matches_pytorch_at_two_sizes(exported, shape):
     runtime = OnnxModel(exported.path, threads=1)
     pixels = np.random.default_rng(shape[-1]).integers(0, 256, shape, dtype=np.uint8)
     expected = _torch(exported.loaded.model, runtime.normalize(pixels))
-    got = runtime.run(runtime.prepare(pixels))
+    got = runtime.run(runtime.prepare(pixels))[:3]
     for name, want, have in zip(("heatmap", "box", "mask"), expected, got, strict=True):
         assert have.shape == want.shape, name
         np.testing.assert_allclose(have, want, atol=1e-4, rtol=0, err_msg=name)
@@ -83,7 +86,7 @@ def test_decoded_detections_identical_on_a_real_validation_chip(exported):
     runtime = OnnxModel(exported.path, threads=1)
     with rasterio.open(exported.scene) as src:
         pixels = src.read(window=((0, 256), (0, 256)))
-    expected, got = _torch(exported.loaded.model, runtime.normalize(pixels[None])), runtime.run(pixels[None])
+    expected, got = _torch(exported.loaded.model, runtime.normalize(pixels[None])), runtime.run(pixels[None])[:3]
     # 0.3 is the runtime's default; a 3-step model rarely scores that high, so 0.05 too.
     for threshold in (0.3, 0.05):
         same = compare_detections([e[0] for e in expected], [g[0] for g in got], score_threshold=threshold,
@@ -127,7 +130,7 @@ def test_fp16_export_is_within_its_tolerance(exported, tmp_path):
     runtime = OnnxModel(out, threads=1)
     assert runtime.info.provenance["precision"] == "fp16"
     pixels = np.random.default_rng(1).integers(0, 256, (1, 3, 128, 160), dtype=np.uint8)
-    expected, got = _torch(exported.loaded.model, runtime.normalize(pixels)), runtime.run(pixels)
+    expected, got = _torch(exported.loaded.model, runtime.normalize(pixels)), runtime.run(pixels)[:3]
     assert all(g.dtype == np.float32 for g in got)  # uint8 in, float32 out, float16 inside
     tolerance = export.TOLERANCE["fp16"]
     assert np.abs(got[1] - expected[1]).max() <= tolerance and np.abs(got[2] - expected[2]).max() <= tolerance
@@ -281,3 +284,30 @@ def test_the_smallest_region_reported_travels_into_the_model_and_can_be_set_at_e
     assert run_command(main, [str(exported.ckpt), "--out", str(tmp_path / "bad.onnx"), "--min-area", "truck=4"]) == 2
     assert "truck is not a region class of this checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_regions_decoded_in_the_graph_pass_parity_and_run_as_the_host_decodes(exported, tmp_path, capsys):
+    out = tmp_path / "decoding.onnx"
+    assert run_command(main, [str(exported.ckpt), "--out", str(out), "--regions-in-graph", "--region-closing", "3"]) == 0
+    assert "regions decoded in the graph as on the host" in capsys.readouterr().out
+    model = OnnxModel(out, threads=1)
+    assert model.info.region_decode == RegionDecode(0.5, 3.0)
+    assert [i.name for i in model._session.get_inputs()] == ["image", "valid"]
+    runs = {}
+    for name, path in (("host", exported.path), ("graph", out)):
+        folder = tmp_path / name
+        folder.mkdir()
+        summary = process_scene(OnnxModel(path, threads=1), exported.scene, folder,
+                                RunOptions(progress=False, region_closing_m=3.0))
+        runs[name] = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sum(summary["counts"][c.name] for c in model.info.region_classes) > 0  # regions to compare
+    assert runs["host"] == runs["graph"]
+
+
+def test_a_graph_that_decodes_otherwise_than_its_record_fails_parity(exported, tmp_path, monkeypatch):
+    real = export.decoding_regions
+    monkeypatch.setattr(export, "decoding_regions", lambda proto, info: real(
+        proto, replace(info, region_decode=RegionDecode(0.45, info.region_decode.closing_m))))
+    with pytest.raises(InputError, match="regions decoded in the graph DIFFER from the host's in [0-9]+ pixels"):
+        export_checkpoint(exported.ckpt, tmp_path / "model.onnx", regions_in_graph=True)
+    assert list(tmp_path.iterdir()) == []

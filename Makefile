@@ -65,12 +65,14 @@ demo: setup $(DEMO_MODEL) $(DEMO_DIR)/heldout/scene_000.tif $(DEMO_DIR)/scenes/s
 	$(PY) -m infer run $(DEMO_MODEL) $(DEMO_DIR)/heldout/scene_000.tif --out $(DEMO_DIR)/run
 	$(PY) -m infer evaluate $(DEMO_DIR)/run/scene_000.geojson $(DEMO_DIR)/heldout/scene_000.geojson \
 		--scene $(DEMO_DIR)/heldout/scene_000.tif
+	$(PY) -m infer sites $(DEMO_DIR)/run
 	$(PY) -m infer report $(DEMO_DIR)/run
 	$(PY) -m infer diff $(DEMO_DIR)/scenes/scene_000.tif $(DEMO_DIR)/scenes/scene_000_t2.tif \
 		--model $(DEMO_MODEL) --out $(DEMO_DIR)/changes
 	@echo "Report: $(DEMO_DIR)/run/report.html  Overview: $(DEMO_DIR)/run/scene_000_overlay.png"
 	@echo "Best detections: $(DEMO_DIR)/run/scene_000_detections.png  GeoJSON: $(DEMO_DIR)/run/scene_000.geojson"
 	@echo "Scores: $(DEMO_DIR)/run/scene_000_eval.json  Mask: $(DEMO_DIR)/run/scene_000_mask.tif  QGIS: $(DEMO_DIR)/run/scene_000.gpkg"
+	@echo "Sites: $(DEMO_DIR)/run/sites.txt, sites.geojson, sites.gpkg"
 	@echo "Changes: $(DEMO_DIR)/changes/changes.png, changes.txt, changes.geojson  Model: $(DEMO_MODEL)"
 
 # A short CPU training run of the demo recipe, with per-class validation mAP, exported to ONNX.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.machine import describe
@@ -37,6 +38,18 @@ SCENES = (
 TARGETS = {"ap@0.5": 0.95, "precision": 0.9, "storehouse ap@[.5:.95]": 0.75}
 
 
+def heldout_runs(model: OnnxModel, size: int, tmp: Path) -> Iterator[tuple[str, int, list[str], Path, Path, dict]]:
+    """Each scene of `SCENES` generated at `size` in `tmp` and run with the default options: (name, seed,
+    flags, scene, its truth GeoJSON, the run's summary entry)."""
+    for name, flags, seed, stem in SCENES:
+        folder = tmp / f"seed{seed}"
+        synth(["--out", str(folder), "--size", str(size), "--seed", str(seed), "--quiet", *flags])
+        scene, run = folder / f"{stem}.tif", folder / "run"
+        run.mkdir()
+        yield name, seed, flags, scene, folder / f"{stem}.geojson", process_scene(model, scene, run,
+                                                                                  RunOptions(progress=False))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=Path("checkpoints/reference.onnx"))
@@ -46,14 +59,8 @@ def main() -> None:
     model = OnnxModel(args.model)
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        for name, flags, seed, stem in SCENES:
-            folder = tmp / f"seed{seed}"
-            synth(["--out", str(folder), "--size", str(args.size), "--seed", str(seed), "--quiet", *flags])
-            scene, run = folder / f"{stem}.tif", folder / "run"
-            run.mkdir()
-            entry = process_scene(model, scene, run, RunOptions(progress=False))
-            scores = evaluate(Path(entry["outputs"]["geojson"]), folder / f"{stem}.geojson", scene)
+        for name, seed, flags, scene, truth, entry in heldout_runs(model, args.size, Path(tmp_name)):
+            scores = evaluate(Path(entry["outputs"]["geojson"]), truth, scene)
             rows.append({"scene": name, "seed": seed, "flags": flags, "megapixels": entry["megapixels"],
                          "map@0.5": scores["map@0.5"], "map@[.5:.95]": scores["map@[.5:.95]"],
                          "classes": scores["classes"]})

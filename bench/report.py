@@ -136,6 +136,28 @@ def change_detection_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def sites_accuracy_table(result: dict) -> str:
+    """`bench.sites_accuracy`: sites in a model's detections against the sites of the truth, per held-out scene."""
+    m = result["machine"]
+    lines = [
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores): `{Path(result['model']).name}` on the held-out "
+        f"scenes at {result['size_px']}², default options, `infer sites`' rules on its detections and on the truth, "
+        f"`{m['command']}`:",
+        "",
+        "| scene | truth sites | predicted | found | false | storehouse count exact | within ±1 | fortified count exact |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["scenes"]:
+        errors = r["storehouse_errors"]
+        exact = sum(e == 0 for e in errors) / max(len(errors), 1)
+        lines.append(f"| {r['scene']} | {r['truth_sites']} | {r['predicted_sites']} | {r['found']} | {r['false_sites']} "
+                     f"| {exact:.2f} | {r['within_one_storehouse']:.2f} | {r['fortified_exact']:.2f} |")
+    lines.append(f"| **all** | **{result['truth_sites']}** | | **{result['found']}** | **{result['false_sites']}** | "
+                 f"**{result['storehouse_count_exact']:.2f}** | **{result['within_one_storehouse']:.2f}** | "
+                 f"**{result['fortified_count_exact']:.2f}** |")
+    return "\n".join(lines)
+
+
 def _stride(model: dict) -> str:
     """', objects at stride N' for results that recorded it."""
     return f", objects at stride {model['stride']}" if model.get("stride") else ""
@@ -481,6 +503,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "infer_memory": infer_memory_table, "region_closing": region_closing_table,
     "reference_heldout_eval": evaluation_table, "pipeline_ceiling": pipeline_ceiling_table,
     "ray_overhead": ray_overhead_table, "heldout_suite": heldout_suite_table, "real_trees": real_trees_table,
+    "sites_accuracy": sites_accuracy_table,
 }
 
 # Tables made from several result files: NAME -> (render, required files, optional files). The

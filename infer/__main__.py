@@ -13,12 +13,13 @@ commands:
   evaluate  score predicted GeoJSON against truth for a scene
   report    write a self-contained HTML page about a run folder
   diff      what changed between two dates: new, gone and persisting things
+  sites     group detections into sites (compounds) and say which storehouses are fortified
 
 Run `python -m infer COMMAND --help` for a command's options."""
 
 
 COMMANDS = {"run": "infer.cli.run:main", "evaluate": "infer.cli.evaluate:main", "report": "infer.cli.report:main",
-            "diff": "infer.cli.diff:main"}
+            "diff": "infer.cli.diff:main", "sites": "infer.cli.sites:main"}
 
 
 def main() -> int:

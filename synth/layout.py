@@ -16,7 +16,7 @@ from infer.geo.crs import utm_point
 from synth import sites, surroundings
 from synth.occupancy import Occupancy
 from synth.shapes import Sun
-from synth.things import Berm, Label, Thing
+from synth.things import Berm, Label, Storehouse, Surface, Thing
 
 CRS = "EPSG:32637"  # UTM zone 37N
 SITE_LONLAT = (40.93, 34.46)  # near the Al-Bukamal / Al-Qaim border crossing
@@ -133,21 +133,25 @@ def plan_scene(spec: SceneSpec, index: int = 0) -> SceneLayout:
     things += roads
 
     extensions: list[tuple[Berm, Berm]] = []
+    site_things: list[list[Thing]] = []  # what each site planner placed, numbered as sites below
     if not occ.allowed.is_empty:
         for _ in range(_count(rng, 2.0, area_km2)):
-            things += sites.plan_compound(rng, occ, spec.second_date)
+            site_things.append(sites.plan_compound(rng, occ, spec.second_date))
+            things += site_things[-1]
         for k in range(_count(rng, 2.0, area_km2, at_least=2 if spec.second_date else 1)):
-            things += sites.plan_cleared_site(rng, occ, second if spec.second_date and k == 0 else both)
+            site_things.append(sites.plan_cleared_site(rng, occ, second if spec.second_date and k == 0 else both))
+            things += site_things[-1]
         for k in range(_count(rng, 3.0, area_km2)):
             placed, pair = sites.plan_lone_berm(rng, occ, extend=spec.second_date and k == 0)
             things += placed
             if pair:
                 extensions.append((pair[0], pair[1]))
         for _ in range(_count(rng, 4.0, area_km2)):
-            things += sites.plan_lone_storehouse(rng, occ, both)
-        if spec.second_date and not any(t.dates == second and t.label() and t.label().cls == "storehouse"
-                                        for t in things):
-            things += sites.plan_lone_storehouse(rng, occ, second)
+            site_things.append(sites.plan_lone_storehouse(rng, occ, both))
+            things += site_things[-1]
+        if spec.second_date and not any(t.dates == second and isinstance(t, Storehouse) for t in things):
+            site_things.append(sites.plan_lone_storehouse(rng, occ, second))
+            things += site_things[-1]
         for _ in range(_count(rng, 0.8, area_km2, at_least=0)):
             things += surroundings.plan_fields(rng, occ, spec.second_date)
         for _ in range(_count(rng, 1.5, area_km2, at_least=0)):
@@ -160,6 +164,10 @@ def plan_scene(spec: SceneSpec, index: int = 0) -> SceneLayout:
 
     for uid, thing in enumerate(things, start=1):
         thing.uid = uid
+    for number, group in enumerate((g for g in site_things if g), start=1):
+        for thing in group:
+            if not isinstance(thing, Surface):
+                thing.site = number
     for before, after in extensions:
         after.uid = before.uid
 

@@ -61,10 +61,10 @@ def split_ridge(ridge: LineString, max_length: float = MAX_BERM_M) -> list[LineS
 
 
 def _storehouse(rng: np.random.Generator, cx: float, cy: float, length: float, width: float,
-                angle: float, dates: frozenset[int]) -> Storehouse:
+                angle: float, dates: frozenset[int], fortified: bool) -> Storehouse:
     return Storehouse(cx, cy, length, width, angle, height=float(rng.uniform(5, 9)),
                       gable=bool(rng.random() < 0.7), color=_jitter(rng, ROOF_COLORS[rng.integers(len(ROOF_COLORS))]),
-                      dates=dates)
+                      dates=dates, fortified=fortified)
 
 
 def _truck(rng: np.random.Generator, cx: float, cy: float, angle: float, length: float,
@@ -122,7 +122,7 @@ def plan_compound(rng: np.random.Generator, occ: Occupancy, second_date: bool) -
                 dates = frozenset({2})
             else:
                 continue
-            house = _storehouse(rng, float(c[0]), float(c[1]), sl, sw, angle, dates)
+            house = _storehouse(rng, float(c[0]), float(c[1]), sl, sw, angle, dates, fortified=True)
             houses.append(house.footprint.buffer(2.5))
             things.append(house)
 
@@ -156,7 +156,7 @@ def plan_lone_storehouse(rng: np.random.Generator, occ: Occupancy, dates: frozen
         outer = rectangle(cx, cy, extent[0], extent[1], angle)
         if occ.free(outer):
             occ.add(outer)
-            things: list[Thing] = [_storehouse(rng, cx, cy, sl, sw, angle, dates)]
+            things: list[Thing] = [_storehouse(rng, cx, cy, sl, sw, angle, dates, fortified=ringed)]
             if ringed:
                 ridge = ring_ridge(cx, cy, sl + 2 * offset, sw + 2 * offset, angle, gate=float(rng.uniform(8, 12)))
                 things.append(Berm(ridge, berm_w, float(rng.uniform(1.2, 2.5)), dates=dates))

@@ -74,9 +74,15 @@ class Thing:
 
     dates: frozenset[int] = field(default=frozenset({1, 2}), kw_only=True)
     uid: int = field(default=0, kw_only=True)  # set by the planner; shared by one thing's two dates
+    #: The site (compound, lone storehouse with its ring, cleared site) it belongs to, numbered from 1 by the
+    #: planner; 0 for things of no site (roads, convoys, lone berms). In the labels as `site`.
+    site: int = field(default=0, kw_only=True)
 
     def label(self) -> Label | None:
         return None
+
+    def site_properties(self) -> dict:
+        return {"site": self.site} if self.site else {}
 
     def primitives(self, sun: Sun, date: int) -> list[Primitive]:
         raise NotImplementedError
@@ -94,6 +100,8 @@ class Storehouse(Thing):
     height: float
     gable: bool
     color: tuple[float, float, float, float]
+    #: Planned inside an earth berm ring (a compound's, or its own): the truth `infer sites` is scored on.
+    fortified: bool = field(default=False, kw_only=True)
 
     @property
     def footprint(self) -> Polygon:
@@ -107,6 +115,8 @@ class Storehouse(Thing):
                 "length_m": round(self.length, 2),
                 "width_m": round(self.width, 2),
                 "heading_deg": round(azimuth_deg(self.angle) % 180.0, 2),
+                **self.site_properties(),
+                "fortified": self.fortified,
             },
         )
 
@@ -150,6 +160,7 @@ class Truck(Thing):
                 "length_m": round(self.length, 2),
                 "width_m": round(self.width, 2),
                 "heading_deg": round(azimuth_deg(self.angle), 2),
+                **self.site_properties(),
             },
         )
 
@@ -189,7 +200,7 @@ class Berm(Thing):
             "earth_berm",
             poly,
             {"length_m": round(self.ridge.length, 2), "width_m": round(self.width, 2),
-             "area_m2": round(poly.area, 1)},
+             "area_m2": round(poly.area, 1), **self.site_properties()},
         )
 
     def primitives(self, sun: Sun, date: int) -> list[Primitive]:
@@ -227,7 +238,8 @@ class ClearedSite(Thing):
         return Label(
             "cleared_site",
             self.polygon,
-            {"length_m": round(sides[1], 1), "width_m": round(sides[0], 1), "area_m2": round(self.polygon.area, 1)},
+            {"length_m": round(sides[1], 1), "width_m": round(sides[0], 1), "area_m2": round(self.polygon.area, 1),
+             **self.site_properties()},
         )
 
     def primitives(self, sun: Sun, date: int) -> list[Primitive]:

@@ -136,10 +136,10 @@ def read_side(path: Path, scene: Path | None = None) -> Side:
                 None if ground is None else Thing("footprint", ground, ground, {}))
 
 
-def _to_metric(sides: Sequence[Side]) -> tuple[CRS | None, str]:
-    """Project every geometry into one frame in metres; pixel inputs stay in pixels."""
-    if sides[0].pixel_coordinates != sides[1].pixel_coordinates:
-        raise InputError("one input is in pixel coordinates and the other in WGS84: they cannot be compared")
+def to_metric(sides: Sequence[Side]) -> tuple[CRS | None, str]:
+    """Project every geometry of `sides` into one frame in metres (a UTM zone); pixel inputs stay in pixels."""
+    if len({s.pixel_coordinates for s in sides}) > 1:
+        raise InputError("one input is in pixel coordinates and another in WGS84: they cannot be compared")
     if sides[0].pixel_coordinates:
         return None, "px"
     things = [t for s in sides for t in s.objects + s.regions + ([s.footprint] if s.footprint else [])]
@@ -230,7 +230,7 @@ def _cleaned(geom: shapely.Geometry, options: DiffOptions, scale: float) -> list
 
 def diff(before: Side, after: Side, options: DiffOptions = DiffOptions(), pixel_m: float = 1.0) -> DiffResult:
     """Changes from `before` to `after`. `pixel_m`: metres per pixel when the inputs are in pixels."""
-    crs, units = _to_metric([before, after])
+    crs, units = to_metric([before, after])
     scale = pixel_m if units == "px" else 1.0  # metres per comparison unit
     opts = replace(options, tolerance_m=options.tolerance_m / scale, search_m=options.search_m / scale)
     common = _common_ground(before, after, scale)

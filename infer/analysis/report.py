@@ -120,6 +120,25 @@ def _scene_section(entry: dict[str, Any], folder: Path) -> str:
     return "\n".join(parts)
 
 
+def _sites_section(folder: Path) -> str:
+    """The sites `infer sites` wrote into the run folder, a row each; empty when it has not run there."""
+    path = folder / "sites.geojson"
+    if not path.is_file():
+        return ""
+    sites = [f["properties"] for f in read_feature_collection(path)["features"]]
+    columns = ("scene", "site", "length_m", "width_m", "area_m2", "storehouses", "fortified_storehouses", "berm_m",
+               "cleared_m2", "trucks_inside", "trucks_near")
+    heading = ("scene", "site", "length m", "width m", "area m²", "storehouses", "fortified", "berm m", "cleared m²",
+               "trucks inside", "trucks near")
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(p.get(c, '')))}</td>" for c in columns) + "</tr>"
+                   for p in sites)
+    links = " · ".join(f"<a href='{name}'>{name}</a>" for name in ("sites.geojson", "sites.gpkg", "sites.txt")
+                       if (folder / name).is_file())
+    return (f"<h2 id=sites>Sites: {len(sites)}</h2><p class=files>Files: {links}</p><div class=scroll>"
+            f"<table class=detections><thead><tr>{''.join(f'<th>{h}</th>' for h in heading)}</tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>")
+
+
 def write_report(folder: Path, title: str | None = None) -> Path:
     entries = read_summaries(folder)
     done = [e for e in entries if e.get("status") == "done"]
@@ -141,6 +160,7 @@ def write_report(folder: Path, title: str | None = None) -> Path:
             f"{f' ({megapixels / seconds:.2f} Mpx/s)' if seconds else ''}.</p>",
             f"<table><thead><tr><th>scene</th><th>date</th><th>status</th>{heading}</tr></thead>"
             f"<tbody>{index}<tr><td><b>all</b></td><td></td><td></td>{total_row}</tr></tbody></table>"]
+    body.append(_sites_section(folder))
     body += [_scene_section(e, folder) for e in entries]
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(folder.name)} report"
             f"</title><style>{STYLE}</style></head><body>{''.join(body)}<script>{SORT_SCRIPT}</script></body></html>")

@@ -14,6 +14,7 @@ from synth.preview import draw_labels
 from synth.writer import write_scene
 
 MAX_SIDE = 200_000
+MAX_DATES = 12
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -35,6 +36,12 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--nodata-border", action="store_true", help="add an irregular no-data edge (value 0)")
     p.add_argument("--second-date", action="store_true",
                    help="also write the scene at a later date with changes, and the list of changes")
+    p.add_argument("--dates", type=int, default=1, metavar="N",
+                   help="write the scene at N dates (2 to 12) with construction progressing: a site cleared, "
+                        "storehouses rising row by row, its berm ring closed and extended, trucks visiting; each "
+                        "date with its own sun and radiometry and georeferenced up to 3 m off the first; "
+                        "scene_NNN_tK.tif/.geojson for date K and scene_NNN_changes_tK.geojson for what changed "
+                        "since date K-1 (default: 1)")
     p.add_argument("--preview", action="store_true",
                    help="also write <name>_preview.png: a downsampled view with the labels drawn on it")
     p.add_argument("--workers", type=int, default=1,
@@ -64,9 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--scenes must be at least 1, got {args.scenes}")
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if not 1 <= args.dates <= MAX_DATES:
+        raise UsageError(f"--dates must be between 1 and {MAX_DATES}, got {args.dates}")
+    if args.dates > 1 and args.second_date:
+        raise UsageError("give either --second-date (a pair with changes) or --dates N (a series), not both")
     ensure_writable_folder(args.out)
     spec = SceneSpec(width, height, args.gsd, args.bands, args.dtype, args.seed, args.nodata_border,
-                     args.second_date)
+                     args.second_date, args.dates)
     for lines in _written_scenes(spec, args):
         print("\n".join(lines))
     return 0

@@ -7,7 +7,7 @@ Planning is pure vector work in the scene metre frame and cheap even for a
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from shapely.geometry import Polygon, box
@@ -21,6 +21,8 @@ from synth.things import Berm, Label, Storehouse, Surface, Thing
 CRS = "EPSG:32637"  # UTM zone 37N
 SITE_LONLAT = (40.93, 34.46)  # near the Al-Bukamal / Al-Qaim border crossing
 EDGE_MARGIN_M = 15.0
+#: A series' later dates are georeferenced up to this far off the first, east and north (metres).
+MISREGISTRATION_M = 3.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ class SceneSpec:
     seed: int = 0
     nodata_border: bool = False
     second_date: bool = False
+    dates: int = 1  # 2 or more: a time series of progressive construction (`plan_scene`)
+
+    @property
+    def series(self) -> bool:
+        return self.dates >= 2
 
     @property
     def band_names(self) -> tuple[str, ...]:
@@ -43,7 +50,8 @@ class SceneSpec:
 
 @dataclass(frozen=True)
 class Acquisition:
-    """One date's look: sun, sensor radiometry. `index` is 1 or 2."""
+    """One date's look: sun, sensor radiometry, and how far its georeferencing is off (`offset_m`, east and
+    north: the image and its labels are placed that far from where the ground is). `index` counts from 1."""
 
     index: int
     date: str
@@ -52,15 +60,17 @@ class Acquisition:
     haze: tuple[float, float, float, float]
     shadow: float
     noise: float
+    offset_m: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
 class Change:
-    """One entry of `<name>_changes.geojson`."""
+    """One entry of `<name>_changes.geojson` (or, in a series, of `<name>_changes_t<K>.geojson`)."""
 
     change: str  # "new" or "gone"
     uid: int
     label: Label
+    between: tuple[int, int] = (1, 2)  # the dates compared
 
 
 @dataclass
@@ -87,6 +97,8 @@ class SceneLayout:
         for thing in self.things:
             label = thing.label()
             if label is not None and date in thing.dates:
+                if isinstance(thing, Storehouse):
+                    label = Label(label.cls, label.geom, {**label.properties, "fortified": thing.fortified_at(date)})
                 out.append((thing.uid, label))
         return out
 
@@ -134,6 +146,10 @@ def plan_scene(spec: SceneSpec, index: int = 0) -> SceneLayout:
 
     extensions: list[tuple[Berm, Berm]] = []
     site_things: list[list[Thing]] = []  # what each site planner placed, numbered as sites below
+    if spec.series and not occ.allowed.is_empty:
+        for _ in range(_count(rng, 1.0, area_km2)):
+            site_things.append(sites.plan_construction(rng, occ, spec.dates))
+            things += site_things[-1]
     if not occ.allowed.is_empty:
         for _ in range(_count(rng, 2.0, area_km2)):
             site_things.append(sites.plan_compound(rng, occ, spec.second_date))
@@ -178,22 +194,39 @@ def plan_scene(spec: SceneSpec, index: int = 0) -> SceneLayout:
         az2 = az1 + float(rng.choice([-1, 1])) * float(rng.uniform(12, 30))
         later = start + dt.timedelta(days=int(rng.integers(30, 90)))
         acquisitions.append(_acquisition(rng, 2, later, az2))
+    if spec.series:
+        always = frozenset(range(1, spec.dates + 1))
+        for thing in things:
+            if thing.dates == both:
+                thing.dates = always
+        day = start
+        for k in range(2, spec.dates + 1):
+            day += dt.timedelta(days=int(rng.integers(10, 31)))
+            look = _acquisition(rng, k, day, az1 + float(rng.uniform(-20, 20)))
+            shift = (float(rng.uniform(-MISREGISTRATION_M, MISREGISTRATION_M)),
+                     float(rng.uniform(-MISREGISTRATION_M, MISREGISTRATION_M)))
+            acquisitions.append(replace(look, offset_m=shift))
 
     layout = SceneLayout(spec, index, origin, things, footprint, acquisitions)
     if spec.second_date:
         layout.changes = _changes(things, extensions)
+    if spec.series:
+        layout.changes = [c for k in range(2, spec.dates + 1) for c in _changes(things, [], (k - 1, k))]
     return layout
 
 
-def _changes(things: list[Thing], extensions: list[tuple[Berm, Berm]]) -> list[Change]:
-    """Everything labeled that appears or disappears between the two dates."""
+def _changes(things: list[Thing], extensions: list[tuple[Berm, Berm]], between: tuple[int, int] = (1, 2)
+             ) -> list[Change]:
+    """Everything labeled that appears or disappears between two dates; `extensions` (first date's berm,
+    second date's) are reported as the berm they add."""
     extended = {id(b) for pair in extensions for b in pair}
+    earlier, later = between
     changes = []
     for thing in things:
         label = thing.label()
-        if label is None or id(thing) in extended or thing.dates == frozenset({1, 2}):
+        if label is None or id(thing) in extended or (earlier in thing.dates) == (later in thing.dates):
             continue
-        changes.append(Change("new" if thing.dates == frozenset({2}) else "gone", thing.uid, label))
+        changes.append(Change("new" if later in thing.dates else "gone", thing.uid, label, between))
     for before, after in extensions:
         added = after.polygon.difference(before.polygon)
         props = {"length_m": round(after.ridge.length - before.ridge.length, 2), "area_m2": round(added.area, 1)}

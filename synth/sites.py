@@ -8,6 +8,7 @@ lets a planner mark things that appear or disappear at the later acquisition.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from shapely import ops
@@ -61,10 +62,10 @@ def split_ridge(ridge: LineString, max_length: float = MAX_BERM_M) -> list[LineS
 
 
 def _storehouse(rng: np.random.Generator, cx: float, cy: float, length: float, width: float,
-                angle: float, dates: frozenset[int], fortified: bool) -> Storehouse:
+                angle: float, dates: frozenset[int], fortified_from: int | None) -> Storehouse:
     return Storehouse(cx, cy, length, width, angle, height=float(rng.uniform(5, 9)),
                       gable=bool(rng.random() < 0.7), color=_jitter(rng, ROOF_COLORS[rng.integers(len(ROOF_COLORS))]),
-                      dates=dates, fortified=fortified)
+                      dates=dates, fortified_from=fortified_from)
 
 
 def _truck(rng: np.random.Generator, cx: float, cy: float, angle: float, length: float,
@@ -74,16 +75,38 @@ def _truck(rng: np.random.Generator, cx: float, cy: float, angle: float, length:
                  cargo_color=_jitter(rng, CARGO_COLORS[rng.integers(len(CARGO_COLORS))]), dates=dates)
 
 
-def plan_compound(rng: np.random.Generator, occ: Occupancy, second_date: bool) -> list[Thing]:
-    """A berm-ringed yard with rows of storehouses and parked trucks.
+@dataclass
+class CompoundPlan:
+    """Where a compound's parts go, before anything is dated: a yard of `length` x `width` metres at
+    `angle` around (`cx`, `cy`), its berm ring's ridge, and storehouse slots (row, centre) in rows."""
 
-    Some storehouse slots stay empty at the first date; with `second_date`
-    some of them are built by the second.
-    """
+    cx: float
+    cy: float
+    length: float
+    width: float
+    angle: float
+    berm_w: float
+    berm_h: float
+    ridge: LineString
+    store_length: float
+    store_width: float
+    slots: list[tuple[int, np.ndarray]]
+    two_rows: bool
+    aisle: float
+    band: float
+    outer: Polygon  # the ground it holds in the occupancy
+
+    @property
+    def yard(self) -> Polygon:
+        return rectangle(self.cx, self.cy, self.length, self.width, self.angle)
+
+
+def _compound_plan(rng: np.random.Generator, occ: Occupancy) -> CompoundPlan | None:
+    """A free place and the layout of a berm-ringed yard with rows of storehouse slots, or None."""
     max_len = min(200.0, 0.7 * min(occ.allowed.bounds[2] - occ.allowed.bounds[0],
                                    occ.allowed.bounds[3] - occ.allowed.bounds[1]))
     if max_len < 70:
-        return []
+        return None
     length = float(rng.uniform(70, max_len))
     width = float(rng.uniform(50, min(length, 140)))
     berm_w, berm_h, berm_gap = float(rng.uniform(3, 6)), float(rng.uniform(1.5, 3)), float(rng.uniform(3, 6))
@@ -95,12 +118,9 @@ def plan_compound(rng: np.random.Generator, occ: Occupancy, second_date: bool) -
         if occ.free(outer):
             break
     else:
-        return []
+        return None
     occ.add(outer)
     ridge = ring_ridge(cx, cy, ring_len, ring_wid, angle, gate=float(rng.uniform(10, 16)))
-    things: list[Thing] = [Surface(rectangle(cx, cy, length, width, angle))]
-    things += [Berm(piece, berm_w, berm_h) for piece in split_ridge(ridge)]
-
     sl = float(rng.uniform(20, min(60, 0.42 * length)))
     sw = float(rng.uniform(8, min(25, sl / 1.4)))
     gap = float(rng.uniform(6, 14))
@@ -111,34 +131,102 @@ def plan_compound(rng: np.random.Generator, occ: Occupancy, second_date: bool) -
     u = np.array([math.cos(angle), math.sin(angle)])
     v = np.array([-math.sin(angle), math.cos(angle)])
     span = n_slots * sl + (n_slots - 1) * gap
-    houses: list[Polygon] = []
-    for row in rows:
-        for k in range(n_slots):
-            along = -span / 2 + sl / 2 + k * (sl + gap)
-            c = np.array([cx, cy]) + u * along + v * row
-            if rng.random() < 0.8:
-                dates = frozenset({1, 2})
-            elif second_date and rng.random() < 0.7:
-                dates = frozenset({2})
-            else:
-                continue
-            house = _storehouse(rng, float(c[0]), float(c[1]), sl, sw, angle, dates, fortified=True)
-            houses.append(house.footprint.buffer(2.5))
-            things.append(house)
-
-    # Parked trucks along the long axis, in the aisle or in the band beside a single row.
+    slots = [(r, np.array([cx, cy]) + u * (-span / 2 + sl / 2 + k * (sl + gap)) + v * row)
+             for r, row in enumerate(rows) for k in range(n_slots)]
     band = 0.0 if two_rows else (rows[0] + (sw / 2 + 5 if rows[0] < 0 else -(sw / 2 + 5)))
-    if two_rows and aisle < 8:
-        return things
-    heading = angle if rng.random() < 0.5 else angle + math.pi
-    yard = rectangle(cx, cy, length - 4, width - 4, angle)
+    return CompoundPlan(cx, cy, length, width, angle, berm_w, berm_h, ridge, sl, sw, slots, two_rows, aisle, band,
+                        outer)
+
+
+def _yard_trucks(rng: np.random.Generator, plan: CompoundPlan, houses: list[Polygon], dates_of) -> list[Thing]:
+    """Up to five trucks parked along the yard's long axis, clear of `houses`; `dates_of()` dates each."""
+    heading = plan.angle if rng.random() < 0.5 else plan.angle + math.pi
+    yard = rectangle(plan.cx, plan.cy, plan.length - 4, plan.width - 4, plan.angle)
+    u = np.array([math.cos(plan.angle), math.sin(plan.angle)])
+    v = np.array([-math.sin(plan.angle), math.cos(plan.angle)])
+    trucks: list[Thing] = []
     for k in range(int(rng.integers(0, 6))):
         tl = float(rng.uniform(7, 16))
-        c = np.array([cx, cy]) + u * (-length / 2 + 12 + k * (tl + 5)) + v * band
-        truck_dates = frozenset({1, 2}) if rng.random() < 0.7 else (frozenset({1}) if second_date else frozenset({1, 2}))
-        truck = _truck(rng, float(c[0]), float(c[1]), heading, tl, truck_dates)
+        c = np.array([plan.cx, plan.cy]) + u * (-plan.length / 2 + 12 + k * (tl + 5)) + v * plan.band
+        truck = _truck(rng, float(c[0]), float(c[1]), heading, tl, dates_of())
         if yard.contains(truck.footprint) and not any(h.intersects(truck.footprint) for h in houses):
-            things.append(truck)
+            trucks.append(truck)
+    return trucks
+
+
+def plan_compound(rng: np.random.Generator, occ: Occupancy, second_date: bool) -> list[Thing]:
+    """A berm-ringed yard with rows of storehouses and parked trucks.
+
+    Some storehouse slots stay empty at the first date; with `second_date`
+    some of them are built by the second.
+    """
+    plan = _compound_plan(rng, occ)
+    if plan is None:
+        return []
+    things: list[Thing] = [Surface(plan.yard)]
+    things += [Berm(piece, plan.berm_w, plan.berm_h) for piece in split_ridge(plan.ridge)]
+    houses: list[Polygon] = []
+    for _, c in plan.slots:
+        if rng.random() < 0.8:
+            dates = frozenset({1, 2})
+        elif second_date and rng.random() < 0.7:
+            dates = frozenset({2})
+        else:
+            continue
+        house = _storehouse(rng, float(c[0]), float(c[1]), plan.store_length, plan.store_width, plan.angle, dates,
+                            fortified_from=1)
+        houses.append(house.footprint.buffer(2.5))
+        things.append(house)
+    # Parked trucks along the long axis, in the aisle or in the band beside a single row.
+    if plan.two_rows and plan.aisle < 8:
+        return things
+    return things + _yard_trucks(rng, plan, houses, lambda: frozenset({1, 2}) if rng.random() < 0.7 else (
+        frozenset({1}) if second_date else frozenset({1, 2})))
+
+
+def plan_construction(rng: np.random.Generator, occ: Occupancy, n_dates: int) -> list[Thing]:
+    """A compound built over `n_dates` dates (2 or more): the yard cleared at date 1 or 2, a row of
+    storehouses rising at each later date, the berm ring closed two dates after the clearing (from then
+    its storehouses are fortified), an approach berm from the gate one date after that, and trucks in the
+    yard at one date. Steps past the last date do not happen."""
+    plan = _compound_plan(rng, occ)
+    if plan is None:
+        return []
+    span = range(1, n_dates + 1)
+
+    def from_date(first: int) -> frozenset[int]:
+        return frozenset(d for d in span if d >= first)
+
+    cleared = 1 if n_dates < 3 or rng.random() < 0.5 else 2
+    closed = cleared + 2
+    yard = plan.yard
+    things: list[Thing] = [ClearedSite(yard, _tracks(rng, yard, plan.length), dates=from_date(cleared))]
+    if closed <= n_dates:
+        things += [Berm(piece, plan.berm_w, plan.berm_h, dates=from_date(closed)) for piece in split_ridge(plan.ridge)]
+        start = np.asarray(plan.ridge.coords[0])
+        end = np.asarray(plan.ridge.coords[-1])
+        outward = (start + end) / 2 - np.array([plan.cx, plan.cy])
+        outward /= np.linalg.norm(outward)
+        gate_mid = (start + end) / 2
+        approach = LineString([gate_mid + outward * (plan.berm_w + 4) + (start - end) / 2 * 1.2,
+                               gate_mid + outward * (plan.berm_w + 4 + float(rng.uniform(30, 60)))
+                               + (start - end) / 2 * 1.2])
+        zone = ridge_buffer(approach, plan.berm_w).buffer(8)
+        if closed + 1 <= n_dates and occ.free(zone.difference(plan.outer.buffer(1.0))):
+            occ.add(zone)
+            things.append(Berm(approach, plan.berm_w, plan.berm_h, dates=from_date(closed + 1)))
+    houses: list[Polygon] = []
+    for row, c in plan.slots:
+        built = cleared + 1 + row
+        if built > n_dates:
+            continue
+        house = _storehouse(rng, float(c[0]), float(c[1]), plan.store_length, plan.store_width, plan.angle,
+                            from_date(built), fortified_from=closed if closed <= n_dates else None)
+        houses.append(house.footprint.buffer(2.5))
+        things.append(house)
+    visit = int(rng.integers(cleared, n_dates + 1))
+    if not (plan.two_rows and plan.aisle < 8):
+        things += _yard_trucks(rng, plan, houses, lambda: frozenset({visit}))
     return things
 
 
@@ -156,7 +244,7 @@ def plan_lone_storehouse(rng: np.random.Generator, occ: Occupancy, dates: frozen
         outer = rectangle(cx, cy, extent[0], extent[1], angle)
         if occ.free(outer):
             occ.add(outer)
-            things: list[Thing] = [_storehouse(rng, cx, cy, sl, sw, angle, dates, fortified=ringed)]
+            things: list[Thing] = [_storehouse(rng, cx, cy, sl, sw, angle, dates, fortified_from=1 if ringed else None)]
             if ringed:
                 ridge = ring_ridge(cx, cy, sl + 2 * offset, sw + 2 * offset, angle, gate=float(rng.uniform(8, 12)))
                 things.append(Berm(ridge, berm_w, float(rng.uniform(1.2, 2.5)), dates=dates))
@@ -200,6 +288,17 @@ def plan_lone_berm(rng: np.random.Generator, occ: Occupancy, extend: bool) -> tu
     return [], []
 
 
+def _tracks(rng: np.random.Generator, ground: Polygon, length: float) -> list[LineString]:
+    """Two to six bent vehicle tracks across `ground`, from edge to edge."""
+    tracks = []
+    for _ in range(int(rng.integers(2, 7))):
+        a, b = (np.asarray(ground.exterior.interpolate(float(rng.uniform(0, 1)), normalized=True).coords[0])
+                for _ in range(2))
+        bend = (a + b) / 2 + rng.normal(0, 0.1 * length, size=2)
+        tracks.append(LineString([a, bend, b]))
+    return tracks
+
+
 def plan_cleared_site(rng: np.random.Generator, occ: Occupancy, dates: frozenset[int]) -> list[Thing]:
     """A graded quadrilateral of 40-300 m with vehicle tracks across it."""
     bx0, by0, bx1, by1 = occ.allowed.bounds
@@ -216,13 +315,7 @@ def plan_cleared_site(rng: np.random.Generator, occ: Occupancy, dates: frozenset
         site = Polygon(corners)
         if site.is_valid and occ.free(site.buffer(10)):
             occ.add(site.buffer(10))
-            tracks = []
-            for _ in range(int(rng.integers(2, 7))):
-                a, b = (np.asarray(site.exterior.interpolate(float(rng.uniform(0, 1)), normalized=True).coords[0])
-                        for _ in range(2))
-                bend = (a + b) / 2 + rng.normal(0, 0.1 * length, size=2)
-                tracks.append(LineString([a, bend, b]))
-            return [ClearedSite(site, tracks, dates=dates)]
+            return [ClearedSite(site, _tracks(rng, site, length), dates=dates)]
     return []
 
 

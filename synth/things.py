@@ -100,8 +100,12 @@ class Storehouse(Thing):
     height: float
     gable: bool
     color: tuple[float, float, float, float]
-    #: Planned inside an earth berm ring (a compound's, or its own): the truth `infer sites` is scored on.
-    fortified: bool = field(default=False, kw_only=True)
+    #: The first date it stands inside a complete earth berm ring (a compound's, or its own), None if never:
+    #: the truth `infer sites` is scored on, labeled per date as `fortified` (`SceneLayout.labels`).
+    fortified_from: int | None = field(default=None, kw_only=True)
+
+    def fortified_at(self, date: int) -> bool:
+        return self.fortified_from is not None and date >= self.fortified_from
 
     @property
     def footprint(self) -> Polygon:
@@ -116,7 +120,6 @@ class Storehouse(Thing):
                 "width_m": round(self.width, 2),
                 "heading_deg": round(azimuth_deg(self.angle) % 180.0, 2),
                 **self.site_properties(),
-                "fortified": self.fortified,
             },
         )
 

@@ -30,8 +30,16 @@ BLOCK = 512
 WINDOW = 1024  # two blocks: each block is written whole, once
 
 
-def geotransform(layout: SceneLayout) -> Affine:
+def map_origin(layout: SceneLayout, acq: Acquisition | None = None) -> tuple[float, float]:
+    """Easting and northing the date's files put the scene's top-left corner at: the true corner, moved by
+    the date's misregistration (`Acquisition.offset_m`)."""
     east, north = layout.origin
+    dx, dy = acq.offset_m if acq is not None else (0.0, 0.0)
+    return east + dx, north + dy
+
+
+def geotransform(layout: SceneLayout, acq: Acquisition | None = None) -> Affine:
+    east, north = map_origin(layout, acq)
     return Affine(layout.spec.gsd, 0.0, east, 0.0, -layout.spec.gsd, north)
 
 
@@ -51,7 +59,7 @@ def write_geotiff(layout: SceneLayout, acq: Acquisition, path: Path, progress: b
         "count": len(spec.band_names),
         "dtype": spec.dtype,
         "crs": CRS,
-        "transform": geotransform(layout),
+        "transform": geotransform(layout, acq),
         "tiled": True,
         "blockxsize": BLOCK,
         "blockysize": BLOCK,
@@ -83,29 +91,37 @@ def write_geotiff(layout: SceneLayout, acq: Acquisition, path: Path, progress: b
     return path
 
 
-def _to_geojson_feature(layout: SceneLayout, label: Label, properties: dict) -> dict:
-    east, north = layout.origin
+def _to_geojson_feature(layout: SceneLayout, label: Label, properties: dict, acq: Acquisition | None = None) -> dict:
+    east, north = map_origin(layout, acq)
     # Scene frame (x east, y south, from the top-left) → map coordinates → WGS84.
     in_map = affinity.affine_transform(label.geom, [1, 0, 0, -1, east, north])
     return feature(to_wgs84(in_map, CRS), properties)
 
 
 def write_labels(layout: SceneLayout, acq: Acquisition, path: Path) -> Path:
+    """The date's labels, where its (misregistered) image shows them."""
     features = [
-        _to_geojson_feature(layout, label, {"id": uid, "class": label.cls, **label.properties})
+        _to_geojson_feature(layout, label, {"id": uid, "class": label.cls, **label.properties}, acq)
         for uid, label in layout.labels(acq.index)
     ]
     return write_feature_collection(path, features, {"scene": path.stem, "date": acq.date})
 
 
-def write_changes(layout: SceneLayout, path: Path) -> Path:
+def write_changes(layout: SceneLayout, path: Path, between: tuple[int, int] = (1, 2)) -> Path:
+    """What changed between two dates, in the first date's georeferencing (true positions)."""
     features = [
         _to_geojson_feature(layout, c.label, {"id": c.uid, "change": c.change, "class": c.label.cls,
                                               **c.label.properties})
-        for c in layout.changes
+        for c in layout.changes if c.between == between
     ]
-    dates = [a.date for a in layout.acquisitions]
+    dates = [layout.acquisitions[k - 1].date for k in between]
     return write_feature_collection(path, features, {"scene": scene_name(layout.index), "dates": dates})
+
+
+def date_stem(layout: SceneLayout, index: int) -> str:
+    """The files of date `index`: `scene_NNN` for the first, `scene_NNN_tK` for date K."""
+    name = scene_name(layout.index)
+    return name if index == 1 else f"{name}_t{index}"
 
 
 def write_scene(layout: SceneLayout, out_dir: Path, progress: bool = True) -> list[Path]:
@@ -113,9 +129,12 @@ def write_scene(layout: SceneLayout, out_dir: Path, progress: bool = True) -> li
     name = scene_name(layout.index)
     written = []
     for acq in layout.acquisitions:
-        stem = name if acq.index == 1 else f"{name}_t2"
+        stem = date_stem(layout, acq.index)
         written.append(write_geotiff(layout, acq, out_dir / f"{stem}.tif", progress))
         written.append(write_labels(layout, acq, out_dir / f"{stem}.geojson"))
-    if len(layout.acquisitions) > 1:
+    if layout.spec.series:
+        for k in range(2, len(layout.acquisitions) + 1):
+            written.append(write_changes(layout, out_dir / f"{name}_changes_t{k}.geojson", (k - 1, k)))
+    elif len(layout.acquisitions) > 1:
         written.append(write_changes(layout, out_dir / f"{name}_changes.geojson"))
     return written

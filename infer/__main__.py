@@ -14,12 +14,14 @@ commands:
   report    write a self-contained HTML page about a run folder
   diff      what changed between two dates: new, gone and persisting things
   sites     group detections into sites (compounds) and say which storehouses are fortified
+  track     follow sites through many dates: per site a timeline of what was built, cleared, fortified
 
 Run `python -m infer COMMAND --help` for a command's options."""
 
 
 COMMANDS = {"run": "infer.cli.run:main", "evaluate": "infer.cli.evaluate:main", "report": "infer.cli.report:main",
-            "diff": "infer.cli.diff:main", "sites": "infer.cli.sites:main"}
+            "diff": "infer.cli.diff:main", "sites": "infer.cli.sites:main",
+            "track": "infer.cli.track:main"}
 
 
 def main() -> int:

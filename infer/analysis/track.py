@@ -1,0 +1,132 @@
+"""Sites followed over many dates: every date registered to the first, its sites found, each followed in time.
+
+Registration: each later date's objects vote for their shift against the
+first date's (`infer.analysis.changes.estimate_offset`), and the shift is
+removed. Sites are then found per date (`infer.analysis.sites`) and
+followed: a date's site continues the site it overlaps most among those
+seen before (by its latest outline); one that overlaps none starts a new
+one. Sites are numbered in the order they first appear, from the north-west
+within a date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+import shapely.affinity
+
+from infer.analysis.changes import DiffOptions, Side, estimate_offset, to_metric
+from infer.analysis.sites import Site, SiteRoles, SiteRules, find_sites
+
+#: What a timeline gives per site and date, in order.
+TIMELINE_FIELDS = ("present", "storehouses", "fortified", "cleared_m2", "berm_m", "trucks_inside", "trucks_near")
+
+
+@dataclass
+class Followed:
+    """One site through time: `dates[k]` is its `Site` at date k (None where it was not there)."""
+
+    number: int
+    dates: list[Site | None]
+
+    def timeline(self) -> list[dict]:
+        rows = []
+        for site in self.dates:
+            if site is None:
+                rows.append(dict.fromkeys(TIMELINE_FIELDS, 0) | {"present": False})
+                continue
+            rows.append({"present": True, "storehouses": len(site.storehouses), "fortified": len(site.fortified),
+                         "cleared_m2": round(site.cleared_m2, 1), "berm_m": round(site.berm_m, 1),
+                         "trucks_inside": len(site.trucks_inside), "trucks_near": len(site.trucks_near)})
+        return rows
+
+    def latest(self) -> Site | None:
+        return next((s for s in reversed(self.dates) if s is not None), None)
+
+
+@dataclass
+class Tracking:
+    """Every followed site, and each date's shift removed (metres east, north) with its support."""
+
+    sites: list[Followed]
+    offsets: list[tuple[float, float]]
+    support: list[int]
+    crs: object  # the metric frame (a pyproj CRS), None for pixel inputs
+
+
+def register(sides: Sequence[Side], options: DiffOptions | None = None
+             ) -> tuple[object, list[tuple[float, float]], list[int]]:
+    """Project every date into one metric frame and remove each later date's shift against the first.
+    Returns the frame, the shifts removed and how many object pairs agreed on each (the first date: 0, 0)."""
+    options = options or DiffOptions()
+    crs, _ = to_metric(sides)
+    offsets, support = [(0.0, 0.0)], [0]
+    for side in sides[1:]:
+        shift, votes = estimate_offset(sides[0].objects, side.objects, options) if options.align else (np.zeros(2), 0)
+        for thing in side.objects + side.regions:
+            thing.metric = shapely.affinity.translate(thing.metric, -float(shift[0]), -float(shift[1]))
+        offsets.append((float(shift[0]), float(shift[1])))
+        support.append(int(votes))
+    return crs, offsets, support
+
+
+def follow(sides: Sequence[Side], rules: SiteRules | None = None, roles: SiteRoles | None = None,
+           options: DiffOptions | None = None) -> Tracking:
+    """Register `sides` (dates in order) and follow their sites through time (defaults: each class's)."""
+    rules, roles = rules or SiteRules(), roles or SiteRoles()
+    crs, offsets, support = register(sides, options)
+    followed: list[Followed] = []
+    for k, side in enumerate(sides):
+        sites, _ = find_sites(side.objects + side.regions, rules, roles)
+        taken: set[int] = set()
+        for site in sites:
+            overlaps = [(shapely.intersection(f.latest().outline, site.outline).area, n)
+                        for n, f in enumerate(followed) if n not in taken and f.latest() is not None]
+            best = max(overlaps, default=(0.0, -1))
+            if best[0] > 0:
+                followed[best[1]].dates[k] = site
+                taken.add(best[1])
+            else:
+                followed.append(Followed(len(followed) + 1, [None] * len(sides)))
+                followed[-1].dates[k] = site
+                taken.add(len(followed) - 1)
+    return Tracking(followed, offsets, support, crs)
+
+
+def progress_line(site: Followed, labels: Sequence[str]) -> str:
+    """What an analyst would say of one site's timeline, e.g. "site 3: cleared 44,600 m² by date 2
+    (2026-03-17); 6 storehouses by date 4 (...), 5 of them fortified"."""
+    rows = site.timeline()
+
+    def when(k: int) -> str:
+        return f"date {k + 1} ({labels[k]})" if labels[k] else f"date {k + 1}"
+
+    present = [k for k, r in enumerate(rows) if r["present"]]
+    parts = [f"site {site.number}: seen from {when(present[0])}" + ("" if present[-1] == len(rows) - 1 else
+                                                                    f" to {when(present[-1])}")]
+    cleared = [k for k, r in enumerate(rows) if r["cleared_m2"] > 0]
+    if cleared:
+        top = max(rows[k]["cleared_m2"] for k in cleared)
+        parts.append(f"cleared {top:,.0f} m² by {when(next(k for k in cleared if rows[k]['cleared_m2'] == top))}")
+    most = max(r["storehouses"] for r in rows)
+    if most:
+        k = next(k for k, r in enumerate(rows) if r["storehouses"] == most)
+        parts.append(f"{most} storehouse{'s' if most != 1 else ''} by {when(k)}, {rows[-1]['fortified']} of "
+                     f"{rows[-1]['storehouses']} fortified at the last date")
+        first_fortified = next((k for k, r in enumerate(rows) if r["fortified"]), None)
+        if first_fortified is not None and first_fortified > present[0]:
+            parts.append(f"fortified from {when(first_fortified)}")
+    berms = [r["berm_m"] for r in rows if r["present"]]
+    if berms and max(berms) > 0:
+        parts.append(f"earth berm {berms[0]:,.0f} → {berms[-1]:,.0f} m" if berms[0] != berms[-1]
+                     else f"{berms[0]:,.0f} m of earth berm")
+    visits = [k for k, r in enumerate(rows) if r["trucks_inside"]]
+    if visits:
+        parts.append("trucks inside at " + ", ".join(when(k) for k in visits))
+    return "; ".join(parts)
+
+
+__all__ = ["TIMELINE_FIELDS", "Followed", "Tracking", "follow", "progress_line", "register"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,12 @@ from shapely.geometry.base import BaseGeometry
 
 from infer.contract.schema import ClassInfo
 from infer.geo.crs import from_wgs84
+
+#: A headless browser for the reports' tests (Debian's `chromium`; CI installs it).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
 
 #: The synthetic default's classes, as a dataset YAML lists them.
 FOUR_CLASSES = [

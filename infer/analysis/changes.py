@@ -185,7 +185,7 @@ def estimate_offset(before: list[Thing], after: list[Thing], options: DiffOption
     return np.median(support, axis=0), len(support)
 
 
-def _pair(before: list[Thing], after: list[Thing], tolerance: float) -> list[tuple[int, int, float]]:
+def pair_objects(before: list[Thing], after: list[Thing], tolerance: float) -> list[tuple[int, int, float]]:
     """One-to-one pairs closer than `tolerance` with the least total distance.
 
     Candidate pairs come from a KD-tree; each connected group of candidates
@@ -232,20 +232,36 @@ def diff(before: Side, after: Side, options: DiffOptions = DiffOptions(), pixel_
     """Changes from `before` to `after`. `pixel_m`: metres per pixel when the inputs are in pixels."""
     crs, units = to_metric([before, after])
     scale = pixel_m if units == "px" else 1.0  # metres per comparison unit
-    opts = replace(options, tolerance_m=options.tolerance_m / scale, search_m=options.search_m / scale)
-    common = _common_ground(before, after, scale)
+    common = common_ground(before, after, scale)
     outside = 0
     if common is not None:
-        outside = _keep_inside(before, common) + _keep_inside(after, common)
-    offset, support = (estimate_offset(before.objects, after.objects, opts) if options.align else (np.zeros(2), 0))
+        outside = keep_inside(before, common) + keep_inside(after, common)
+    in_units = replace(options, tolerance_m=options.tolerance_m / scale, search_m=options.search_m / scale)
+    offset, support = (estimate_offset(before.objects, after.objects, in_units) if options.align
+                       else (np.zeros(2), 0))
     for t in after.objects + after.regions:
         t.metric = affinity.translate(t.metric, -offset[0], -offset[1])
+    changes, classes = compare(before, after, options, crs, scale, after_offset=offset)
+    shift = (float(offset[0] * scale), float(offset[1] * scale))
+    area = None if common is None else round(common.area * scale * scale, 1)
+    return DiffResult(changes, shift, support, units, classes, area, outside)
 
-    def out(metric_geom: shapely.Geometry) -> shapely.Geometry:
-        """Comparison frame → output coordinates, in the after date's frame for what only it shows."""
-        shifted = affinity.translate(metric_geom, offset[0], offset[1])
-        return shifted if crs is None else transform_geometry(shifted, crs, "EPSG:4326")
 
+def compare(before: Side, after: Side, options: DiffOptions, crs: CRS | None, scale: float = 1.0,
+            after_offset: np.ndarray | None = None) -> tuple[list[Change], list[tuple[str, str]]]:
+    """Changes between two dates already registered in one comparison frame (`crs`; None: pixels of
+    `scale` metres). With `after_offset`, the shift removed from `after`, what only the after date shows
+    is reported where its own georeferencing puts it; without, everything is reported in the comparison
+    frame (for a series: the first date's). Returns the changes and the classes seen, as (name, kind)."""
+
+    def out(metric_geom: shapely.Geometry, shift: np.ndarray | None) -> shapely.Geometry:
+        moved = metric_geom if shift is None else affinity.translate(metric_geom, shift[0], shift[1])
+        return moved if crs is None else transform_geometry(moved, crs, "EPSG:4326")
+
+    def placed(thing: Thing) -> shapely.Geometry:
+        return thing.geom if after_offset is not None else out(thing.metric, None)
+
+    tolerance = options.tolerance_m / scale
     changes: list[Change] = []
     classes = list(dict.fromkeys([(t.cls, "object") for t in before.objects + after.objects]
                                  + [(t.cls, "region") for t in before.regions + after.regions]))
@@ -253,14 +269,14 @@ def diff(before: Side, after: Side, options: DiffOptions = DiffOptions(), pixel_
         if kind == "object":
             b = [t for t in before.objects if t.cls == cls]
             a = [t for t in after.objects if t.cls == cls]
-            pairs = _pair(b, a, opts.tolerance_m)
+            pairs = pair_objects(b, a, tolerance)
             paired_b, paired_a = {i for i, _, _ in pairs}, {j for _, j, _ in pairs}
             for _, j, d in pairs:
                 props = {**a[j].properties, "change": "persisting", "moved_m": round(d * scale, 2)}
-                changes.append(Change(cls, kind, "persisting", a[j].geom, props))
-            changes += [Change(cls, kind, "gone", t.geom, {**t.properties, "change": "gone"})
+                changes.append(Change(cls, kind, "persisting", placed(a[j]), props))
+            changes += [Change(cls, kind, "gone", placed(t), {**t.properties, "change": "gone"})
                         for i, t in enumerate(b) if i not in paired_b]
-            changes += [Change(cls, kind, "new", t.geom, {**t.properties, "change": "new"})
+            changes += [Change(cls, kind, "new", placed(t), {**t.properties, "change": "new"})
                         for j, t in enumerate(a) if j not in paired_a]
             continue
         union_b = shapely.union_all([t.metric for t in before.regions if t.cls == cls])
@@ -269,15 +285,12 @@ def diff(before: Side, after: Side, options: DiffOptions = DiffOptions(), pixel_
             for piece in _cleaned(geom, options, scale):
                 props = {"class": cls, "change": change, "area_m2": round(piece.area * scale * scale, 1),
                          "length_m": round(elongated_length(piece) * scale, 1), "extent_m": _extent(piece, scale)}
-                geom_out = out(piece) if change == "new" else (piece if crs is None else
-                                                               transform_geometry(piece, crs, "EPSG:4326"))
-                changes.append(Change(cls, kind, change, geom_out, props))
-    shift = (float(offset[0] * scale), float(offset[1] * scale))
-    area = None if common is None else round(common.area * scale * scale, 1)
-    return DiffResult(changes, shift, support, units, classes, area, outside)
+                changes.append(Change(cls, kind, change, out(piece, after_offset if change == "new" else None),
+                                      props))
+    return changes, classes
 
 
-def _common_ground(before: Side, after: Side, scale: float) -> shapely.Geometry | None:
+def common_ground(before: Side, after: Side, scale: float) -> shapely.Geometry | None:
     """Where both dates saw the ground (the footprints' intersection, in the comparison frame); the one
     footprint known when only one is; None when neither is. `InputError` when they do not overlap."""
     known = [s.footprint.metric for s in (before, after) if s.footprint is not None]
@@ -301,7 +314,7 @@ def ground_gap_m(a: shapely.Geometry, b: shapely.Geometry) -> float:
     return float(transform_geometry(a, "EPSG:4326", crs).distance(transform_geometry(b, "EPSG:4326", crs)))
 
 
-def _keep_inside(side: Side, common: shapely.Geometry) -> int:
+def keep_inside(side: Side, common: shapely.Geometry) -> int:
     """Keep the objects centred on the common ground and the regions' parts on it; returns how many
     objects were left out."""
     centres = _centres(side.objects)

@@ -47,7 +47,7 @@ const score=Array.from(t.tHead.rows[0].cells).find(c=>c.textContent=='score');if
 """
 
 
-def _data_uri(path: Path, max_side: int | None = None) -> str:
+def data_uri(path: Path, max_side: int | None = None) -> str:
     """A PNG as a data URI; with `max_side`, shrunk and re-encoded as JPEG."""
     if max_side is None:
         return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
@@ -105,10 +105,10 @@ def _scene_section(entry: dict[str, Any], folder: Path) -> str:
              _files_line(outputs, folder)]
     if outputs.get("overlay", Path()).is_file():
         parts.append(f"<h3>Overview</h3><img alt='overview of {html.escape(name)}' "
-                     f"src='{_data_uri(outputs['overlay'], OVERVIEW_SIDE)}'>")
+                     f"src='{data_uri(outputs['overlay'], OVERVIEW_SIDE)}'>")
     if outputs.get("detections", Path()).is_file():
         parts.append(f"<h3>Best detections per class</h3><img alt='detections of {html.escape(name)}' "
-                     f"src='{_data_uri(outputs['detections'])}'>")
+                     f"src='{data_uri(outputs['detections'])}'>")
     if outputs.get("geojson", Path()).is_file():
         rows, total = _detection_rows(outputs["geojson"])
         pixel = not entry.get("georeferenced", True)

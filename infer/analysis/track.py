@@ -7,18 +7,36 @@ followed: a date's site continues the site it overlaps most among those
 seen before (by its latest outline); one that overlaps none starts a new
 one. Sites are numbered in the order they first appear, from the north-west
 within a date.
+
+Objects are followed the same way: a date's object continues the track of
+its class whose latest position lies within the diff tolerance (one to one,
+least total distance), so an object missed at one date picks its track up
+again. The changes between consecutive dates are those of `infer diff`,
+computed in the registered frame, so every date's changes sit in the first
+date's georeferencing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import shapely
 import shapely.affinity
 
-from infer.analysis.changes import DiffOptions, Side, estimate_offset, to_metric
+from infer.analysis.changes import (
+    Change,
+    DiffOptions,
+    Side,
+    Thing,
+    common_ground,
+    compare,
+    estimate_offset,
+    keep_inside,
+    pair_objects,
+    to_metric,
+)
 from infer.analysis.sites import Site, SiteRoles, SiteRules, find_sites
 
 #: What a timeline gives per site and date, in order.
@@ -48,13 +66,31 @@ class Followed:
 
 
 @dataclass
+class ObjectTrack:
+    """One object through time: `seen[k]` is its `Thing` at date k (None where it was not found)."""
+
+    number: int
+    cls: str
+    seen: list[Thing | None]
+
+    def dates_seen(self) -> list[int]:
+        return [k for k, t in enumerate(self.seen) if t is not None]
+
+    def latest(self) -> Thing:
+        return next(t for t in reversed(self.seen) if t is not None)
+
+
+@dataclass
 class Tracking:
-    """Every followed site, and each date's shift removed (metres east, north) with its support."""
+    """Every followed site and object, each date's shift removed (metres east, north) with its support, and
+    the changes between consecutive dates (`changes[k]`: from date k to k + 1, in the first date's frame)."""
 
     sites: list[Followed]
+    objects: list[ObjectTrack]
     offsets: list[tuple[float, float]]
     support: list[int]
     crs: object  # the metric frame (a pyproj CRS), None for pixel inputs
+    changes: list[list[Change]]
 
 
 def register(sides: Sequence[Side], options: DiffOptions | None = None
@@ -66,7 +102,7 @@ def register(sides: Sequence[Side], options: DiffOptions | None = None
     offsets, support = [(0.0, 0.0)], [0]
     for side in sides[1:]:
         shift, votes = estimate_offset(sides[0].objects, side.objects, options) if options.align else (np.zeros(2), 0)
-        for thing in side.objects + side.regions:
+        for thing in side.objects + side.regions + ([side.footprint] if side.footprint else []):
             thing.metric = shapely.affinity.translate(thing.metric, -float(shift[0]), -float(shift[1]))
         offsets.append((float(shift[0]), float(shift[1])))
         support.append(int(votes))
@@ -75,8 +111,9 @@ def register(sides: Sequence[Side], options: DiffOptions | None = None
 
 def follow(sides: Sequence[Side], rules: SiteRules | None = None, roles: SiteRoles | None = None,
            options: DiffOptions | None = None) -> Tracking:
-    """Register `sides` (dates in order) and follow their sites through time (defaults: each class's)."""
-    rules, roles = rules or SiteRules(), roles or SiteRoles()
+    """Register `sides` (dates in order) and follow their sites and objects through time (defaults: each
+    class's)."""
+    rules, roles, options = rules or SiteRules(), roles or SiteRoles(), options or DiffOptions()
     crs, offsets, support = register(sides, options)
     followed: list[Followed] = []
     for k, side in enumerate(sides):
@@ -93,7 +130,53 @@ def follow(sides: Sequence[Side], rules: SiteRules | None = None, roles: SiteRol
                 followed.append(Followed(len(followed) + 1, [None] * len(sides)))
                 followed[-1].dates[k] = site
                 taken.add(len(followed) - 1)
-    return Tracking(followed, offsets, support, crs)
+    changes = [consecutive_changes(sides[k - 1], sides[k], crs, options) for k in range(1, len(sides))]
+    return Tracking(followed, follow_objects(sides, options.tolerance_m), offsets, support, crs, changes)
+
+
+def follow_objects(sides: Sequence[Side], tolerance: float) -> list[ObjectTrack]:
+    """Tracks of the registered `sides`' objects, numbered in the order they first appear."""
+    tracks: list[ObjectTrack] = []
+    for k, side in enumerate(sides):
+        for cls in dict.fromkeys(t.cls for t in side.objects):
+            here = [t for t in side.objects if t.cls == cls]
+            open_tracks = [track for track in tracks if track.cls == cls]
+            pairs = pair_objects([track.latest() for track in open_tracks], here, tolerance)
+            for i, j, _ in pairs:
+                open_tracks[i].seen[k] = here[j]
+            paired = {j for _, j, _ in pairs}
+            for j, thing in enumerate(here):
+                if j not in paired:
+                    tracks.append(ObjectTrack(len(tracks) + 1, cls, [None] * len(sides)))
+                    tracks[-1].seen[k] = thing
+    return tracks
+
+
+def _detached(side: Side) -> Side:
+    """A copy of `side` whose things can be cut to the common ground without touching the original."""
+    return replace(side, objects=[replace(t) for t in side.objects], regions=[replace(t) for t in side.regions])
+
+
+def consecutive_changes(before: Side, after: Side, crs: object, options: DiffOptions) -> list[Change]:
+    """`infer diff`'s changes between two registered dates, on the ground both saw, in the comparison frame."""
+    before, after = _detached(before), _detached(after)
+    common = common_ground(before, after, 1.0)
+    if common is not None:
+        keep_inside(before, common)
+        keep_inside(after, common)
+    changes, _ = compare(before, after, options, crs)
+    return changes
+
+
+def area_timeline(sites: Sequence[Followed], dates: int) -> list[dict]:
+    """The whole area's timeline: every field summed over the sites at each date (present: any site there)."""
+    rows = [dict.fromkeys(TIMELINE_FIELDS, 0) | {"present": False} for _ in range(dates)]
+    for site in sites:
+        for total, row in zip(rows, site.timeline(), strict=True):
+            total["present"] |= row["present"]
+            for key in TIMELINE_FIELDS[1:]:
+                total[key] = round(total[key] + row[key], 1)
+    return rows
 
 
 def progress_line(site: Followed, labels: Sequence[str]) -> str:
@@ -129,4 +212,5 @@ def progress_line(site: Followed, labels: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["TIMELINE_FIELDS", "Followed", "Tracking", "follow", "progress_line", "register"]
+__all__ = ["TIMELINE_FIELDS", "Followed", "area_timeline", "ObjectTrack", "Tracking", "consecutive_changes", "follow",
+           "follow_objects", "progress_line", "register"]

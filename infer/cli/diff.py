@@ -11,15 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from infer.analysis.changes import (
-    DiffOptions,
-    diff,
-    ground_gap_m,
-    no_common_ground,
-    read_side,
-    summary_lines,
-)
+from infer.analysis.changes import DiffOptions, diff, read_side, summary_lines
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
+from infer.cli.dated_runs import open_model_for, run_dates
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.errors import InputError, UsageError
 from infer.files import write_text_atomic
@@ -27,7 +21,6 @@ from infer.geo.geojson import feature, write_feature_collection
 from infer.geo.geopackage import Layer, write_geopackage
 from infer.pictures.changes_picture import CHANGE_COLORS, write_changes_picture
 from infer.runtime.options import RunOptions
-from infer.runtime.runfolder import is_done, output_paths
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -58,38 +51,6 @@ def build_parser() -> OneLineArgumentParser:
     return p
 
 
-def _open_model(args, options: RunOptions):
-    """The model of --model, with the run options checked against it before anything is written."""
-    from infer.runtime.model import OnnxModel
-    from infer.runtime.reader import open_grid
-    from infer.runtime.vectors import outline
-
-    model = OnnxModel(args.model, device=args.device)
-    options.resolve(model.info)
-    # scenes the model cannot read, or that show different ground, stop the job before any output
-    grids = [open_grid(scene, len(model.info.bands), model.info.gsd_m, model.info.dtype)
-             for scene in (args.before, args.after)]
-    if all(g.georeferenced for g in grids):
-        before, after = (outline(g) for g in grids)
-        if not before.intersects(after):
-            raise InputError(no_common_ground(args.before.name, args.after.name, ground_gap_m(before, after)))
-    return model
-
-
-def _run_model(args, model, options: RunOptions) -> tuple[Path, Path]:
-    """Inference over both scenes into OUT/before and OUT/after (a finished scene is not redone)."""
-    from infer.runtime.pipeline import process_scene
-
-    results = []
-    for scene, name in ((args.before, "before"), (args.after, "after")):
-        folder = args.out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        if not is_done(folder, scene, model.info):
-            process_scene(model, scene, folder, options)
-        results.append(output_paths(folder, scene, model.info)["geojson"])
-    return results[0], results[1]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """One job: any bad input stops it before anything is written (exit 2)."""
     try:
@@ -107,10 +68,11 @@ def _diff(args) -> int:
     options = RunOptions(score=args.score)
     before_scene, after_scene = args.before_scene, args.after_scene
     if args.model is not None:
-        model = _open_model(args, options)
+        model = open_model_for(args.model, args.device, options, [args.before, args.after])
         ensure_writable_folder(args.out)
         before_scene, after_scene = before_scene or args.before, after_scene or args.after
-        before_path, after_path = _run_model(args, model, options)
+        before_path, after_path = run_dates(model, [args.before, args.after],
+                                            [args.out / "before", args.out / "after"], options)
         before, after = read_side(before_path, before_scene), read_side(after_path, after_scene)
     else:
         before, after = read_side(args.before, before_scene), read_side(args.after, after_scene)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,12 +16,8 @@ from PIL import Image
 
 from infer.geo.crs import north_in_pixels
 from infer.pictures.contact_sheet import CAPTION, CELL
-from tests.helpers import run_cli
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, run_cli
 from tests.infer.oracle import plant, write_oracle, write_scene
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+from affine import Affine
+from PIL import Image
 
+from infer.analysis.change_scoring import score_changes
 from infer.analysis.changes import read_side
 from infer.analysis.track import follow
+from infer.geo.geojson import feature
 from synth.cli import main as synth_main
 from synth.layout import SceneSpec, plan_scene
-from tests.helpers import run_cli
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, run_cli
+from tests.infer.oracle import ORIGIN, plant, write_scene
 
 DATES, SEED, SIZE = 5, 11, 1536
 
@@ -81,3 +89,119 @@ def test_track_writes_its_files_and_says_what_happened(series, tmp_path):
 def test_track_needs_two_dates(series, tmp_path):
     result = run_cli("infer", "track", str(series[0]), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "at least two dates" in result.stderr
+
+
+def _truth_changes(paths: list[Path]) -> list[list[dict]]:
+    folder = paths[0].parent
+    return [json.loads((folder / f"scene_000_changes_t{k}.geojson").read_text())["features"]
+            for k in range(2, len(paths) + 1)]
+
+
+def test_changes_between_dates_are_the_generators_in_the_first_dates_frame(series):
+    """Strict matching (1.5 m, IoU 0.8): a change left in its own date's misregistered frame (up to 3 m off)
+    or a berm compared unregistered (slivers as new and gone berm) would miss."""
+    tracking = follow([read_side(p) for p in series])
+    truth = _truth_changes(series)
+    assert sum(map(len, truth)) >= 4
+    for k, (want, pair) in enumerate(zip(truth, tracking.changes, strict=True)):
+        found = [feature(c.geom, {**c.properties, "class": c.cls}) for c in pair]
+        scores = score_changes(want, found, distance_m=1.5, min_iou=0.8)
+        assert scores["precision"] == 1.0 and scores["recall"] == 1.0, (k + 2, scores)
+
+
+def test_each_labeled_object_is_one_track(series):
+    sides = [read_side(p) for p in series]
+    tracking = follow(sides)
+    ids_of_track = [{t.properties["id"] for t in track.seen if t is not None} for track in tracking.objects]
+    assert all(len(ids) == 1 for ids in ids_of_track)  # no track jumps from one object to another
+    labeled = {t.properties["id"] for side in sides for t in side.objects}
+    assert sorted(i for ids in ids_of_track for i in ids) == sorted(labeled)  # and no object has two tracks
+    for track in tracking.objects:
+        (uid,) = ids_of_track[tracking.objects.index(track)]
+        dates = [k for k, side in enumerate(sides) if any(t.properties["id"] == uid for t in side.objects)]
+        assert track.dates_seen() == dates
+    assert any(len(t.dates_seen()) < DATES for t in tracking.objects)  # storehouses built during the series
+
+
+def test_track_writes_styled_layers_charts_and_a_report(series, tmp_path):
+    import pyogrio
+
+    out = tmp_path / "out"
+    assert run_cli("infer", "track", *map(str, series), "--out", str(out)).returncode == 0
+    timeline = json.loads((out / "timeline.json").read_text())
+    for k, total in enumerate(timeline["area"]):
+        assert total["storehouses"] == sum(s["timeline"][k]["storehouses"] for s in timeline["sites"])
+    layers = {name: kind for name, kind in pyogrio.list_layers(out / "track.gpkg")}
+    assert {"sites_over_time", "objects_over_time", "changes_over_time", "layer_styles"} <= set(layers)
+    objects = json.loads((out / "objects_over_time.geojson").read_text())["features"]
+    info = pyogrio.read_info(out / "track.gpkg", layer="objects_over_time")
+    assert info["crs"] == "EPSG:4326" and info["features"] == len(objects)
+    styles = pyogrio.raw.read(out / "track.gpkg", layer="layer_styles", read_geometry=False)
+    qml = dict(zip(styles[3][2], styles[3][5], strict=True))
+    assert "storehouse" in qml["objects_over_time"] and "new" in qml["changes_over_time"]
+    changes = json.loads((out / "changes_over_time.geojson").read_text())["features"]
+    assert sorted(f["properties"]["to_date_index"] for f in changes) == sorted(
+        k + 2 for k, pair in enumerate(_truth_changes(series)) for _ in pair)
+    charts = sorted((out / "charts").glob("*.png"))
+    assert [c.name for c in charts] == ["area.png"] + [f"site_{s['site']:03d}.png" for s in timeline["sites"]]
+    with Image.open(charts[0]) as chart:
+        assert chart.size[0] >= 600 and np.asarray(chart.convert("L")).std() > 20
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(charts)
+    assert all(f"<h2 id=site{s['site']}>" in page for s in timeline["sites"])
+    assert all(f"href='{name}'" in page for name in ("timeline.csv", "track.gpkg", "changes_over_time.geojson"))
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("SITEWATCH_REQUIRE_CHROMIUM"),
+                    reason="headless Chromium (Debian package `chromium`) is not installed")
+def test_the_track_report_renders_in_headless_chromium(series, tmp_path):
+    assert CHROMIUM is not None, "SITEWATCH_REQUIRE_CHROMIUM is set (as CI sets it) but Chromium is not installed"
+    out = tmp_path / "out"
+    assert run_cli("infer", "track", *map(str, series), "--out", str(out)).returncode == 0
+    url = (out / "report.html").resolve().as_uri()
+    common = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([*common, "--window-size=1280,1400", f"--screenshot={shot}", url], capture_output=True,
+                   timeout=120, check=False)
+    with Image.open(shot) as image:
+        pixels = np.asarray(image.convert("RGB")).astype(float)
+    berm_green = (np.abs(pixels - (26, 158, 119)).sum(axis=-1) < 30).mean()
+    assert berm_green > 0.01  # the area chart's berm bars: its data URI was decoded and drawn
+    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    assert "Registration to the first date" in dom and "id=\"site1\"" in dom
+
+
+RING = [(96, 96, 104, 416), (408, 96, 416, 416), (96, 96, 416, 104), (96, 408, 240, 416), (272, 408, 416, 416)]
+STOREHOUSES = [(182, 182), (182, 262), (182, 342), (262, 182), (262, 262)]
+
+
+def test_track_with_a_model_runs_each_scene_then_follows_them(oracle, tmp_path):
+    """Three dates of a walled compound growing by a storehouse a date, the last one misregistered 2 m east."""
+    scenes = []
+    for k, count in enumerate((3, 4, 5)):
+        shift = 2.0 if k == 2 else 0.0
+        scenes.append(write_scene(tmp_path / f"date{k + 1}.tif", plant(512, 512, STOREHOUSES[:count], RING),
+                                  transform=Affine(0.5, 0, ORIGIN[0] + shift, 0, -0.5, ORIGIN[1])))
+    out = tmp_path / "out"
+    result = run_cli("infer", "track", *map(str, scenes), "--out", str(out), "--model", str(oracle))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["1_date1", "2_date2", "3_date3"]
+    timeline = json.loads((out / "timeline.json").read_text())
+    assert timeline["registration_offset_m"][2] == pytest.approx([2.0, 0.0], abs=0.1)
+    (site,) = timeline["sites"]
+    assert [(r["storehouses"], r["fortified"]) for r in site["timeline"]] == [(3, 3), (4, 4), (5, 5)]
+    # registered, the ring did not move: only the new storehouses changed
+    assert timeline["changes_between_dates"] == [{"storehouse new": 1}, {"storehouse new": 1}]
+    assert timeline["objects"] == {"storehouse": {"tracks": 5, "seen_at_every_date": 3}}
+    again = run_cli("infer", "track", *map(str, scenes), "--out", str(out), "--model", str(oracle))
+    assert again.returncode == 0 and again.stdout == result.stdout  # the finished runs were kept
+
+
+def test_track_with_a_model_refuses_a_date_of_other_ground_before_writing(oracle, tmp_path):
+    pixels = plant(512, 512, STOREHOUSES, RING)
+    near = write_scene(tmp_path / "near.tif", pixels)
+    far = write_scene(tmp_path / "far.tif", pixels, transform=Affine(0.5, 0, ORIGIN[0] + 9000, 0, -0.5, ORIGIN[1]))
+    result = run_cli("infer", "track", str(near), str(near), str(far), "--out", str(tmp_path / "out"),
+                     "--model", str(oracle))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "do not cover the same ground" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -14,14 +14,15 @@ commands:
   report    write a self-contained HTML page about a run folder
   diff      what changed between two dates: new, gone and persisting things
   sites     group detections into sites (compounds) and say which storehouses are fortified
-  track     follow sites through many dates: per site a timeline of what was built, cleared, fortified
+  track     follow sites and objects through many dates: timelines, charts, changes, a report
+  parquet   every detection of a run in one GeoParquet file (needs pyarrow)
 
 Run `python -m infer COMMAND --help` for a command's options."""
 
 
 COMMANDS = {"run": "infer.cli.run:main", "evaluate": "infer.cli.evaluate:main", "report": "infer.cli.report:main",
             "diff": "infer.cli.diff:main", "sites": "infer.cli.sites:main",
-            "track": "infer.cli.track:main"}
+            "track": "infer.cli.track:main", "parquet": "infer.cli.parquet:main"}
 
 
 def main() -> int:

@@ -160,6 +160,10 @@ def write_report(folder: Path, title: str | None = None) -> Path:
             f"{f' ({megapixels / seconds:.2f} Mpx/s)' if seconds else ''}.</p>",
             f"<table><thead><tr><th>scene</th><th>date</th><th>status</th>{heading}</tr></thead>"
             f"<tbody>{index}<tr><td><b>all</b></td><td></td><td></td>{total_row}</tr></tbody></table>"]
+    run_files = [name for name in ("summary.json", "detections.parquet") if (folder / name).is_file()]
+    run_files += sorted(p.name for p in folder.glob("summary-*-of-*.json"))
+    body.append("<p class=files>Run files: " + " · ".join(f"<a href='{html.escape(n)}'>{html.escape(n)}</a>"
+                                                          for n in run_files) + "</p>")
     body.append(_sites_section(folder))
     body += [_scene_section(e, folder) for e in entries]
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(folder.name)} report"

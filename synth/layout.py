@@ -93,14 +93,7 @@ class SceneLayout:
 
     def labels(self, date: int) -> list[tuple[int, Label]]:
         """(id, label) of everything labeled that exists at `date`."""
-        out = []
-        for thing in self.things:
-            label = thing.label()
-            if label is not None and date in thing.dates:
-                if isinstance(thing, Storehouse):
-                    label = Label(label.cls, label.geom, {**label.properties, "fortified": thing.fortified_at(date)})
-                out.append((thing.uid, label))
-        return out
+        return [(thing.uid, label) for thing in self.things if (label := thing.label_at(date)) is not None]
 
 
 def _acquisition(rng: np.random.Generator, index: int, date: dt.date, azimuth: float) -> Acquisition:
@@ -223,10 +216,16 @@ def _changes(things: list[Thing], extensions: list[tuple[Berm, Berm]], between: 
     earlier, later = between
     changes = []
     for thing in things:
-        label = thing.label()
-        if label is None or id(thing) in extended or (earlier in thing.dates) == (later in thing.dates):
+        if id(thing) in extended:
             continue
-        changes.append(Change("new" if later in thing.dates else "gone", thing.uid, label, between))
+        before, after = thing.label_at(earlier), thing.label_at(later)
+        if (before is None) != (after is None):
+            changes.append(Change("new" if after is not None else "gone", thing.uid, after or before, between))
+        elif before is not None and not before.geom.equals(after.geom):  # a cleared site partly built on
+            for change, part in (("gone", before.geom.difference(after.geom)), ("new", after.geom.difference(before.geom))):
+                if part.area > 0:
+                    changes.append(Change(change, thing.uid, Label(before.cls, part, {
+                        "area_m2": round(part.area, 1), **thing.site_properties()}), between))
     for before, after in extensions:
         added = after.polygon.difference(before.polygon)
         props = {"length_m": round(after.ridge.length - before.ridge.length, 2), "area_m2": round(added.area, 1)}

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 from shapely import ops
 from shapely.geometry import LineString, Polygon
 
@@ -29,6 +30,7 @@ CAB_COLORS = [(0.75, 0.75, 0.74, 0.72), (0.55, 0.12, 0.10, 0.40), (0.22, 0.30, 0
 CARGO_COLORS = [(0.52, 0.46, 0.36, 0.50), (0.30, 0.34, 0.24, 0.40), (0.70, 0.70, 0.68, 0.68), (0.35, 0.38, 0.42, 0.40)]
 ATTEMPTS = 40
 MAX_BERM_M = 400.0  # a longer ridge is labeled as several berms
+ROW_MARGIN_M = 5.0  # the working ground around a row of storehouses, no longer cleared once it is built
 
 
 def _jitter(rng: np.random.Generator, color: tuple[float, ...], amount: float = 0.06) -> tuple[float, ...]:
@@ -200,7 +202,8 @@ def plan_construction(rng: np.random.Generator, occ: Occupancy, n_dates: int) ->
     cleared = 1 if n_dates < 3 or rng.random() < 0.5 else 2
     closed = cleared + 2
     yard = plan.yard
-    things: list[Thing] = [ClearedSite(yard, _tracks(rng, yard, plan.length), dates=from_date(cleared))]
+    ground = ClearedSite(yard, _tracks(rng, yard, plan.length), dates=from_date(cleared))
+    things: list[Thing] = [ground]
     if closed <= n_dates:
         things += [Berm(piece, plan.berm_w, plan.berm_h, dates=from_date(closed)) for piece in split_ridge(plan.ridge)]
         start = np.asarray(plan.ridge.coords[0])
@@ -216,6 +219,7 @@ def plan_construction(rng: np.random.Generator, occ: Occupancy, n_dates: int) ->
             occ.add(zone)
             things.append(Berm(approach, plan.berm_w, plan.berm_h, dates=from_date(closed + 1)))
     houses: list[Polygon] = []
+    rows: dict[int, list[Polygon]] = {}
     for row, c in plan.slots:
         built = cleared + 1 + row
         if built > n_dates:
@@ -223,7 +227,12 @@ def plan_construction(rng: np.random.Generator, occ: Occupancy, n_dates: int) ->
         house = _storehouse(rng, float(c[0]), float(c[1]), plan.store_length, plan.store_width, plan.angle,
                             from_date(built), fortified_from=closed if closed <= n_dates else None)
         houses.append(house.footprint.buffer(2.5))
+        rows.setdefault(built, []).append(house.footprint)
         things.append(house)
+    # each row built takes its strip of the yard, with a working margin, out of the cleared ground
+    ground.built = [(built, shapely.convex_hull(shapely.union_all(row)).buffer(ROW_MARGIN_M).intersection(yard))
+                  for built, row in rows.items()]
+    ground.yard_from = closed if closed <= n_dates else None
     visit = int(rng.integers(cleared, n_dates + 1))
     if not (plan.two_rows and plan.aisle < 8):
         things += _yard_trucks(rng, plan, houses, lambda: frozenset({visit}))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
+import shapely
 from shapely.geometry import LineString, Polygon
 
 from synth.shapes import Sun, azimuth_deg, cast_shadow, rectangle, ridge_buffer
@@ -81,6 +82,11 @@ class Thing:
     def label(self) -> Label | None:
         return None
 
+    def label_at(self, date: int) -> Label | None:
+        """The label of date `date` (None where it is not there or not labeled); the same at every date
+        unless a kind of thing says otherwise."""
+        return self.label() if date in self.dates else None
+
     def site_properties(self) -> dict:
         return {"site": self.site} if self.site else {}
 
@@ -106,6 +112,12 @@ class Storehouse(Thing):
 
     def fortified_at(self, date: int) -> bool:
         return self.fortified_from is not None and date >= self.fortified_from
+
+    def label_at(self, date: int) -> Label | None:
+        label = super().label_at(date)
+        if label is None:
+            return None
+        return Label(label.cls, label.geom, {**label.properties, "fortified": self.fortified_at(date)})
 
     @property
     def footprint(self) -> Polygon:
@@ -229,19 +241,39 @@ class Berm(Thing):
 
 @dataclass
 class ClearedSite(Thing):
-    """Graded ground of a different tone, sharp edges, vehicle tracks across it."""
+    """Graded ground of a different tone, sharp edges, vehicle tracks across it.
+
+    Built on, it stops being a cleared site where it is built (`built`: from a date on, a part such as a
+    row of storehouses with its margin), and all of it once it is a compound's yard (`yard_from`: the
+    date its berm ring is closed), as the yards of single-date compounds are not labeled either. The
+    pixels do not change: the labels of that date do.
+    """
 
     polygon: Polygon
     tracks: list[LineString]
+    built: list[tuple[int, Polygon]] = field(default_factory=list, kw_only=True)
+    yard_from: int | None = field(default=None, kw_only=True)
 
     def label(self) -> Label:
-        mrr = self.polygon.minimum_rotated_rectangle
+        return self._label(self.polygon)
+
+    def label_at(self, date: int) -> Label | None:
+        if date not in self.dates or (self.yard_from is not None and date >= self.yard_from):
+            return None
+        standing = [part for first, part in self.built if first <= date]
+        ground = self.polygon.difference(shapely.union_all(standing)) if standing else self.polygon
+        if ground.is_empty:
+            return None
+        return self._label(ground)
+
+    def _label(self, ground: Polygon) -> Label:
+        mrr = ground.minimum_rotated_rectangle
         xs, ys = mrr.exterior.coords.xy
         sides = sorted([math.dist((xs[0], ys[0]), (xs[1], ys[1])), math.dist((xs[1], ys[1]), (xs[2], ys[2]))])
         return Label(
             "cleared_site",
-            self.polygon,
-            {"length_m": round(sides[1], 1), "width_m": round(sides[0], 1), "area_m2": round(self.polygon.area, 1),
+            ground,
+            {"length_m": round(sides[1], 1), "width_m": round(sides[0], 1), "area_m2": round(ground.area, 1),
              **self.site_properties()},
         )
 

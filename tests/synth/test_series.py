@@ -43,12 +43,19 @@ def test_every_date_has_its_scene_labels_and_changes_since_the_last(series):
     shifts = [(x - origins[0][0], y - origins[0][1]) for x, y in origins[1:]]
     assert all(abs(dx) <= MISREGISTRATION_M and abs(dy) <= MISREGISTRATION_M for dx, dy in shifts)
     assert any(abs(dx) > 0.5 or abs(dy) > 0.5 for dx, dy in shifts)  # misregistered, not just relabeled
-    for k in range(2, DATES + 1):  # the changes file is exactly the difference of the two dates' ids
-        before, after = ({p["id"] for p in _labels(series, j)} for j in (k - 1, k))
+    for k in range(2, DATES + 1):
+        # the changes file is the difference of the two dates' ids, and the cleared ground built on
+        before, after = ({p["id"]: p for p in _labels(series, j)} for j in (k - 1, k))
         changes = json.loads((series / f"scene_000_changes_t{k}.geojson").read_text())
         assert changes["dates"] == dates[k - 2:k]
         found = {(f["properties"]["id"], f["properties"]["change"]) for f in changes["features"]}
-        assert found == {(i, "new") for i in after - before} | {(i, "gone") for i in before - after}
+        shrunk = {i for i in before.keys() & after.keys() if after[i].get("area_m2", 0) < before[i].get("area_m2", 0)}
+        assert found == ({(i, "new") for i in after.keys() - before.keys()}
+                         | {(i, "gone") for i in (before.keys() - after.keys()) | shrunk})
+        for f in changes["features"]:
+            i = f["properties"]["id"]
+            if i in shrunk:
+                assert f["properties"]["area_m2"] == pytest.approx(before[i]["area_m2"] - after[i]["area_m2"], abs=0.2)
 
 
 def test_a_construction_site_is_cleared_then_built_row_by_row_then_ringed(series):
@@ -57,13 +64,17 @@ def test_a_construction_site_is_cleared_then_built_row_by_row_then_ringed(series
                  for k in range(1, DATES + 1)]
     cleared = [c["cleared_site"] for c in per_date]
     first = cleared.index(1)
-    assert cleared == [0] * first + [1] * (DATES - first)  # cleared once, then stays
     storehouses = [c["storehouse"] for c in per_date]
     assert storehouses[first] == 0 and storehouses == sorted(storehouses) and storehouses[-1] > storehouses[first + 1]
     berms = [c["earth_berm"] for c in per_date]
     assert berms == sorted(berms) and berms[first + 1] == 0 and berms[-1] >= 2  # ring, then its approach
     ringed = next(k for k, b in enumerate(berms) if b)
     assert fortified == [0] * ringed + storehouses[ringed:]  # fortified from the date the ring closes
+    # cleared once; each row built takes its strip; once ringed, the yard is the compound's (not labeled)
+    assert cleared == [0] * first + [1] * (ringed - first) + [0] * (DATES - ringed)
+    area = [sum(p["area_m2"] for p in _labels(series, k) if p.get("site") == 1 and p["class"] == "cleared_site")
+            for k in range(1, DATES + 1)]
+    assert all(area[k + 1] < area[k] for k in range(first, ringed - 1)) and ringed - first >= 2
 
 
 def test_infer_sites_follows_the_series_truth_at_every_date(series):

@@ -76,6 +76,8 @@ class Change:
     change: str  # new | gone | persisting
     geom: shapely.Geometry  # output coordinates (WGS84 or pixels)
     properties: dict[str, Any]
+    metric: shapely.Geometry | None = None  # in the comparison frame
+    thing: Thing | None = None  # the object that came, went or stayed (None for regions)
 
 
 @dataclass
@@ -273,10 +275,10 @@ def compare(before: Side, after: Side, options: DiffOptions, crs: CRS | None, sc
             paired_b, paired_a = {i for i, _, _ in pairs}, {j for _, j, _ in pairs}
             for _, j, d in pairs:
                 props = {**a[j].properties, "change": "persisting", "moved_m": round(d * scale, 2)}
-                changes.append(Change(cls, kind, "persisting", placed(a[j]), props))
-            changes += [Change(cls, kind, "gone", placed(t), {**t.properties, "change": "gone"})
+                changes.append(Change(cls, kind, "persisting", placed(a[j]), props, a[j].metric, a[j]))
+            changes += [Change(cls, kind, "gone", placed(t), {**t.properties, "change": "gone"}, t.metric, t)
                         for i, t in enumerate(b) if i not in paired_b]
-            changes += [Change(cls, kind, "new", placed(t), {**t.properties, "change": "new"})
+            changes += [Change(cls, kind, "new", placed(t), {**t.properties, "change": "new"}, t.metric, t)
                         for j, t in enumerate(a) if j not in paired_a]
             continue
         union_b = shapely.union_all([t.metric for t in before.regions if t.cls == cls])
@@ -286,7 +288,7 @@ def compare(before: Side, after: Side, options: DiffOptions, crs: CRS | None, sc
                 props = {"class": cls, "change": change, "area_m2": round(piece.area * scale * scale, 1),
                          "length_m": round(elongated_length(piece) * scale, 1), "extent_m": _extent(piece, scale)}
                 changes.append(Change(cls, kind, change, out(piece, after_offset if change == "new" else None),
-                                      props))
+                                      props, piece))
     return changes, classes
 
 

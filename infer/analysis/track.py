@@ -18,7 +18,7 @@ date's georeferencing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -39,6 +39,8 @@ from infer.analysis.changes import (
 )
 from infer.analysis.sites import Site, SiteRoles, SiteRules, find_sites
 
+#: Least IoU of a region piece that comes and goes (or goes and comes back) for it to count as flicker.
+FLICKER_IOU = 0.5
 #: What a timeline gives per site and date, in order.
 TIMELINE_FIELDS = ("present", "storehouses", "fortified", "cleared_m2", "berm_m", "trucks_inside", "trucks_near")
 
@@ -83,7 +85,8 @@ class ObjectTrack:
 @dataclass
 class Tracking:
     """Every followed site and object, each date's shift removed (metres east, north) with its support, and
-    the changes between consecutive dates (`changes[k]`: from date k to k + 1, in the first date's frame)."""
+    the changes between consecutive dates (`changes[k]`: from date k to k + 1, in the first date's frame),
+    those a neighbouring pair undoes set apart in `flicker`."""
 
     sites: list[Followed]
     objects: list[ObjectTrack]
@@ -91,6 +94,7 @@ class Tracking:
     support: list[int]
     crs: object  # the metric frame (a pyproj CRS), None for pixel inputs
     changes: list[list[Change]]
+    flicker: list[list[Change]]  # per pair, the changes a neighbouring pair undoes (`split_flicker`)
 
 
 def register(sides: Sequence[Side], options: DiffOptions | None = None
@@ -110,9 +114,10 @@ def register(sides: Sequence[Side], options: DiffOptions | None = None
 
 
 def follow(sides: Sequence[Side], rules: SiteRules | None = None, roles: SiteRoles | None = None,
-           options: DiffOptions | None = None) -> Tracking:
+           options: DiffOptions | None = None, keep_flicker: bool = False) -> Tracking:
     """Register `sides` (dates in order) and follow their sites and objects through time (defaults: each
-    class's)."""
+    class's); changes that a neighbouring pair of dates undoes are set apart (`split_flicker`) unless
+    `keep_flicker`."""
     rules, roles, options = rules or SiteRules(), roles or SiteRoles(), options or DiffOptions()
     crs, offsets, support = register(sides, options)
     followed: list[Followed] = []
@@ -131,7 +136,46 @@ def follow(sides: Sequence[Side], rules: SiteRules | None = None, roles: SiteRol
                 followed[-1].dates[k] = site
                 taken.add(len(followed) - 1)
     changes = [consecutive_changes(sides[k - 1], sides[k], crs, options) for k in range(1, len(sides))]
-    return Tracking(followed, follow_objects(sides, options.tolerance_m), offsets, support, crs, changes)
+    objects = follow_objects(sides, options.tolerance_m)
+    flicker = [[] for _ in changes]
+    if not keep_flicker:
+        changes, flicker = split_flicker(changes, objects, {roles.berm})
+    return Tracking(followed, objects, offsets, support, crs, changes, flicker)
+
+
+def split_flicker(changes: list[list[Change]], objects: Sequence[ObjectTrack], earthworks: Collection[str],
+                  min_iou: float = FLICKER_IOU) -> tuple[list[list[Change]], list[list[Change]]]:
+    """Each pair's changes parted into those that stand and those a neighbouring pair undoes.
+
+    An object whose track is seen before and after a date it was not found at was missed there: its
+    `gone` into the gap and `new` out of it are not changes. A piece of an `earthworks` class (earth
+    berms) that comes at one pair and goes at the next, or goes and comes back, overlapping by IoU ≥
+    `min_iou`, was missed or invented at one date: earth is not raised and razed between two
+    acquisitions. Other regions' changes stand (cleared ground is built on), and so does an object seen
+    at one date only (a truck visits).
+    """
+    undone: set[int] = set()
+    for track in objects:
+        seen = track.dates_seen()
+        for a, b in zip(seen, seen[1:], strict=False):
+            if b > a + 1:
+                undone |= {id(c) for c in changes[a] if c.thing is track.seen[a] and c.change == "gone"}
+                undone |= {id(c) for c in changes[b - 1] if c.thing is track.seen[b] and c.change == "new"}
+    for k in range(len(changes) - 1):
+        later = [c for c in changes[k + 1] if c.kind == "region" and c.change != "persisting"]
+        for c in changes[k]:
+            if c.kind != "region" or c.change == "persisting" or c.cls not in earthworks:
+                continue
+            for d in later:
+                if d.cls == c.cls and d.change != c.change and _iou(c.metric, d.metric) >= min_iou:
+                    undone |= {id(c), id(d)}
+    return ([[c for c in pair if id(c) not in undone] for pair in changes],
+            [[c for c in pair if id(c) in undone] for pair in changes])
+
+
+def _iou(a: shapely.Geometry, b: shapely.Geometry) -> float:
+    union = shapely.union(a, b).area
+    return shapely.intersection(a, b).area / union if union > 0 else 0.0
 
 
 def follow_objects(sides: Sequence[Side], tolerance: float) -> list[ObjectTrack]:
@@ -153,8 +197,9 @@ def follow_objects(sides: Sequence[Side], tolerance: float) -> list[ObjectTrack]
 
 
 def _detached(side: Side) -> Side:
-    """A copy of `side` whose things can be cut to the common ground without touching the original."""
-    return replace(side, objects=[replace(t) for t in side.objects], regions=[replace(t) for t in side.regions])
+    """A copy of `side` whose regions can be cut to the common ground without touching the original (its
+    objects are the same: the changes name them)."""
+    return replace(side, objects=list(side.objects), regions=[replace(t) for t in side.regions])
 
 
 def consecutive_changes(before: Side, after: Side, crs: object, options: DiffOptions) -> list[Change]:
@@ -212,5 +257,5 @@ def progress_line(site: Followed, labels: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["TIMELINE_FIELDS", "Followed", "area_timeline", "ObjectTrack", "Tracking", "consecutive_changes", "follow",
-           "follow_objects", "progress_line", "register"]
+__all__ = ["FLICKER_IOU", "TIMELINE_FIELDS", "Followed", "ObjectTrack", "Tracking", "area_timeline",
+           "consecutive_changes", "follow", "follow_objects", "progress_line", "register", "split_flicker"]

@@ -62,6 +62,11 @@ def write_track_report(folder: Path, tracking: Tracking, labels: Sequence[str], 
             "<th>shift east m</th><th>shift north m</th><th>objects agreeing</th></tr></thead>"
             f"<tbody>{registration}</tbody></table>",
             f"<p>{len(tracking.objects)} object track(s), {persistent} seen at every date.</p>"]
+    dropped = sum(map(len, tracking.flicker))
+    if dropped:
+        body.append(f"<p class=note>{dropped} change(s) undone by the next pair of dates (an object missed at one "
+                    "date, a region piece found at one date only) are not counted as changes; "
+                    "<code>--keep-flicker</code> counts them.</p>")
     if 0 in charts:
         body.append(f"<h2>The whole area</h2><img alt='area timeline' src='{data_uri(charts[0])}'>")
     body.append("<h2>Changes between consecutive dates</h2>" + _changes_table(tracking, labels))

@@ -14,7 +14,7 @@ from pathlib import Path
 from infer.analysis.changes import ground_gap_m, no_common_ground
 from infer.errors import InputError
 from infer.runtime.options import RunOptions
-from infer.runtime.runfolder import is_done, output_paths
+from infer.runtime.runfolder import is_done, output_paths, summary_path, update_summary
 
 
 def open_model_for(model_path: Path, device: str, options: RunOptions, scenes: Sequence[Path]):
@@ -37,14 +37,16 @@ def open_model_for(model_path: Path, device: str, options: RunOptions, scenes: S
 
 
 def run_dates(model, scenes: Sequence[Path], folders: Sequence[Path], options: RunOptions) -> list[Path]:
-    """Inference over each scene into its folder (a finished one is kept); the result GeoJSON of each."""
+    """Inference over each scene into its folder (a finished one is kept), each an `infer run` folder with its
+    summary (so `infer report` and the other commands take it); the result GeoJSON of each."""
     from infer.runtime.pipeline import process_scene
 
     results = []
     for scene, folder in zip(scenes, folders, strict=True):
         folder.mkdir(parents=True, exist_ok=True)
-        if not is_done(folder, scene, model.info):
-            process_scene(model, scene, folder, options)
+        if not is_done(folder, scene, model.info) or not (folder / "summary.json").is_file():
+            entry = process_scene(model, scene, folder, options)
+            update_summary(summary_path(folder), {str(scene): entry})
         results.append(output_paths(folder, scene, model.info)["geojson"])
     return results
 

@@ -68,6 +68,9 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--tolerance", type=finite_float, default=DiffOptions.tolerance_m, metavar="METRES",
                    help="an object this close to where it was, after registration, is the same one "
                         f"(default: {DiffOptions.tolerance_m:g})")
+    p.add_argument("--keep-flicker", action="store_true",
+                   help="report changes that the next pair of dates undoes (an object missed at one date, a "
+                        "region piece found at one date only) as changes; by default they are counted apart")
     p.add_argument("--link", type=finite_float, default=SiteRules.link_m, metavar="METRES",
                    help=f"members closer than this belong to one site (default: {SiteRules.link_m:g})")
     return p
@@ -102,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("track needs georeferenced inputs (WGS84 GeoJSON); these are in pixel coordinates")
         rules = SiteRules(link_m=args.link)
         tracking = follow(sides, rules, options=DiffOptions(search_m=args.search, tolerance_m=args.tolerance,
-                                                            align=not args.no_align))
+                                                            align=not args.no_align), keep_flicker=args.keep_flicker)
     except InputError as exc:
         raise UsageError(str(exc)) from None
     labels = [s.date or "" for s in sides]
@@ -139,6 +142,7 @@ def _write_outputs(out: Path, tracking: Tracking, sides: Sequence[Side], labels:
         Layer("changes_over_time", changes_out, CHANGE_COLORS, filled=True, styled_by="change")])
     counts = [dict(Counter(f"{c.cls} {c.change}" for c in pair if c.change != "persisting"))
               for pair in tracking.changes]
+    flicker = [dict(Counter(f"{c.cls} {c.change}" for c in pair)) for pair in tracking.flicker]
     objects = {cls: {"tracks": n, "seen_at_every_date": sum(len(t.dates_seen()) == len(labels)
                                                             for t in tracking.objects if t.cls == cls)}
                for cls, n in Counter(t.cls for t in tracking.objects).items()}
@@ -146,6 +150,7 @@ def _write_outputs(out: Path, tracking: Tracking, sides: Sequence[Side], labels:
                 "registration_offset_m": [[round(x, 2), round(y, 2)] for x, y in tracking.offsets],
                 "registration_support": tracking.support, "rules": asdict(rules),
                 "area": area_timeline(tracking.sites, len(labels)), "changes_between_dates": counts,
+                "flicker_between_dates": flicker,
                 "objects": objects, "sites": [{"site": s.number, "timeline": s.timeline()} for s in tracking.sites]}
     write_text_atomic(out / "timeline.json", json.dumps(timeline, indent=1) + "\n")
     write_text_atomic(out / "timeline.csv", _timeline_csv(tracking, labels))
@@ -153,7 +158,7 @@ def _write_outputs(out: Path, tracking: Tracking, sides: Sequence[Side], labels:
     (out / "charts").mkdir(exist_ok=True)
     charts = {0: write_timeline_chart(out / "charts" / "area.png", f"The whole area: {len(tracking.sites)} site(s)",
                                       labels, timeline["area"])}
-    for site, line in zip(tracking.sites, lines, strict=False):
+    for site in tracking.sites:
         charts[site.number] = write_timeline_chart(out / "charts" / f"site_{site.number:03d}.png",
                                                    f"site {site.number}", labels, site.timeline())
     write_track_report(out, tracking, labels, [str(s.source) for s in sides], lines, charts,

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import shapely
 from affine import Affine
 from PIL import Image
 
 from infer.analysis.change_scoring import score_changes
 from infer.analysis.changes import read_side
 from infer.analysis.track import follow
-from infer.geo.geojson import feature
+from infer.geo.crs import to_wgs84
+from infer.geo.geojson import feature, write_feature_collection
 from synth.cli import main as synth_main
 from synth.layout import SceneSpec, plan_scene
 from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, run_cli
@@ -195,6 +197,10 @@ def test_track_with_a_model_runs_each_scene_then_follows_them(oracle, tmp_path):
     assert timeline["objects"] == {"storehouse": {"tracks": 5, "seen_at_every_date": 3}}
     again = run_cli("infer", "track", *map(str, scenes), "--out", str(out), "--model", str(oracle))
     assert again.returncode == 0 and again.stdout == result.stdout  # the finished runs were kept
+    runs = sorted((out / "runs").iterdir())
+    assert run_cli("infer", "report", str(runs[0])).returncode == 0  # each is an `infer run` folder
+    from_runs = run_cli("infer", "track", *map(str, runs), "--out", str(tmp_path / "again"))
+    assert from_runs.returncode == 0 and from_runs.stdout.splitlines()[:-1] == result.stdout.splitlines()[:-1]
 
 
 def test_track_with_a_model_refuses_a_date_of_other_ground_before_writing(oracle, tmp_path):
@@ -205,3 +211,40 @@ def test_track_with_a_model_refuses_a_date_of_other_ground_before_writing(oracle
                      "--model", str(oracle))
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "do not cover the same ground" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _dated(path: Path, date: str, things: list[tuple[str, shapely.Geometry]]) -> Path:
+    """A result GeoJSON of things given in UTM 37N metres."""
+    feats = [feature(to_wgs84(geom, "EPSG:32637"), {"class": cls, "score": 0.9} | (
+        {"heading_deg": 0.0} if cls in ("storehouse", "truck") else {"area_m2": round(geom.area, 1)}))
+        for cls, geom in things]
+    write_feature_collection(path, feats, {"date": date, "classes": {
+        "storehouse": "object", "truck": "object", "earth_berm": "region", "cleared_site": "region"}})
+    return path
+
+
+def test_changes_a_neighbouring_pair_undoes_are_flicker_not_change(tmp_path):
+    """A truck missed at date 2 and a berm segment missed at date 2 come back at date 3: not changes. Cleared
+    ground lost at date 2 (built on) and a truck seen at date 2 only (a visit) are."""
+    x0, y0 = ORIGIN
+    houses = [("storehouse", shapely.box(x0 + 40 * i, y0 - 20, x0 + 40 * i + 12, y0 - 12)) for i in range(4)]
+    parked = ("truck", shapely.box(x0 + 10, y0 - 80, x0 + 18, y0 - 77))
+    visitor = ("truck", shapely.box(x0 + 100, y0 - 80, x0 + 108, y0 - 77))
+    segment = ("earth_berm", shapely.box(x0, y0 - 60, x0 + 30, y0 - 55))
+    cleared = ("cleared_site", shapely.box(x0 + 60, y0 - 140, x0 + 140, y0 - 100))
+    dates = [_dated(tmp_path / "d1.geojson", "2026-03-01", houses + [parked, segment, cleared]),
+             _dated(tmp_path / "d2.geojson", "2026-03-20", houses + [visitor]),
+             _dated(tmp_path / "d3.geojson", "2026-04-09", houses + [parked, segment])]
+    assert run_cli("infer", "track", *map(str, dates), "--out", str(tmp_path / "out")).returncode == 0
+    timeline = json.loads((tmp_path / "out" / "timeline.json").read_text())
+    assert timeline["changes_between_dates"] == [{"truck new": 1, "cleared_site gone": 1}, {"truck gone": 1}]
+    assert timeline["flicker_between_dates"] == [{"truck gone": 1, "earth_berm gone": 1},
+                                                 {"truck new": 1, "earth_berm new": 1}]
+    changes = json.loads((tmp_path / "out" / "changes_over_time.geojson").read_text())["features"]
+    assert len(changes) == 3
+    assert run_cli("infer", "track", *map(str, dates), "--out", str(tmp_path / "all"), "--keep-flicker").returncode == 0
+    kept = json.loads((tmp_path / "all" / "timeline.json").read_text())
+    assert kept["changes_between_dates"] == [{"truck new": 1, "truck gone": 1, "earth_berm gone": 1,
+                                              "cleared_site gone": 1}, {"truck new": 1, "truck gone": 1,
+                                                                        "earth_berm new": 1}]
+    assert kept["flicker_between_dates"] == [{}, {}]

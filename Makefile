@@ -61,7 +61,14 @@ $(DEMO_DIR)/heldout/scene_000.tif: | $(STAMP)
 $(DEMO_DIR)/scenes/scene_000_t2.tif: | $(STAMP)
 	$(PY) -m synth --out $(DEMO_DIR)/scenes --scenes 1 --size 2048 --second-date --seed 7 --preview --quiet
 
-demo: setup $(DEMO_MODEL) $(DEMO_DIR)/heldout/scene_000.tif $(DEMO_DIR)/scenes/scene_000_t2.tif
+# One area at three dates: a compound cleared, then built and walled in (python -m synth --dates).
+SERIES := $(foreach stem,scene_000 scene_000_t2 scene_000_t3,$(DEMO_DIR)/series/$(stem).tif)
+
+$(DEMO_DIR)/series/scene_000_t3.tif: | $(STAMP)
+	$(PY) -m synth --out $(DEMO_DIR)/series --scenes 1 --size 2048 --dates 3 --seed 8 --quiet
+
+demo: setup $(DEMO_MODEL) $(DEMO_DIR)/heldout/scene_000.tif $(DEMO_DIR)/scenes/scene_000_t2.tif \
+		$(DEMO_DIR)/series/scene_000_t3.tif
 	$(PY) -m infer run $(DEMO_MODEL) $(DEMO_DIR)/heldout/scene_000.tif --out $(DEMO_DIR)/run
 	$(PY) -m infer evaluate $(DEMO_DIR)/run/scene_000.geojson $(DEMO_DIR)/heldout/scene_000.geojson \
 		--scene $(DEMO_DIR)/heldout/scene_000.tif
@@ -69,11 +76,13 @@ demo: setup $(DEMO_MODEL) $(DEMO_DIR)/heldout/scene_000.tif $(DEMO_DIR)/scenes/s
 	$(PY) -m infer report $(DEMO_DIR)/run
 	$(PY) -m infer diff $(DEMO_DIR)/scenes/scene_000.tif $(DEMO_DIR)/scenes/scene_000_t2.tif \
 		--model $(DEMO_MODEL) --out $(DEMO_DIR)/changes
+	$(PY) -m infer track --model $(DEMO_MODEL) $(SERIES) --out $(DEMO_DIR)/track
 	@echo "Report: $(DEMO_DIR)/run/report.html  Overview: $(DEMO_DIR)/run/scene_000_overlay.png"
 	@echo "Best detections: $(DEMO_DIR)/run/scene_000_detections.png  GeoJSON: $(DEMO_DIR)/run/scene_000.geojson"
 	@echo "Scores: $(DEMO_DIR)/run/scene_000_eval.json  Mask: $(DEMO_DIR)/run/scene_000_mask.tif  QGIS: $(DEMO_DIR)/run/scene_000.gpkg"
 	@echo "Sites: $(DEMO_DIR)/run/sites.txt, sites.geojson, sites.gpkg"
 	@echo "Changes: $(DEMO_DIR)/changes/changes.png, changes.txt, changes.geojson  Model: $(DEMO_MODEL)"
+	@echo "Over three dates: $(DEMO_DIR)/track/report.html, track.txt, timeline.csv, track.gpkg, charts/"
 
 # A short CPU training run of the demo recipe, with per-class validation mAP, exported to ONNX.
 demo-train: data
@@ -124,6 +133,8 @@ bench: $(BENCH_STAMP) $(DEMO_MODEL) checkpoints/fast.onnx runs/yolo/training.jso
 	$(PY) -m bench.infer_memory --free-like $(DEMO_MODEL) --sizes 4096 8192 16384
 	$(PY) -m bench.pipeline_ceiling --like $(DEMO_MODEL) --sizes 4096 8192 --workers 1 2 --runs 3
 	$(PY) -m bench.change_detection --model checkpoints/reference.onnx --pairs 3
+	$(PY) -m bench.sites_accuracy --model checkpoints/reference.onnx
+	$(PY) -m bench.series_accuracy --model checkpoints/reference.onnx --series 3 --dates 5
 	$(PY) -m bench.ray_overhead --model checkpoints/reference.onnx --scenes 8 --size 2048 --workers 2 --runs 3
 	$(PY) -m bench.region_closing --checkpoint checkpoints/reference.ckpt
 	$(PY) -m bench.report

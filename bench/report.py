@@ -124,16 +124,20 @@ def change_detection_table(result: dict) -> str:
         f"{match['object_distance_m']:g} m, region changes IoU ≥ {match['region_min_iou']:g}), "
         f"`{m['command']}`:",
         "",
-        "| change | true | found | matched | precision | recall |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, e in result["per_change"].items():
+    return "\n".join(lines + _change_rows("change", result["per_change"], result["totals"], result["precision"],
+                                         result["recall"]))
+
+
+def _change_rows(heading: str, per_change: dict, totals: dict, precision: float, recall: float) -> list[str]:
+    """A table of found changes against true ones, a row per (class, change) and one for all."""
+    lines = [f"| {heading} | true | found | matched | precision | recall |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, e in per_change.items():
         lines.append(f"| {name} | {e['true']} | {e['found']} | {e['matched']} | {e['precision']:.2f} | "
                      f"{e['recall'] if e['true'] else float('nan'):.2f} |".replace("nan", "–"))
-    t = result["totals"]
-    lines.append(f"| **all** | **{t['true']}** | **{t['found']}** | **{t['matched']}** | **{result['precision']:.2f}** "
-                 f"| **{result['recall']:.2f}** |")
-    return "\n".join(lines)
+    lines.append(f"| **all** | **{totals['true']}** | **{totals['found']}** | **{totals['matched']}** | "
+                 f"**{precision:.2f}** | **{recall:.2f}** |")
+    return lines
 
 
 def sites_accuracy_table(result: dict) -> str:
@@ -156,6 +160,32 @@ def sites_accuracy_table(result: dict) -> str:
                  f"**{result['storehouse_count_exact']:.2f}** | **{result['within_one_storehouse']:.2f}** | "
                  f"**{result['fortified_count_exact']:.2f}** |")
     return "\n".join(lines)
+
+
+def series_accuracy_table(result: dict) -> str:
+    """`bench.series_accuracy`: `infer track --model` on generated series against `infer track` on their truth."""
+    m, match, t = result["machine"], result["match"], result["change_totals"]
+    lines = [
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores): `{Path(result['model']).name}` on "
+        f"{result['series']} generated series of {result['dates']} dates at {result['size']}² (up to 3 m "
+        f"misregistration a date), `infer track --model` at score {result['score']}, against `infer track` on the "
+        f"truth; changes per consecutive pair scored as `bench.change_detection` (objects within "
+        f"{match['object_distance_m']:g} m, regions IoU ≥ {match['region_min_iou']:g}), `{m['command']}`:",
+        "",
+        "| sites (per site and date) | |",
+        "| --- | ---: |",
+        f"| truth site-dates | {result['site_dates']} |",
+        f"| missed | {result['missed_site_dates']} |",
+        f"| model sites touching no truth site | {result['false_site_dates']} |",
+        f"| storehouse count exact | {result['storehouse_count_exact']:.2f} |",
+        f"| storehouse count within ±1 | {result['within_one_storehouse']:.2f} |",
+        f"| fortified count within ±1 | {result['fortified_within_one']:.2f} |",
+        "",
+        f"Changes a neighbouring pair of dates undid, set apart as flicker: {result['flicker_set_apart']}.",
+        "",
+    ]
+    return "\n".join(lines + _change_rows("change between consecutive dates", result["per_change"], t,
+                                         result["change_precision"], result["change_recall"]))
 
 
 def _stride(model: dict) -> str:
@@ -503,7 +533,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "infer_memory": infer_memory_table, "region_closing": region_closing_table,
     "reference_heldout_eval": evaluation_table, "pipeline_ceiling": pipeline_ceiling_table,
     "ray_overhead": ray_overhead_table, "heldout_suite": heldout_suite_table, "real_trees": real_trees_table,
-    "sites_accuracy": sites_accuracy_table,
+    "sites_accuracy": sites_accuracy_table, "series_accuracy": series_accuracy_table,
 }
 
 # Tables made from several result files: NAME -> (render, required files, optional files). The

@@ -103,8 +103,9 @@ def main() -> None:
                     mine_total = per_change.setdefault(name, {"true": 0, "found": 0, "matched": 0})
                     for key in mine_total:
                         mine_total[key] += entry[key]
-            offsets = json.loads((folder / "model" / "timeline.json").read_text())["registration_offset_m"]
-            rows.append({"seed": seed, **sites, "pairs": pairs, "registration_offset_m": offsets})
+            timeline = json.loads((folder / "model" / "timeline.json").read_text())
+            rows.append({"seed": seed, **sites, "pairs": pairs, "registration_offset_m": timeline["registration_offset_m"],
+                         "flicker": timeline["flicker_between_dates"]})
             print(seed, {k: v for k, v in sites.items() if not k.endswith("errors")},
                   [(q["true"], q["found"], q["matched"]) for q in pairs])
     errors = [e for r in rows for e in r["storehouse_errors"]]
@@ -124,6 +125,7 @@ def main() -> None:
         "change_precision": round(matched_found / max(found, 1), 3),
         "change_recall": round(sum(e["matched"] for e in per_change.values()) / max(true, 1), 3),
         "change_totals": {"true": true, "found": found, "matched": matched_found},
+        "flicker_set_apart": sum(sum(pair.values()) for r in rows for pair in r["flicker"]),
         "per_change": {name: {**e, "precision": round(e["matched"] / max(1, e["found"]), 3),
                               "recall": round(e["matched"] / max(1, e["true"]), 3)}
                        for name, e in sorted(per_change.items())},

@@ -57,6 +57,7 @@ class Side:
     pixel_coordinates: bool
     colors: dict[str, str] = field(default_factory=dict)
     footprint: Thing | None = None  # the ground the date saw (valid pixels), when its file records it
+    min_area_m2: dict[str, float] = field(default_factory=dict)  # smallest region piece reported, per class
 
 
 @dataclass(frozen=True)
@@ -133,9 +134,13 @@ def read_side(path: Path, scene: Path | None = None) -> Side:
         ground = None if seen is None else shapely.make_valid(shapely.geometry.shape(seen))
     except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.GEOSException):
         raise InputError(f"{geojson}: its 'footprint' is not a GeoJSON geometry") from None
+    try:
+        smallest = {str(k): float(v) for k, v in (collection.get("min_area_m2") or {}).items()}
+    except (AttributeError, TypeError, ValueError):
+        raise InputError(f"{geojson}: its 'min_area_m2' is not a mapping of class to m²") from None
     return Side(geojson, objects, regions, collection.get("date"),
                 scene or found_scene or _scene_for(geojson, collection), pixel, dict(collection.get("colors") or {}),
-                None if ground is None else Thing("footprint", ground, ground, {}))
+                None if ground is None else Thing("footprint", ground, ground, {}), smallest)
 
 
 def to_metric(sides: Sequence[Side]) -> tuple[CRS | None, str]:
@@ -223,11 +228,18 @@ def _extent(geom: shapely.Geometry, scale: float) -> str:
     return f"{sides[0] * scale:.0f} m x {sides[1] * scale:.0f} m"
 
 
-def _cleaned(geom: shapely.Geometry, options: DiffOptions, scale: float) -> list[shapely.Polygon]:
+def _cleaned(geom: shapely.Geometry, options: DiffOptions, scale: float, min_area_m2: float) -> list[shapely.Polygon]:
     eps = options.sliver_m / 2 / scale
     opened = geom.buffer(-eps, join_style="mitre").buffer(eps, join_style="mitre")
     parts = [g for g in getattr(opened, "geoms", [opened]) if isinstance(g, shapely.Polygon)]
-    return [g for g in parts if g.area * scale * scale >= options.min_area_m2]
+    return [g for g in parts if g.area * scale * scale >= min_area_m2]
+
+
+def smallest_change_m2(cls: str, sides: Sequence[Side], options: DiffOptions) -> float:
+    """The smallest change of region class `cls` reported: `options.min_area_m2`, or the smallest piece of
+    the class the inputs report (their `min_area_m2` header) when that is larger: a change below what
+    either date could show is the outline moving, not the ground."""
+    return max([options.min_area_m2] + [s.min_area_m2.get(cls, 0.0) for s in sides])
 
 
 def diff(before: Side, after: Side, options: DiffOptions = DiffOptions(), pixel_m: float = 1.0) -> DiffResult:
@@ -284,7 +296,7 @@ def compare(before: Side, after: Side, options: DiffOptions, crs: CRS | None, sc
         union_b = shapely.union_all([t.metric for t in before.regions if t.cls == cls])
         union_a = shapely.union_all([t.metric for t in after.regions if t.cls == cls])
         for change, geom in (("new", union_a.difference(union_b)), ("gone", union_b.difference(union_a))):
-            for piece in _cleaned(geom, options, scale):
+            for piece in _cleaned(geom, options, scale, smallest_change_m2(cls, (before, after), options)):
                 props = {"class": cls, "change": change, "area_m2": round(piece.area * scale * scale, 1),
                          "length_m": round(elongated_length(piece) * scale, 1), "extent_m": _extent(piece, scale)}
                 changes.append(Change(cls, kind, change, out(piece, after_offset if change == "new" else None),

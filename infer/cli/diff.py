@@ -43,7 +43,8 @@ def build_parser() -> OneLineArgumentParser:
                    help=f"largest misregistration looked for, metres (default: {DiffOptions.search_m:g})")
     p.add_argument("--no-align", action="store_true", help="do not estimate and remove a shift between the dates")
     p.add_argument("--min-area", type=finite_float, default=DiffOptions.min_area_m2,
-                   help=f"smallest region change reported, m² (default: {DiffOptions.min_area_m2:g})")
+                   help=f"smallest region change reported, m² (default: {DiffOptions.min_area_m2:g}, or a class's "
+                        "smallest reported region when the inputs record a larger one)")
     p.add_argument("--pixel-size", type=finite_float, default=1.0,
                    help="metres per pixel when the inputs are in pixel coordinates (default: 1)")
     p.add_argument("--before-scene", type=Path, help="imagery of the earlier date for changes.png")

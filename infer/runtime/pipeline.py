@@ -221,6 +221,8 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
     write_feature_collection(paths["geojson"], objects + regions,
                              {"scene": scene.name, **dated, "model": info.version,
                               "classes": {c.name: c.kind for c in info.classes}, "colors": colors,
+                              "min_area_m2": {n: round(px * grid.gsd_m**2, 1)
+                                              for n, px in zip(region_names, plan.min_area_px, strict=True)},
                               "footprint": footprint(overview.covered, overview.factor, grid),
                               **output_crs_note(grid)})
     counts = {n: int((classes == k).sum()) for k, n in enumerate(object_names)}

@@ -213,13 +213,13 @@ def test_track_with_a_model_refuses_a_date_of_other_ground_before_writing(oracle
     assert not (tmp_path / "out").exists()
 
 
-def _dated(path: Path, date: str, things: list[tuple[str, shapely.Geometry]]) -> Path:
-    """A result GeoJSON of things given in UTM 37N metres."""
+def _dated(path: Path, date: str, things: list[tuple[str, shapely.Geometry]], header: dict | None = None) -> Path:
+    """A result GeoJSON of things given in UTM 37N metres, with `header` members."""
     feats = [feature(to_wgs84(geom, "EPSG:32637"), {"class": cls, "score": 0.9} | (
         {"heading_deg": 0.0} if cls in ("storehouse", "truck") else {"area_m2": round(geom.area, 1)}))
         for cls, geom in things]
     write_feature_collection(path, feats, {"date": date, "classes": {
-        "storehouse": "object", "truck": "object", "earth_berm": "region", "cleared_site": "region"}})
+        "storehouse": "object", "truck": "object", "earth_berm": "region", "cleared_site": "region"}} | (header or {}))
     return path
 
 
@@ -248,3 +248,30 @@ def test_changes_a_neighbouring_pair_undoes_are_flicker_not_change(tmp_path):
                                               "cleared_site gone": 1}, {"truck new": 1, "truck gone": 1,
                                                                         "earth_berm new": 1}]
     assert kept["flicker_between_dates"] == [{}, {}]
+
+
+@pytest.mark.parametrize("smallest, reported", [(None, 1), (150.0, 1), (400.0, 0)])
+def test_a_region_change_below_the_runs_smallest_piece_is_not_reported(tmp_path, smallest, reported):
+    """Cleared ground 200 m² smaller at the second date: a change unless the runs report no cleared site below
+    a larger area (their `min_area_m2`), as `infer run` records it."""
+    x0, y0 = ORIGIN
+    houses = [("storehouse", shapely.box(x0 + 40 * i, y0 - 20, x0 + 40 * i + 12, y0 - 12)) for i in range(4)]
+    header = None if smallest is None else {"min_area_m2": {"earth_berm": 10.0, "cleared_site": smallest}}
+    whole = ("cleared_site", shapely.box(x0, y0 - 140, x0 + 80, y0 - 100))
+    smaller = ("cleared_site", shapely.box(x0, y0 - 140, x0 + 75, y0 - 100))
+    dates = [_dated(tmp_path / "d1.geojson", "2026-03-01", houses + [whole], header),
+             _dated(tmp_path / "d2.geojson", "2026-03-20", houses + [smaller], header)]
+    assert run_cli("infer", "track", *map(str, dates), "--out", str(tmp_path / "track")).returncode == 0
+    timeline = json.loads((tmp_path / "track" / "timeline.json").read_text())
+    assert timeline["changes_between_dates"] == [{"cleared_site gone": 1} if reported else {}]
+    assert run_cli("infer", "diff", *map(str, dates), "--out", str(tmp_path / "diff")).returncode == 0
+    changes = json.loads((tmp_path / "diff" / "changes.geojson").read_text())["features"]
+    assert sum(f["properties"]["change"] == "gone" for f in changes) == reported
+
+
+def test_a_run_records_the_smallest_region_piece_it_reports(oracle, tmp_path):
+    scene = write_scene(tmp_path / "s.tif", plant(512, 512, STOREHOUSES, RING))
+    assert run_cli("infer", "run", str(oracle), str(scene), "--out", str(tmp_path / "out"), "--quiet",
+                   "--min-area", "earth_berm=123").returncode == 0
+    header = json.loads((tmp_path / "out" / "s.geojson").read_text())
+    assert header["min_area_m2"]["earth_berm"] == 123.0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 BLOCK_TORCH = (
     "import sys\n"
     "class Block:\n"
@@ -44,13 +46,27 @@ def test_infer_cli_answers_without_torch():
     assert "--shard" in result.stdout, result.stderr[-2000:]
 
 
+def _pytest_without_torch(paths: list[str], ignore: list[str]) -> str:
+    """Run pytest on `paths` with torch blocked; its summary line, asserted a pass."""
+    args = ["-q", "-p", "no:cacheprovider", "-p", "no:warnings", *paths] + [a for i in ignore for a in ("--ignore", i)]
+    result = _run(f"import pytest\nsys.exit(pytest.main({args!r}))\n", timeout=900)
+    summary = result.stdout.strip().splitlines()[-1]
+    assert result.returncode == 0 and " passed" in summary, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "error" not in summary, summary
+    return summary
+
+
+def test_every_command_runs_end_to_end_without_torch():
+    """`infer run` (through `track --model` and `parquet`), `diff --model`, `track`, `sites` on its series,
+    `report` and `parquet`, each run for real with torch blocked: no lazy import reaches torch."""
+    summary = _pytest_without_torch(["tests/infer/test_changes.py", "tests/infer/test_track.py",
+                                     "tests/infer/test_parquet.py"], [])
+    assert int(summary.split(" passed")[0].split()[-1]) > 25, summary
+
+
+@pytest.mark.slow  # every runtime test again (about 3.5 minutes on 2 cores): run by `make test-all`
 def test_the_runtime_tests_pass_without_torch():
     """An inference node (`pip install .[dev]`, no torch) can test itself: `pytest tests/infer` passes, the
     oracle model built with onnx; only the tests that export a network from torch are skipped."""
-    code = ("import pytest\n"
-            "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '-p', 'no:warnings', 'tests/infer',\n"
-            "                      '--ignore', 'tests/infer/test_torch_free.py']))\n")
-    result = _run(code, timeout=900)
-    summary = result.stdout.strip().splitlines()[-1]
-    assert result.returncode == 0 and " passed" in summary, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "error" not in summary and int(summary.split(" passed")[0].split()[-1]) > 80, summary
+    summary = _pytest_without_torch(["tests/infer"], ["tests/infer/test_torch_free.py"])
+    assert int(summary.split(" passed")[0].split()[-1]) > 80, summary

@@ -224,9 +224,17 @@ def area_timeline(sites: Sequence[Followed], dates: int) -> list[dict]:
     return rows
 
 
-def progress_line(site: Followed, labels: Sequence[str]) -> str:
+def berm_changed(site: Followed, changes: Sequence[Sequence[Change]], berm: str) -> bool:
+    """Whether any standing change of class `berm` (after `split_flicker`) touches one of the site's outlines."""
+    outlines = [s.outline for s in site.dates if s is not None]
+    return any(c.cls == berm and c.change != "persisting" and c.metric is not None
+               and any(c.metric.intersects(o) for o in outlines) for pair in changes for c in pair)
+
+
+def progress_line(site: Followed, labels: Sequence[str], berm_moved: bool = True) -> str:
     """What an analyst would say of one site's timeline, e.g. "site 3: cleared 44,600 m² by date 2
-    (2026-03-17); 6 storehouses by date 4 (...), 5 of them fortified"."""
+    (2026-03-17); 6 storehouses by date 4 (...), 5 of them fortified". `berm_moved`: whether an earth berm
+    change touches the site (`berm_changed`); without one its berm length is given once, as the median."""
     rows = site.timeline()
 
     def when(k: int) -> str:
@@ -249,8 +257,10 @@ def progress_line(site: Followed, labels: Sequence[str]) -> str:
             parts.append(f"fortified from {when(first_fortified)}")
     berms = [r["berm_m"] for r in rows if r["present"]]
     if berms and max(berms) > 0:
-        parts.append(f"earth berm {berms[0]:,.0f} → {berms[-1]:,.0f} m" if berms[0] != berms[-1]
-                     else f"{berms[0]:,.0f} m of earth berm")
+        if berm_moved and berms[0] != berms[-1]:
+            parts.append(f"earth berm {berms[0]:,.0f} → {berms[-1]:,.0f} m")
+        else:  # lengths that differ with no berm change between the dates are the outlines wavering
+            parts.append(f"{float(np.median(berms)):,.0f} m of earth berm")
     visits = [k for k, r in enumerate(rows) if r["trucks_inside"]]
     if visits:
         parts.append("trucks inside at " + ", ".join(when(k) for k in visits))
@@ -258,4 +268,5 @@ def progress_line(site: Followed, labels: Sequence[str]) -> str:
 
 
 __all__ = ["FLICKER_IOU", "TIMELINE_FIELDS", "Followed", "ObjectTrack", "Tracking", "area_timeline",
-           "consecutive_changes", "follow", "follow_objects", "progress_line", "register", "split_flicker"]
+           "berm_changed", "consecutive_changes", "follow", "follow_objects", "progress_line", "register",
+           "split_flicker"]

@@ -27,8 +27,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 from infer.analysis.changes import DiffOptions, Side, read_side
-from infer.analysis.sites import SiteRules, site_properties
-from infer.analysis.track import TIMELINE_FIELDS, Tracking, area_timeline, follow, progress_line
+from infer.analysis.sites import SiteRoles, SiteRules, site_properties
+from infer.analysis.track import (
+    TIMELINE_FIELDS,
+    Tracking,
+    area_timeline,
+    berm_changed,
+    follow,
+    progress_line,
+)
 from infer.analysis.track_report import write_track_report
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
 from infer.cli.dated_runs import open_model_for, run_dates
@@ -110,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(str(exc)) from None
     labels = [s.date or "" for s in sides]
     ensure_writable_folder(args.out)
-    lines = [progress_line(s, labels) for s in tracking.sites] or ["no site at any date"]
+    lines = [progress_line(s, labels, berm_changed(s, tracking.changes, SiteRoles().berm)) for s in tracking.sites]
+    lines = lines or ["no site at any date"]
     _write_outputs(args.out, tracking, sides, labels, rules, lines)
     print("\n".join(lines))
     print(f"wrote {args.out / 'report.html'}, {', '.join(FILES)} and charts/")

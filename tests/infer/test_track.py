@@ -275,3 +275,21 @@ def test_a_run_records_the_smallest_region_piece_it_reports(oracle, tmp_path):
                    "--min-area", "earth_berm=123").returncode == 0
     header = json.loads((tmp_path / "out" / "s.geojson").read_text())
     assert header["min_area_m2"]["earth_berm"] == 123.0
+
+
+def test_a_site_whose_berms_did_not_change_gets_one_berm_length():
+    """Berm lengths that waver between dates with no berm change at the site are said once (the median)."""
+    from infer.analysis.changes import Change
+    from infer.analysis.sites import Site
+    from infer.analysis.track import Followed, berm_changed, progress_line
+
+    outline = shapely.box(0, 0, 100, 60)
+    site = Followed(1, [Site(1, outline, [0], [], [1], [], [], [], length, 0.0) for length in (120.0, 112.0, 118.0)])
+    labels = ["2026-03-01", "2026-03-20", "2026-04-09"]
+    assert "118 m of earth berm" in progress_line(site, labels, berm_moved=False)
+    assert "earth berm 120 → 118 m" in progress_line(site, labels, berm_moved=True)
+    far = Change("earth_berm", "region", "new", outline, {}, shapely.box(300, 0, 320, 5))
+    near = Change("earth_berm", "region", "new", outline, {}, shapely.box(90, 0, 120, 5))
+    cleared = Change("cleared_site", "region", "gone", outline, {}, shapely.box(10, 10, 40, 40))
+    assert not berm_changed(site, [[far, cleared], []], "earth_berm")
+    assert berm_changed(site, [[far], [near]], "earth_berm")

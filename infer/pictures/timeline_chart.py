@@ -33,7 +33,7 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], unit: str,
     left, top, right, bottom = box
     small, tiny = font(13), font(11)
     top_value = max([float(r[field]) for r in rows for field, _, _ in series] + [1.0])
-    inner_top = top + 22
+    inner_top = top + 38  # the legend, then the values written above the highest point
 
     def y(value: float) -> float:
         return bottom - (bottom - inner_top) * float(value) / top_value

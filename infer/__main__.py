@@ -16,13 +16,15 @@ commands:
   sites     group detections into sites (compounds) and say which storehouses are fortified
   track     follow sites and objects through many dates: timelines, charts, changes, a report
   parquet   every detection of a run in one GeoParquet file (needs pyarrow)
+  gpkg      a whole run in one styled GeoPackage: objects, regions, sites, changes
 
 Run `python -m infer COMMAND --help` for a command's options."""
 
 
 COMMANDS = {"run": "infer.cli.run:main", "evaluate": "infer.cli.evaluate:main", "report": "infer.cli.report:main",
             "diff": "infer.cli.diff:main", "sites": "infer.cli.sites:main",
-            "track": "infer.cli.track:main", "parquet": "infer.cli.parquet:main"}
+            "track": "infer.cli.track:main", "parquet": "infer.cli.parquet:main",
+            "gpkg": "infer.cli.gpkg:main"}
 
 
 def main() -> int:

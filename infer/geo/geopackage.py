@@ -12,7 +12,7 @@ import errno
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,6 +63,56 @@ def write_geopackage(path: Path, layers: Sequence[Layer], crs: str | None = "EPS
         finally:
             pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
     return path
+
+
+@dataclass(frozen=True)
+class StreamedLayer:
+    """A layer written a batch of GeoJSON features at a time, with fixed `fields` (name, "str" | "float" |
+    "int"), for files too large to hold at once (a run's every scene); styled like `Layer`."""
+
+    name: str
+    fields: tuple[tuple[str, str], ...]
+    batches: Iterable[Sequence[dict[str, Any]]]
+    colors: dict[str, str]
+    filled: bool
+    styled_by: str = "class"
+
+
+def write_streamed_geopackage(path: Path, layers: Sequence[StreamedLayer], crs: str | None = "EPSG:4326") -> int:
+    """Write each layer batch by batch (GDAL appends), then the styles of those that got features; the
+    file appears whole. Returns the features written."""
+    from pyogrio.raw import write
+
+    written, styled = 0, []
+    with atomic_write(path, ".gpkg") as temporary:
+        try:
+            for layer in layers:
+                started = False
+                for batch in layer.batches:
+                    if not batch:
+                        continue
+                    geometries = np.array([shapely.geometry.shape(f["geometry"]) for f in batch], dtype=object)
+                    columns = [_typed([(f.get("properties") or {}).get(name) for f in batch], kind)
+                               for name, kind in layer.fields]
+                    write(temporary, shapely.to_wkb(geometries), field_data=columns,
+                          fields=[name for name, _ in layer.fields], layer=layer.name, driver="GPKG", crs=crs,
+                          geometry_type="MultiPolygon", promote_to_multi=True, append=started)
+                    started, written = True, written + len(batch)
+                if started:
+                    styled.append(Layer(layer.name, (), layer.colors, layer.filled, layer.styled_by))
+            if styled:
+                _write_styles(temporary, styled)
+        except RuntimeError as exc:
+            raise _as_os_error(exc, temporary.parent) from None
+    return written
+
+
+def _typed(values: list[Any], kind: str) -> np.ndarray:
+    if kind == "float":
+        return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+    if kind == "int":
+        return np.array([0 if v is None else int(v) for v in values], dtype=np.int64)
+    return np.array(["" if v is None else str(v) for v in values], dtype=object)
 
 
 def _as_os_error(exc: RuntimeError, folder: Path) -> OSError:
@@ -119,4 +169,4 @@ def _write_styles(path: Path, layers: Sequence[Layer]) -> None:
           fields=list(columns), layer="layer_styles", driver="GPKG")
 
 
-__all__ = ["Layer", "write_geopackage"]
+__all__ = ["Layer", "StreamedLayer", "write_geopackage", "write_streamed_geopackage"]

@@ -1,0 +1,106 @@
+"""`python -m infer gpkg RUN_DIR [--changes FILE …] [--out FILE]`: a whole run in one GeoPackage for QGIS.
+
+Layers `objects` and `regions` hold every finished scene's detections (a
+`scene` field says whose), `sites` the run's sites when `infer sites` has
+written them into the folder, and `changes` the changes of each `--changes`
+file (`infer diff`'s changes.geojson, `infer track`'s
+changes_over_time.geojson). Each is styled as the overlay and the change
+pictures colour it, the styles stored inside. Scenes are written one at a
+time, so memory holds one scene.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from infer.cli.console import OneLineArgumentParser, ensure_writable_folder
+from infer.cli.sites import DEFENCE_COLORS
+from infer.errors import InputError, UsageError
+from infer.geo.geojson import read_feature_collection
+from infer.geo.geopackage import StreamedLayer, write_streamed_geopackage
+from infer.pictures.changes_picture import CHANGE_COLORS
+from infer.runtime.runfolder import read_summaries
+
+OBJECT_FIELDS = (("scene", "str"), ("class", "str"), ("score", "float"), ("length_m", "float"),
+                 ("width_m", "float"), ("heading_deg", "float"))
+REGION_FIELDS = (("scene", "str"), ("class", "str"), ("score", "float"), ("area_m2", "float"))
+SITE_FIELDS = (("scene", "str"), ("site", "int"), ("defence", "str"), ("area_m2", "float"), ("length_m", "float"),
+               ("width_m", "float"), ("storehouses", "int"), ("fortified_storehouses", "int"), ("berm_m", "float"),
+               ("cleared_m2", "float"), ("trucks_inside", "int"), ("trucks_near", "int"), ("summary", "str"))
+CHANGE_FIELDS = (("source", "str"), ("class", "str"), ("change", "str"), ("area_m2", "float"),
+                 ("length_m", "float"), ("from_date_index", "int"), ("to_date_index", "int"))
+
+
+def build_parser() -> OneLineArgumentParser:
+    p = OneLineArgumentParser(prog="python -m infer gpkg",
+                              description="Write a whole run into one GeoPackage for QGIS: layers objects and "
+                                          "regions (every scene), sites (when `infer sites` ran there) and changes "
+                                          "(of --changes files), each styled by class or kind of change.")
+    p.add_argument("folder", type=Path, help="an `infer run` output folder")
+    p.add_argument("--changes", type=Path, action="append", default=[], metavar="FILE",
+                   help="a changes GeoJSON (`infer diff`'s or `infer track`'s) for the changes layer; repeatable")
+    p.add_argument("--out", type=Path, help="the file to write (default: FOLDER/run.gpkg)")
+    return p
+
+
+def _scenes(geojsons: Sequence[Path], names: Sequence[str], kind: str, colors: dict[str, str],
+            georeferenced: bool) -> Iterator[list[dict]]:
+    """Each scene's features of `kind`, its scene name added; the colours of its classes go to `colors`."""
+    for path, name in zip(geojsons, names, strict=True):
+        collection = read_feature_collection(path)
+        if ("coordinates" not in collection) != georeferenced:
+            raise UsageError("the run mixes georeferenced scenes and scenes in pixel coordinates: "
+                             "write them to two files")
+        kinds = collection.get("classes") or {}
+        chosen = [f for f in collection["features"]
+                  if kinds.get(f["properties"]["class"], "object" if "length_m" in f["properties"] else "region") == kind]
+        colors.update({c: v for c, v in (collection.get("colors") or {}).items() if kinds.get(c) == kind})
+        yield [{**f, "properties": {**f["properties"], "scene": name}} for f in chosen]
+
+
+def _features_of(path: Path, extra: dict) -> Iterator[list[dict]]:
+    yield [{**f, "properties": {**f["properties"], **extra}} for f in read_feature_collection(path)["features"]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.folder.is_dir():
+        raise UsageError(f"not a folder: {args.folder}")
+    for path in args.changes:
+        if not path.is_file():
+            raise UsageError(f"not found: {path}")
+    try:
+        done = [e for e in read_summaries(args.folder) if e.get("status") == "done"]
+        if not done:
+            raise InputError(f"{args.folder} has no finished scene")
+        geojsons = [Path(e["outputs"]["geojson"]) for e in done]
+        georeferenced = "coordinates" not in read_feature_collection(geojsons[0])
+        for path in args.changes:
+            read_feature_collection(path)  # a bad file stops the job before anything is written
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    names = [Path(e["scene"]).name for e in done]
+    object_colors: dict[str, str] = {}
+    region_colors: dict[str, str] = {}
+    # the colour maps fill as the scenes are read; the styles are written after every batch
+    layers = [StreamedLayer("objects", OBJECT_FIELDS, _scenes(geojsons, names, "object", object_colors, georeferenced),
+                            object_colors, filled=False),
+              StreamedLayer("regions", REGION_FIELDS, _scenes(geojsons, names, "region", region_colors, georeferenced),
+                            region_colors, filled=True)]
+    sites = args.folder / "sites.geojson"
+    if sites.is_file():
+        layers.append(StreamedLayer("sites", SITE_FIELDS, _features_of(sites, {}), DEFENCE_COLORS, filled=True,
+                                    styled_by="defence"))
+    if args.changes:
+        batches = (batch for path in args.changes for batch in _features_of(path, {"source": path.name}))
+        layers.append(StreamedLayer("changes", CHANGE_FIELDS, batches, CHANGE_COLORS, filled=True,
+                                    styled_by="change"))
+    out = args.out or args.folder / "run.gpkg"
+    ensure_writable_folder(out.parent)
+    try:
+        count = write_streamed_geopackage(out, layers, crs="EPSG:4326" if georeferenced else None)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {out}: {count} feature(s) from {len(done)} scene(s), layers {', '.join(layer.name for layer in layers)}")
+    return 0

@@ -15,12 +15,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder
+from infer.cli.run_results import finished_results, kind_of, scene_collections
 from infer.cli.sites import DEFENCE_COLORS
 from infer.errors import InputError, UsageError
 from infer.geo.geojson import read_feature_collection
 from infer.geo.geopackage import StreamedLayer, write_streamed_geopackage
 from infer.pictures.changes_picture import CHANGE_COLORS
-from infer.runtime.runfolder import read_summaries
 
 OBJECT_FIELDS = (("scene", "str"), ("class", "str"), ("score", "float"), ("length_m", "float"),
                  ("width_m", "float"), ("heading_deg", "float"))
@@ -44,18 +44,13 @@ def build_parser() -> OneLineArgumentParser:
     return p
 
 
-def _scenes(geojsons: Sequence[Path], names: Sequence[str], kind: str, colors: dict[str, str],
+def _scenes(results: Sequence[tuple[str, Path]], kind: str, colors: dict[str, str],
             georeferenced: bool) -> Iterator[list[dict]]:
     """Each scene's features of `kind`, its scene name added; the colours of its classes go to `colors`."""
-    for path, name in zip(geojsons, names, strict=True):
-        collection = read_feature_collection(path)
-        if ("coordinates" not in collection) != georeferenced:
-            raise UsageError("the run mixes georeferenced scenes and scenes in pixel coordinates: "
-                             "write them to two files")
-        kinds = collection.get("classes") or {}
-        chosen = [f for f in collection["features"]
-                  if kinds.get(f["properties"]["class"], "object" if "length_m" in f["properties"] else "region") == kind]
-        colors.update({c: v for c, v in (collection.get("colors") or {}).items() if kinds.get(c) == kind})
+    for name, collection in scene_collections(results, georeferenced):
+        chosen = [f for f in collection["features"] if kind_of(collection, f["properties"]) == kind]
+        colors.update({c: v for c, v in (collection.get("colors") or {}).items()
+                       if kind_of(collection, {"class": c}) == kind})
         yield [{**f, "properties": {**f["properties"], "scene": name}} for f in chosen]
 
 
@@ -65,28 +60,20 @@ def _features_of(path: Path, extra: dict) -> Iterator[list[dict]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.folder.is_dir():
-        raise UsageError(f"not a folder: {args.folder}")
+    results, georeferenced = finished_results(args.folder)
     for path in args.changes:
         if not path.is_file():
             raise UsageError(f"not found: {path}")
-    try:
-        done = [e for e in read_summaries(args.folder) if e.get("status") == "done"]
-        if not done:
-            raise InputError(f"{args.folder} has no finished scene")
-        geojsons = [Path(e["outputs"]["geojson"]) for e in done]
-        georeferenced = "coordinates" not in read_feature_collection(geojsons[0])
-        for path in args.changes:
+        try:
             read_feature_collection(path)  # a bad file stops the job before anything is written
-    except InputError as exc:
-        raise UsageError(str(exc)) from None
-    names = [Path(e["scene"]).name for e in done]
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
     object_colors: dict[str, str] = {}
     region_colors: dict[str, str] = {}
     # the colour maps fill as the scenes are read; the styles are written after every batch
-    layers = [StreamedLayer("objects", OBJECT_FIELDS, _scenes(geojsons, names, "object", object_colors, georeferenced),
+    layers = [StreamedLayer("objects", OBJECT_FIELDS, _scenes(results, "object", object_colors, georeferenced),
                             object_colors, filled=False),
-              StreamedLayer("regions", REGION_FIELDS, _scenes(geojsons, names, "region", region_colors, georeferenced),
+              StreamedLayer("regions", REGION_FIELDS, _scenes(results, "region", region_colors, georeferenced),
                             region_colors, filled=True)]
     sites = args.folder / "sites.geojson"
     if sites.is_file():
@@ -98,9 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     styled_by="change"))
     out = args.out or args.folder / "run.gpkg"
     ensure_writable_folder(out.parent)
-    try:
-        count = write_streamed_geopackage(out, layers, crs="EPSG:4326" if georeferenced else None)
-    except InputError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"wrote {out}: {count} feature(s) from {len(done)} scene(s), layers {', '.join(layer.name for layer in layers)}")
+    count = write_streamed_geopackage(out, layers, crs="EPSG:4326" if georeferenced else None)
+    print(f"wrote {out}: {count} feature(s) from {len(results)} scene(s), layers {', '.join(layer.name for layer in layers)}")
     return 0

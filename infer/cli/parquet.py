@@ -12,10 +12,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder
-from infer.errors import InputError, UsageError
-from infer.geo.geojson import read_feature_collection
+from infer.cli.run_results import finished_results, kind_of, scene_collections
 from infer.geo.geoparquet import write_geoparquet
-from infer.runtime.runfolder import read_summaries
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -27,37 +25,19 @@ def build_parser() -> OneLineArgumentParser:
     return p
 
 
-def _scenes(geojsons: Sequence[Path], names: Sequence[str], georeferenced: bool) -> Iterator[tuple[list, dict]]:
-    for path, name in zip(geojsons, names, strict=True):
-        collection = read_feature_collection(path)
-        if ("coordinates" not in collection) != georeferenced:
-            raise UsageError("the run mixes georeferenced scenes and scenes in pixel coordinates: "
-                             "write them to two files")
-        kinds = collection.get("classes") or {}
+def _scenes(results: Sequence[tuple[str, Path]], georeferenced: bool) -> Iterator[tuple[list, dict]]:
+    for name, collection in scene_collections(results, georeferenced):
         for f in collection["features"]:
             props = f.setdefault("properties", {})
-            props["kind"] = kinds.get(props.get("class"), "object" if "length_m" in props else "region")
+            props["kind"] = kind_of(collection, props)
         yield collection["features"], {"scene": name}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.folder.is_dir():
-        raise UsageError(f"not a folder: {args.folder}")
-    try:
-        done = [e for e in read_summaries(args.folder) if e.get("status") == "done"]
-        if not done:
-            raise InputError(f"{args.folder} has no finished scene")
-        geojsons = [Path(e["outputs"]["geojson"]) for e in done]
-        georeferenced = "coordinates" not in read_feature_collection(geojsons[0])
-    except InputError as exc:
-        raise UsageError(str(exc)) from None
+    results, georeferenced = finished_results(args.folder)
     out = args.out or args.folder / "detections.parquet"
     ensure_writable_folder(out.parent)
-    names = [Path(e["scene"]).name for e in done]
-    try:
-        count = write_geoparquet(out, _scenes(geojsons, names, georeferenced), georeferenced)
-    except InputError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"wrote {out}: {count} detection(s) from {len(done)} scene(s)")
+    count = write_geoparquet(out, _scenes(results, georeferenced), georeferenced)
+    print(f"wrote {out}: {count} detection(s) from {len(results)} scene(s)")
     return 0

@@ -57,11 +57,10 @@ def _pytest_without_torch(paths: list[str], ignore: list[str]) -> str:
 
 
 def test_every_command_runs_end_to_end_without_torch():
-    """`infer run` (through `track --model` and `parquet`), `diff --model`, `track`, `sites` on its series,
+    """`infer run` (itself and through `track --model`, which `diff --model` shares), `track`, `diff`,
     `report` and `parquet`, each run for real with torch blocked: no lazy import reaches torch."""
-    summary = _pytest_without_torch(["tests/infer/test_changes.py", "tests/infer/test_track.py",
-                                     "tests/infer/test_parquet.py"], [])
-    assert int(summary.split(" passed")[0].split()[-1]) > 25, summary
+    summary = _pytest_without_torch(["tests/infer/test_track.py", "tests/infer/test_parquet.py"], [])
+    assert int(summary.split(" passed")[0].split()[-1]) > 18, summary
 
 
 @pytest.mark.slow  # every runtime test again (about 3.5 minutes on 2 cores): run by `make test-all`

@@ -112,17 +112,23 @@ def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):
     assert list(tmp_path.rglob("*.ckpt"))
 
 
+# Each case starts a training process (about 6 s): the ones that repeat a kind of check run in `make test-all`.
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize("extra,needle", [
     (["--data.dataset", "no/such.yaml"], "not found"),
-    (["--model.lr", "fast"], "model.lr"),
-    (["--trainer.max_stepz", "3"], "max_stepz"),
+    pytest.param(["--model.lr", "fast"], "model.lr", marks=SLOW),
+    pytest.param(["--trainer.max_stepz", "3"], "max_stepz", marks=SLOW),
     (["--model.init_weights", "no/such.ckpt"], "init_weights: no such checkpoint: no/such.ckpt"),
-    (["--model.object_stride", "8"], "object stride must be one of (2, 4), got 8"),
+    pytest.param(["--model.object_stride", "8"], "object stride must be one of (2, 4), got 8", marks=SLOW),
     (["--model.backbone", "vgg"], "unknown backbone 'vgg'"),
     (["--model.region_pos_weight", "{truck: 4}"], "region_pos_weight: truck is an object class, not a region class"),
-    (["--model.region_pos_weight", "{earth_berm: 0}"], "region_pos_weight: weights must be positive"),
+    pytest.param(["--model.region_pos_weight", "{earth_berm: 0}"], "region_pos_weight: weights must be positive",
+                 marks=SLOW),
     (["--model.lr", ".nan"], "model: lr must be a finite number > 0, got nan"),
-    (["--model.mask_weight", ".inf"], "model: mask_weight must be a finite number >= 0, got inf"),
+    pytest.param(["--model.mask_weight", ".inf"], "model: mask_weight must be a finite number >= 0, got inf",
+                 marks=SLOW),
     (["--data.scale_jitter=-.inf"], "data: scale_jitter must be a finite number in [0, 1), got -inf"),
 ])
 def test_bad_configuration_is_one_line_and_nonzero(tiny_dataset, tmp_path, extra, needle):

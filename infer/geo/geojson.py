@@ -38,9 +38,47 @@ def feature(geom: BaseGeometry, properties: Mapping[str, Any]) -> dict[str, Any]
 def features(geoms: Sequence[BaseGeometry], properties: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """`feature` of each pair, the geometries rounded and oriented in one call (the same result; per-geometry
     calls cost more than the arithmetic)."""
-    rounded = _rounded(np.asarray(geoms, dtype=object)) if len(geoms) else []
-    return [{"type": "Feature", "geometry": shapely.geometry.mapping(g), "properties": dict(p)}
-            for g, p in zip(rounded, properties, strict=True)]
+    rounded = _rounded(np.asarray(geoms, dtype=object)) if len(geoms) else np.empty(0, dtype=object)
+    return [{"type": "Feature", "geometry": g, "properties": dict(p)}
+            for g, p in zip(_mappings(rounded), properties, strict=True)]
+
+
+def _simple_polygons(geoms: np.ndarray) -> np.ndarray:
+    """Which of `geoms` are non-empty polygons without holes: their GeoJSON is one ring of coordinates."""
+    if not len(geoms):
+        return np.zeros(0, bool)
+    return ((shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON) & ~shapely.is_empty(geoms)
+            & (shapely.get_num_interior_rings(geoms) == 0))
+
+
+def _mappings(geoms: np.ndarray) -> list[dict[str, Any]]:
+    """`shapely.geometry.mapping` of each geometry, the same dicts; the rings of simple polygons (nearly every
+    output) read in one call, since per-geometry mapping costs more than the rest of the writing."""
+    out: list[dict[str, Any] | None] = [None] * len(geoms)
+    simple = _simple_polygons(geoms)
+    chosen = np.flatnonzero(simple)
+    if len(chosen):
+        coords, which = shapely.get_coordinates(shapely.get_exterior_ring(geoms[chosen]), return_index=True)
+        for i, ring in zip(chosen, np.split(coords, np.flatnonzero(np.diff(which)) + 1), strict=True):
+            out[i] = {"type": "Polygon", "coordinates": (tuple(map(tuple, ring.tolist())),)}
+    for i in np.flatnonzero(~simple):
+        out[i] = shapely.geometry.mapping(geoms[i])
+    return out  # type: ignore[return-value]
+
+
+def shapes(features: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """The shapely geometry of each GeoJSON feature (as `shapely.geometry.shape`), polygons of one ring made
+    in one call."""
+    geoms = np.empty(len(features), dtype=object)
+    ring_features = [i for i, f in enumerate(features)
+                     if f["geometry"]["type"] == "Polygon" and len(f["geometry"]["coordinates"]) == 1]
+    if ring_features:
+        rings = [np.asarray(features[i]["geometry"]["coordinates"][0], dtype=np.float64) for i in ring_features]
+        index = np.repeat(np.arange(len(rings)), [len(r) for r in rings])
+        geoms[ring_features] = shapely.polygons(shapely.linearrings(np.concatenate(rings), indices=index))
+    for i in set(range(len(features))) - set(ring_features):
+        geoms[i] = shapely.geometry.shape(features[i]["geometry"])
+    return geoms
 
 
 def _rounded(geoms):

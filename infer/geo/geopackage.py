@@ -22,6 +22,7 @@ import numpy as np
 import shapely
 
 from infer.files import atomic_write
+from infer.geo.geojson import shapes
 from infer.geo.qgis_style import class_style
 
 #: Below this much free space a failed write is taken for a full disk.
@@ -91,7 +92,7 @@ def write_streamed_geopackage(path: Path, layers: Sequence[StreamedLayer], crs: 
                 for batch in layer.batches:
                     if not batch:
                         continue
-                    geometries = np.array([shapely.geometry.shape(f["geometry"]) for f in batch], dtype=object)
+                    geometries = shapes(batch)
                     columns = [_typed([(f.get("properties") or {}).get(name) for f in batch], kind)
                                for name, kind in layer.fields]
                     write(temporary, shapely.to_wkb(geometries), field_data=columns,
@@ -131,10 +132,10 @@ def _as_os_error(exc: RuntimeError, folder: Path) -> OSError:
 def _write_layer(path: Path, layer: Layer, crs: str | None) -> None:
     from pyogrio.raw import write  # deferred: only runs that write a GeoPackage pay its import
 
-    geometries = [shapely.geometry.shape(f["geometry"]) for f in layer.features]
+    geometries = shapes(layer.features)
     names = list(dict.fromkeys(key for f in layer.features for key in (f.get("properties") or {})))
     columns = [_column([(f.get("properties") or {}).get(name) for f in layer.features]) for name in names]
-    kinds = sorted(set(shapely.get_type_id(geometries))) if geometries else []
+    kinds = sorted(set(shapely.get_type_id(geometries))) if len(geometries) else []
     geometry_type = "MultiPolygon" if 6 in kinds else "Polygon"
     write(path, shapely.to_wkb(np.array(geometries, dtype=object)), field_data=columns, fields=names,
           layer=layer.name, driver="GPKG", crs=crs, geometry_type=geometry_type, promote_to_multi=6 in kinds)

@@ -16,11 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import shapely
 
 from infer.errors import UsageError
 from infer.files import atomic_write
+from infer.geo.geojson import shapes
 
 GEOPARQUET_VERSION = "1.1.0"
 
@@ -54,7 +54,7 @@ def _schema(pa, georeferenced: bool):
 
 
 def _table(pa, schema, features: Sequence[Mapping[str, Any]], extra: Mapping[str, Any]):
-    geoms = np.array([shapely.geometry.shape(f["geometry"]) for f in features], dtype=object)
+    geoms = shapes(features)
     bounds = shapely.bounds(geoms).reshape(-1, 4)
     props = [{**(f.get("properties") or {}), **extra} for f in features]
     arrays = [pa.array([p.get(name) for p in props], type=schema.field(name).type) for name, _ in PROPERTY_COLUMNS]

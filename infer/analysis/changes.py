@@ -272,8 +272,15 @@ def compare(before: Side, after: Side, options: DiffOptions, crs: CRS | None, sc
         moved = metric_geom if shift is None else affinity.translate(metric_geom, shift[0], shift[1])
         return moved if crs is None else transform_geometry(moved, crs, "EPSG:4326")
 
+    in_frame: dict[int, shapely.Geometry] = {}
+    if after_offset is None:  # every object's output geometry, reprojected in one call
+        things = before.objects + after.objects
+        metric = np.array([t.metric for t in things], dtype=object)
+        outputs = metric if crs is None or not len(things) else transform_geometry(metric, crs, "EPSG:4326")
+        in_frame = {id(t): g for t, g in zip(things, outputs, strict=True)}
+
     def placed(thing: Thing) -> shapely.Geometry:
-        return thing.geom if after_offset is not None else out(thing.metric, None)
+        return thing.geom if after_offset is not None else in_frame[id(thing)]
 
     tolerance = options.tolerance_m / scale
     changes: list[Change] = []

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from infer.analysis.changes import DiffOptions, Side, read_side
 from infer.analysis.sites import SiteRoles, SiteRules, site_properties
 from infer.analysis.track import (
@@ -127,8 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _write_outputs(out: Path, tracking: Tracking, sides: Sequence[Side], labels: Sequence[str], rules: SiteRules,
                    lines: Sequence[str]) -> None:
-    def wgs84(geom):
-        return transform_geometry(geom, tracking.crs, "EPSG:4326")
+    def wgs84(geoms: list) -> list:
+        """Metric geometries to WGS84, in one call."""
+        if not geoms:
+            return []
+        return list(transform_geometry(np.array(geoms, dtype=object), tracking.crs, "EPSG:4326"))
 
     sites_out, objects_out = _site_features(tracking, labels, wgs84), _object_features(tracking, sides, labels, wgs84)
     changes_out = [(c.geom, {**c.properties, "from_date_index": k + 1, "to_date_index": k + 2,
@@ -178,11 +183,11 @@ def _site_features(tracking: Tracking, labels: Sequence[str], wgs84) -> list[dic
     for site in tracking.sites:
         for k, dated in enumerate(site.dates):
             if dated is not None:
-                geoms.append(wgs84(dated.outline))
+                geoms.append(dated.outline)
                 props.append({"site": site.number, "date_index": k + 1, "date": labels[k],
                               "defence": "fortified" if dated.fortified else "open",
                               **{key: v for key, v in site_properties(dated).items() if key not in ("site", "summary")}})
-    return features(geoms, props)
+    return features(wgs84(geoms), props)
 
 
 def _object_features(tracking: Tracking, sides: Sequence[Side], labels: Sequence[str], wgs84) -> list[dict]:
@@ -199,12 +204,12 @@ def _object_features(tracking: Tracking, sides: Sequence[Side], labels: Sequence
         seen = track.dates_seen()
         for k in seen:
             thing = track.seen[k]
-            geoms.append(wgs84(thing.metric))
+            geoms.append(thing.metric)
             props.append({"track": track.number, "class": track.cls, "date_index": k + 1, "date": labels[k],
                           "site": site_of.get(id(thing), 0), "first_date_index": seen[0] + 1,
                           "last_date_index": seen[-1] + 1, "dates_seen": len(seen),
                           **({"score": thing.properties["score"]} if "score" in thing.properties else {})})
-    return features(geoms, props)
+    return features(wgs84(geoms), props)
 
 
 def _timeline_csv(tracking: Tracking, labels: Sequence[str]) -> str:

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from infer.contract.codec import ObjectDetections, decode_objects
 from infer.contract.defaults import DEFAULT_SCORE, MASK_THRESHOLD
+from infer.contract.geometry import rbox_iou
 
 
 @dataclass(frozen=True)
@@ -41,23 +42,29 @@ class DetectionComparison:
 
 def compare_detections(reference: Sequence[NDArray[np.floating]], candidate: Sequence[NDArray[np.floating]],
                        score_threshold: float = DEFAULT_SCORE, mask_threshold: float = MASK_THRESHOLD, position_px: float = 1e-2,
-                       angle_rad: float = 1e-3, margin: float = 0.0, stride: int = 4) -> DetectionComparison:
+                       angle_rad: float = 1e-3, margin: float = 0.0, stride: int = 4,
+                       min_iou: float | None = None) -> DetectionComparison:
     """Do two runs of a model (e.g. PyTorch and ONNX Runtime, or CPU and GPU) decide the same?
 
     `reference`, `candidate`: `(heatmap (C, h, w), box (7, h, w), mask (R, H, W))`
     of ONE image each, from a model of output `stride`; None for a kind the model lacks. Objects are decoded
     with `infer.contract.codec.decode_objects` at `score_threshold`, in input
     pixels; two match when class agrees, centre, length and width within
-    `position_px` and heading within `angle_rad`. Regions are pixels above
-    `mask_threshold`.
+    `position_px` and heading within `angle_rad`; or, given `min_iou`, when class agrees and their
+    rectangles overlap by at least that IoU (outlines: for a run that rounds coarsely, whose error
+    grows with an object's size, and which may pick the other end of a nearly symmetric object).
+    Regions are pixels above `mask_threshold`.
     """
     a, b = (ObjectDetections.empty() if run[0] is None else decode_objects(run[0], run[1], score_threshold,
                                                                              stride=stride)
             for run in (reference, candidate))
     near = a.classes[:, None] == b.classes[None, :]
-    near &= np.all(np.abs(a.rboxes[:, None, :4] - b.rboxes[None, :, :4]) <= position_px, axis=-1)
-    turn = np.abs(a.rboxes[:, None, 4] - b.rboxes[None, :, 4]).astype(np.float64) % (2 * np.pi)
-    near &= np.minimum(turn, 2 * np.pi - turn) <= angle_rad
+    if min_iou is not None:
+        near &= rbox_iou(a.rboxes, b.rboxes) >= min_iou
+    else:
+        near &= np.all(np.abs(a.rboxes[:, None, :4] - b.rboxes[None, :, :4]) <= position_px, axis=-1)
+        turn = np.abs(a.rboxes[:, None, 4] - b.rboxes[None, :, 4]).astype(np.float64) % (2 * np.pi)
+        near &= np.minimum(turn, 2 * np.pi - turn) <= angle_rad
     unmatched = np.concatenate([a.scores[~near.any(axis=1)], b.scores[~near.any(axis=0)]])
     edge_objects = int(np.sum(np.abs(unmatched - score_threshold) <= margin))
     ref_mask, cand_mask = (np.zeros((0, 1, 1), np.float32) if run[2] is None else np.asarray(run[2])

@@ -210,6 +210,12 @@ def test_compare_detections_tells_shifts_from_borderline_flips():
     assert compare_detections(reference, [heatmap, box, flipped]).pixel_mismatches == 1
     near = compare_detections(reference, [heatmap, box, flipped], margin=1e-3)
     assert near.identical and near.borderline == 1 and near.region_pixels == 1 and near.objects == 1
+    turned = box.copy()
+    turned[6] = -1.0  # the direction logit: the other end in front, heading pi
+    assert compare_detections(reference, [heatmap, turned, mask]).object_mismatches == 2
+    assert compare_detections(reference, [heatmap, turned, mask], min_iou=0.9).identical  # the same outline
+    assert compare_detections(reference, [heatmap, moved, mask], min_iou=0.9).object_mismatches == 2
+    assert compare_detections(reference, [heatmap, moved, mask], min_iou=0.3).identical
 
 
 def test_runtime_imports_and_runs_without_torch(model_path):

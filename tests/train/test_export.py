@@ -23,8 +23,9 @@ from infer.errors import InputError
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
 from infer.runtime.pipeline import process_scene
+from synth.cli import main as synth_main
 from tests.helpers import run_cli
-from train import export, slim
+from train import export, quantize, slim
 from train.export import default_overlap, default_tile, export_checkpoint, load_checkpoint, main
 from train.task import load_matching_weights
 
@@ -36,6 +37,7 @@ FIT = ["--model.backbone", "resnet18", "--model.fpn_channels", "32", "--model.he
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+REFERENCE = Path(__file__).parents[2] / "checkpoints" / "reference.ckpt"
 
 
 @pytest.fixture(scope="module")
@@ -311,3 +313,91 @@ def test_a_graph_that_decodes_otherwise_than_its_record_fails_parity(exported, t
     with pytest.raises(InputError, match="regions decoded in the graph DIFFER from the host's in [0-9]+ pixels"):
         export_checkpoint(exported.ckpt, tmp_path / "model.onnx", regions_in_graph=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_export_quantizes_every_convolution_but_the_heads_last(exported, tmp_path):
+    out = tmp_path / "int8.onnx"
+    report = export_checkpoint(exported.ckpt, out, int8=[exported.scene])
+    assert report.precision == "int8" and report.parity.passed
+    assert report.size_bytes < 0.4 * exported.report.size_bytes  # int8 weights: a quarter, plus scales
+    graph = onnx.load(out).graph
+    int8_weights = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in int8_weights}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    float_convs = sorted(n.name for n in convs if n.input[1] not in dequantized)
+    assert float_convs == quantize.head_convolutions(onnx.load(exported.path)) and len(float_convs) == 3
+    assert len(convs) - len(float_convs) > 20
+    model = OnnxModel(out, threads=1)
+    assert model.info.provenance["precision"] == "int8"
+    assert model.info.provenance["int8_calibration"]["files"] == [exported.scene.name]
+    assert model.info.provenance["int8_calibration"]["tiles"] == 1  # a 512 px scene is one tile
+    pixels, _ = export.parity_tile(model.info)
+    got, want = model.run(pixels), OnnxModel(exported.path, threads=1).run(pixels)
+    assert all(g.dtype == np.float32 for g in got[:3])
+    assert np.abs(got.mask - want.mask).mean() < 0.02  # a 3-step network's heatmap is too flat to compare peaks
+    summary = process_scene(model, exported.scene, tmp_path, RunOptions(progress=False))
+    assert summary["counts"] and (tmp_path / summary["outputs"]["geojson"]).is_file()
+
+
+def test_int8_reference_model_decides_as_pytorch_on_a_tile_it_was_not_calibrated_on(tmp_path):
+    synth_main(["--out", str(tmp_path / "calibration"), "--size", "1024", "--seed", "5", "--quiet"])
+    out = tmp_path / "int8.onnx"
+    report = export_checkpoint(REFERENCE, out, int8=[tmp_path / "calibration" / "scene_000.tif"])
+    assert report.parity.passed and report.parity.detections.objects >= 8
+    network, runtime = load_checkpoint(REFERENCE).model, OnnxModel(out)
+    for seed in (1, 2):  # the parity tile is seed 0's
+        other = export.check_parity(network, runtime, "int8", seed=seed)
+        decided = other.detections
+        assert other.content and decided.objects >= 8 and decided.object_mismatches == 0, other.summary()
+        assert decided.pixel_mismatches < 0.02 * decided.region_pixels, other.summary()
+
+
+def test_head_convolutions_are_those_no_other_convolution_follows():
+    tensor = onnx.helper.make_tensor_value_info
+    nodes = [onnx.helper.make_node("Conv", ["x", "w"], ["a"], name="stem"),
+             onnx.helper.make_node("Relu", ["a"], ["b"], name="relu"),
+             onnx.helper.make_node("Conv", ["b", "w"], ["c"], name="logits"),
+             onnx.helper.make_node("Sigmoid", ["c"], ["score"], name="sigmoid"),
+             onnx.helper.make_node("Conv", ["b", "w"], ["size"], name="size")]
+    graph = onnx.helper.make_graph(nodes, "g", [tensor("x", onnx.TensorProto.FLOAT, None)],
+                                   [tensor(n, onnx.TensorProto.FLOAT, None) for n in ("score", "size")],
+                                   [onnx.numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w")])
+    assert quantize.head_convolutions(onnx.helper.make_model(graph)) == ["logits", "size"]
+
+
+@pytest.mark.parametrize("mismatches,pixels,passed", [(0, 0, True), (1, 40, True), (2, 40, False), (0, 60, False)])
+def test_int8_parity_is_judged_by_the_share_of_decisions_that_differ(mismatches, pixels, passed):
+    report = export.ParityReport((1, 3, 512, 512), "int8", {"heatmap": 0.03, "box": 2.2, "mask": 0.3}, 0.01,
+                                 DetectionComparison(10, mismatches, 1000, pixels, 0))
+    assert report.passed is passed
+    assert ("within the allowance" in report.summary()) is (passed and bool(mismatches or pixels))
+
+
+def _four_bands(folder: Path) -> Path:
+    path = folder / "four.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint8") as dst:
+        dst.write(np.full((4, 64, 64), 90, np.uint8))
+    return path
+
+
+def _no_data(folder: Path) -> Path:
+    path = folder / "empty.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8", nodata=0) as dst:
+        dst.write(np.zeros((3, 64, 64), np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("make_scene,extra,code,needle", [
+    (lambda folder: folder / "missing.tif", [], 1, "--int8: calibration scene not found: "),
+    (_four_bands, [], 1, "--int8: calibration four.tif has 4 bands, the model expects 3"),
+    (_no_data, [], 1, "--int8: no tile of the calibration scenes holds imagery"),
+    (_four_bands, ["--fp16"], 2, "--fp16 and --int8 are two precisions: choose one"),
+])
+def test_int8_bad_calibration_is_one_line_and_writes_nothing(exported, tmp_path, capsys, make_scene, extra, code,
+                                                             needle):
+    out = tmp_path / "int8.onnx"
+    scene = make_scene(tmp_path)
+    assert run_command(main, [str(exported.ckpt), "--out", str(out), *extra, "--int8", str(scene)]) == code
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], lines
+    assert not out.exists()

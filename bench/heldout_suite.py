@@ -50,21 +50,26 @@ def heldout_runs(model: OnnxModel, size: int, tmp: Path) -> Iterator[tuple[str, 
                                                                                   RunOptions(progress=False))
 
 
+def heldout_scores(model: OnnxModel, size: int) -> list[dict]:
+    """`infer evaluate`'s scores of `model` on each scene of `SCENES`, one row per scene."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        for name, seed, flags, scene, truth, entry in heldout_runs(model, size, Path(tmp_name)):
+            scores = evaluate(Path(entry["outputs"]["geojson"]), truth, scene)
+            rows.append({"scene": name, "seed": seed, "flags": flags, "megapixels": entry["megapixels"],
+                         "map@0.5": scores["map@0.5"], "map@[.5:.95]": scores["map@[.5:.95]"],
+                         "classes": scores["classes"]})
+            print(name, {k: (v.get("ap@0.5"), v.get("precision")) for k, v in scores["classes"].items()})
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=Path("checkpoints/reference.onnx"))
     p.add_argument("--size", type=int, default=2048, help="scene side in the generator's pixels")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args()
-    model = OnnxModel(args.model)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp_name:
-        for name, seed, flags, scene, truth, entry in heldout_runs(model, args.size, Path(tmp_name)):
-            scores = evaluate(Path(entry["outputs"]["geojson"]), truth, scene)
-            rows.append({"scene": name, "seed": seed, "flags": flags, "megapixels": entry["megapixels"],
-                         "map@0.5": scores["map@0.5"], "map@[.5:.95]": scores["map@[.5:.95]"],
-                         "classes": scores["classes"]})
-            print(name, {k: (v.get("ap@0.5"), v.get("precision")) for k, v in scores["classes"].items()})
+    rows = heldout_scores(OnnxModel(args.model), args.size)
     classes = sorted({c for r in rows for c in r["classes"]})
     worst = {c: {key: min(r["classes"][c][key] for r in rows if key in r["classes"].get(c, {}))
                  for key in ("ap@0.5", "ap@[.5:.95]", "precision", "recall")} for c in classes}

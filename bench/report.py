@@ -524,6 +524,37 @@ def real_trees_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def int8_table(result: dict) -> str:
+    """`bench.int8`: float32 and int8 exports of one checkpoint, accuracy and speed side by side."""
+    m, systems = result["machine"], result["systems"]
+    names = [n for n in ("fp32", "int8") if n in systems]
+    speed = result["speed_scene"]
+    lines = [
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), `{m['command']}`, both exported from "
+        f"`{result['checkpoint']}` in that run; mAP from `infer evaluate` on the {result['heldout_size_px']}² "
+        f"held-out scenes of `bench.heldout_suite`, speed on one {speed['size_px']}² scene "
+        f"({speed['megapixels']} Mpx), medians of {result['runs']} runs:",
+        "",
+        "| | " + " | ".join("float32" if n == "fp32" else n for n in names) + " |",
+        "| --- | " + " | ".join("---:" for _ in names) + " |",
+        "| file (MB) | " + " | ".join(f"{systems[n]['size_mb']:g}" for n in names) + " |",
+    ]
+    for k, scene in enumerate(systems[names[0]]["scenes"]):
+        lines.append(f"| mAP@0.5, {scene['scene']} | "
+                     + " | ".join(f"{systems[n]['scenes'][k]['map@0.5']:.3f}" for n in names) + " |")
+    for key in ("mean_map@0.5", "mean_map@[.5:.95]"):
+        lines.append(f"| **{key.removeprefix('mean_').replace('map', 'mAP')}, mean** | "
+                     + " | ".join(f"**{systems[n][key]:.3f}**" for n in names) + " |")
+    for key, label in (("pipeline", "whole `infer run` pipeline"), ("onnxruntime", "ONNX Runtime alone")):
+        lines.append(f"| {label}, Mpx/s | " + " | ".join(f"{systems[n]['mpx_per_s'][key]:.3f}" for n in names) + " |")
+    drop, allowed = result["map@0.5_drop"], result["map_drop_allowed"]
+    lines += ["", f"int8 against float32: {result['speedup']['pipeline']:.2f}× the whole pipeline's speed, "
+              f"{result['speedup']['onnxruntime']:.2f}× ONNX Runtime's alone; mean mAP@0.5 "
+              + (f"{drop:.3f} lower" if drop > 0 else f"{-drop:.3f} higher" if drop < 0 else "the same")
+              + f" (allowed: {allowed:g} lower), target {'met' if result['target_met'] else 'missed'}."]
+    return "\n".join(lines)
+
+
 # Tables made from one result file, bench/results/NAME.json, keyed by the block's NAME.
 TABLES: dict[str, Callable[[dict], str]] = {
     "gpu_speed": gpu_speed_table, "synth_scale": synth_scale_table, "peers": peers_table,
@@ -533,7 +564,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "infer_memory": infer_memory_table, "region_closing": region_closing_table,
     "reference_heldout_eval": evaluation_table, "pipeline_ceiling": pipeline_ceiling_table,
     "ray_overhead": ray_overhead_table, "heldout_suite": heldout_suite_table, "real_trees": real_trees_table,
-    "sites_accuracy": sites_accuracy_table, "series_accuracy": series_accuracy_table,
+    "sites_accuracy": sites_accuracy_table, "series_accuracy": series_accuracy_table, "int8": int8_table,
 }
 
 # Tables made from several result files: NAME -> (render, required files, optional files). The

@@ -9,6 +9,7 @@ from bench.report import (
     _listed,
     glance_table,
     gpu_speed_table,
+    int8_table,
     main,
     peers_table,
     pipeline_ceiling_table,
@@ -219,3 +220,24 @@ def test_pipeline_ceiling_table_shows_each_run_and_the_ratios():
 
 def test_dates_are_listed_as_a_reader_writes_them():
     assert [_listed(d) for d in (["a"], ["a", "b"], ["a", "b", "c"])] == ["a", "a and b", "a, b and c"]
+
+
+def test_int8_table_puts_the_two_precisions_side_by_side_and_says_which_way_map_moved():
+    def system(size, maps, pipeline, alone):
+        scenes = [{"scene": name, "map@0.5": v} for name, v in zip(("0.5 m", "0.7 m"), maps, strict=True)]
+        return {"size_mb": size, "scenes": scenes, "mean_map@0.5": sum(maps) / 2, "mean_map@[.5:.95]": 0.8,
+                "mpx_per_s": {"pipeline": pipeline, "onnxruntime": alone}}
+    result = {"machine": {"date": "2026-12-03T09:00:00", "cpu": "AMD EPYC", "cores": 2, "command": "python -m bench.int8"},
+              "checkpoint": "checkpoints/reference.ckpt", "heldout_size_px": 2048, "runs": 3,
+              "speed_scene": {"size_px": 4096, "megapixels": 16.78},
+              "systems": {"fp32": system(47.7, [1.0, 0.95], 0.5, 0.6), "int8": system(12.2, [1.0, 0.93], 1.0, 1.5)},
+              "map@0.5_drop": 0.01, "map_drop_allowed": 0.01, "target_met": True,
+              "speedup": {"pipeline": 2.0, "onnxruntime": 2.5}}
+    table = int8_table(result)
+    assert "| | float32 | int8 |" in table and "| file (MB) | 47.7 | 12.2 |" in table
+    assert "| mAP@0.5, 0.7 m | 0.950 | 0.930 |" in table and "| **mAP@0.5, mean** | **0.975** | **0.965** |" in table
+    assert "| whole `infer run` pipeline, Mpx/s | 0.500 | 1.000 |" in table
+    assert "2.00× the whole pipeline's speed, 2.50× ONNX Runtime's alone; mean mAP@0.5 0.010 lower" in table
+    assert table.endswith("target met.")
+    result.update({"map@0.5_drop": -0.011, "target_met": False})
+    assert "mean mAP@0.5 0.011 higher (allowed: 0.01 lower), target missed." in int8_table(result)

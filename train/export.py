@@ -325,7 +325,7 @@ def rebuild_checkpoint(checkpoint: dict, path: Path) -> LoadedCheckpoint:
             kinds.count("object"), kinds.count("region"), backbone=hparams.get("backbone", "resnet18"),
             in_channels=len(info["bands"]), fpn_channels=hparams.get("fpn_channels", 128),
             head_channels=hparams.get("head_channels", 128), backbone_weights=None,
-            object_stride=hparams.get("object_stride", OUTPUT_STRIDE))
+            object_stride=hparams.get("object_stride", OUTPUT_STRIDE), head_norm=hparams.get("head_norm", "group"))
         prefix = "model."
         weights = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
         model.load_state_dict(weights, strict=True)
@@ -350,7 +350,8 @@ def model_info(loaded: LoadedCheckpoint, checkpoint: Path, precision: str, opset
     hparams = loaded.hyper_parameters
     provenance = {
         "backbone": hparams.get("backbone", "resnet18"), "fpn_channels": hparams.get("fpn_channels"),
-        "head_channels": hparams.get("head_channels"), "steps": loaded.global_step, "epoch": loaded.epoch,
+        "head_channels": hparams.get("head_channels"), "head_norm": hparams.get("head_norm", "group"),
+        "steps": loaded.global_step, "epoch": loaded.epoch,
         "train_seconds": info.get("train_seconds"), "device": info.get("device"),
         "dataset": info.get("dataset"), "chip_size": info.get("chip_size"),
         "checkpoint": checkpoint.name, "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

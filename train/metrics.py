@@ -67,9 +67,14 @@ class DetectionMetrics(torch.nn.Module):
         truth_masks = mask_target.detach().cpu().numpy() > 0.5
         preds, targets = [], []
         for i, truth in enumerate(objects):
-            det = (ObjectDetections.empty() if hm is None else
-                   decode_objects(hm[i], bx[i], score_threshold=self.score_threshold, stride=self.stride,
-                                  axis_aligned=self.axis_aligned))
+            with np.errstate(over="ignore"):
+                det = (ObjectDetections.empty() if hm is None else
+                       decode_objects(hm[i], bx[i], score_threshold=self.score_threshold, stride=self.stride,
+                                      axis_aligned=self.axis_aligned))
+            # A box whose exp(log size) overflowed (a diverging model, or batch norm statistics not yet
+            # settled after --model.init_weights from a group-norm model) is no answer: it counts as missing.
+            finite = np.isfinite(det.rboxes).all(axis=1)
+            det = ObjectDetections(det.rboxes[finite], det.scores[finite], det.classes[finite])
             pieces = (RegionPieces.empty() if probs is None else
                       region_pieces(decode_regions(probs[i], MASK_THRESHOLD, self.region_closing_px), probs[i]))
             gt_pieces = region_pieces(truth_masks[i])

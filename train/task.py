@@ -67,6 +67,9 @@ class SiteDetectionTask(pl.LightningModule):
             Unlike `--ckpt_path`, the optimizer, schedule and epoch count start afresh.
         region_pos_weight: region class name → weight of its mask pixels in the mask BCE
             (classes not named weigh 1); above 1 trades false pixels for fewer missed ones.
+        head_norm: normalization of the fusion and heads, "group" or "batch". Batch norm's fixed statistics
+            in inference make a tile's outputs independent of its size; group norm's are the input's own,
+            so a model trained on small chips sees other statistics on large tiles (`heads._norm`).
         region_closing_m: radius of the disc that closes region masks before they are cut
             into scored pieces, as `infer run --region-closing` does (0: off); the logged
             mask IoU is of the masks as thresholded, the mask head's own quality.
@@ -92,6 +95,7 @@ class SiteDetectionTask(pl.LightningModule):
         init_weights: str | None = None,
         region_pos_weight: dict[str, float] | None = None,
         region_closing_m: float = REGION_CLOSING_M,
+        head_norm: str = "group",
     ) -> None:
         super().__init__()
         for name, value, ok, rule in (
@@ -113,7 +117,7 @@ class SiteDetectionTask(pl.LightningModule):
             self.model = SiteDetector(len(self.object_names), len(self.region_names), backbone=backbone,
                                       in_channels=len(config.bands), fpn_channels=fpn_channels,
                                       head_channels=head_channels, backbone_weights=backbone_weights,
-                                      object_stride=object_stride)
+                                      object_stride=object_stride, head_norm=head_norm)
         except ValueError as exc:  # a bad model option: one line, as for any other bad config value
             raise InputError(f"model: {exc}") from None
         if init_weights:

@@ -79,6 +79,20 @@ def test_a_missed_class_scores_zero_and_a_shifted_box_loses_strict_ious():
     assert result["ap/storehouse"] < 0.9  # 4 px off: fails the strict IoU thresholds
 
 
+def test_an_overflowing_box_counts_as_a_miss_not_a_crash():
+    """A diverging model (or batch-norm statistics not yet settled) predicts log sizes whose exp is
+    infinite: validation goes on and scores that object as missed."""
+    objects, masks = _truth()
+    heatmap, box, mask = _perfect_outputs(objects, masks)
+    truck_cells = heatmap[0, 1] > 0
+    box[0, 2][truck_cells] = 1e4
+    metrics = DetectionMetrics(["storehouse", "truck"], ["earth_berm", "cleared_site"])
+    metrics.update(heatmap, box, mask, [objects], torch.from_numpy(masks)[None])
+    result = metrics.compute()
+    assert result["ap50/truck"] == 0.0
+    assert result["ap50/storehouse"] == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize(("closing_px", "berm_ap50"), [(0.0, 0.0), (6.0, 1.0)])
 def test_a_berm_predicted_in_two_pieces_counts_once_closing_bridges_the_gap(closing_px, berm_ap50):
     objects, masks = _truth()

@@ -170,6 +170,38 @@ def test_the_size_prior_starts_boxes_at_a_typical_object():
     np.testing.assert_allclose(box[0, 2:4].mean(dim=(1, 2)).numpy(), [np.log(17.5), np.log(10.0)], atol=0.05)
 
 
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_head_outputs_depend_on_the_tile_size_only_under_group_norm(norm):
+    """The fusion and object head on a 256 px tile's features, and on the same features inside a 1024 px
+    tile's: away from the small tile's borders (beyond the heads' reach) batch norm gives the same boxes,
+    group norm, whose statistics are the whole input's, does not."""
+    from train.model.heads import ObjectHead, SemanticFusion
+
+    torch.manual_seed(0)
+    fusion, head = SemanticFusion(8, 8, norm=norm), ObjectHead(8, 8, 2, stride=4, norm=norm)
+    for module in (*fusion.modules(), *head.modules()):
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    fusion.eval(), head.eval()
+    small = [torch.randn(1, 8, 256 // 2**k, 256 // 2**k) for k in range(2, 6)]
+    large = [3 * torch.randn(1, 8, 1024 // 2**k, 1024 // 2**k) + 1 for k in range(2, 6)]
+    for level, (inner, outer) in enumerate(zip(small, large, strict=True)):
+        at = 384 // 2 ** (level + 2)  # the small tile at (384, 384) px of the large one
+        outer[..., at:at + inner.shape[-2], at:at + inner.shape[-1]] = inner
+    with torch.no_grad():
+        _, box_small = head(fusion(small))
+        _, box_large = head(fusion(large))
+    reach = 24  # stride-4 cells: 3x3 convolutions and bilinear x2 upsamplings of four levels, then the head's
+    inside_small = box_small[..., reach:64 - reach, reach:64 - reach]
+    inside_large = box_large[..., 96 + reach:160 - reach, 96 + reach:160 - reach]
+    difference = float((inside_small - inside_large).abs().max())
+    if norm == "batch":
+        assert difference < 1e-6
+    else:
+        assert difference > 1e-2
+
+
 def test_backbone_features_and_strides():
     backbone = build_backbone("mobilenet_v3_large", 2)
     with torch.no_grad():

@@ -52,6 +52,7 @@ class SiteDetector(nn.Module):
         head_channels: int = 128,
         backbone_weights: str | None = None,
         object_stride: int = OUTPUT_STRIDE,
+        head_norm: str = "group",
     ) -> None:
         super().__init__()
         if num_object_classes < 0 or num_region_classes < 0 or num_object_classes + num_region_classes < 1:
@@ -67,10 +68,11 @@ class SiteDetector(nn.Module):
         self.object_stride = object_stride
         self.backbone = build_backbone(backbone, in_channels, backbone_weights)
         self.fpn = FeaturePyramidNetwork(list(self.backbone.channels), fpn_channels)
-        self.fusion = SemanticFusion(fpn_channels, head_channels)
-        self.object_head = (ObjectHead(head_channels, head_channels, num_object_classes, object_stride)
+        self.fusion = SemanticFusion(fpn_channels, head_channels, norm=head_norm)
+        self.object_head = (ObjectHead(head_channels, head_channels, num_object_classes, object_stride, head_norm)
                             if num_object_classes else None)
-        self.region_head = RegionHead(head_channels, head_channels, num_region_classes) if num_region_classes else None
+        self.region_head = (RegionHead(head_channels, head_channels, num_region_classes, head_norm)
+                            if num_region_classes else None)
 
     def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw outputs for training.

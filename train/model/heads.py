@@ -14,18 +14,27 @@ from infer.contract.codec import BOX_CHANNELS
 #: so the focal loss of the many background cells does not swamp the first steps.
 HEATMAP_PRIOR_BIAS: float = -2.19
 
+#: Normalizations the fusion and heads can use (`conv_block`).
+HEAD_NORMS: tuple[str, ...] = ("group", "batch")
 
 
-def _norm(channels: int) -> nn.GroupNorm:
-    # GroupNorm, not BatchNorm: heads see batches of 1-2 chips on small GPUs.
-    return nn.GroupNorm(math.gcd(32, channels), channels)
+def _norm(channels: int, kind: str) -> nn.Module:
+    """GroupNorm takes its statistics over the whole input, so a network trained on 256 px chips sees other
+    statistics on a 1024 px tile: long storehouses came out a third too long (docs/design.md, decision 13).
+    BatchNorm in eval mode uses fixed running statistics, so a tile's outputs do not depend on its size;
+    it needs batches of several chips in training."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(32, channels), channels)
+    raise ValueError(f"head norm must be one of {', '.join(HEAD_NORMS)}, got {kind!r}")
 
 
-def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """3x3 conv → GroupNorm → ReLU, same spatial size."""
+def conv_block(in_channels: int, out_channels: int, norm: str = "group") -> nn.Sequential:
+    """3x3 conv → norm (`HEAD_NORMS`) → ReLU, same spatial size."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        _norm(out_channels),
+        _norm(out_channels, norm),
         nn.ReLU(inplace=True),
     )
 
@@ -40,14 +49,14 @@ class SemanticFusion(nn.Module):
     Output: `(B, out_channels, H / 4, W / 4)`.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, num_levels: int = 4) -> None:
+    def __init__(self, in_channels: int, out_channels: int, num_levels: int = 4, norm: str = "group") -> None:
         super().__init__()
         branches = []
         for level in range(num_levels):
-            layers: list[nn.Module] = [conv_block(in_channels, out_channels)]
+            layers: list[nn.Module] = [conv_block(in_channels, out_channels, norm)]
             for _ in range(level):
                 layers.append(nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False))
-                layers.append(conv_block(out_channels, out_channels))
+                layers.append(conv_block(out_channels, out_channels, norm))
             branches.append(nn.Sequential(*layers))
         self.branches = nn.ModuleList(branches)
 
@@ -75,7 +84,8 @@ class ObjectHead(nn.Module):
     cells between them are taught one vehicle's box next to the other's.
     """
 
-    def __init__(self, in_channels: int, head_channels: int, num_classes: int, stride: int = 4) -> None:
+    def __init__(self, in_channels: int, head_channels: int, num_classes: int, stride: int = 4,
+                 norm: str = "group") -> None:
         super().__init__()
         if stride not in OBJECT_STRIDES:
             raise ValueError(f"object stride must be one of {OBJECT_STRIDES}, got {stride}")
@@ -83,14 +93,14 @@ class ObjectHead(nn.Module):
         if stride == 2:
             self.upsample = nn.Sequential(
                 nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False),
-                conv_block(in_channels, head_channels),
+                conv_block(in_channels, head_channels, norm),
             )
             in_channels = head_channels
         self.heatmap = nn.Sequential(
-            conv_block(in_channels, head_channels), nn.Conv2d(head_channels, num_classes, 1)
+            conv_block(in_channels, head_channels, norm), nn.Conv2d(head_channels, num_classes, 1)
         )
         self.box = nn.Sequential(
-            conv_block(in_channels, head_channels),
+            conv_block(in_channels, head_channels, norm),
             nn.Conv2d(head_channels, len(BOX_CHANNELS), 1),
         )
         # Small output weights: the heatmap starts at its prior everywhere and
@@ -125,10 +135,10 @@ class RegionHead(nn.Module):
     Input `(B, in_channels, h, w)`; output `(B, num_classes, 4h, 4w)` logits.
     """
 
-    def __init__(self, in_channels: int, head_channels: int, num_classes: int) -> None:
+    def __init__(self, in_channels: int, head_channels: int, num_classes: int, norm: str = "group") -> None:
         super().__init__()
         self.mask = nn.Sequential(
-            conv_block(in_channels, head_channels), nn.Conv2d(head_channels, num_classes, 1)
+            conv_block(in_channels, head_channels, norm), nn.Conv2d(head_channels, num_classes, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

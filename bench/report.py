@@ -51,13 +51,15 @@ def train_reference_table(result: dict) -> str:
         f" in {len(runs)} runs (fine-tuned with `--model.init_weights`)" if len(runs) > 1
         else " (resumed with `--ckpt_path`)" if len(sessions) > 1 else "")
     heldout = result.get("heldout")
+    kept = "last" if Path(result.get("checkpoint", "")).stem == "last" else "best"
+    chose = "(which chose the checkpoint)" if kept == "best" else "(the checkpoint is the run's last)"
     lines = [
         f"`{result.get('training_command', result['config'])}` trained "
-        + (f"in {took}{resumed} (the last run {result['global_step']} steps, best checkpoint at epoch "
+        + (f"in {took}{resumed} (the last run {result['global_step']} steps, {kept} checkpoint at epoch "
            f"{result['epoch'] + 1})" if len(runs) > 1 else
-           f"{result['global_step']} steps (best checkpoint at epoch {result['epoch'] + 1}) in {took}{resumed}")
+           f"{result['global_step']} steps ({kept} checkpoint at epoch {result['epoch'] + 1}) in {took}{resumed}")
         + f" on {_training_hardware(result)}, scored by `python -m bench.train_reference`: on the validation "
-        "scenes (which chose the checkpoint) and, exported to ONNX and run by `infer run`, on a held-out "
+        f"scenes {chose} and, exported to ONNX and run by `infer run`, on a held-out "
         + (f"{heldout['scene']['size_px']}² scene (seed {heldout['scene']['seed']}) scored by `infer evaluate`:"
            if heldout else "scene (not measured in this result):"),
         "",
@@ -389,21 +391,30 @@ def glance_table(train_reference: dict, peers: dict, infer_speed: dict | None = 
              f"for the reference; {scene['size_px']}², seed {scene['seed']}, for the others)")
     other_weights = "reference" in acc and abs(acc["reference"]["map@0.5"] - heldout["map@0.5"]) > 5e-4
     hp, prov = train_reference.get("hyper_parameters", {}), peers["systems"].get("reference", {}).get("provenance", {})
-    trained = (hp.get("backbone"), hp.get("fpn_channels"), hp.get("head_channels"), hp.get("object_stride"))
-    timed = (prov.get("backbone"), prov.get("fpn_channels"), prov.get("head_channels"), prov.get("stride"))
+    # Files exported before heads had a choice of norm had group norm.
+    trained = (hp.get("backbone"), hp.get("fpn_channels"), hp.get("head_channels"), hp.get("object_stride"),
+               hp.get("head_norm", "group"))
+    timed = (prov.get("backbone"), prov.get("fpn_channels"), prov.get("head_channels"), prov.get("stride"),
+             prov.get("head_norm", "group"))
     same_network = not hp or trained == timed
-    speed_dates = sorted({r["machine"]["date"][:10] for r in (peers, *pipeline.values()) if r})
+    timings = [r for r in pipeline.values() if r]
+    speed_dates = sorted({r["machine"]["date"][:10] for r in (peers, *timings)})
+    timing_cpus = sorted({r["machine"].get("cpu", pm["cpu"]) for r in timings})
+    where_timed = (f"the other columns and all speeds are on {pm['cpu']} ({pm['cores']} cores, CPU only; "
+                   f"{_listed(speed_dates)})" if set(timing_cpus) <= {pm["cpu"]} else
+                   f"the other columns and the `bench.peers.compare` speeds are on {pm['cpu']} ({pm['cores']} "
+                   f"cores, CPU only; {pm['date'][:10]}), the `bench.infer_speed` speeds on {_listed(timing_cpus)} "
+                   f"({_listed(sorted({r['machine']['date'][:10] for r in timings}))})")
     lines += [
         "",
         f"{where}, scored by `infer evaluate`. The reference (`checkpoints/reference.ckpt`) trained on "
         f"{_training_hardware(train_reference).split(';')[0]} and was scored by `python -m bench.train_reference` "
-        f"({train_reference['machine']['date'][:10]}); the other columns and all speeds are on {pm['cpu']} "
-        f"({pm['cores']} cores, CPU only; {_listed(speed_dates)})"
+        f"({train_reference['machine']['date'][:10]}); {where_timed}"
         + ("." if not other_weights else
            "; the reference's `bench.peers.compare` speed is its network's, measured with other weights of it."
            if same_network else
            f"; the reference's `bench.peers.compare` speed was measured with another network ({timed[0]}, "
-           f"FPN/heads {timed[1]}/{timed[2]}, objects at stride {timed[3]})."),
+           f"FPN/heads {timed[1]}/{timed[2]}, objects at stride {timed[3]}, {timed[4]}-norm heads)."),
     ]
     return "\n".join(lines)
 
@@ -503,6 +514,10 @@ def heldout_suite_table(result: dict) -> str:
     missed = result["targets_missed"]
     lines += ["", "Targets (AP@0.5 ≥ 0.95 and precision ≥ 0.9 for every class, storehouse AP@[.5:.95] ≥ 0.75) "
               + ("met on every scene." if not missed else "missed: " + "; ".join(missed) + ".")]
+    if lengths := result.get("storehouse_length_ratio"):
+        lines += ["", "Storehouses found, predicted over true length (median over the five scenes): "
+                  + "; ".join(f"{span} {b['median_ratio']:.3f} ({b['count']})" for span, b in lengths.items()
+                              if b["count"]) + "."]
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """Score a finished training run and record it.
 
 `python -m bench.train_reference --run runs/synthetic --config train/configs/synthetic.yaml`
-writes bench/results/train_reference.json: the best checkpoint's per-class
+writes bench/results/train_reference.json: the best checkpoint's (or `--checkpoint`'s) per-class
 AP@0.5, AP@[.5:.95] and region mask IoU on the validation scenes (which chose
 that checkpoint), and the same checkpoint exported to ONNX and run by
 `infer run` over a held-out scene no training step or checkpoint choice has
@@ -140,8 +140,12 @@ def main() -> None:
     p.add_argument("--name", default="train_reference", help="result file name (default: train_reference)")
     p.add_argument("--heldout-size", type=int, default=4096, help="held-out scene side in pixels (0: skip)")
     p.add_argument("--heldout-seed", type=int, default=HELDOUT_SEED)
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="score this checkpoint of the run (e.g. its last.ckpt) instead of the newest best.ckpt")
     args = p.parse_args()
-    best = _best_checkpoint(args.run)
+    best = args.checkpoint or _best_checkpoint(args.run)
+    if not best.is_file():
+        raise SystemExit(f"no such checkpoint: {best}")
     checkpoint = torch.load(best, map_location="cpu", weights_only=False)
     cli = SitewatchCLI(SiteDetectionTask, SiteDataModule, run=False, save_config_callback=None,
                        args=["--config", str(args.config), "--trainer.logger", "false",

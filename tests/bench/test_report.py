@@ -120,6 +120,16 @@ def test_glance_takes_the_reference_from_train_reference_and_the_peers_from_peer
                          "of it.")
 
 
+def test_glance_names_each_machine_when_the_speeds_come_from_two():
+    table = glance_table(_train_reference_result({"earth_berm": 0.926, "truck": 0.98}, 0.953), _glance_peers(),
+                         infer_speed={**_speed(1.089, "2026-12-03T12:32:39+00:00"),
+                                      "machine": {"date": "2026-12-03T12:32:39+00:00", "cpu": "Intel Xeon"}},
+                         infer_speed_fast=_speed(1.489))
+    note = table.splitlines()[-1]
+    assert ("the other columns and the `bench.peers.compare` speeds are on AMD EPYC (2 cores, CPU only; 2026-11-22), "
+            "the `bench.infer_speed` speeds on AMD EPYC and Intel Xeon (2026-11-21 and 2026-12-03)") in note
+
+
 def test_glance_says_nothing_of_other_weights_when_the_peers_timed_the_shipped_model():
     peers = _glance_peers()
     note = glance_table(_train_reference_result({"truck": 0.71, "earth_berm": 0.72}, 0.7), peers).splitlines()[-1]
@@ -134,7 +144,14 @@ def test_glance_names_another_network_and_another_scene():
     result["heldout"]["scene"] = {"size_px": 8192, "seed": 99}
     note = glance_table(result, _glance_peers()).splitlines()[-1]
     assert "(8192², seed 99, for the reference; 4096², seed 4242, for the others)" in note
-    assert note.endswith("measured with another network (resnet18, FPN/heads 64/64, objects at stride 2).")
+    assert note.endswith("measured with another network (resnet18, FPN/heads 64/64, objects at stride 2, "
+                         "group-norm heads).")
+    # The same widths and stride, but the shipped heads have batch norm and the timed file (no record) group norm.
+    result = _train_reference_result({"truck": 0.9}, 0.9)
+    result["hyper_parameters"]["head_norm"] = "batch"
+    note = glance_table(result, _glance_peers()).splitlines()[-1]
+    assert note.endswith("measured with another network (resnet18, FPN/heads 64/64, objects at stride 2, "
+                         "group-norm heads).")
 
 
 def test_region_closing_heldout_lists_each_radius_once_in_order():

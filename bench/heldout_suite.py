@@ -32,6 +32,7 @@ from bench.machine import describe
 from infer.analysis.evaluate import evaluate, read_in_pixels
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.contract.geometry import elongated_length
+from infer.geo.gsd import scene_gsd
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
 from infer.runtime.pipeline import process_scene
@@ -54,12 +55,13 @@ def length_ratios(predicted: Path, truth: Path, scene: Path, cls: str = "storeho
     """(true length in m, predicted / true length) of each `cls` object of `truth` that a prediction at the
     default score overlaps; the prediction taken is the one of highest polygon IoU."""
     with rasterio.open(scene) as src:
-        gsd = abs(src.transform.a)
-    found = [p.pixels for p in read_in_pixels(predicted, scene)[0] if p.cls == cls and p.score >= DEFAULT_SCORE]
+        gsd = scene_gsd(scene.name, src.transform, src.crs, src.width, src.height)
+    found = np.array([p.pixels for p in read_in_pixels(predicted, scene)[0]
+                      if p.cls == cls and p.score >= DEFAULT_SCORE], dtype=object)
     pairs = []
     for t in (t.pixels for t in read_in_pixels(truth, scene)[0] if t.cls == cls):
-        ious = [shapely.area(shapely.intersection(t, p)) / shapely.area(shapely.union(t, p)) for p in found]
-        if ious and max(ious) > 0:
+        ious = shapely.area(shapely.intersection(t, found)) / shapely.area(shapely.union(t, found))
+        if len(found) and ious.max() > 0:
             true_px = elongated_length(t)
             pairs.append((round(true_px * gsd, 2), round(elongated_length(found[int(np.argmax(ious))]) / true_px, 4)))
     return pairs

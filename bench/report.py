@@ -399,7 +399,7 @@ def glance_table(train_reference: dict, peers: dict, infer_speed: dict | None = 
     same_network = not hp or trained == timed
     timings = [r for r in pipeline.values() if r]
     speed_dates = sorted({r["machine"]["date"][:10] for r in (peers, *timings)})
-    timing_cpus = sorted({r["machine"].get("cpu", pm["cpu"]) for r in timings})
+    timing_cpus = sorted({r["machine"]["cpu"] for r in timings})
     where_timed = (f"the other columns and all speeds are on {pm['cpu']} ({pm['cores']} cores, CPU only; "
                    f"{_listed(speed_dates)})" if set(timing_cpus) <= {pm["cpu"]} else
                    f"the other columns and the `bench.peers.compare` speeds are on {pm['cpu']} ({pm['cores']} "
@@ -515,7 +515,7 @@ def heldout_suite_table(result: dict) -> str:
     lines += ["", "Targets (AP@0.5 ≥ 0.95 and precision ≥ 0.9 for every class, storehouse AP@[.5:.95] ≥ 0.75) "
               + ("met on every scene." if not missed else "missed: " + "; ".join(missed) + ".")]
     if lengths := result.get("storehouse_length_ratio"):
-        lines += ["", "Storehouses found, predicted over true length (median over the five scenes): "
+        lines += ["", f"Storehouses found, predicted over true length (median over the {len(rows)} scenes): "
                   + "; ".join(f"{span} {b['median_ratio']:.3f} ({b['count']})" for span, b in lengths.items()
                               if b["count"]) + "."]
     return "\n".join(lines)

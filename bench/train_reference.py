@@ -83,14 +83,14 @@ def earlier_runs(checkpoint: dict) -> list[Path]:
 
 
 def validation_curve(run: Path) -> list[dict]:
-    """Validation mAP@0.5 and per-class AP@0.5 of every epoch, over all sessions."""
+    """Validation mAP@0.5 and mAP@[.5:.95], overall and per class, of every epoch, over all sessions."""
     curve = []
     for version in _log_versions(run):
         for row in _rows(version):
             if row.get("val/map_50"):
                 curve.append({"epoch": int(row["epoch"]) + 1, **{
                     key.removeprefix("val/"): round(float(value), 4) for key, value in row.items()
-                    if value and (key == "val/map_50" or key.startswith("val/ap50/"))}})
+                    if value and key.startswith(("val/map", "val/ap50/", "val/ap/"))}})
     return curve
 
 

@@ -97,7 +97,7 @@ def _glance_peers() -> dict:
 
 
 def _speed(mpx: float, date: str = "2026-11-21T19:20:28+00:00") -> dict:
-    return {"machine": {"date": date}, "mpx_per_s": {"pipeline": mpx, "onnxruntime": 9.9}}
+    return {"machine": {"date": date, "cpu": "AMD EPYC", "cores": 2}, "mpx_per_s": {"pipeline": mpx, "onnxruntime": 9.9}}
 
 
 def test_glance_takes_the_reference_from_train_reference_and_the_peers_from_peers():

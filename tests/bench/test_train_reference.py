@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from bench.report import train_reference_table
-from bench.train_reference import earlier_runs, training_sessions
+from bench.train_reference import earlier_runs, training_sessions, validation_curve
 
 
 def _session(run: Path, version: int, epochs: range, started: float, seconds: float) -> None:
@@ -71,3 +71,15 @@ def test_report_names_the_gpu_a_run_trained_on_and_short_runs_in_minutes():
     assert "CPU only" not in table
     del result["training_hardware"]
     assert "in 5.5 min on AMD EPYC (2 cores, CPU only)" in train_reference_table(result)
+
+
+def test_the_validation_curve_keeps_strict_and_loose_ap_but_not_losses(tmp_path):
+    folder = tmp_path / "run" / "csv" / "version_0"
+    folder.mkdir(parents=True)
+    (folder / "hparams.yaml").write_text("lr: 0.002\n")
+    (folder / "metrics.csv").write_text(
+        "epoch,step,train/loss,val/ap/storehouse,val/ap50/storehouse,val/iou/earth_berm,val/loss,val/map,val/map_50\n"
+        "0,10,1.5,,,,,,\n"
+        "1,20,,0.65,0.99,0.8,0.9,0.69,0.917\n")
+    assert validation_curve(tmp_path / "run") == [
+        {"epoch": 2, "ap/storehouse": 0.65, "ap50/storehouse": 0.99, "map": 0.69, "map_50": 0.917}]

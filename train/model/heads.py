@@ -20,7 +20,7 @@ HEAD_NORMS: tuple[str, ...] = ("group", "batch")
 
 def _norm(channels: int, kind: str) -> nn.Module:
     """GroupNorm takes its statistics over the whole input, so a network trained on 256 px chips sees other
-    statistics on a 1024 px tile: long storehouses came out a third too long (docs/design.md, decision 13).
+    statistics on a 1024 px tile: long storehouses came out a quarter too long (docs/design.md, decision 13).
     BatchNorm in eval mode uses fixed running statistics, so a tile's outputs do not depend on its size;
     it needs batches of several chips in training."""
     if kind == "batch":

@@ -96,19 +96,26 @@ test: setup
 test-all: setup data-trees
 	$(PY) -m pytest -q -m ''
 
-# Benchmarks need the peers (Ultralytics YOLO, SAHI) and trained models. The full
-# bench compares the shipped reference model, and trains our fast recipe and YOLO for the same EPOCHS on the
-# same scenes (hours on a CPU); the quick mode trains one epoch of each.
-EPOCHS ?= 12
+# Benchmarks need the peers (Ultralytics YOLO, SAHI) and trained models. The full bench compares the
+# shipped reference model with a race on the same budget: our fast recipe, YOLO11n and YOLO11n-OBB,
+# each trained from random init for RACE_MINUTES of wall clock on this machine on the 48 scenes of
+# datasets/synthetic_reference.yaml (docs/benchmarks.md); the quick mode trains one epoch of each.
+RACE_MINUTES ?= 20
 BENCH_STAMP := $(VENV)/.bench-installed
+RACE_YOLO := --dataset datasets/synthetic_reference.yaml --minutes $(RACE_MINUTES) --train-overlap 0
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev,ray,bench]'
 	@touch $(BENCH_STAMP)
 
-runs/fast/checkpoints/best.ckpt:
-	$(MAKE) data
-	$(PY) -m train fit --config train/configs/fast.yaml --trainer.max_epochs $(EPOCHS)
+runs/race_fast/checkpoints/best.ckpt:
+	$(MAKE) data-reference
+	$(PY) -m train fit --config train/configs/fast.yaml --data.dataset datasets/synthetic_reference.yaml \
+		--trainer.default_root_dir runs/race_fast --trainer.max_time 00:00:$(RACE_MINUTES):00 \
+		--trainer.max_epochs 12 --trainer.check_val_every_n_epoch 2
+
+runs/race_fast/fast.onnx: runs/race_fast/checkpoints/best.ckpt
+	$(PY) -m train export $< --out $@
 
 runs/quick/checkpoints/best.ckpt:
 	$(MAKE) data
@@ -117,19 +124,26 @@ runs/quick/checkpoints/best.ckpt:
 checkpoints/%.onnx: runs/%/checkpoints/best.ckpt
 	$(PY) -m train export $< --out $@
 
-runs/yolo/training.json: $(BENCH_STAMP)
-	$(MAKE) data
-	$(PY) -m bench.peers.yolo_train --out runs/yolo --epochs $(EPOCHS)
+runs/race_yolo/training.json: $(BENCH_STAMP)
+	$(MAKE) data-reference
+	$(PY) -m bench.peers.yolo_train --model yolo11n.yaml --out runs/race_yolo $(RACE_YOLO)
+
+runs/race_yolo_obb/training.json: $(BENCH_STAMP)
+	$(MAKE) data-reference
+	$(PY) -m bench.peers.yolo_train --model yolo11n-obb.yaml --out runs/race_yolo_obb $(RACE_YOLO)
 
 runs/yolo-quick/training.json: $(BENCH_STAMP)
 	$(MAKE) data
 	$(PY) -m bench.peers.yolo_train --out runs/yolo-quick --epochs 1
 
-bench: $(BENCH_STAMP) $(DEMO_MODEL) checkpoints/fast.onnx runs/yolo/training.json
+RACE := runs/race_fast/fast.onnx runs/race_yolo/training.json runs/race_yolo_obb/training.json
+
+bench: $(BENCH_STAMP) $(DEMO_MODEL) $(RACE)
 	$(PY) -m bench.synth_scale --out bench/results --sizes 2048 8000 20000
-	$(PY) -m bench.peers.compare --ours checkpoints/reference.onnx checkpoints/fast.onnx --yolo runs/yolo --size 4096 --runs 3
+	$(PY) -m bench.peers.compare --ours $(DEMO_MODEL) runs/race_fast/fast.onnx \
+		--yolo runs/race_yolo runs/race_yolo_obb --budget "fast=$(RACE_MINUTES) min of wall clock" --size 4096 --runs 3
 	$(PY) -m bench.infer_speed --checkpoint checkpoints/reference.ckpt --size 4096 --runs 3
-	$(PY) -m bench.infer_speed --checkpoint runs/fast/checkpoints/best.ckpt --size 4096 --runs 3 --name infer_speed_fast
+	$(PY) -m bench.infer_speed --checkpoint runs/race_fast/checkpoints/best.ckpt --size 4096 --runs 3 --name infer_speed_fast
 	$(PY) -m bench.infer_memory --free-like $(DEMO_MODEL) --sizes 4096 8192 16384
 	$(PY) -m bench.pipeline_ceiling --like $(DEMO_MODEL) --sizes 4096 8192 --workers 1 2 --runs 3
 	$(PY) -m bench.change_detection --model checkpoints/reference.onnx --pairs 3
@@ -141,7 +155,7 @@ bench: $(BENCH_STAMP) $(DEMO_MODEL) checkpoints/fast.onnx runs/yolo/training.jso
 
 bench-quick: $(BENCH_STAMP) checkpoints/quick.onnx runs/yolo-quick/training.json
 	$(PY) -m bench.synth_scale --out bench/results/quick --sizes 1024 4096
-	$(PY) -m bench.peers.compare --ours checkpoints/quick.onnx --yolo runs/yolo-quick --size 2048 --runs 2 \
+	$(PY) -m bench.peers.compare --ours checkpoints/quick.onnx --yolo runs/yolo-quick --size 2048 --suite-size 1024 --runs 2 \
 		--out bench/results/quick
 	$(PY) -m bench.infer_speed --checkpoint runs/quick/checkpoints/best.ckpt --size 2048 --runs 2 --out bench/results/quick
 	$(PY) -m bench.infer_memory --model checkpoints/quick.onnx --sizes 1024 2048 4096 --out bench/results/quick

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import shlex
 import sys
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def describe() -> dict:
         "cores": os.cpu_count(),
         "memory_gib": round(mem_kb / 2**20, 1),
         "python": sys.version.split()[0],
-        "command": " ".join(["python -m", _module_name(sys.argv[0]), *sys.argv[1:]]),
+        "command": "python -m " + shlex.join([_module_name(sys.argv[0]), *sys.argv[1:]]),
     }
     gpu = _gpu()
     if gpu:

@@ -200,39 +200,61 @@ def _trained_on(record: dict) -> str:
     return f", trained on {record['dataset']}" if record.get("dataset") else ""
 
 
+def _is_peer(system: dict) -> bool:
+    return "onnx" in system
+
+
 def _system_label(name: str, system: dict) -> str:
-    if name == "yolo_sahi":
-        return f"YOLO + SAHI ({Path(system['model']).stem}{_trained_on(system['training'])})"
+    if _is_peer(system):
+        return f"{Path(system['model']).stem} + SAHI{_trained_on(system['training'])}"
     prov = system["provenance"]
     return (f"ours, {name} ({prov['backbone']}, FPN/heads {prov['fpn_channels']}/{prov['head_channels']}"
             f"{_stride(prov)}{_trained_on(prov)})")
 
 
+def _budget_line(name: str, system: dict) -> str:
+    training = system.get("training")
+    if _is_peer(system):
+        about = "about " if training.get("chips_seen_note") else ""  # estimated for runs before the batch count
+        seen = f", {about}{training['chips_seen']} chips seen" if training.get("chips_seen") else ""
+        return (f"`{Path(system['model']).stem}` from random init (Ultralytics' defaults), {training['epochs']} "
+                f"epochs of {training['train_chips']} chips of {training['imgsz']} px{seen}, batch "
+                f"{training['batch']}, {training['train_wall_seconds'] / 60:.1f} min")
+    return f"ours, {name}: {training or 'training not recorded'}"
+
+
 def peers_table(result: dict) -> str:
+    """`bench.peers.compare`: per class AP@0.5 (mean over the held-out suite, worst scene in brackets), mAP and
+    whole-pipeline speed of each system, and how each was trained."""
     m, acc, speed, systems = result["machine"], result["accuracy"], result["speed"], result["systems"]
-    training = systems["yolo_sahi"]["training"]
     names = list(systems)
-    labels = [_system_label(n, systems[n]) for n in names]
-    classes = list(next(iter(acc.values()))["classes"])
+    peers = [n for n in names if _is_peer(systems[n])]
+    classes = _ordered({c for n in names for c in acc[n]["classes"]})
+    suite = result["suite"]
     lines = [
-        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores, CPU only), one held-out "
-        f"{result['scene']['size_px']}² synthetic scene (seed {result['scene']['seed']}, seen by no model), tile "
-        f"{result['tile']}, overlap {result['overlap']}, batch {result['batch']}, accuracy from runs at score ≥ "
-        f"{result['score_threshold']} scored by `infer evaluate`, speed from runs at each tool's default threshold. YOLO is `{systems['yolo_sahi']['model']}` from random init, "
-        f"{training['epochs']} epochs of {training['train_chips']} chips of {training['imgsz']} px, batch "
-        f"{training['batch']} ({training['train_wall_seconds'] / 60:.0f} min), exported to ONNX and run through SAHI. "
-        f"`{m['command']}`:",
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores, CPU only). Accuracy: the mean over "
+        f"{len(suite['scenes'])} held-out {suite['size_px']}² synthetic scenes seen by no model "
+        f"({_listed(suite['scenes'])}), worst scene in brackets, from runs at score ≥ {result['score_threshold']} "
+        f"scored by `infer evaluate`. Speed: scene file to GeoJSON on a {result['speed_scene']['size_px']}² "
+        f"held-out scene at each tool's default threshold, median of {result['runs']} runs. All at tile "
+        f"{result['tile']}, overlap {result['overlap']}, batch {result['batch']}. `{m['command']}`:",
         "",
-        "| AP@0.5 | " + " | ".join(labels) + " |",
+        "| AP@0.5 | " + " | ".join(_system_label(n, systems[n]) for n in names) + " |",
         "| --- |" + " ---: |" * len(names),
     ]
+
+    def cell(figure: dict | None) -> str:
+        return "" if figure is None else f"{figure['mean']:.3f} ({figure['worst']:.3f})"
+
     for c in classes:
-        lines.append(f"| {c} | " + " | ".join(f"{acc[n]['classes'].get(c, {}).get('ap@0.5', 0):.3f}" for n in names)
-                     + " |")
-    lines.append("| **mAP@0.5** | " + " | ".join(f"**{acc[n]['map@0.5']:.3f}**" for n in names) + " |")
-    lines.append("| mAP@[.5:.95] | " + " | ".join(f"{acc[n]['map@[.5:.95]']:.3f}" for n in names) + " |")
+        lines.append(f"| {c} | " + " | ".join(cell(acc[n]["classes"].get(c, {}).get("ap@0.5")) for n in names) + " |")
+    lines.append("| **mAP@0.5** | " + " | ".join(f"**{cell(acc[n]['map@0.5'])}**" for n in names) + " |")
+    lines.append("| mAP@[.5:.95] | " + " | ".join(cell(acc[n]["map@[.5:.95]"]) for n in names) + " |")
     lines.append("| whole pipeline Mpx/s (median) | " + " | ".join(f"{speed[n]['mpx_per_s']}" for n in names) + " |")
-    lines.append("| speed vs YOLO + SAHI | " + " | ".join(f"{speed[n]['vs_yolo_sahi']}×" for n in names) + " |")
+    for peer in peers:
+        lines.append(f"| speed vs {Path(systems[peer]['model']).stem} + SAHI | "
+                     + " | ".join(f"{speed[n]['speed_vs'][peer]:.2f}×" for n in names) + " |")
+    lines += ["", "Training: " + "; ".join(_budget_line(n, systems[n]) for n in names) + "."]
     return "\n".join(lines)
 
 
@@ -345,78 +367,43 @@ def _listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def glance_table(train_reference: dict, peers: dict, infer_speed: dict | None = None,
-                 infer_speed_fast: dict | None = None) -> str:
-    """The README's one table: held-out AP@0.5 per class and mAP, and whole-pipeline speed.
-
-    The reference column's accuracy is `train_reference.json`'s held-out score (the shipped
-    model); the other columns' accuracy and every column's whole-pipeline speed are
-    `peers.json`'s, and `infer_speed*.json` add the `infer run` pipeline alone.
-    """
-    heldout, acc, speed = train_reference["heldout"], peers["accuracy"], peers["speed"]
-    names = list(peers["systems"])
-    accuracy = {n: (heldout["classes"], heldout["map@0.5"]) if n == "reference"
-                else (acc[n]["classes"], acc[n]["map@0.5"]) for n in names}
-    classes = _ordered({c for cls, _ in accuracy.values() for c in cls})
+def glance_table(peers: dict, infer_speed: dict | None = None) -> str:
+    """The README's one table: from `peers.json`, held-out AP@0.5 per class and mAP (means over the held-out
+    suite) and whole-pipeline speed of every system; `infer_speed.json` adds the reference's `infer run`
+    pipeline alone."""
+    acc, speed, systems, m = peers["accuracy"], peers["speed"], peers["systems"], peers["machine"]
+    names = list(systems)
+    classes = _ordered({c for n in names for c in acc[n]["classes"]})
 
     def label(name: str) -> str:
-        system = peers["systems"][name]
-        if name == "yolo_sahi":
-            return f"YOLO + SAHI ({Path(system['model']).stem})"
+        system = systems[name]
+        if _is_peer(system):
+            return f"{Path(system['model']).stem} + SAHI"
         return f"ours, {name} ({system['provenance']['backbone']})"
 
     def ap(name: str, c: str) -> str:
-        value = accuracy[name][0].get(c, {}).get("ap@0.5")
-        return "" if value is None else f"{value:.3f}"
+        value = acc[name]["classes"].get(c, {}).get("ap@0.5")
+        return "" if value is None else f"{value['mean']:.3f}"
 
-    pipeline = {"reference": infer_speed, "fast": infer_speed_fast}
     lines = [
         "| held-out AP@0.5 | " + " | ".join(label(n) for n in names) + " |",
         "| --- |" + " ---: |" * len(names),
     ]
     for c in classes:
         lines.append(f"| {c} | " + " | ".join(ap(n, c) for n in names) + " |")
-    lines.append("| **mAP@0.5** | " + " | ".join(f"**{accuracy[n][1]:.3f}**" for n in names) + " |")
-    lines.append("| whole pipeline Mpx/s (`bench.peers.compare`, median) | "
+    lines.append("| **mAP@0.5** | " + " | ".join(f"**{acc[n]['map@0.5']['mean']:.3f}**" for n in names) + " |")
+    lines.append(f"| whole pipeline Mpx/s ({peers['speed_scene']['size_px']}², median) | "
                  + " | ".join(f"{speed[n]['mpx_per_s']}" for n in names) + " |")
-    if any(pipeline.get(n) for n in names):
-        lines.append("| whole pipeline Mpx/s (`bench.infer_speed`, median) | " + " | ".join(
-            f"{pipeline[n]['mpx_per_s']['pipeline']}" if pipeline.get(n) else "" for n in names) + " |")
-
-    scene, ref_scene, pm = peers["scene"], heldout["scene"], peers["machine"]
-    same_scene = (scene["size_px"], scene["seed"]) == (ref_scene["size_px"], ref_scene["seed"])
-    where = (f"One held-out {scene['size_px']}² synthetic scene (seed {scene['seed']}) that no model trained on"
-             if same_scene else
-             f"Held-out synthetic scenes no model trained on ({ref_scene['size_px']}², seed {ref_scene['seed']}, "
-             f"for the reference; {scene['size_px']}², seed {scene['seed']}, for the others)")
-    other_weights = "reference" in acc and abs(acc["reference"]["map@0.5"] - heldout["map@0.5"]) > 5e-4
-    hp, prov = train_reference.get("hyper_parameters", {}), peers["systems"].get("reference", {}).get("provenance", {})
-    # Files exported before heads had a choice of norm had group norm.
-    trained = (hp.get("backbone"), hp.get("fpn_channels"), hp.get("head_channels"), hp.get("object_stride"),
-               hp.get("head_norm", "group"))
-    timed = (prov.get("backbone"), prov.get("fpn_channels"), prov.get("head_channels"), prov.get("stride"),
-             prov.get("head_norm", "group"))
-    same_network = not hp or trained == timed
-    timings = [r for r in pipeline.values() if r]
-    speed_dates = sorted({r["machine"]["date"][:10] for r in (peers, *timings)})
-    timing_cpus = sorted({r["machine"]["cpu"] for r in timings})
-    where_timed = (f"the other columns and all speeds are on {pm['cpu']} ({pm['cores']} cores, CPU only; "
-                   f"{_listed(speed_dates)})" if set(timing_cpus) <= {pm["cpu"]} else
-                   f"the other columns and the `bench.peers.compare` speeds are on {pm['cpu']} ({pm['cores']} "
-                   f"cores, CPU only; {pm['date'][:10]}), the `bench.infer_speed` speeds on {_listed(timing_cpus)} "
-                   f"({_listed(sorted({r['machine']['date'][:10] for r in timings}))})")
-    lines += [
-        "",
-        f"{where}, scored by `infer evaluate`. The reference (`checkpoints/reference.ckpt`) trained on "
-        f"{_training_hardware(train_reference).split(';')[0]} and was scored by `python -m bench.train_reference` "
-        f"({train_reference['machine']['date'][:10]}); {where_timed}"
-        + ("." if not other_weights else
-           "; the reference's `bench.peers.compare` speed is its network's, measured with other weights of it."
-           if same_network else
-           f"; the reference's `bench.peers.compare` speed was measured with another network ({timed[0]}, "
-           f"FPN/heads {timed[1]}/{timed[2]}, objects at stride {timed[3]}, {timed[4]}-norm heads)."),
-    ]
-    return "\n".join(lines)
+    suite = peers["suite"]
+    note = (f"Means over {len(suite['scenes'])} held-out {suite['size_px']}² synthetic scenes no model trained on "
+            f"({_listed(suite['scenes'])}), scored by `infer evaluate`; measured {m['date'][:10]} on {m['cpu']} "
+            f"({m['cores']} cores, CPU only) by `python -m bench.peers.compare`. Training: "
+            + "; ".join(_budget_line(n, systems[n]) for n in names) + ".")
+    if infer_speed and "reference" in names:
+        im = infer_speed["machine"]
+        note += (f" The reference's `infer run` pipeline alone: {infer_speed['mpx_per_s']['pipeline']} Mpx/s "
+                 f"(`bench.infer_speed`, {im['cpu']}, {im['date'][:10]}).")
+    return "\n".join(lines + ["", note])
 
 
 def pipeline_ceiling_table(result: dict) -> str:
@@ -585,7 +572,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
 # Tables made from several result files: NAME -> (render, required files, optional files). The
 # render function takes each file's contents as the keyword argument of the file's name.
 COMBINED: dict[str, tuple[Callable[..., str], tuple[str, ...], tuple[str, ...]]] = {
-    "glance": (glance_table, ("train_reference", "peers"), ("infer_speed", "infer_speed_fast")),
+    "glance": (glance_table, ("peers",), ("infer_speed",)),
     "region_closing_heldout": (region_closing_heldout_table, ("train_reference",), ("train_reference_gpu",)),
 }
 

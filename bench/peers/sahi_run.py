@@ -1,7 +1,9 @@
 """YOLO + SAHI over a whole scene, as a user of those tools would run it, ending in our GeoJSON conventions.
 
 The scene is read and stretched to 8-bit RGB with the YOLO dataset's fixed
-scale (SAHI works on an in-memory image), sliced with SAHI at a given tile
+scale (SAHI works on an in-memory image), resampled to the training scenes'
+ground resolution when it has another (what a user who knows the model's GSD
+does, and what our pipeline does by itself), sliced with SAHI at a given tile
 and overlap, predicted by the YOLO model exported to ONNX (run by ONNX
 Runtime through Ultralytics), merged by SAHI, and written as WGS84 boxes so
 `infer evaluate` scores it exactly as it scores us.
@@ -14,14 +16,18 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from shapely import affinity
-from shapely.geometry import box
+from shapely.geometry import Polygon, box
 
 from bench.peers.yolo_data import SCALE_FILE, to_rgb8
 from infer.geo.crs import to_wgs84
 from infer.geo.geojson import feature, write_feature_collection
+from infer.geo.gsd import scene_gsd
 from infer.geo.rasterenv import gdal_env
 
 
@@ -41,15 +47,31 @@ def load_sahi_model(onnx_path: Path, confidence: float, imgsz: int):
                                               confidence_threshold=confidence, device="cpu", image_size=imgsz)
 
 
+def prediction_outline(prediction) -> Polygon:
+    """A SAHI prediction in scene pixels: its rotated rectangle if it has one (an OBB model), else its box."""
+    if prediction.mask is not None and prediction.mask.segmentation:
+        ring = np.asarray(prediction.mask.segmentation[0], np.float64).reshape(-1, 2)
+        if len(ring) >= 3:
+            return Polygon(ring)
+    b = prediction.bbox
+    return box(b.minx, b.miny, b.maxx, b.maxy)
+
+
 def sahi_scene(model, scene: Path, out: Path, scale_file: Path, tile: int, overlap: int, batch: int = 4) -> Path:
     """Run YOLO + SAHI over `scene`; write `out` (GeoJSON, WGS84 boxes with class and score)."""
     from sahi.predict import get_sliced_prediction
 
-    scale = json.loads(scale_file.read_text())["value_at_255"]
+    stretch = json.loads(scale_file.read_text())
     with gdal_env(), warnings.catch_warnings(), rasterio.open(scene) as src:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        rgb = to_rgb8(src.read([1, 2, 3]), scale)
-        transform, crs = src.transform, src.crs
+        factor = 1.0
+        if stretch.get("gsd_m") and src.crs is not None:
+            factor = scene_gsd(scene.name, src.transform, src.crs, src.width, src.height) / stretch["gsd_m"]
+        shape = (max(1, round(src.height * factor)), max(1, round(src.width * factor)))
+        rgb = to_rgb8(src.read([1, 2, 3], out_shape=(3, *shape), resampling=Resampling.bilinear),
+                      stretch["value_at_255"])
+        transform = src.transform * Affine.scale(src.width / shape[1], src.height / shape[0])
+        crs = src.crs
     result = get_sliced_prediction(rgb, model, slice_height=tile, slice_width=tile,
                                    overlap_height_ratio=overlap / tile, overlap_width_ratio=overlap / tile,
                                    perform_standard_pred=False, postprocess_type="NMS",
@@ -58,8 +80,7 @@ def sahi_scene(model, scene: Path, out: Path, scale_file: Path, tile: int, overl
     features = []
     t = [transform.a, transform.b, transform.d, transform.e, transform.c, transform.f]
     for p in result.object_prediction_list:
-        b = p.bbox
-        geom = to_wgs84(affinity.affine_transform(box(b.minx, b.miny, b.maxx, b.maxy), t), crs)
+        geom = to_wgs84(affinity.affine_transform(prediction_outline(p), t), crs)
         features.append(feature(geom, {"class": p.category.name, "score": round(float(p.score.value), 4)}))
     return write_feature_collection(out, features, {"scene": scene.name, "model": "yolo+sahi"})
 

@@ -5,8 +5,12 @@ uses) and converted: the scene's pixel values are stretched to 8 bits with
 one fixed per-band scale (what a YOLO user would do with 11-bit imagery), and
 every labeled thing becomes the axis-aligned box COCO gives it: objects the
 box of their oriented rectangle, regions the box of each connected piece, the
-same boxes `infer evaluate` scores. The scale is saved with the dataset so
-SAHI inference stretches scenes the same way.
+same boxes `infer evaluate` scores. With `obb`, the labels are Ultralytics'
+oriented format instead (`class x1 y1 … x4 y4`, normalized): objects their
+four corners, clipped to the chip as DOTA's chip cutters do, regions the four
+corners of the same axis-aligned box, which is what they are scored by. The
+scale is saved with the dataset so SAHI inference stretches scenes the same
+way.
 """
 
 from __future__ import annotations
@@ -46,7 +50,28 @@ def to_rgb8(pixels: np.ndarray, scale: list[float]) -> np.ndarray:
     return np.clip(np.moveaxis(out, 0, -1), 0, 255).astype(np.uint8)
 
 
-def _convert(coco_dir: Path, out: Path, split: str, scale: list[float], names: list[str]) -> int:
+def _box_row(k: int, ann: dict, w: int, h: int) -> str | None:
+    x, y, bw, bh = ann["bbox"]
+    x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return None
+    return f"{k} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}"
+
+
+def _oriented_row(k: int, ann: dict, w: int, h: int, is_object: bool) -> str | None:
+    if _box_row(k, ann, w, h) is None:
+        return None
+    if is_object:
+        corners = np.asarray(ann["segmentation"][0], np.float64).reshape(4, 2)
+    else:
+        x, y, bw, bh = ann["bbox"]
+        corners = np.array([[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]], np.float64)
+    corners = np.clip(corners / [w, h], 0.0, 1.0)
+    return f"{k} " + " ".join(f"{v:.6f}" for v in corners.ravel())
+
+
+def _convert(coco_dir: Path, out: Path, split: str, scale: list[float], names: list[str],
+             objects: set[str], obb: bool, prefix: str = "") -> int:
     coco = json.loads((coco_dir / ANNOTATIONS).read_text())
     category_names = {c["id"]: c["name"] for c in coco["categories"]}
     per_image: dict[int, list[dict]] = {}
@@ -55,7 +80,7 @@ def _convert(coco_dir: Path, out: Path, split: str, scale: list[float], names: l
     (out / "images" / split).mkdir(parents=True, exist_ok=True)
     (out / "labels" / split).mkdir(parents=True, exist_ok=True)
     for image in coco["images"]:
-        stem = Path(image["file_name"]).stem
+        stem = prefix + Path(image["file_name"]).stem
         with gdal_env(), warnings.catch_warnings(), rasterio.open(coco_dir / image["file_name"]) as src:
             warnings.simplefilter("ignore")
             pixels = src.read([1, 2, 3])
@@ -63,32 +88,34 @@ def _convert(coco_dir: Path, out: Path, split: str, scale: list[float], names: l
         w, h = image["width"], image["height"]
         rows = []
         for ann in per_image.get(image["id"], []):
-            x, y, bw, bh = ann["bbox"]
-            x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
-            if x1 - x0 < 1 or y1 - y0 < 1:
-                continue
-            k = names.index(category_names[ann["category_id"]])
-            rows.append(f"{k} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}")
+            name = category_names[ann["category_id"]]
+            k = names.index(name)
+            row = _oriented_row(k, ann, w, h, name in objects) if obb else _box_row(k, ann, w, h)
+            if row is not None:
+                rows.append(row)
         (out / "labels" / split / f"{stem}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
     return len(coco["images"])
 
 
-def build_yolo_dataset(config: DatasetConfig, out: Path, size: int, train_overlap: int) -> Path:
+def build_yolo_dataset(config: DatasetConfig, out: Path, size: int, train_overlap: int, obb: bool = False) -> Path:
     """Write `out/data.yaml` with train/val splits from the dataset's scenes; returns its path."""
     names = [c.name for c in config.classes]
-    train_scenes = sorted(p for folder in config.train for p in Path(folder).glob("*.tif"))
-    val_scenes = sorted(p for folder in config.val for p in Path(folder).glob("*.tif"))
-    scale = band_scale(train_scenes)
+    objects = {c.name for c in config.object_classes}
+    scale = band_scale(sorted(p for folder in config.train for p in Path(folder).glob("*.tif")))
     counts = {}
-    for split, scenes, overlap in (("train", train_scenes, train_overlap), ("val", val_scenes, 0)):
-        coco_dir = out / f"coco_{split}"
-        for scene in scenes:
-            cut_chips(scene, scene.with_suffix(".geojson"), coco_dir, config, size, overlap)
-        counts[split] = _convert(coco_dir, out, split, scale, names)
-    (out / SCALE_FILE).write_text(json.dumps({"bands": list(config.bands[:3]), "value_at_255": scale}) + "\n")
+    for split, folders, overlap in (("train", config.train, train_overlap), ("val", config.val, 0)):
+        counts[split] = 0
+        # Scenes of two folders may share a name: each folder gets its own chips and a prefix.
+        for k, folder in enumerate(folders):
+            coco_dir = out / (f"coco_{split}" if k == 0 else f"coco_{split}_{k}")
+            for scene in sorted(Path(folder).glob("*.tif")):
+                cut_chips(scene, scene.with_suffix(".geojson"), coco_dir, config, size, overlap)
+            counts[split] += _convert(coco_dir, out, split, scale, names, objects, obb, "" if k == 0 else f"{k}_")
+    (out / SCALE_FILE).write_text(json.dumps({"bands": list(config.bands[:3]), "value_at_255": scale,
+                                               "gsd_m": config.gsd_m}) + "\n")
     data_yaml = out / "data.yaml"
     lines = [f"path: {out.resolve()}", "train: images/train", "val: images/val", "names:"]
     lines += [f"  {k}: {n}" for k, n in enumerate(names)]
     data_yaml.write_text("\n".join(lines) + "\n")
-    print(f"YOLO dataset {out}: {counts['train']} train chips, {counts['val']} val chips of {size} px")
+    print(f"YOLO{' OBB' if obb else ''} dataset {out}: {counts['train']} train chips, {counts['val']} val chips of {size} px")
     return data_yaml

@@ -17,35 +17,70 @@ from bench.report import (
 )
 
 
+def _figure(mean: float, worst: float | None = None) -> dict:
+    return {"mean": mean, "worst": mean if worst is None else worst}
+
+
 def _peers_result(reference_dataset: str | None, yolo_dataset: str | None) -> dict:
-    classes = {"truck": {"ap@0.5": 0.5, "ap@[.5:.95]": 0.2}}
+    """The reference, the fast model and two YOLO peers, whose every number differs, so a value read from the
+    wrong place shows."""
     provenance = {"backbone": "resnet18", "fpn_channels": 64, "head_channels": 64, "stride": 2}
-    training = {"model": "yolo11n.yaml", "epochs": 12, "train_chips": 1014, "imgsz": 256, "batch": 8,
-                "train_wall_seconds": 1430.3}
+    fast = {"backbone": "mobilenet_v3_large", "fpn_channels": 32, "head_channels": 32, "stride": 4}
     if reference_dataset:
-        provenance["dataset"] = reference_dataset
-    if yolo_dataset:
-        training["dataset"] = yolo_dataset
+        provenance["dataset"] = fast["dataset"] = reference_dataset
+
+    def yolo(model: str, epochs: int) -> dict:
+        training = {"model": model, "epochs": epochs, "train_chips": 3072, "imgsz": 256, "batch": 8,
+                    "train_wall_seconds": 1200.0, "chips_seen": 3072 * epochs}
+        if yolo_dataset:
+            training["dataset"] = yolo_dataset
+        return {"model": model, "onnx": "best.onnx", "training": training}
+
+    def scores(storehouse: float, truck: float, worst_truck: float, mean: float) -> dict:
+        return {"map@0.5": _figure(mean, mean - 0.1), "map@[.5:.95]": _figure(mean / 2),
+                "classes": {"truck": {"ap@0.5": _figure(truck, worst_truck)},
+                            "storehouse": {"ap@0.5": _figure(storehouse)}}}
+
+    names = ("reference", "fast", "yolo11n_sahi", "yolo11n-obb_sahi")
+    seconds = dict(zip(names, (40.0, 10.0, 8.0, 16.0), strict=True))
     return {
-        "machine": {"date": "2026-11-21T19:08:40", "cpu": "AMD EPYC", "cores": 2, "command": "python -m bench.peers.compare"},
-        "scene": {"size_px": 4096, "seed": 4242}, "tile": 1024, "overlap": 160, "batch": 4, "score_threshold": 0.05,
-        "systems": {"reference": {"model": "reference.onnx", "provenance": provenance},
-                    "yolo_sahi": {"model": "yolo11n.yaml", "training": training}},
-        "accuracy": {name: {"map@0.5": 0.5, "map@[.5:.95]": 0.2, "classes": classes} for name in ("reference", "yolo_sahi")},
-        "speed": {name: {"mpx_per_s": 1.0, "vs_yolo_sahi": 1.0} for name in ("reference", "yolo_sahi")},
+        "machine": {"date": "2026-12-03T19:08:40", "cpu": "Intel Xeon", "cores": 2,
+                    "command": "python -m bench.peers.compare"},
+        "suite": {"size_px": 2048, "scenes": ["0.5 m", "0.3 m", "second date"]},
+        "speed_scene": {"size_px": 4096, "seed": 4242}, "tile": 1024, "overlap": 160, "batch": 4,
+        "score_threshold": 0.05, "runs": 3,
+        "systems": {"reference": {"model": "reference.onnx", "provenance": provenance, "training": None},
+                    "fast": {"model": "fast.onnx", "provenance": fast, "training": "20 min on this CPU"},
+                    "yolo11n_sahi": yolo("yolo11n.yaml", 4), "yolo11n-obb_sahi": yolo("yolo11n-obb.yaml", 3)},
+        "accuracy": {"reference": scores(0.99, 0.98, 0.97, 0.95), "fast": scores(0.81, 0.61, 0.41, 0.55),
+                     "yolo11n_sahi": scores(0.72, 0.0, 0.0, 0.35), "yolo11n-obb_sahi": scores(0.82, 0.52, 0.5, 0.45)},
+        "speed": {n: {"mpx_per_s": round(16.78 / t, 3), "speed_vs": {peer: seconds[peer] / t for peer in names[2:]}}
+                  for n, t in seconds.items()},
     }
 
 
 def test_peers_table_names_each_systems_training_data():
-    table = peers_table(_peers_result("synthetic_reference", "synthetic"))
-    header = next(line for line in table.splitlines() if line.startswith("| AP@0.5"))
+    lines = peers_table(_peers_result("synthetic_reference", "synthetic_reference")).splitlines()
+    header = next(line for line in lines if line.startswith("| AP@0.5"))
     assert "ours, reference (resnet18, FPN/heads 64/64, objects at stride 2, trained on synthetic_reference)" in header
-    assert "YOLO + SAHI (yolo11n, trained on synthetic)" in header
+    assert header.endswith("| yolo11n + SAHI, trained on synthetic_reference | yolo11n-obb + SAHI, trained on "
+                           "synthetic_reference |")
+    training = lines[-1]
+    assert "ours, reference: training not recorded; ours, fast: 20 min on this CPU;" in training
+    assert "`yolo11n-obb` from random init (Ultralytics' defaults), 3 epochs of 3072 chips of 256 px, 9216 chips seen" \
+        in training
 
 
-def test_peers_table_reads_results_that_did_not_record_the_training_data():
-    header = next(line for line in peers_table(_peers_result(None, None)).splitlines() if line.startswith("| AP@0.5"))
-    assert "(resnet18, FPN/heads 64/64, objects at stride 2)" in header and "YOLO + SAHI (yolo11n) |" in header
+def test_peers_table_gives_the_mean_and_worst_scene_and_the_speed_against_each_peer():
+    lines = peers_table(_peers_result(None, None)).splitlines()
+    assert "(resnet18, FPN/heads 64/64, objects at stride 2) |" in lines[2] and "| yolo11n + SAHI |" in lines[2]
+    assert "3 held-out 2048² synthetic scenes seen by no model (0.5 m, 0.3 m and second date)" in lines[0]
+    # objects in the order of the classes, whatever order the results list them in
+    assert lines[4] == "| storehouse | 0.990 (0.990) | 0.810 (0.810) | 0.720 (0.720) | 0.820 (0.820) |"
+    assert lines[5] == "| truck | 0.980 (0.970) | 0.610 (0.410) | 0.000 (0.000) | 0.520 (0.500) |"
+    assert "| **mAP@0.5** | **0.950 (0.850)** | **0.550 (0.450)** | **0.350 (0.250)** | **0.450 (0.350)** |" in lines
+    assert "| speed vs yolo11n + SAHI | 0.20× | 0.80× | 1.00× | 0.50× |" in lines
+    assert "| speed vs yolo11n-obb + SAHI | 0.40× | 1.60× | 2.00× | 1.00× |" in lines
 
 
 def test_gpu_speed_table_gives_each_variant_against_fp32_eager():
@@ -62,6 +97,27 @@ def test_gpu_speed_table_gives_each_variant_against_fp32_eager():
     assert "CPUExecutionProvider" in lines[0]
 
 
+def _speed(mpx: float, date: str = "2026-11-21T19:20:28+00:00") -> dict:
+    return {"machine": {"date": date, "cpu": "AMD EPYC", "cores": 2}, "mpx_per_s": {"pipeline": mpx, "onnxruntime": 9.9}}
+
+
+def test_glance_takes_every_column_from_peers():
+    lines = glance_table(_peers_result("synthetic_reference", "synthetic_reference"),
+                         infer_speed=_speed(1.089)).splitlines()
+    assert lines[0] == ("| held-out AP@0.5 | ours, reference (resnet18) | ours, fast (mobilenet_v3_large) | "
+                        "yolo11n + SAHI | yolo11n-obb + SAHI |")
+    assert lines[2] == "| storehouse | 0.990 | 0.810 | 0.720 | 0.820 |"
+    assert "| **mAP@0.5** | **0.950** | **0.550** | **0.350** | **0.450** |" in lines
+    assert "| whole pipeline Mpx/s (4096², median) | 0.42 | 1.678 | 2.098 | 1.049 |" in lines
+    note = lines[-1]
+    assert note.startswith("Means over 3 held-out 2048² synthetic scenes no model trained on (0.5 m, 0.3 m and "
+                           "second date)")
+    assert "measured 2026-12-03 on Intel Xeon (2 cores, CPU only)" in note and "ours, fast: 20 min on this CPU" in note
+    assert note.endswith("The reference's `infer run` pipeline alone: 1.089 Mpx/s (`bench.infer_speed`, AMD EPYC, "
+                         "2026-11-21).")
+    assert "infer_speed" not in glance_table(_peers_result(None, None))
+
+
 def _train_reference_result(heldout_ap: dict, heldout_map: float) -> dict:
     return {
         "machine": {"date": "2026-11-30T19:47:13+00:00", "cpu": "AMD EPYC", "cores": 2, "command": "python -m bench.train_reference"},
@@ -75,83 +131,6 @@ def _train_reference_result(heldout_ap: dict, heldout_map: float) -> dict:
                     "region_closing_m": 2.0,
                     "regions_without_closing": {"earth_berm": {"predicted": 49, "ap@0.5": 0.811}}},
     }
-
-
-def _glance_peers() -> dict:
-    """Three systems whose every number differs, so a value read from the wrong place shows."""
-    peers = _peers_result("synthetic_reference", "synthetic")
-    peers["machine"]["date"] = "2026-11-22T03:30:30+00:00"
-    fast_provenance = {"backbone": "mobilenet_v3_large", "fpn_channels": 32, "head_channels": 32, "stride": 4}
-    peers["systems"] = {"reference": peers["systems"]["reference"],
-                        "fast": {"model": "fast.onnx", "provenance": fast_provenance},
-                        "yolo_sahi": peers["systems"]["yolo_sahi"]}
-    peers["accuracy"] = {
-        "reference": {"map@0.5": 0.7, "map@[.5:.95]": 0.5, "classes": {"truck": {"ap@0.5": 0.71}, "earth_berm": {"ap@0.5": 0.72}}},
-        "fast": {"map@0.5": 0.4, "map@[.5:.95]": 0.2, "classes": {"truck": {"ap@0.5": 0.41}, "earth_berm": {"ap@0.5": 0.42}}},
-        "yolo_sahi": {"map@0.5": 0.3, "map@[.5:.95]": 0.1, "classes": {"truck": {"ap@0.5": 0.0}, "earth_berm": {"ap@0.5": 0.32}}},
-    }
-    peers["speed"] = {"reference": {"mpx_per_s": 0.415, "vs_yolo_sahi": 0.169},
-                      "fast": {"mpx_per_s": 1.629, "vs_yolo_sahi": 0.662},
-                      "yolo_sahi": {"mpx_per_s": 2.459, "vs_yolo_sahi": 1.0}}
-    return peers
-
-
-def _speed(mpx: float, date: str = "2026-11-21T19:20:28+00:00") -> dict:
-    return {"machine": {"date": date, "cpu": "AMD EPYC", "cores": 2}, "mpx_per_s": {"pipeline": mpx, "onnxruntime": 9.9}}
-
-
-def test_glance_takes_the_reference_from_train_reference_and_the_peers_from_peers():
-    table = glance_table(_train_reference_result({"earth_berm": 0.926, "truck": 0.98}, 0.953), _glance_peers(),
-                         infer_speed=_speed(0.441), infer_speed_fast=_speed(1.489))
-    lines = table.splitlines()
-    assert lines[0] == "| held-out AP@0.5 | ours, reference (resnet18) | ours, fast (mobilenet_v3_large) | YOLO + SAHI (yolo11n) |"
-    # objects before regions, whatever order the results list them in
-    assert lines[2] == "| truck | 0.980 | 0.410 | 0.000 |"
-    assert lines[3] == "| earth_berm | 0.926 | 0.420 | 0.320 |"
-    assert "| **mAP@0.5** | **0.953** | **0.400** | **0.300** |" in lines
-    assert "| whole pipeline Mpx/s (`bench.peers.compare`, median) | 0.415 | 1.629 | 2.459 |" in lines
-    assert "| whole pipeline Mpx/s (`bench.infer_speed`, median) | 0.441 | 1.489 |  |" in lines
-    note = lines[-1]
-    assert note.startswith("One held-out 4096² synthetic scene (seed 4242)")
-    assert "trained on NVIDIA H200 (141 GB), 16 CPU cores and" in note and "torch" not in note
-    assert "AMD EPYC (2 cores, CPU only; 2026-11-21 and 2026-11-22)" in note
-    # peers.json timed the reference network with weights that score 0.7, not the shipped 0.953
-    assert note.endswith("the reference's `bench.peers.compare` speed is its network's, measured with other weights "
-                         "of it.")
-
-
-def test_glance_names_each_machine_when_the_speeds_come_from_two():
-    table = glance_table(_train_reference_result({"earth_berm": 0.926, "truck": 0.98}, 0.953), _glance_peers(),
-                         infer_speed={**_speed(1.089, "2026-12-03T12:32:39+00:00"),
-                                      "machine": {"date": "2026-12-03T12:32:39+00:00", "cpu": "Intel Xeon"}},
-                         infer_speed_fast=_speed(1.489))
-    note = table.splitlines()[-1]
-    assert ("the other columns and the `bench.peers.compare` speeds are on AMD EPYC (2 cores, CPU only; 2026-11-22), "
-            "the `bench.infer_speed` speeds on AMD EPYC and Intel Xeon (2026-11-21 and 2026-12-03)") in note
-
-
-def test_glance_says_nothing_of_other_weights_when_the_peers_timed_the_shipped_model():
-    peers = _glance_peers()
-    note = glance_table(_train_reference_result({"truck": 0.71, "earth_berm": 0.72}, 0.7), peers).splitlines()[-1]
-    assert note.endswith("(2 cores, CPU only; 2026-11-22).") and "other weights" not in note
-    assert not any("bench.infer_speed" in line for line in glance_table(
-        _train_reference_result({"truck": 0.71}, 0.7), peers).splitlines())
-
-
-def test_glance_names_another_network_and_another_scene():
-    result = _train_reference_result({"truck": 0.9}, 0.9)
-    result["hyper_parameters"]["object_stride"] = 4
-    result["heldout"]["scene"] = {"size_px": 8192, "seed": 99}
-    note = glance_table(result, _glance_peers()).splitlines()[-1]
-    assert "(8192², seed 99, for the reference; 4096², seed 4242, for the others)" in note
-    assert note.endswith("measured with another network (resnet18, FPN/heads 64/64, objects at stride 2, "
-                         "group-norm heads).")
-    # The same widths and stride, but the shipped heads have batch norm and the timed file (no record) group norm.
-    result = _train_reference_result({"truck": 0.9}, 0.9)
-    result["hyper_parameters"]["head_norm"] = "batch"
-    note = glance_table(result, _glance_peers()).splitlines()[-1]
-    assert note.endswith("measured with another network (resnet18, FPN/heads 64/64, objects at stride 2, "
-                         "group-norm heads).")
 
 
 def test_region_closing_heldout_lists_each_radius_once_in_order():
@@ -175,7 +154,7 @@ def _write(path: Path, data) -> None:
 def test_main_rewrites_every_block_in_the_readme_and_the_docs(tmp_path):
     results = tmp_path / "bench" / "results"
     _write(results / "train_reference.json", _train_reference_result({"truck": 0.98}, 0.953))
-    _write(results / "peers.json", _glance_peers())
+    _write(results / "peers.json", _peers_result("synthetic_reference", None))
     _write(results / "synth_scale.json", {
         "machine": {"date": "2026-11-21T14:48:42", "cpu": "AMD EPYC", "cores": 2, "memory_gib": 23.5,
                     "command": "python -m bench.synth_scale"},
@@ -195,7 +174,7 @@ def test_main_rewrites_every_block_in_the_readme_and_the_docs(tmp_path):
     assert sorted(p.name for p in changed) == ["README.md", "benchmarks.md", "synthetic.md"]
     readme = (tmp_path / "README.md").read_text()
     assert "stale" not in readme and readme.startswith("# top\n<!-- bench:glance -->\n| held-out AP@0.5 |")
-    assert "| truck | 0.980 | 0.410 | 0.000 |" in readme and readme.endswith("<!-- /bench:glance -->\nkept text\n")
+    assert "| truck | 0.980 | 0.610 | 0.000 | 0.520 |" in readme and readme.endswith("<!-- /bench:glance -->\nkept text\n")
     row = "| 2048 × 2048 | 4.2 | 2.3 | 1.86 | 387.3 | 7.2 |"
     synthetic = (tmp_path / "docs" / "synthetic.md").read_text()
     assert "old" not in synthetic and row in synthetic and synthetic.startswith("intro\n<!-- bench:synth_scale -->\nMeasured 2026-11-21")

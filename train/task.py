@@ -52,7 +52,7 @@ class SiteDetectionTask(pl.LightningModule):
 
     Args:
         dataset: dataset YAML; its classes and bands size the network (linked from the data module).
-        backbone: torchvision backbone name (resnet18, resnet34, resnet50, mobilenet_v3_large).
+        backbone: torchvision backbone name (resnet18, resnet34, resnet50, mobilenet_v3_large, mobilenet_v3_small).
         backbone_weights: a local state_dict file or a torchvision weights enum name; None = random init.
         fpn_channels, head_channels: widths of the feature pyramid and the heads.
         lr, weight_decay: AdamW.

@@ -44,7 +44,8 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime device (default: cpu)")
     p.add_argument("--batch", type=int, default=RunOptions.batch,
                    help=f"tiles per model call (default: {RunOptions.batch})")
-    p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's recommendation)")
+    p.add_argument("--tile", type=int, help="largest tile side in pixels (default: the model's recommendation); tiles are "
+                        "shrunk to the fewest that cover the scene, e.g. 960 px for a 4096 px side at 1024")
     p.add_argument("--overlap", type=int, help="tile overlap in pixels (default: the model's recommendation)")
     p.add_argument("--score", type=finite_float, default=DEFAULT_SCORE,
                    help=f"lowest object score kept (default: {DEFAULT_SCORE:g})")

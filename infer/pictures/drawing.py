@@ -79,7 +79,9 @@ def display_scale(pixels: np.ndarray, dtype: str) -> float:
 
 
 def to_rgb(pixels: np.ndarray, scale: float) -> np.ndarray:
-    rgb = np.clip(np.moveaxis(pixels * scale, 0, -1), 0, 255).astype(np.uint8)
+    """(C, H, W) raw values → (H, W, 3) uint8 display values, `scale` from `display_scale`."""
+    scaled = pixels * scale  # clipped and cast while contiguous; only the bytes are then moved band-last
+    rgb = np.moveaxis(np.clip(scaled, 0, 255, out=scaled).astype(np.uint8), 0, -1)
     return np.repeat(rgb[..., :1], 3, axis=-1) if rgb.shape[-1] < 3 else rgb
 
 

@@ -38,16 +38,17 @@ class Tile:
 
 
 def axis_origins(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile starts along one axis: every `tile - overlap`, the last one flush with the end."""
+    """Starts along one axis of the tiles of `fitted_side(length, tile, overlap)`: every side minus
+    `overlap`, the last one flush with the end."""
     if length <= 0:
         raise ValueError(f"scene length must be positive, got {length}")
     if tile <= 0 or not 0 <= overlap < tile:
         raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
-    if length <= tile:
+    side = fitted_side(length, tile, overlap)
+    if length <= side:
         return [0]
-    step = tile - overlap
-    origins = list(range(0, length - tile, step))
-    origins.append(length - tile)
+    origins = list(range(0, length - side, side - overlap))
+    origins.append(length - side)
     return sorted(set(origins))
 
 
@@ -60,18 +61,28 @@ def axis_cores(length: int, tile: int, origins: list[int]) -> list[tuple[int, in
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def fitted_side(length: int, tile: int) -> int:
-    """A tile's side along an axis of `length`: `tile`, or, where the scene is shorter, its length rounded up
-    to the model's input multiple. A strip 8 px high is run as 32 px tiles, not 1024 px of padding."""
-    return tile if length > tile else min(tile, -(-length // INPUT_MULTIPLE) * INPUT_MULTIPLE)
+def fitted_side(length: int, tile: int, overlap: int = 0) -> int:
+    """A tile's side along an axis of `length`: the fewest tiles of at most `tile` that cover it with
+    `overlap`, each as short as that count allows (rounded up to the model's input multiple). Where the
+    scene is shorter than a tile, its length rounded up: a strip 8 px high is run as 32 px tiles, not
+    1024 px of padding; a 4096 px side takes five tiles of 960 px, not five of 1024 of which the last
+    lies mostly over the fourth."""
+    if length <= tile:
+        return min(tile, _input_multiple(length))
+    count = -(-(length - overlap) // (tile - overlap))
+    return min(tile, _input_multiple(-(-(length + (count - 1) * overlap) // count)))
+
+
+def _input_multiple(length: int) -> int:
+    return -(-length // INPUT_MULTIPLE) * INPUT_MULTIPLE
 
 
 def tile_grid(width: int, height: int, tile: int, overlap: int) -> list[Tile]:
-    """Row-major tiles covering a `width` x `height` scene, each with its core; all of one shape
-    (`fitted_side` along each axis), so they batch."""
+    """Row-major tiles of at most `tile` a side covering a `width` x `height` scene, each with its core;
+    all of one shape (`fitted_side` along each axis), so they batch."""
     rows, cols = axis_origins(height, tile, overlap), axis_origins(width, tile, overlap)
-    row_cores, col_cores = axis_cores(height, tile, rows), axis_cores(width, tile, cols)
-    tile_height, tile_width = fitted_side(height, tile), fitted_side(width, tile)
+    tile_height, tile_width = fitted_side(height, tile, overlap), fitted_side(width, tile, overlap)
+    row_cores, col_cores = axis_cores(height, tile_height, rows), axis_cores(width, tile_width, cols)
     return [
         Tile(r, c, tile_height, tile_width, (rc[0], cc[0], rc[1], cc[1]))
         for r, rc in zip(rows, row_cores, strict=True)

@@ -24,12 +24,13 @@ def test_cores_partition_the_scene_and_keep_context(width, height, tile, overlap
     owners = np.zeros((height, width), np.int32)
     for t in tiles:
         r0, c0, r1, c1 = t.core
-        assert t.row <= r0 < r1 <= t.row + tile and t.col <= c0 < c1 <= t.col + tile
+        assert t.height <= tile and t.width <= tile
+        assert t.row <= r0 < r1 <= t.row + t.height and t.col <= c0 < c1 <= t.col + t.width
         owners[r0:r1, c0:c1] += 1
         # Context: a core edge inside the scene is at least overlap // 2 from the tile's edge.
         for edge, tile_edge, scene_edge in ((r0, t.row, 0), (c0, t.col, 0)):
             assert edge == scene_edge or edge - tile_edge >= overlap // 2
-        for edge, tile_edge, scene_edge in ((r1, t.row + tile, height), (c1, t.col + tile, width)):
+        for edge, tile_edge, scene_edge in ((r1, t.row + t.height, height), (c1, t.col + t.width, width)):
             assert edge == scene_edge or tile_edge - edge >= overlap // 2
     np.testing.assert_array_equal(owners, 1)
 
@@ -58,8 +59,24 @@ def test_tiles_fit_a_scene_smaller_than_a_tile_along_each_axis():
     assert {(t.height, t.width) for t in strip} == {(32, 1024)}  # not 1024 x 1024 of padding per tile
     assert len(strip) == 35
     small = tile_grid(600, 2000, 1024, 160)
-    assert {(t.height, t.width) for t in small} == {(1024, 608)}
-    assert {(t.height, t.width) for t in tile_grid(4096, 4096, 1024, 160)} == {(1024, 1024)}
+    assert {(t.height, t.width) for t in small} == {(800, 608)}  # three rows of 800 cover 2000 as three of 1024 do
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(4096, 1024, 160), (8192, 1024, 160), (2048, 1024, 160),
+                                                 (3001, 512, 96), (1025, 1024, 0), (20000, 1024, 400)])
+def test_tiles_are_as_few_as_full_tiles_need_and_no_longer_than_that_count_needs(length, tile, overlap):
+    tiles = tile_grid(length, 64, tile, overlap)
+    full = len(range(0, length - tile, tile - overlap)) + 1  # tiles of the full side, the last one flush
+    side = tiles[0].width
+    assert len(tiles) == full and side <= tile and side % 32 == 0
+    # One input multiple shorter and the same count would no longer cover the scene with the overlap.
+    assert full * (side - 32) - (full - 1) * overlap < length
+    starts = [t.col for t in tiles]
+    assert starts[-1] + side == length and all(b - a <= side - overlap for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_a_4096_scene_runs_five_tiles_of_960_a_side_at_the_reference_tiling():
+    assert {(t.height, t.width) for t in tile_grid(4096, 4096, 1024, 160)} == {(960, 960)}
 
 
 def test_objects_are_never_reported_on_nodata():

@@ -17,7 +17,7 @@ SMALL = {"fpn_channels": 16, "head_channels": 16}
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.parametrize("backbone", ["resnet18", "resnet34", "resnet50", "mobilenet_v3_large"])
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet34", "resnet50", "mobilenet_v3_large", "mobilenet_v3_small"])
 @pytest.mark.parametrize("bands", [1, 3, 4])
 def test_output_shapes(backbone, bands):
     assert backbone in BACKBONE_NAMES
@@ -202,8 +202,9 @@ def test_head_outputs_depend_on_the_tile_size_only_under_group_norm(norm):
         assert difference > 1e-2
 
 
-def test_backbone_features_and_strides():
-    backbone = build_backbone("mobilenet_v3_large", 2)
+@pytest.mark.parametrize("name", BACKBONE_NAMES)
+def test_backbone_features_and_strides(name):
+    backbone = build_backbone(name, 2)
     with torch.no_grad():
         features = backbone(torch.randn(1, 2, 64, 64))
     assert list(features) == ["c2", "c3", "c4", "c5"]

@@ -49,6 +49,13 @@ _SPECS: dict[str, _Spec] = {
         (24, 40, 112, 960),
         "classifier.",
     ),
+    "mobilenet_v3_small": _Spec(
+        torchvision.models.mobilenet_v3_small,
+        "features.0.0",
+        ("features.1", "features.3", "features.8", "features.12"),
+        (16, 24, 48, 576),
+        "classifier.",
+    ),
 }
 
 BACKBONE_NAMES: tuple[str, ...] = tuple(_SPECS)

@@ -236,8 +236,9 @@ def peers_table(result: dict) -> str:
         f"{len(suite['scenes'])} held-out {suite['size_px']}² synthetic scenes seen by no model "
         f"({_listed(suite['scenes'])}), worst scene in brackets, from runs at score ≥ {result['score_threshold']} "
         f"scored by `infer evaluate`. Speed: scene file to GeoJSON on a {result['speed_scene']['size_px']}² "
-        f"held-out scene at each tool's default threshold, median of {result['runs']} runs. All at tile "
-        f"{result['tile']}, overlap {result['overlap']}, batch {result['batch']}. `{m['command']}`:",
+        f"held-out scene at each tool's default threshold, median of {result['runs']} runs. Tiles of at most "
+        f"{result['tile']} px (ours fitted to each scene, SAHI's slices of {result['tile']}), overlap {result['overlap']}, "
+        f"batch {result['batch']}. `{m['command']}`:",
         "",
         "| AP@0.5 | " + " | ".join(_system_label(n, systems[n]) for n in names) + " |",
         "| --- |" + " ---: |" * len(names),

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from infer.contract.schema import ModelInfo
+from infer.contract.schema import INPUT_MULTIPLE, ModelInfo
 from infer.runtime.options import RunOptions
 from infer.runtime.reader import TileReader, open_grid
 from infer.runtime.stitch import core_objects
@@ -68,9 +68,9 @@ def test_tiles_are_as_few_as_full_tiles_need_and_no_longer_than_that_count_needs
     tiles = tile_grid(length, 64, tile, overlap)
     full = len(range(0, length - tile, tile - overlap)) + 1  # tiles of the full side, the last one flush
     side = tiles[0].width
-    assert len(tiles) == full and side <= tile and side % 32 == 0
+    assert len(tiles) == full and side <= tile and side % INPUT_MULTIPLE == 0
     # One input multiple shorter and the same count would no longer cover the scene with the overlap.
-    assert full * (side - 32) - (full - 1) * overlap < length
+    assert full * (side - INPUT_MULTIPLE) - (full - 1) * overlap < length
     starts = [t.col for t in tiles]
     assert starts[-1] + side == length and all(b - a <= side - overlap for a, b in zip(starts, starts[1:], strict=False))
 

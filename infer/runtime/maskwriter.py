@@ -27,14 +27,17 @@ from infer.geo.rasterenv import gdal_env
 from infer.runtime.reader import SceneGrid
 from infer.runtime.tiling import Tile
 
+#: The working file is read once, by the copy: the cheapest compression that keeps it small (a class map
+#: is mostly 0). The COG itself is deflate, which every GIS tool reads, compressed on every core.
+WORKING_COMPRESSION = {"compress": "zstd", "zstd_level": 1}
+
 
 class MaskWriter:
     def __init__(self, path: Path, grid: SceneGrid, colors: list[str]) -> None:
         self.path = path
         self.partial = partial_path(path, ".tif")  # the working GeoTIFF, copied as a COG at the end
         profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": "uint8",
-                   "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate",
-                   "BIGTIFF": "IF_SAFER"}
+                   "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER", **WORKING_COMPRESSION}
         if grid.georeferenced:
             profile.update(crs=grid.crs, transform=grid.transform)
         with gdal_env(), self._naming_the_mask():
@@ -66,7 +69,7 @@ class MaskWriter:
     def finish(self) -> Path:
         with gdal_env(), atomic_write(self.path) as cog, self._naming_the_mask():
             self._dst.close()
-            rasterio.shutil.copy(self.partial, cog, driver="COG", COMPRESS="DEFLATE",
+            rasterio.shutil.copy(self.partial, cog, driver="COG", COMPRESS="DEFLATE", NUM_THREADS="ALL_CPUS",
                                  BLOCKSIZE=512, OVERVIEW_RESAMPLING="NEAREST")
         self.partial.unlink(missing_ok=True)
         return self.path

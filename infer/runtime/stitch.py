@@ -86,14 +86,13 @@ def core_regions(options: ResolvedOptions, tile: Tile, valid: np.ndarray | None,
     if regions is None:
         return np.zeros((rows.stop - rows.start, cols.stop - cols.start), np.uint8), []
     if isinstance(regions, RegionMaps):
-        classes, scores = regions.classes[rows, cols], regions.scores[rows, cols]
-        return classes, core_pieces(classes, scores, tile)
+        return core_pieces(regions.classes[rows, cols], regions.scores[rows, cols], tile, options.min_area_px)
     everywhere = bool(valid.all())  # most tiles: then nothing needs masking
     if not everywhere:
         regions = np.where(valid, regions, np.float32(0.0))
     classes, scores = core_class_map(regions, tile, options.mask_threshold, options.closing_px,
                                      None if everywhere else valid)
-    return classes, core_pieces(classes, scores, tile)
+    return core_pieces(classes, scores, tile, options.min_area_px)
 
 
 def core_slices(tile: Tile) -> tuple[slice, slice]:
@@ -122,37 +121,63 @@ def core_class_map(mask: np.ndarray, tile: Tile, threshold: float = MASK_THRESHO
     inside = regions[:, rows.start - near[0].start:rows.stop - near[0].start,
                      cols.start - near[1].start:cols.stop - near[1].start]
     probabilities = mask[:, rows, cols]
-    classes = np.zeros(inside.shape[1:], np.uint8)
-    best = np.zeros(inside.shape[1:], np.float32)
     if not inside.any():
-        return classes, best
-    best[...] = -1.0
-    for k in range(len(inside)):  # strictly more probable wins: ties go to the first class, as argmax would
-        wins = inside[k] & (probabilities[k] > best)
-        classes[wins] = k + 1
-        best = np.where(wins, probabilities[k], best)
-    best[classes == 0] = 0.0
+        return np.zeros(inside.shape[1:], np.uint8), np.zeros(inside.shape[1:], np.float32)
+    # Strictly more probable wins: ties go to the first class, as argmax would. -1: not in that class.
+    best = np.where(inside[0], probabilities[0], np.float32(-1.0))
+    classes = inside[0].astype(np.uint8)
+    for k in range(1, len(inside)):
+        held = np.where(inside[k], probabilities[k], np.float32(-1.0))
+        np.copyto(classes, np.uint8(k + 1), where=held > best)
+        np.maximum(best, held, out=best)
+    np.maximum(best, np.float32(0.0), out=best)
     return classes, best
 
 
-def core_pieces(classes: np.ndarray, scores: np.ndarray, tile: Tile
-                ) -> list[tuple[int, shapely.Geometry, float, float]]:
-    """Connected pieces of a core class map (h, w), in scene-grid pixels, with (probability sum, area).
+def core_pieces(classes: np.ndarray, scores: np.ndarray, tile: Tile, min_area_px: tuple[float, ...] = ()
+                ) -> tuple[np.ndarray, list[tuple[int, shapely.Geometry, float, float]]]:
+    """Connected pieces of a core class map (h, w), in scene-grid pixels, with (probability sum, area); and
+    the class map without the pieces that are specks already.
 
     `scores` (h, w): of the same core, each pixel's probability of its class; a piece's sum is over them.
+    A piece that does not reach the core's edge is whole here (nothing of another tile can touch it), so
+    when it is smaller than its class's `min_area_px[k]` it is dropped now, from the pieces and from the
+    class map (a new array; `classes` is left as it is), instead of being outlined, merged and erased from
+    the mask at the end of the scene (`drop_specks`). Its pixel count is its outline's area.
     """
     rows, cols = np.flatnonzero(classes.any(axis=1)), np.flatnonzero(classes.any(axis=0))
     if rows.size == 0:
-        return []
+        return classes, []
     # Only the box around the pieces: labeling and outlining cost what their array holds.
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    classes, scores = classes[box], scores[box]
-    labels, piece_class = _label(classes)
+    labels, piece_class = _label(classes[box])
     areas = np.bincount(labels.ravel(), minlength=len(piece_class) + 1)
-    sums = np.bincount(labels.ravel(), weights=scores.ravel(), minlength=len(piece_class) + 1)
+    specks = _interior_specks(labels, piece_class, areas, min_area_px,
+                              (rows[0] == 0, rows[-1] == len(classes) - 1, cols[0] == 0, cols[-1] == classes.shape[1] - 1))
+    if specks[1:].any():
+        gone = specks[labels]
+        labels[gone] = 0
+        classes = classes.copy()
+        classes[box][gone] = 0
+    sums = np.bincount(labels.ravel(), weights=scores[box].ravel(), minlength=len(piece_class) + 1)
     offset = Affine.translation(tile.core[1] + cols[0], tile.core[0] + rows[0])
-    return [(int(piece_class[int(n) - 1]), shape(geom), float(sums[int(n)]), float(areas[int(n)]))
-            for geom, n in shapes(labels, mask=labels > 0, transform=offset, connectivity=8)]
+    return classes, [(int(piece_class[int(n) - 1]), shape(geom), float(sums[int(n)]), float(areas[int(n)]))
+                     for geom, n in shapes(labels, mask=labels > 0, transform=offset, connectivity=8)]
+
+
+def _interior_specks(labels: np.ndarray, piece_class: np.ndarray, areas: np.ndarray, min_area_px: tuple[float, ...],
+                     at_edge: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    """Per label (0 first, never a speck): a piece off the core's edge smaller than its class's minimum.
+    `at_edge`: whether `labels`' top, bottom, left, right side lies on the core's edge."""
+    specks = np.zeros(len(areas), bool)
+    if not any(min_area_px) or len(piece_class) == 0:
+        return specks
+    touching = np.zeros(len(areas), bool)
+    for side, on_edge in zip((labels[0], labels[-1], labels[:, 0], labels[:, -1]), at_edge, strict=True):
+        if on_edge:
+            touching[side] = True
+    specks[1:] = ~touching[1:] & (areas[1:] < np.asarray(min_area_px, np.float64)[piece_class])
+    return specks
 
 
 @dataclass

@@ -203,3 +203,25 @@ def test_a_core_decoded_with_the_reach_of_closing_is_the_core_of_the_whole_tile(
         assert got.any() and np.array_equal(got, expected), (trial, radius)
         own = np.where(got == 1, probabilities[0], np.where(got == 2, probabilities[1], 0))
         np.testing.assert_array_equal(scores, own)
+
+
+def test_a_speck_off_the_core_edge_is_dropped_by_its_tile_and_one_on_the_edge_is_left_to_the_scene():
+    """`core_pieces` drops pieces below their class's minimum that nothing outside the core can touch, from
+    the pieces and the class map; a piece on the core's edge may continue in the next tile, so it stays."""
+    from infer.runtime.stitch import core_pieces
+    from infer.runtime.tiling import Tile
+
+    classes = np.zeros((64, 64), np.uint8)
+    classes[10:13, 10:13] = 1  # 9 px, inside: a speck of class 0 (minimum 10 px)
+    classes[30:34, 30:34] = 1  # 16 px, inside, above the minimum
+    classes[0:2, 40:44] = 1  # 8 px on the top edge: left to the scene
+    classes[50:52, 50:52] = 2  # 4 px of class 1, whose minimum is 0
+    scores = np.where(classes > 0, np.float32(0.8), np.float32(0.0))
+    tile = Tile(100, 200, 64, 64, (100, 200, 164, 264))
+    kept, pieces = core_pieces(classes, scores, tile, (10.0, 0.0))
+    assert sorted((k, area, round(geom.area)) for k, geom, _, area in pieces) == [(0, 8, 8), (0, 16, 16), (1, 4, 4)]
+    assert kept[10:13, 10:13].sum() == 0 and (kept != 0).sum() == 16 + 8 + 4
+    assert classes[10:13, 10:13].all()  # the caller's map is left as it was
+    assert min(geom.bounds[0] for _, geom, _, _ in pieces) == 200 + 30  # in scene pixels
+    same, every = core_pieces(classes, scores, tile)
+    assert same is classes and len(every) == 4

@@ -210,6 +210,26 @@ def test_region_pieces_smaller_than_the_class_minimum_are_not_reported_nor_in_th
     assert summary["counts"]["earth_berm"] == 1
 
 
+def test_the_minimum_area_counts_a_piece_whole_across_seams(oracle, tmp_path):
+    """A speck off every core edge is dropped by its tile; one cut by a seam only once its halves are merged:
+    halves below the minimum that are above it together stay, in the vectors and in the mask."""
+    seam = sorted({t.core[1] for t in tile_grid(512, 512, 256, 64)} - {0})[0]
+    inside, small_cut, large_cut = (100, 100, 104, 104), (200, seam - 2, 204, seam + 2), (300, seam - 3, 304, seam + 3)
+    scene = write_scene(tmp_path / "cut.tif", plant(512, 512, [], [inside, small_cut, large_cut]))
+    for name, extra in (("all", []), ("above", ["--min-area", "earth_berm=5"])):
+        assert _run(oracle, [scene], tmp_path / name, "--tile", "256", "--overlap", "64", *extra).returncode == 0
+        features = json.loads((tmp_path / name / "cut.geojson").read_text())["features"]
+        areas = sorted(f["properties"]["area_m2"] for f in features if f["properties"]["class"] == "earth_berm")
+        assert areas == ([4.0, 4.0, 6.0] if name == "all" else [6.0])  # 16, 16 and 24 px at 0.25 m² each
+        with rasterio.open(tmp_path / name / "cut_mask.tif") as mask:
+            classes = mask.read(1)
+        kept = name == "all"
+        for r0, c0, r1, c1 in (inside, small_cut):
+            assert (classes[r0:r1, c0:c1] == (1 if kept else 0)).all()
+        assert (classes[300:304, seam - 3:seam + 3] == 1).all()
+        assert classes.sum() == (16 + 16 + 24 if kept else 24)
+
+
 def test_a_thin_strip_is_run_in_tiles_fitted_to_it(oracle, tmp_path):
     centres = [(102, 2), (1502, 6), (2902, 2)]
     scene = write_scene(tmp_path / "strip.tif", plant(3000, 8, centres, []))

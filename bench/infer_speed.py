@@ -1,11 +1,13 @@
 """Inference speed on the CPU, side by side in one run, medians of several runs.
 
-1. the whole `infer run` pipeline (read, model, decode, stitch, write) in Mpx/s;
+1. the whole `infer run` pipeline (read, model, decode, stitch, write) in Mpx/s, on one scene and on a
+   job of `--job-scenes` copies of it (where each scene's outputs are written while the next is detected);
 2. ONNX Runtime alone on the same tiles (already read, as the graph takes them);
 3. PyTorch eager on the same batches with the same weights and thread count.
 
 `python -m bench.infer_speed --checkpoint runs/synthetic/checkpoints/best.ckpt [--size 4096] [--runs 3]`
-writes bench/results/infer_speed.json. Speed does not depend on what the
+writes bench/results/infer_speed.json. The forms run in turn, run after run, so that
+a machine that slows for a while slows them all alike. Speed does not depend on what the
 weights learned, only on the architecture, which the checkpoint fixes.
 """
 
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from bench.machine import describe
+from bench.pipeline_ceiling import job_of
 from infer.runtime.model import OnnxModel
 from infer.runtime.pipeline import RunOptions, process_scene
 from infer.runtime.reader import TileReader, open_grid
@@ -30,13 +33,16 @@ from synth.cli import main as synth
 from train.export import export_checkpoint, load_checkpoint
 
 
-def _median_seconds(fn, runs: int) -> float:
-    times = []
+def _median_seconds(forms: dict, runs: int) -> dict[str, float]:
+    """Median wall seconds of each of `forms` (name: function), run in turn `runs` times over: each run of
+    one sits between runs of the others, so a machine that slows for a while slows them all alike."""
+    times: dict[str, list[float]] = {name: [] for name in forms}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in forms.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -45,6 +51,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=4096, help="side of the synthetic scene in pixels")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--job-scenes", type=int, default=3, help="scenes of the job measured (0: none)")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     p.add_argument("--name", default="infer_speed", help="result file name (default: infer_speed)")
     args = p.parse_args()
@@ -80,12 +87,15 @@ def main() -> None:
                 for batch in normalized:
                     network(torch.from_numpy(batch))
 
-        pipeline()  # warm-up: first session run, page cache
-        ort_alone()
-        torch_eager()
+        forms = {"pipeline": pipeline, "onnxruntime": ort_alone, "pytorch_eager": torch_eager}
+        if args.job_scenes:
+            forms["job"] = job_of(model, scene, args.job_scenes, tmp, options)
+        for name, fn in forms.items():  # warm-up: first session run, page cache (the job runs the same scene)
+            if name != "job":
+                fn()
         mpx = grid.megapixels
-        seconds = {name: _median_seconds(fn, args.runs)
-                   for name, fn in (("pipeline", pipeline), ("onnxruntime", ort_alone), ("pytorch_eager", torch_eager))}
+        seconds = _median_seconds(forms, args.runs)
+        job = seconds.pop("job", None)
     result = {
         "benchmark": args.name,
         "machine": describe(),
@@ -103,9 +113,14 @@ def main() -> None:
         "pipeline_efficiency": round(seconds["onnxruntime"] / seconds["pipeline"], 3),
         "onnxruntime_vs_pytorch": round(seconds["pytorch_eager"] / seconds["onnxruntime"], 3),
     }
+    if job is not None:
+        result["job"] = {"scenes": args.job_scenes, "median_seconds": round(job, 3),
+                         "mpx_per_s": round(args.job_scenes * mpx / job, 3)}
+        result["job_efficiency"] = round(result["job"]["mpx_per_s"] / result["mpx_per_s"]["onnxruntime"], 3)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("mpx_per_s", "pipeline_efficiency", "onnxruntime_vs_pytorch")}))
+    print(json.dumps({k: result.get(k) for k in ("mpx_per_s", "pipeline_efficiency", "job_efficiency",
+                                                  "onnxruntime_vs_pytorch")}))
 
 
 if __name__ == "__main__":

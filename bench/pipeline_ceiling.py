@@ -12,9 +12,13 @@ itself, which a GPU node spends on its GPU: the CPU ceiling of such a node.
 The same again with the free model exported as `--regions-in-graph` does
 (its graph thresholds, closes and picks region classes): on a CPU that work
 is the model's, on a GPU node it is the GPU's, so its "host" figure is the
-CPU ceiling of a node that decodes regions on its GPU.
+CPU ceiling of a node that decodes regions on its GPU. Last, a job of
+`--job-scenes` copies of the largest scene with the free model, 1 worker: the
+scenes one after another through `process_scene`, then as `infer run` does them
+(`SceneJob`: each scene's outputs written while the next is detected).
 
-`python -m bench.pipeline_ceiling [--like checkpoints/reference.onnx] [--sizes 4096 8192] [--workers 1 2] [--runs 3]`
+`python -m bench.pipeline_ceiling [--like checkpoints/reference.onnx] [--sizes 4096 8192] [--workers 1 2] [--runs 3]
+[--job-scenes 3]`
 writes bench/results/pipeline_ceiling.json.
 """
 
@@ -24,6 +28,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -41,10 +46,12 @@ from infer.contract.defaults import MASK_THRESHOLD, REGION_CLOSING_M
 from infer.contract.schema import RegionDecode
 from infer.geo.rasterenv import gdal_env
 from infer.runtime.decoder import start_pool
+from infer.runtime.job import SceneJob
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
 from infer.runtime.pipeline import process_scene
 from infer.runtime.reader import TileReader, open_grid
+from infer.runtime.runfolder import previous_entries
 from infer.runtime.tiling import tile_grid
 from synth.cli import main as synth
 
@@ -69,7 +76,7 @@ def raw_read(scene: Path, tile: int, overlap: int) -> None:
     with gdal_env(), warnings.catch_warnings(), rasterio.open(scene) as src:
         warnings.simplefilter("ignore")
         for t in tile_grid(src.width, src.height, tile, overlap):
-            window = Window(t.col, t.row, min(tile, src.width - t.col), min(tile, src.height - t.row))
+            window = Window(t.col, t.row, min(t.width, src.width - t.col), min(t.height, src.height - t.row))
             src.read(window=window)
             src.read_masks(1, window=window)
 
@@ -117,6 +124,49 @@ def measure_pipeline(model: OnnxModel, scene: Path, workers: int, runs: int, tmp
             pool.shutdown()
 
 
+def job_of(model: OnnxModel, scene: Path, copies: int, tmp: Path, options: RunOptions | None = None):
+    """A function that runs `copies` copies of `scene` as `infer run` does (`SceneJob`: each scene's outputs
+    written while the next one is detected), into a new folder each time."""
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    scenes = [Path(shutil.copy(scene, folder / f"copy_{i}.tif")) for i in range(copies)]
+    options = options or RunOptions(progress=False)
+
+    def run() -> None:
+        out = Path(tempfile.mkdtemp(dir=tmp))
+        job = SceneJob(model, out, options, out / "summary.json")
+        try:
+            if any(o.status != "done" for o in job.run(scenes)):
+                raise RuntimeError(f"a scene of the job failed: {previous_entries(out / 'summary.json')}")
+        finally:
+            job.close()
+
+    return run
+
+
+def measure_job(model: OnnxModel, scene: Path, size: int, copies: int, runs: int, tmp: Path) -> dict:
+    """Median wall seconds of `copies` copies of `scene` run one after another (`process_scene` each) and as
+    a job (`job_of`), the two in turn, serial decoding."""
+    options = RunOptions(progress=False, workers=1)
+    as_a_job = job_of(model, scene, copies, tmp, options)
+    scenes = [Path(shutil.copy(scene, tmp / f"alone_{i}.tif")) for i in range(copies)]
+
+    def one_after_another() -> None:
+        out = Path(tempfile.mkdtemp(dir=tmp))
+        for s in scenes:
+            process_scene(model, s, out, options)
+
+    walls: dict[str, list[float]] = {"one_after_another": [], "job": []}
+    as_a_job()
+    for _ in range(runs):
+        for name, fn in (("one_after_another", one_after_another), ("job", as_a_job)):
+            t0 = time.perf_counter()
+            fn()
+            walls[name].append(time.perf_counter() - t0)
+    seconds = {name: round(statistics.median(w), 3) for name, w in walls.items()}
+    return {"scenes": copies, "size_px": size, "wall_s": seconds,
+            "speedup": round(seconds["one_after_another"] / seconds["job"], 3)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--like", type=Path, default=Path("checkpoints/reference.onnx"),
@@ -124,6 +174,7 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--job-scenes", type=int, default=3, help="scenes of the job measured last (0: none)")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args()
     rows = []
@@ -160,6 +211,7 @@ def main() -> None:
                         "split_seconds": got["last"]["split_seconds"], "counts": got["last"]["counts"]}
                     print(size, form, workers, row[form][str(workers)])
             rows.append(row)
+        job = measure_job(models["pipeline"], scene, size, args.job_scenes, args.runs, tmp) if args.job_scenes else None
     largest = rows[-1]
     one, most = largest["pipeline"][str(min(args.workers))], largest["pipeline"][str(max(args.workers))]
     result = {
@@ -182,6 +234,9 @@ def main() -> None:
     result["host_mpx_per_s_per_core_regions_in_graph"] = max(v["host_mpx_per_s_per_core"] for v in in_graph.values())
     result["host_vs_raw_read_regions_in_graph"] = round(result["host_mpx_per_s_per_core_regions_in_graph"]
                                                         / result["raw_read_mpx_per_s_per_core"], 3)
+    if job is not None:
+        result["job"] = job
+        result["job_speedup_writing_overlapped"] = job["speedup"]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pipeline_ceiling.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("results", "machine")}))

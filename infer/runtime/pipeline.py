@@ -67,15 +67,43 @@ def _batches(reads: Iterable[TileRead], size: int, timings: Timings) -> Iterator
         yield batch
 
 
+@dataclass
+class DetectedScene:
+    """A scene whose tiles have all been through the model, decoded and stitched, its mask cores on disk:
+    what `write_scene` writes its outputs from. `overview`: the overview's imagery, or the future of its read."""
+
+    info: ModelInfo
+    plan: ResolvedOptions
+    scene: Path
+    grid: SceneGrid
+    paths: dict[str, Path]
+    stitcher: SceneStitcher
+    masks: MaskWriter | None
+    overview: Overview | Future
+    timings: Timings
+    tiles: int
+    seconds: float
+
+    def abort(self) -> None:
+        """Drop what was started (the mask's working file)."""
+        if self.masks is not None:
+            self.masks.abort()
+
+
 def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOptions,
                   pool: ProcessPoolExecutor | None = None) -> dict:
-    """Run one scene; returns its summary entry. Raises InputError for a scene that cannot be done.
+    """Run one scene; returns its summary entry. Raises InputError for a scene that cannot be done."""
+    return write_scene(detect_scene(model, scene, out_dir, options, pool))
+
+
+def detect_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOptions,
+                 pool: ProcessPoolExecutor | None = None) -> DetectedScene:
+    """Every tile of `scene` read, run, decoded and stitched, the mask's cores written; no output appears yet.
 
     Stages overlap (docs/design.md, decision 12): reader threads read and prepare tiles ahead;
     the model runs batch by batch; decoding runs in `pool`'s worker processes (`options.workers` of them; one is started for this
     scene when none is given) or, with one worker, here; the overview's imagery is made from the
-    tiles as they are read; results are stitched and mask cores written in tile order; the pictures
-    are drawn in side threads while the vectors are written.
+    tiles as they are read; results are stitched and mask cores written in tile order.
     """
     info = model.info
     plan = options.resolve(info)
@@ -98,52 +126,69 @@ def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOpti
     decoder = TileDecoder(plan, info.stride, pool or own_pool)
     masks = MaskWriter(paths["mask"], grid, [c.color for c in info.region_classes]) if "mask" in paths else None
     stitcher = SceneStitcher()
-    written: list[Path] = []
+    side = ThreadPoolExecutor(1) if canvas is None else None
     try:
-        with ThreadPoolExecutor(2) as side:
-            overview = side.submit(read_overview, grid) if canvas is None else None
-            bar = tqdm(total=len(reader.tiles), desc=scene.name, unit="tile", leave=False,
-                       disable=not plan.progress)
-            for batch in _batches(reader, plan.batch, timings):
-                _run_batch(model, batch, decoder, timings)
-                _stitch(decoder.ready(), stitcher, masks, timings)
-                bar.update(len(batch))
-            _stitch(decoder.rest(), stitcher, masks, timings)
-            bar.close()
-            if timings.counts.get("skipped_nodata_tiles", 0) == len(reader.tiles):
-                raise InputError(f"{scene.name} has no valid pixels (all nodata)")
-            t0 = time.perf_counter()
-            date = acquisition_date(scene)
-            counts = _write_scene_outputs(info, plan, scene, date, grid, stitcher, masks, paths,
-                                          canvas.finish() if overview is None else overview.result(), side,
-                                          written)
-            timings.write += time.perf_counter() - t0
+        overview = side.submit(read_overview, grid) if side is not None else None
+        bar = tqdm(total=len(reader.tiles), desc=scene.name, unit="tile", leave=False, disable=not plan.progress)
+        for batch in _batches(reader, plan.batch, timings):
+            _run_batch(model, batch, decoder, timings)
+            _stitch(decoder.ready(), stitcher, masks, timings)
+            bar.update(len(batch))
+        _stitch(decoder.rest(), stitcher, masks, timings)
+        bar.close()
+        if timings.counts.get("skipped_nodata_tiles", 0) == len(reader.tiles):
+            raise InputError(f"{scene.name} has no valid pixels (all nodata)")
+        overview = canvas.finish() if overview is None else overview
     except BaseException:
         decoder.cancel()
         if masks is not None:
             masks.abort()
-        for path in written:  # a failed scene leaves none of the outputs it wrote (decision 8)
-            path.unlink(missing_ok=True)
         raise
     finally:
         if own_pool is not None:
             own_pool.shutdown(cancel_futures=True)
-    seconds = time.perf_counter() - started
+        if side is not None:
+            side.shutdown(wait=False)
+    return DetectedScene(info, plan, scene, grid, paths, stitcher, masks, overview, timings, len(reader.tiles),
+                         time.perf_counter() - started)
+
+
+def write_scene(detected: DetectedScene) -> dict:
+    """The outputs of a detected scene, each appearing whole; returns its summary entry. Any thread may
+    call it (a job writes one scene while it detects the next: `infer.runtime.job`).
+
+    The pictures are drawn in side threads while the vectors are written; a failure removes every output
+    this call wrote and the mask's working file.
+    """
+    d, started, written = detected, time.perf_counter(), []
+    try:
+        date = acquisition_date(d.scene)
+        overview = d.overview.result() if isinstance(d.overview, Future) else d.overview
+        with ThreadPoolExecutor(2) as side:
+            counts = _write_scene_outputs(d.info, d.plan, d.scene, date, d.grid, d.stitcher, d.masks, d.paths,
+                                          overview, side, written)
+    except BaseException:
+        d.abort()
+        for path in written:  # a failed scene leaves none of the outputs it wrote (decision 8)
+            path.unlink(missing_ok=True)
+        raise
+    d.timings.write += time.perf_counter() - started
+    seconds = d.seconds + time.perf_counter() - started
     return {
-        "scene": str(scene),
+        "scene": str(d.scene),
         "status": "done",
         "counts": counts,
-        "megapixels": round(grid.megapixels, 3),
-        "source_megapixels": round(grid.source_megapixels, 3),
+        "megapixels": round(d.grid.megapixels, 3),
+        "source_megapixels": round(d.grid.source_megapixels, 3),
         "seconds": round(seconds, 2),
-        "mpx_per_s": round(grid.megapixels / max(seconds, 1e-9), 3),
-        "split_seconds": {k: round(getattr(timings, k), 3)
+        "mpx_per_s": round(d.grid.megapixels / max(seconds, 1e-9), 3),
+        "split_seconds": {k: round(getattr(d.timings, k), 3)
                           for k in ("read", "model", "decode_stitch", "write")},
-        "tiles": len(reader.tiles),
-        "skipped_nodata_tiles": timings.counts.get("skipped_nodata_tiles", 0),
-        "georeferenced": grid.georeferenced,
+        "tiles": d.tiles,
+        "skipped_nodata_tiles": d.timings.counts.get("skipped_nodata_tiles", 0),
+        "georeferenced": d.grid.georeferenced,
         "date": date,
-        "outputs": {k: str(p) for k, p in paths.items()},
+        "outputs": {k: str(p) for k, p in d.paths.items()},
     }
 
 

@@ -9,6 +9,7 @@ from bench.report import (
     _listed,
     glance_table,
     gpu_speed_table,
+    infer_speed_table,
     int8_table,
     main,
     peers_table,
@@ -212,6 +213,11 @@ def test_pipeline_ceiling_table_shows_each_run_and_the_ratios():
     assert rows[2] == "| 8192² | free model alone on the tiles (ONNX Runtime) | 1.00 | 67.1 | 33.6 | | |"
     assert rows[3] == "| 8192² | pipeline, serial (`--workers 1`) | 4.00 | 16.8 | 11.2 | 16.8 | 0.10 / 1.25 / 2.50 / 0.75 |"
     assert "(**0.14×**), host 16.78 (**0.21×**); 2 workers" in pipeline_ceiling_table(result)
+    assert "A job of" not in pipeline_ceiling_table(result)  # a result from before the job was measured
+    result["job"] = {"scenes": 3, "size_px": 8192, "wall_s": {"one_after_another": 15.0, "job": 12.5}, "speedup": 1.2}
+    assert pipeline_ceiling_table(result).endswith(
+        "A job of 3 scenes of 8192² with the free model, serial: one after another 15.00 s, as `infer run` does "
+        "them (each scene's outputs written while the next one is detected) 12.50 s: **1.2×**.")
 
 
 def test_dates_are_listed_as_a_reader_writes_them():
@@ -237,3 +243,21 @@ def test_int8_table_puts_the_two_precisions_side_by_side_and_says_which_way_map_
     assert table.endswith("target met.")
     result.update({"map@0.5_drop": -0.011, "target_met": False})
     assert "mean mAP@0.5 0.011 higher (allowed: 0.01 lower), target missed." in int8_table(result)
+
+
+def test_infer_speed_table_shows_the_job_only_when_it_was_measured():
+    result = {"machine": {"date": "2026-12-04T19:00:00", "cpu": "Intel(R) Xeon(R) Processor", "cores": 2,
+                          "command": "python -m bench.infer_speed"},
+              "scene_px": 4096, "megapixels": 16.78, "tile": 1024, "overlap": 160, "batch": 4, "runs": 3, "threads": 2,
+              "model": {"backbone": "resnet18", "fpn_channels": 64, "head_channels": 64, "stride": 2},
+              "median_seconds": {"pipeline": 14.0, "onnxruntime": 12.5, "pytorch_eager": 30.0},
+              "mpx_per_s": {"pipeline": 1.2, "onnxruntime": 1.34, "pytorch_eager": 0.56},
+              "pipeline_efficiency": 0.893, "onnxruntime_vs_pytorch": 2.4}
+    assert "job" not in infer_speed_table(result)
+    result.update(job={"scenes": 3, "median_seconds": 39.0, "mpx_per_s": 1.291}, job_efficiency=0.963)
+    table = infer_speed_table(result).splitlines()
+    assert table[5] == ("| `infer run` pipeline, a job of 3 such scenes (a scene written while the next is detected) "
+                        "| 39.0 | 1.291 |")
+    assert table[6].startswith("| ONNX Runtime alone, same tiles | 12.5 | 1.34 |")
+    assert table[-1] == ("Pipeline efficiency (ORT alone time / pipeline time): **0.893**, of the job (its Mpx/s / "
+                         "ORT alone's): **0.963**; ONNX Runtime vs PyTorch eager: **2.4×**.")

@@ -105,6 +105,8 @@ class SceneJob:
             report(outcome)
 
         def step(scene: Path, wait: bool) -> bool:
+            if wait and self._writing is not None:  # never wait for a claim while holding one: two runs
+                settle(self._finish())  # each waiting for the other's would wait forever
             started = self._start(scene, wait)
             if self._writing is not None:
                 settle(self._finish())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,37 @@ def test_a_scene_whose_writing_fails_is_recorded_failed_leaves_nothing_and_the_j
     assert outcomes[1].error.endswith("No space left on device")
     assert not any("second" in p.name for p in (tmp_path / "out").iterdir())  # nor a working file
     assert previous_entries(tmp_path / "out" / "summary.json")[str(scenes[2])]["status"] == "done"
+
+
+def test_a_job_never_waits_for_a_claim_while_it_holds_one(oracle, scenes, tmp_path):
+    """Two runs on one folder, each at the end waiting for a scene the other holds: a job that kept the
+    claim of the scene it is writing while it waited would wait forever for the other, which waits for it."""
+    from infer.runtime.claims import scene_claim
+
+    out = tmp_path / "out"
+    out.mkdir()
+    first, second = scenes[:2]
+    other_has_first, finished = threading.Event(), threading.Event()
+    with ExitStack() as other:  # "another run", holding both scenes at the start
+        other.enter_context(scene_claim(out, first, wait=False))
+        held_second = ExitStack()
+        held_second.enter_context(scene_claim(out, second, wait=False))
+
+        def other_run() -> None:
+            time.sleep(1.0)  # the job has found both held and waits for the first
+            other.close()  # lets the first scene go: the job claims it and detects it
+            time.sleep(0.5)
+            with scene_claim(out, first, wait=True):  # then wants it back, still holding the second
+                other_has_first.set()
+            held_second.close()
+
+        def job_run() -> None:
+            _run_job(oracle, out, [first, second])
+            finished.set()
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (job_run, other_run)]
+        for thread in threads:
+            thread.start()
+        assert finished.wait(timeout=60) and other_has_first.is_set()
+    entries = previous_entries(out / "summary.json")
+    assert [entries[str(s)]["status"] for s in (first, second)] == ["done", "done"]

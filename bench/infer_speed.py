@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,24 +24,12 @@ import numpy as np
 import torch
 
 from bench.machine import describe
-from bench.pipeline_ceiling import job_of
+from bench.pipeline_ceiling import interleaved_medians, job_of
 from infer.runtime.model import OnnxModel
 from infer.runtime.pipeline import RunOptions, process_scene
 from infer.runtime.reader import TileReader, open_grid
 from synth.cli import main as synth
 from train.export import export_checkpoint, load_checkpoint
-
-
-def _median_seconds(forms: dict, runs: int) -> dict[str, float]:
-    """Median wall seconds of each of `forms` (name: function), run in turn `runs` times over: each run of
-    one sits between runs of the others, so a machine that slows for a while slows them all alike."""
-    times: dict[str, list[float]] = {name: [] for name in forms}
-    for _ in range(runs):
-        for name, fn in forms.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -94,7 +81,7 @@ def main() -> None:
             if name != "job":
                 fn()
         mpx = grid.megapixels
-        seconds = _median_seconds(forms, args.runs)
+        seconds = interleaved_medians(forms, args.runs)
         job = seconds.pop("job", None)
     result = {
         "benchmark": args.name,

@@ -124,6 +124,18 @@ def measure_pipeline(model: OnnxModel, scene: Path, workers: int, runs: int, tmp
             pool.shutdown()
 
 
+def interleaved_medians(forms: dict, runs: int) -> dict[str, float]:
+    """Median wall seconds of each of `forms` (name: function), run in turn `runs` times over: each run of
+    one sits between runs of the others, so a machine that slows for a while slows them all alike."""
+    times: dict[str, list[float]] = {name: [] for name in forms}
+    for _ in range(runs):
+        for name, fn in forms.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def job_of(model: OnnxModel, scene: Path, copies: int, tmp: Path, options: RunOptions | None = None):
     """A function that runs `copies` copies of `scene` as `infer run` does (`SceneJob`: each scene's outputs
     written while the next one is detected), into a new folder each time."""
@@ -155,14 +167,9 @@ def measure_job(model: OnnxModel, scene: Path, size: int, copies: int, runs: int
         for s in scenes:
             process_scene(model, s, out, options)
 
-    walls: dict[str, list[float]] = {"one_after_another": [], "job": []}
     as_a_job()
-    for _ in range(runs):
-        for name, fn in (("one_after_another", one_after_another), ("job", as_a_job)):
-            t0 = time.perf_counter()
-            fn()
-            walls[name].append(time.perf_counter() - t0)
-    seconds = {name: round(statistics.median(w), 3) for name, w in walls.items()}
+    seconds = {name: round(v, 3) for name, v in
+               interleaved_medians({"one_after_another": one_after_another, "job": as_a_job}, runs).items()}
     return {"scenes": copies, "size_px": size, "wall_s": seconds,
             "speedup": round(seconds["one_after_another"] / seconds["job"], 3)}
 

@@ -15,7 +15,7 @@ Gaussian is >= `REGRESSION_THRESHOLD` regresses that object's box, weighted by
 the Gaussian, which gives many more positive samples than the peak cell alone
 and speeds up convergence. Regions are trained on their full-resolution masks.
 
-numpy only (no torch): conventions of rboxes are in `infer.contract.geometry`.
+numpy, SciPy and OpenCV (no torch): conventions of rboxes are in `infer.contract.geometry`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 from infer.contract.defaults import DEFAULT_SCORE, MASK_THRESHOLD
 from infer.contract.geometry import snap_axis_aligned, wrap_angle
@@ -355,59 +355,29 @@ def decode_regions(mask: NDArray[np.floating], threshold: float = MASK_THRESHOLD
 
 
 def close_gaps(region: NDArray[np.bool_], radius: float) -> NDArray[np.bool_]:
-    """Morphological closing of one 2-D mask by a disc of `radius` pixels (Euclidean distances).
+    """Morphological closing of one 2-D mask by a disc of `radius` pixels (`disc`, Euclidean distances).
 
-    Outside the array counts as empty, so nothing is added along its edges.
-    Exact for any radius: the disc is the union of its rows, so dilating or
-    eroding by it is a few running maxima or minima along rows (O(N) each,
-    whatever their length) combined over the row offsets.
+    Outside the array counts as empty, so nothing is added along its edges. OpenCV's closing by the
+    disc as its kernel, on the box around the mask (only it can change) padded past the disc's reach,
+    so that OpenCV's own rule for its border never decides a pixel.
     """
     rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
     if rows.size == 0:
         return region
-    # Only the box around the mask can change.
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     pad = int(np.ceil(radius)) + 1
-    padded = np.pad(region[r0:r1, c0:c1], pad)
+    padded = np.pad(region[r0:r1, c0:c1], pad).view(np.uint8)
     closed = region.copy()
-    closed[r0:r1, c0:c1] = _by_disc(_by_disc(padded, radius, grow=True), radius, grow=False)[pad:-pad, pad:-pad]
+    closed[r0:r1, c0:c1] = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, disc(radius).view(np.uint8)
+                                            )[pad:-pad, pad:-pad].view(bool)
     return closed
 
 
 def disc(radius: float) -> NDArray[np.bool_]:
     """The disc `close_gaps` closes by, {dx² + dy² <= radius²}, as a (2R + 1, 2R + 1) array, R = floor(radius)."""
     reach = int(np.floor(radius))
-    out = np.zeros((2 * reach + 1, 2 * reach + 1), bool)
-    for dy, half in _disc_rows(radius):
-        out[reach + dy, reach - half:reach + half + 1] = True
-    return out
-
-
-def _disc_rows(radius: float) -> list[tuple[int, int]]:
-    """(row offset, half width) of the rows of the disc {dx² + dy² <= radius²}."""
-    reach = int(np.floor(radius))
-    return [(dy, int(np.floor(np.sqrt(radius * radius - dy * dy)))) for dy in range(-reach, reach + 1)]
-
-
-def _by_disc(mask: NDArray[np.bool_], radius: float, grow: bool) -> NDArray[np.bool_]:
-    """Dilation (`grow`) or erosion of a 2-D mask by the disc; outside the array is empty."""
-    along_rows = ndimage.maximum_filter1d if grow else ndimage.minimum_filter1d
-    spans: dict[int, NDArray[np.bool_]] = {}
-    out = np.zeros_like(mask) if grow else np.ones_like(mask)
-    height = len(mask)
-    for dy, half in _disc_rows(radius):
-        if half not in spans:
-            spans[half] = along_rows(mask.view(np.uint8), 2 * half + 1, axis=1, mode="constant", cval=0).view(bool)
-        span = spans[half]
-        # out[y] combines span[y + dy]; rows past the edge are outside, i.e. empty.
-        target, source = slice(max(0, -dy), height - max(0, dy)), slice(max(0, dy), height - max(0, -dy))
-        if grow:
-            out[target] |= span[source]
-        else:
-            out[target] &= span[source]
-            out[:max(0, -dy)] = False
-            out[height - max(0, dy):] = False
-    return out
+    yy, xx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+    return xx * xx + yy * yy <= radius * radius
 
 
 __all__ = ["BOX_CHANNELS", "REGRESSION_THRESHOLD", "SIGMA_MAX_RATIO", "SIGMA_MIN", "SIGMA_SCALE",

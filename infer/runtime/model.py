@@ -26,6 +26,10 @@ from infer.errors import InputError, UsageError
 DEVICES = ("cpu", "cuda")
 #: ONNX Runtime's names of the element types a graph input may have, by numpy dtype name.
 _ORT_TYPES = {"float32": "float", "float64": "double", "float16": "float16"}
+#: ONNX Runtime's threads sleep between operators instead of spinning: a scene's reader threads and its
+#: decoding share the cores with them, and a thread that spins takes the core they were to run on
+#: (docs/design.md, decision 12).
+SESSION_CONFIG = {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}
 
 
 class ModelOutputs(NamedTuple):
@@ -103,6 +107,8 @@ class OnnxModel:
         if not self.path.is_file():
             raise InputError(f"model file not found: {self.path}")
         options = ort.SessionOptions()
+        for key, value in SESSION_CONFIG.items():
+            options.add_session_config_entry(key, value)
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
@@ -214,4 +220,4 @@ class OnnxModel:
         return out
 
 
-__all__ = ["DEVICES", "ModelOutputs", "OnnxModel", "default_engine_cache", "select_providers"]
+__all__ = ["DEVICES", "SESSION_CONFIG", "ModelOutputs", "OnnxModel", "default_engine_cache", "select_providers"]

@@ -109,6 +109,13 @@ def test_run_gives_the_documented_shapes(model_path):
         model.run(batch.astype(np.float64))
 
 
+def test_onnx_runtime_threads_sleep_between_operators_instead_of_spinning(model_path):
+    """A spinning thread takes the core a scene's readers and decoding were to run on."""
+    options = OnnxModel(model_path)._session.get_session_options()
+    for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+        assert options.get_session_config_entry(key) == "0"
+
+
 def test_tensorrt_engines_are_kept_in_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_engine_cache() == tmp_path / "sitewatch" / "tensorrt"

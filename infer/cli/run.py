@@ -27,7 +27,13 @@ from infer.runtime.job import SceneJob, SceneOutcome
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
 from infer.runtime.ray_job import run_on_ray, validate_plan
-from infer.runtime.runfolder import previous_entries, refuse_other_owners, summary_path
+from infer.runtime.runfolder import (
+    OUTPUT_SUFFIXES,
+    RECORD_OUTPUT,
+    previous_entries,
+    refuse_other_owners,
+    summary_path,
+)
 from infer.runtime.scenes import scene_list
 
 
@@ -59,6 +65,9 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--max-objects", type=int, metavar="N",
                    help="keep at most N objects per tile, the highest scores (default: as many as the tile's "
                         "outputs can hold, one per 2 x 2 cells per object class: no dense stand is cut short)")
+    p.add_argument("--outputs", type=output_kinds, default=tuple(OUTPUT_SUFFIXES), metavar="KIND,...",
+                   help=f"the outputs each scene gets, from {', '.join(OUTPUT_SUFFIXES)} ({RECORD_OUTPUT} always "
+                        "among them: the scene's record); a scene is done when those exist (default: all)")
     p.add_argument("--engine-cache", type=Path, metavar="DIR",
                    help="with TensorRT (onnxruntime-gpu built with it): keep built engines here "
                         "(default: $XDG_CACHE_HOME/sitewatch/tensorrt, else ~/.cache/sitewatch/tensorrt)")
@@ -80,6 +89,11 @@ def build_parser() -> OneLineArgumentParser:
     return p
 
 
+def output_kinds(text: str) -> tuple[str, ...]:
+    """`--outputs`' comma-separated kinds (checked by `RunOptions.resolve`)."""
+    return tuple(kind.strip() for kind in text.split(",") if kind.strip())
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(v) for v in text.split("/"))
@@ -96,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = args.workers if args.workers is not None else default_workers(args.device)
     options = RunOptions(tile=args.tile, overlap=args.overlap, batch=args.batch, score=args.score,
                          region_closing_m=args.region_closing, progress=not args.quiet, workers=workers,
-                         min_area_m2=tuple(args.min_area), max_objects=args.max_objects)
+                         min_area_m2=tuple(args.min_area), max_objects=args.max_objects, outputs=args.outputs)
     ray_plan = None
     if args.ray is not None:
         if shards != 1:

@@ -141,8 +141,8 @@ class SceneJob:
         with ExitStack() as claim:
             if not claim.enter_context(scene_claim(self.out, scene, wait=wait)):
                 return None
-            if is_done(self.out, scene, self.model.info) and previous_entries(self.summary).get(str(scene), {}).get(
-                    "status") == "done":
+            if is_done(self.out, scene, self.model.info, self.options.outputs) and previous_entries(
+                    self.summary).get(str(scene), {}).get("status") == "done":
                 return SceneOutcome(scene, "skipped")
             try:
                 detected = detect_scene(self.model, scene, self.out, self.options, pool=self.pools.current)

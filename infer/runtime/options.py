@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from infer.contract.defaults import DEFAULT_SCORE, MASK_THRESHOLD, REGION_CLOSING_M
 from infer.contract.schema import INPUT_MULTIPLE, ModelInfo
 from infer.errors import UsageError
+from infer.runtime.runfolder import OUTPUT_SUFFIXES, RECORD_OUTPUT
 
 #: Closing looks up to two radii around a pixel, and a tile's core lies overlap / 2 inside it.
 CLOSING_RADII_PER_OVERLAP = 4
@@ -34,6 +35,7 @@ class ResolvedOptions:
     min_area_px: tuple[float, ...]  # per region class: smaller pieces are not reported
     max_objects: int  # per tile, the highest scores
     axis_aligned: tuple[bool, ...]  # per object class: boxes without an axis (`ClassInfo.oriented` False)
+    outputs: tuple[str, ...]  # the kinds of `OUTPUT_SUFFIXES` each scene gets
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class RunOptions:
     workers: int = 1  # decoding processes; 1: decode on the calling thread (the serial path)
     min_area_m2: tuple[tuple[str, float], ...] = ()  # (region class, m²) overriding the model's own
     max_objects: int | None = None  # per tile; None: `most_objects(tile, stride, classes)`
+    outputs: tuple[str, ...] = tuple(OUTPUT_SUFFIXES)  # which outputs each scene gets; RECORD_OUTPUT always
 
     def resolve(self, info: ModelInfo) -> ResolvedOptions:
         """The options for `info`'s model; `UsageError` naming the flag for the first bad value."""
@@ -87,12 +90,18 @@ class RunOptions:
             min_area[name] = value
         if self.max_objects is not None and self.max_objects < 1:
             raise UsageError(f"--max-objects must be at least 1, got {self.max_objects}")
+        unknown = [kind for kind in self.outputs if kind not in OUTPUT_SUFFIXES]
+        if unknown or RECORD_OUTPUT not in self.outputs:
+            raise UsageError(f"--outputs: {f'no output {unknown[0]!r}' if unknown else f'{RECORD_OUTPUT} is missing'}; "
+                             f"give some of {', '.join(OUTPUT_SUFFIXES)}, always with {RECORD_OUTPUT} (each scene's "
+                             "record, which reruns, diff and report read)")
         max_objects = most_objects(tile, info.stride, len(info.object_classes)) if self.max_objects is None \
             else self.max_objects
         return ResolvedOptions(tile, overlap, self.batch, self.score, mask_threshold, closing_px,
                                self.reader_threads, self.progress, self.workers,
                                tuple(v / info.gsd_m**2 for v in min_area.values()), max_objects,
-                               tuple(not c.oriented for c in info.object_classes))
+                               tuple(not c.oriented for c in info.object_classes),
+                               tuple(kind for kind in OUTPUT_SUFFIXES if kind in self.outputs))
 
 
     def region_decoding(self, info: ModelInfo) -> tuple[float, float]:

@@ -117,7 +117,7 @@ def detect_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOptio
         return model.prepare(read.pixels) if read.valid.any() else None
 
     reader = TileReader(grid, plan.tile, plan.overlap, threads=plan.reader_threads, prepare=prepare)
-    paths = output_paths(out_dir, scene, info)
+    paths = output_paths(out_dir, scene, info, plan.outputs)
     for path in paths.values():
         remove_stale_partials(path)
     timings = Timings()
@@ -227,8 +227,8 @@ def _stitch(results: Iterator[TileResult], stitcher: SceneStitcher, masks: MaskW
 def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, date: str | None, grid: SceneGrid,
                          stitcher: SceneStitcher, masks: MaskWriter | None, paths: dict[str, Path], overview: Overview,
                          side: ThreadPoolExecutor, written: list[Path]) -> dict[str, int]:
-    """The scene's vectors, mask COG and pictures, each appearing whole (and added to `written`); returns
-    the count per class.
+    """The scene's vectors, mask COG and pictures (those in `paths`), each appearing whole (and added to
+    `written`); returns the count per class.
 
     The two pictures are drawn in `side` threads (PNG encoding and GDAL reads release the GIL) while
     this thread makes the vectors and the COG; the GeoJSON is written last, once the rest stands.
@@ -240,12 +240,12 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
     merged, specks = drop_specks(stitcher.regions(), plan.min_area_px)
     if masks is not None:
         masks.erase(specks)
-    pictures = [
-        side.submit(write_overlay, paths["overlay"], grid, rboxes, classes, merged, object_names, region_names,
-                    colors, title=f"{scene.name} · {date}" if date else scene.name, overview=overview),
-        side.submit(write_contact_sheet, paths["detections"], grid, rboxes, scores, classes, merged, object_names,
-                    region_names, colors),
-    ]
+    title = f"{scene.name} · {date}" if date else scene.name
+    pictures = [side.submit(write_overlay, paths["overlay"], grid, rboxes, classes, merged, object_names,
+                            region_names, colors, title=title, overview=overview)] if "overlay" in paths else []
+    if "detections" in paths:
+        pictures.append(side.submit(write_contact_sheet, paths["detections"], grid, rboxes, scores, classes, merged,
+                                    object_names, region_names, colors))
     try:
         objects = object_features(rboxes, scores, classes, object_names,
                                   [c.directional for c in info.object_classes], grid,
@@ -253,11 +253,12 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
         regions = region_features(merged, region_names, grid)
         if masks is not None:
             written.append(masks.finish())
-        layers = [Layer("objects", objects, {n: colors[n] for n in object_names}, filled=False),
-                  Layer("regions", regions, {n: colors[n] for n in region_names}, filled=True)]
-        written.append(write_geopackage(paths["geopackage"], [layer for layer in layers if layer.colors],
-            crs="EPSG:4326" if grid.georeferenced else None,
-            changed=datetime.fromtimestamp(scene.stat().st_mtime, timezone.utc)))  # the scene's: same bytes
+        if "geopackage" in paths:
+            layers = [Layer("objects", objects, {n: colors[n] for n in object_names}, filled=False),
+                      Layer("regions", regions, {n: colors[n] for n in region_names}, filled=True)]
+            written.append(write_geopackage(paths["geopackage"], [layer for layer in layers if layer.colors],
+                crs="EPSG:4326" if grid.georeferenced else None,
+                changed=datetime.fromtimestamp(scene.stat().st_mtime, timezone.utc)))  # the scene's: same bytes
     finally:  # whatever happened here, the pictures are waited for and what they wrote is known
         failures = _wait_for(pictures, written)
     if failures:

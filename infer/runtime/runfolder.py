@@ -9,6 +9,7 @@ when every output exists, since each appears only when complete
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,21 @@ from infer.runtime.scenes import same_file
 #: Per scene: output kind → file name suffix after the scene's stem.
 OUTPUT_SUFFIXES = {"geojson": ".geojson", "geopackage": ".gpkg", "mask": "_mask.tif", "overlay": "_overlay.png",
                    "detections": "_detections.png"}
+#: The output every run writes: the scene's record, which `infer diff`, `infer report` and later runs read.
+RECORD_OUTPUT = "geojson"
 
 
-def output_paths(out_dir: Path, scene: Path, schema: ClassSchema) -> dict[str, Path]:
-    """The outputs of one scene in `out_dir` by kind, for a model of `schema`'s classes: one without region
-    classes writes no mask."""
+def output_paths(out_dir: Path, scene: Path, schema: ClassSchema,
+                 kinds: Collection[str] = tuple(OUTPUT_SUFFIXES)) -> dict[str, Path]:
+    """The outputs of one scene in `out_dir` by kind, of those in `kinds` (a run's `--outputs`), for a model
+    of `schema`'s classes: one without region classes writes no mask."""
     return {kind: out_dir / f"{scene.stem}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()
-            if kind != "mask" or schema.region_classes}
+            if kind in kinds and (kind != "mask" or schema.region_classes)}
 
 
-def is_done(out_dir: Path, scene: Path, schema: ClassSchema) -> bool:
-    """A scene is done when all its outputs exist (each appears only when complete)."""
-    return all(p.exists() for p in output_paths(out_dir, scene, schema).values())
+def is_done(out_dir: Path, scene: Path, schema: ClassSchema, kinds: Collection[str] = tuple(OUTPUT_SUFFIXES)) -> bool:
+    """A scene is done when all its outputs of `kinds` exist (each appears only when complete)."""
+    return all(p.exists() for p in output_paths(out_dir, scene, schema, kinds).values())
 
 
 def summary_path(out_dir: Path, shard: int = 0, shards: int = 1) -> Path:
@@ -106,5 +110,5 @@ def finished_scene(folder: Path) -> tuple[Path, Path | None]:
     return Path(done[0]["outputs"]["geojson"]), scene if scene.is_file() else None
 
 
-__all__ = ["OUTPUT_SUFFIXES", "finished_scene", "is_done", "output_paths", "previous_entries", "read_summaries",
+__all__ = ["OUTPUT_SUFFIXES", "RECORD_OUTPUT", "finished_scene", "is_done", "output_paths", "previous_entries", "read_summaries",
            "refuse_other_owners", "summary_path", "update_summary", "write_summary"]

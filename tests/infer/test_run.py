@@ -86,6 +86,26 @@ def test_worker_processes_write_the_same_bytes_as_the_serial_path(oracle, seam_s
     assert len(_objects(tmp_path / "workers3" / "seams.geojson")) == len(_seam_centres())
 
 
+def test_outputs_asked_for_are_the_ones_written_and_a_scene_is_done_when_they_exist(oracle, seam_scene, tmp_path):
+    """`--outputs geojson,mask` writes those two, the same bytes as a run of every output; a rerun with
+    them skips the scene, and one with every output does it again and writes the rest."""
+    full, some = tmp_path / "full", tmp_path / "some"
+    assert _run(oracle, [seam_scene], full, "--tile", "256", "--overlap", "64").returncode == 0
+    result = _run(oracle, [seam_scene], some, "--tile", "256", "--overlap", "64", "--outputs", "geojson,mask")
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in some.iterdir() if not p.name.startswith("summary") and p.name != LOCK_FOLDER)
+    assert written == ["seams.geojson", "seams_mask.tif"]
+    for name in written:
+        assert (some / name).read_bytes() == (full / name).read_bytes()
+    entry = json.loads((some / "summary.json").read_text())["scenes"][0]
+    assert sorted(entry["outputs"]) == ["geojson", "mask"]
+    again = _run(oracle, [seam_scene], some, "--tile", "256", "--overlap", "64", "--outputs", "mask,geojson")
+    assert "1 scene(s) done (0 by this run)" in again.stdout
+    everything = _run(oracle, [seam_scene], some, "--tile", "256", "--overlap", "64")
+    assert "1 scene(s) done (1 by this run)" in everything.stdout
+    assert sorted(p.name for p in some.glob("seams*")) == sorted(p.name for p in full.glob("seams*"))
+
+
 def test_polygons_follow_the_right_hand_rule_and_objects_start_with_their_front(oracle, seam_scene, tmp_path):
     """RFC 7946 §3.1.6: exterior rings counter-clockwise; an object's first two corners are its front."""
     assert _run(oracle, [seam_scene], tmp_path, "--tile", "256", "--overlap", "64").returncode == 0
@@ -327,6 +347,8 @@ def test_read_only_output_folder_is_a_usage_error(oracle, seam_scene, tmp_path):
     (["--min-area", "earth_berm=nan"], "argument --min-area: not a finite number: 'nan'"),
     (["--min-area", "earth_berm=-1"], "argument --min-area: the area must be >= 0"),
     (["--min-area", "earth_berm"], "argument --min-area: expected CLASS=M2"),
+    (["--outputs", "geojson,masks"], "--outputs: no output 'masks'"),
+    (["--outputs", "mask,overlay"], "--outputs: geojson is missing"),
 ])
 def test_bad_options_are_a_usage_error_and_write_nothing(oracle, seam_scene, tmp_path, extra, message):
     result = _run(oracle, [seam_scene], tmp_path / "out", *extra)

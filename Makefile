@@ -97,7 +97,7 @@ test-all: setup data-trees
 	$(PY) -m pytest -q -m ''
 
 # Benchmarks need the peers (Ultralytics YOLO, SAHI) and trained models. The full bench compares the
-# shipped reference model with a race on the same budget: our fast recipe, YOLO11n and YOLO11n-OBB,
+# shipped reference model with a race on the same budget: our fast and small recipes, YOLO11n and YOLO11n-OBB,
 # each trained from random init for RACE_MINUTES of wall clock on this machine on the 48 scenes of
 # datasets/synthetic_reference.yaml (docs/benchmarks.md); the quick mode trains one epoch of each.
 RACE_MINUTES ?= 20
@@ -108,13 +108,19 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev,ray,bench]'
 	@touch $(BENCH_STAMP)
 
-runs/race_fast/checkpoints/best.ckpt:
+# Our race recipes (train/configs/NAME.yaml), each into runs/race_NAME, exported as runs/race_NAME/NAME.onnx.
+RACE_OURS := fast small
+RACE_ONNX := $(foreach name,$(RACE_OURS),runs/race_$(name)/$(name).onnx)
+
+$(RACE_OURS:%=runs/race_%/checkpoints/best.ckpt): runs/race_%/checkpoints/best.ckpt:
 	$(MAKE) data-reference
-	$(PY) -m train fit --config train/configs/fast.yaml --data.dataset datasets/synthetic_reference.yaml \
-		--trainer.default_root_dir runs/race_fast --trainer.max_time 00:00:$(RACE_MINUTES):00 \
+	$(PY) -m train fit --config train/configs/$*.yaml --data.dataset datasets/synthetic_reference.yaml \
+		--trainer.default_root_dir runs/race_$* --trainer.max_time 00:00:$(RACE_MINUTES):00 \
 		--trainer.max_epochs 12 --trainer.check_val_every_n_epoch 2
 
 runs/race_fast/fast.onnx: runs/race_fast/checkpoints/best.ckpt
+runs/race_small/small.onnx: runs/race_small/checkpoints/best.ckpt
+$(RACE_ONNX):
 	$(PY) -m train export $< --out $@
 
 runs/quick/checkpoints/best.ckpt:
@@ -136,12 +142,13 @@ runs/yolo-quick/training.json: $(BENCH_STAMP)
 	$(MAKE) data
 	$(PY) -m bench.peers.yolo_train --out runs/yolo-quick --epochs 1
 
-RACE := runs/race_fast/fast.onnx runs/race_yolo/training.json runs/race_yolo_obb/training.json
+RACE := $(RACE_ONNX) runs/race_yolo/training.json runs/race_yolo_obb/training.json
 
 bench: $(BENCH_STAMP) $(DEMO_MODEL) $(RACE)
 	$(PY) -m bench.synth_scale --out bench/results --sizes 2048 8000 20000
-	$(PY) -m bench.peers.compare --ours $(DEMO_MODEL) runs/race_fast/fast.onnx \
-		--yolo runs/race_yolo runs/race_yolo_obb --budget "fast=$(RACE_MINUTES) min of wall clock" --size 4096 --runs 3
+	$(PY) -m bench.peers.compare --ours $(DEMO_MODEL) $(RACE_ONNX) \
+		--yolo runs/race_yolo runs/race_yolo_obb --budget "fast=$(RACE_MINUTES) min of wall clock" \
+		--budget "small=$(RACE_MINUTES) min of wall clock" --size 4096 --runs 3
 	$(PY) -m bench.infer_speed --checkpoint checkpoints/reference.ckpt --size 4096 --runs 3
 	$(PY) -m bench.infer_speed --checkpoint runs/race_fast/checkpoints/best.ckpt --size 4096 --runs 3 --name infer_speed_fast
 	$(PY) -m bench.infer_memory --free-like $(DEMO_MODEL) --sizes 4096 8192 16384

@@ -124,16 +124,21 @@ def measure_pipeline(model: OnnxModel, scene: Path, workers: int, runs: int, tmp
             pool.shutdown()
 
 
-def interleaved_medians(forms: dict, runs: int) -> dict[str, float]:
-    """Median wall seconds of each of `forms` (name: function), run in turn `runs` times over: each run of
-    one sits between runs of the others, so a machine that slows for a while slows them all alike."""
+def interleaved_times(forms: dict, runs: int) -> dict[str, list[float]]:
+    """Wall seconds of each run of each of `forms` (name: function), run in turn `runs` times over: each run
+    of one sits between runs of the others, so a machine that slows for a while slows them all alike."""
     times: dict[str, list[float]] = {name: [] for name in forms}
     for _ in range(runs):
         for name, fn in forms.items():
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def interleaved_medians(forms: dict, runs: int) -> dict[str, float]:
+    """The median of each form's `interleaved_times`."""
+    return {name: statistics.median(t) for name, t in interleaved_times(forms, runs).items()}
 
 
 def job_of(model: OnnxModel, scene: Path, copies: int, tmp: Path, options: RunOptions | None = None):

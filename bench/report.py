@@ -242,7 +242,8 @@ def peers_table(result: dict) -> str:
         f"{len(suite['scenes'])} held-out {suite['size_px']}² synthetic scenes seen by no model "
         f"({_listed(suite['scenes'])}), worst scene in brackets, from runs at score ≥ {result['score_threshold']} "
         f"scored by `infer evaluate`. Speed: scene file to GeoJSON on a {result['speed_scene']['size_px']}² "
-        f"held-out scene at each tool's default threshold, median of {result['runs']} runs. Tiles of at most "
+        f"held-out scene at each tool's default threshold, median of {result['runs']} runs"
+        f"{_every_output_note(speed)}. Tiles of at most "
         f"{result['tile']} px (ours fitted to each scene, SAHI's slices of {result['tile']}), overlap {result['overlap']}, "
         f"batch {result['batch']}. `{m['command']}`:",
         "",
@@ -261,8 +262,22 @@ def peers_table(result: dict) -> str:
     for peer in peers:
         lines.append(f"| speed vs {Path(systems[peer]['model']).stem} + SAHI | "
                      + " | ".join(f"{speed[n]['speed_vs'][peer]:.2f}×" for n in names) + " |")
+    if any("every_output" in speed[n] for n in names):  # results before `--outputs` timed ours writing everything
+        every = {n: speed[n].get("every_output") for n in names}
+        lines.append("| ours writing every output, Mpx/s | "
+                     + " | ".join(f"{every[n]['mpx_per_s']}" if every[n] else "" for n in names) + " |")
+        for peer in peers:
+            lines.append(f"| every output, vs {Path(systems[peer]['model']).stem} + SAHI | "
+                         + " | ".join(f"{every[n]['speed_vs'][peer]:.2f}×" if every[n] else "" for n in names) + " |")
     lines += ["", "Training: " + "; ".join(_budget_line(n, systems[n]) for n in names) + "."]
     return "\n".join(lines)
+
+
+def _every_output_note(speed: dict) -> str:
+    if not any("every_output" in v for v in speed.values()):
+        return ""
+    return (" (ours with `--outputs geojson`, as the peer writes only that; and again writing every output: "
+            "GeoJSON, GeoPackage, mask COG and both pictures), all timed in turn")
 
 
 def _training_hardware(result: dict) -> str:

@@ -7,8 +7,9 @@ no-data edge, a second date; none seen in training), each run at a low score
 threshold so AP sees the whole precision-recall curve, and precision and
 recall at each system's own default threshold, with `infer evaluate`. Speed:
 both whole pipelines on a 4096² held-out scene (seed 4242), scene file to
-GeoJSON on disk, each at its default threshold as users run it, at the same
-tile and overlap (the first of `--ours`' recommendation), median of `--runs`.
+GeoJSON on disk (ours with `--outputs geojson`, and again writing every output),
+each at its default threshold as users run it, at the same tile and overlap
+(the first of `--ours`' recommendation), median of `--runs`, all timed in turn.
 A YOLO system is a folder of `bench.peers.yolo_train` (its `training.json`
 says the budget and the chips seen; ours say theirs with `--budget NAME=TEXT`).
 Writes bench/results/peers.json (`--name` for another file).
@@ -21,7 +22,6 @@ import json
 import shutil
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,14 +31,18 @@ from bench.heldout import HELDOUT_SEED, synth_heldout
 from bench.heldout_suite import SCENES
 from bench.machine import describe
 from bench.peers.sahi_run import export_yolo_onnx, load_sahi_model, sahi_scene, scale_file_of
+from bench.pipeline_ceiling import interleaved_times
 from infer.analysis.evaluate import evaluate
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.runtime.model import OnnxModel
 from infer.runtime.pipeline import RunOptions, process_scene
+from infer.runtime.runfolder import OUTPUT_SUFFIXES, RECORD_OUTPUT
 from synth.cli import main as synth
 
 SCORE = 0.05  # accuracy runs: low, so AP sees the whole precision-recall curve of each
 YOLO_DEFAULT_CONF = 0.25  # Ultralytics' default `conf`
+#: Suffix of our systems timed writing every output (GeoJSON, GeoPackage, mask COG, pictures), not the GeoJSON alone.
+EVERY_OUTPUT = "+every_output"
 KEPT = ("truth", "predicted", "ap@0.5", "ap@[.5:.95]", "precision", "recall", "iou")
 
 #: A system runs a scene into a folder, at a low score (accuracy) or at its default one (as users run it),
@@ -46,21 +50,14 @@ KEPT = ("truth", "predicted", "ap@0.5", "ap@[.5:.95]", "precision", "recall", "i
 Runner = Callable[[Path, Path, bool], None]
 
 
-def _timed(fn: Callable[[], None], runs: int) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
-
-
-def our_runner(model: OnnxModel, tile: int, overlap: int, batch: int) -> Runner:
+def our_runner(model: OnnxModel, tile: int, overlap: int, batch: int,
+               outputs: tuple[str, ...] = (RECORD_OUTPUT,)) -> Runner:
+    """Ours writing `outputs` (`infer run --outputs`): the GeoJSON alone, as the peer writes, by default."""
     def run(scene: Path, out: Path, low: bool) -> None:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         entry = process_scene(model, scene, out, RunOptions(tile=tile, overlap=overlap, batch=batch, progress=False,
-                                                            score=SCORE if low else DEFAULT_SCORE))
+                                                            score=SCORE if low else DEFAULT_SCORE, outputs=outputs))
         written = Path(entry["outputs"]["geojson"])
         if written.name != "scene_000.geojson":
             written.replace(out / "scene_000.geojson")
@@ -108,6 +105,12 @@ def summarize(rows: list[dict]) -> dict:
                             for k in ("ap@0.5", "ap@[.5:.95]", "precision", "recall")} for c in classes}}
 
 
+def _speed(megapixels: float, median: float, all_runs: list[float], timings: dict, peers: list[str]) -> dict:
+    return {"median_seconds": round(median, 2), "seconds": [round(t, 2) for t in all_runs],
+            "mpx_per_s": round(megapixels / median, 3),
+            "speed_vs": {peer: round(timings[peer][0] / median, 3) for peer in peers}}
+
+
 def _budget(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name or not value:
@@ -152,9 +155,12 @@ def main() -> None:
         tmp = Path(tmp_name)
         rows = suite_scores(runners, thresholds, args.suite_size, tmp)
         scene, _ = synth_heldout(tmp / "speed", args.size)
-        timings = {name: _timed(lambda run=run, out=tmp / "speed" / name: run(scene, out, False), args.runs)
-                   for name, run in runners.items()}
-    peers = [name for name in timings if name not in ours]
+        every = {f"{name}{EVERY_OUTPUT}": our_runner(m, tile, overlap, args.batch, tuple(OUTPUT_SUFFIXES))
+                 for name, m in ours.items()}
+        times = interleaved_times({name: lambda run=run, out=tmp / "speed" / name: run(scene, out, False)
+                                   for name, run in {**runners, **every}.items()}, args.runs)
+    timings = {name: (statistics.median(t), t) for name, t in times.items()}
+    peers = [name for name in runners if name not in ours]
     result = {
         "benchmark": args.name,
         "machine": describe(),
@@ -164,10 +170,9 @@ def main() -> None:
         "default_thresholds": thresholds,
         "systems": systems,
         "accuracy": {name: {**summarize(r), "scenes": r} for name, r in rows.items()},
-        "speed": {name: {"median_seconds": round(median, 2), "seconds": [round(t, 2) for t in all_runs],
-                         "mpx_per_s": round(megapixels / median, 3),
-                         "speed_vs": {peer: round(timings[peer][0] / median, 3) for peer in peers}}
-                  for name, (median, all_runs) in timings.items()},
+        "speed": {name: {**_speed(megapixels, *timings[name], timings, peers),
+                         **({"every_output": _speed(megapixels, *timings[f"{name}{EVERY_OUTPUT}"], timings, peers)}
+                            if name in ours else {})} for name in runners},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")

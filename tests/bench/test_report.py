@@ -84,6 +84,19 @@ def test_peers_table_gives_the_mean_and_worst_scene_and_the_speed_against_each_p
     assert "| speed vs yolo11n-obb + SAHI | 0.40× | 1.60× | 2.00× | 1.00× |" in lines
 
 
+def test_peers_table_gives_ours_writing_every_output_beside_the_geojson_alone():
+    result = _peers_result(None, None)
+    for name, seconds in (("reference", 50.0), ("fast", 12.0)):
+        result["speed"][name]["every_output"] = {"mpx_per_s": round(16.78 / seconds, 3),
+                                                 "speed_vs": {"yolo11n_sahi": 8.0 / seconds,
+                                                              "yolo11n-obb_sahi": 16.0 / seconds}}
+    lines = peers_table(result).splitlines()
+    assert "| ours writing every output, Mpx/s | 0.336 | 1.398 |  |  |" in lines
+    assert "| every output, vs yolo11n-obb + SAHI | 0.32× | 1.33× |  |  |" in lines
+    assert "ours with `--outputs geojson`" in lines[0]
+    assert "`--outputs geojson`" not in peers_table(_peers_result(None, None)).splitlines()[0]
+
+
 def test_gpu_speed_table_gives_each_variant_against_fp32_eager():
     rows = [{"variant": name, "batch": 32, "chip": 256, "ms_per_step": ms, "chips_per_s": 32000 / ms}
             for name, ms in (("fp32 eager", 40.0), ("bf16", 20.0))]

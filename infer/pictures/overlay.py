@@ -117,7 +117,20 @@ class OverviewCanvas:
 
 def _block_sums(array: np.ndarray, row_cuts: np.ndarray, col_cuts: np.ndarray) -> np.ndarray:
     """Float32 sums over the blocks [row_cuts[i], row_cuts[i + 1]) x [col_cuts[j], col_cuts[j + 1]) of the last
-    two axes (of pixels in any dtype: each is taken as float32, then added in order)."""
+    two axes (`row_cuts[0]` and `col_cuts[0]` 0), of pixels in any dtype, each taken as float32.
+
+    Blocks of one size (a scene whose side the overview divides, or one it does not shrink) are summed
+    as the sum of the strided views of their offsets, an order of magnitude faster than `reduceat`, which
+    takes the others. Both are exact for integer pixels, whose sums float32 holds.
+    """
+    heights, widths = np.diff(row_cuts), np.diff(col_cuts)
+    if (heights == heights[0]).all() and (widths == widths[0]).all():
+        (rows, height), (cols, width) = (len(heights), int(heights[0])), (len(widths), int(widths[0]))
+        sums = np.zeros((*array.shape[:-2], rows, cols), np.float32)
+        for i in range(height):
+            for j in range(width):
+                sums += array[..., i:rows * height:height, j:cols * width:width]
+        return sums
     summed = np.add.reduceat(array, row_cuts[:-1], axis=-2, dtype=np.float32)
     return np.add.reduceat(summed, col_cuts[:-1], axis=-1, dtype=np.float32)
 

@@ -432,6 +432,7 @@ def pipeline_ceiling_table(result: dict) -> str:
     """`bench.pipeline_ceiling`: raw reads, the free model alone and the pipeline with it, per scene size and
     workers; "host" leaves out the free model's own CPU time (results from before it was measured: blank)."""
     m, model = result["machine"], result["model"]
+    one = "one decoding thread" if "one_worker_decodes_in" in result else "serial"  # results before the thread
     lines = [
         f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), the free model with the interface of "
         f"`{model['like']}` (tile {model['tile']}, overlap {model['overlap']}, stride {model['stride']}, batch "
@@ -457,7 +458,7 @@ def pipeline_ceiling_table(result: dict) -> str:
                              f"{mpx / alone['wall_s']:.1f} | {mpx / alone['cpu_s']:.1f} | | |")
             for workers, run in row.get("pipeline" + form, {}).items():
                 split = run["split_seconds"]
-                what = "pipeline, serial (`--workers 1`)" if workers == "1" else f"pipeline, `--workers {workers}`"
+                what = f"pipeline, {one} (`--workers 1`)" if workers == "1" else f"pipeline, `--workers {workers}`"
                 host = f"{run['host_mpx_per_s_per_core']:.1f}" if "host_mpx_per_s_per_core" in run else ""
                 lines.append(f"| {size} | {what}{label} | {run['wall_s']:.2f} | {run['mpx_per_s']:.1f} | "
                              f"{run['mpx_per_s_per_core']:.1f} | {host} | {split['read']:.2f} / {split['model']:.2f} / "
@@ -472,7 +473,7 @@ def pipeline_ceiling_table(result: dict) -> str:
         lines[-1] += (f" With regions decoded in the graph, host {result['host_mpx_per_s_per_core_regions_in_graph']}"
                       f" Mpx/s per core (**{result['host_vs_raw_read_regions_in_graph']}×** raw reads).")
     if job := result.get("job"):
-        lines += ["", f"A job of {job['scenes']} scenes of {job['size_px']}² with the free model, serial: one after "
+        lines += ["", f"A job of {job['scenes']} scenes of {job['size_px']}² with the free model, {one}: one after "
                   f"another {job['wall_s']['one_after_another']:.2f} s, as `infer run` does them (each scene's "
                   f"outputs written while the next one is detected) {job['wall_s']['job']:.2f} s: **{job['speedup']}×**."]
     return "\n".join(lines)

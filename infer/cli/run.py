@@ -72,7 +72,7 @@ def build_parser() -> OneLineArgumentParser:
                    help="with TensorRT (onnxruntime-gpu built with it): keep built engines here "
                         "(default: $XDG_CACHE_HOME/sitewatch/tensorrt, else ~/.cache/sitewatch/tensorrt)")
     p.add_argument("--workers", type=int, default=None,
-                   help="processes that decode tiles while the model runs; 1 decodes in the main process "
+                   help="processes that decode tiles while the model runs; 1 decodes in a thread of the main process "
                         "(default: 1 with --device cpu, where the model takes every core; with cuda, the cores "
                         "this job may use less one)")
     p.add_argument("--shard", default="0/1", help="I/N: this node's share of the scene list, 0 <= I < N (default: 0/1)")

@@ -1,4 +1,4 @@
-"""Per-tile decoding, on the calling thread or in worker processes, its results handed back in tile order.
+"""Per-tile decoding, in a thread beside the model or in worker processes, its results handed back in tile order.
 
 docs/design.md, decision 12.
 
@@ -13,7 +13,9 @@ A tile's masks (or the class map and scores of a graph that decoded its
 regions) travel to a worker through shared memory (one copy, no pickling
 of megabytes); the worker returns the core's class map and its pieces. Workers are started with `spawn`, not `fork`: the parent holds ONNX
 Runtime's and GDAL's threads and locks, which a forked child would inherit
-mid-use. With one worker there is no pool: the serial path. As with any `spawn` pool, a script that runs scenes with workers
+mid-use. With one worker it is a thread of this process, which takes the
+arrays as they are: numpy, OpenCV, SciPy and GDAL release the GIL, so it decodes
+one batch while ONNX Runtime runs the next. As with any `spawn` pool, a script that runs scenes with workers
 must guard its entry point with `if __name__ == "__main__":`.
 """
 
@@ -25,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.shared_memory import SharedMemory
 
@@ -50,14 +52,15 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def start_pool(workers: int) -> ProcessPoolExecutor | None:
-    """A pool of `workers` decoding processes, or None for the serial path (workers <= 1).
+def start_pool(workers: int) -> Executor:
+    """A pool of `workers` decoding processes, or for one worker a single decoding thread.
 
-    Serial is right when the model takes every core (ONNX Runtime on a CPU): decoding beside it only
-    makes its threads wait for the one a decoder holds up, which on 2 cores measured no faster.
+    One thread is right when the model takes every core (ONNX Runtime on a CPU): it fills the cores
+    ONNX Runtime leaves idle between its operators (its threads sleep there: `SESSION_CONFIG`)
+    without a second copy of each tile's outputs.
     """
     if workers <= 1:
-        return None
+        return ThreadPoolExecutor(1, thread_name_prefix="sitewatch-decode")
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_exit_with_parent, initargs=(os.getpid(),))
 
@@ -101,12 +104,12 @@ class _Pending:
 class TileDecoder:
     """Takes tiles' model outputs with `submit`, gives `TileResult`s back in submission order.
 
-    `pool`: worker processes (see `start_pool`), or None to decode in `submit` itself. At most two
+    `pool`: worker processes or one thread (see `start_pool`), or None to decode in `submit` itself. At most two
     batches, or two tiles per worker, are in flight; `ready` waits for the oldest beyond that, so
     memory stays bounded.
     """
 
-    def __init__(self, options: ResolvedOptions, stride: int, pool: ProcessPoolExecutor | None = None) -> None:
+    def __init__(self, options: ResolvedOptions, stride: int, pool: Executor | None = None) -> None:
         self.options, self.stride, self.pool = options, stride, pool
         self.ahead = 2 * max(options.workers, options.batch)
         self._pending: deque[_Pending] = deque()
@@ -118,6 +121,10 @@ class TileDecoder:
         objects = core_objects(self.options, self.stride, tile, heatmap, box, valid)
         if self.pool is None or regions is None:
             self._pending.append(_Pending(tile, objects, core_regions(self.options, tile, valid, regions)))
+            return
+        if isinstance(self.pool, ThreadPoolExecutor):  # shares this process's memory: no copy
+            self._pending.append(_Pending(tile, objects, self.pool.submit(core_regions, self.options, tile, valid,
+                                                                          regions)))
             return
         decoded = isinstance(regions, RegionMaps)
         arrays = [regions.classes, regions.scores] if decoded else [regions, valid]

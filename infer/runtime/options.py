@@ -50,7 +50,7 @@ class RunOptions:
     region_closing_m: float | None = None  # metres, 0: masks as thresholded; None as for mask_threshold
     reader_threads: int = 2
     progress: bool = True
-    workers: int = 1  # decoding processes; 1: decode on the calling thread (the serial path)
+    workers: int = 1  # decoding processes; 1: one decoding thread beside the model
     min_area_m2: tuple[tuple[str, float], ...] = ()  # (region class, m²) overriding the model's own
     max_objects: int | None = None  # per tile; None: `most_objects(tile, stride, classes)`
     outputs: tuple[str, ...] = tuple(OUTPUT_SUFFIXES)  # which outputs each scene gets; RECORD_OUTPUT always

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,19 +91,20 @@ class DetectedScene:
 
 
 def process_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOptions,
-                  pool: ProcessPoolExecutor | None = None) -> dict:
+                  pool: Executor | None = None) -> dict:
     """Run one scene; returns its summary entry. Raises InputError for a scene that cannot be done."""
     return write_scene(detect_scene(model, scene, out_dir, options, pool))
 
 
 def detect_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOptions,
-                 pool: ProcessPoolExecutor | None = None) -> DetectedScene:
+                 pool: Executor | None = None) -> DetectedScene:
     """Every tile of `scene` read, run, decoded and stitched, the mask's cores written; no output appears yet.
 
     Stages overlap (docs/design.md, decision 12): reader threads read and prepare tiles ahead;
-    the model runs batch by batch; decoding runs in `pool`'s worker processes (`options.workers` of them; one is started for this
-    scene when none is given) or, with one worker, here; the overview's imagery is made from the
-    tiles as they are read; results are stitched and mask cores written in tile order.
+    the model runs batch by batch; decoding runs beside it in `pool` (`start_pool`: `options.workers`
+    processes, or one thread for one worker; one is started for this scene when none is given); the
+    overview's imagery is made from the tiles as they are read; results are stitched and mask cores
+    written in tile order.
     """
     info = model.info
     plan = options.resolve(info)

@@ -231,6 +231,9 @@ def test_pipeline_ceiling_table_shows_each_run_and_the_ratios():
     assert pipeline_ceiling_table(result).endswith(
         "A job of 3 scenes of 8192² with the free model, serial: one after another 15.00 s, as `infer run` does "
         "them (each scene's outputs written while the next one is detected) 12.50 s: **1.2×**.")
+    result["one_worker_decodes_in"] = "a thread beside the model"
+    assert "| 8192² | pipeline, one decoding thread (`--workers 1`) | 4.00 |" in pipeline_ceiling_table(result)
+    assert "with the free model, one decoding thread: one after another" in pipeline_ceiling_table(result)
 
 
 def test_dates_are_listed_as_a_reader_writes_them():

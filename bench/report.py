@@ -414,12 +414,16 @@ def glance_table(peers: dict, infer_speed: dict | None = None) -> str:
     for c in classes:
         lines.append(f"| {c} | " + " | ".join(ap(n, c) for n in names) + " |")
     lines.append("| **mAP@0.5** | " + " | ".join(f"**{acc[n]['map@0.5']['mean']:.3f}**" for n in names) + " |")
-    lines.append(f"| whole pipeline Mpx/s ({peers['speed_scene']['size_px']}², median) | "
-                 + " | ".join(f"{speed[n]['mpx_per_s']}" for n in names) + " |")
+    every = any("every_output" in speed[n] for n in names)
+    lines.append(f"| {'scene to GeoJSON' if every else 'whole pipeline'} Mpx/s ({peers['speed_scene']['size_px']}², "
+                 "median) | " + " | ".join(f"{speed[n]['mpx_per_s']}" for n in names) + " |")
+    if every:
+        lines.append("| ours writing every output, Mpx/s | " + " | ".join(
+            f"{speed[n]['every_output']['mpx_per_s']}" if "every_output" in speed[n] else "" for n in names) + " |")
     suite = peers["suite"]
     note = (f"Means over {len(suite['scenes'])} held-out {suite['size_px']}² synthetic scenes no model trained on "
             f"({_listed(suite['scenes'])}), scored by `infer evaluate`; measured {m['date'][:10]} on {m['cpu']} "
-            f"({m['cores']} cores, CPU only) by `python -m bench.peers.compare`. Training: "
+            f"({m['cores']} cores, CPU only) by `python -m bench.peers.compare`{_every_output_note(speed)}. Training: "
             + "; ".join(_budget_line(n, systems[n]) for n in names) + ".")
     if infer_speed and "reference" in names:
         im = infer_speed["machine"]
@@ -589,7 +593,8 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "gpu_speed": gpu_speed_table, "synth_scale": synth_scale_table, "peers": peers_table,
     "change_detection": change_detection_table, "train_reference": train_reference_table,
     "train_fast": train_reference_table, "infer_speed": infer_speed_table,
-    "infer_speed_fast": infer_speed_table, "infer_speed_stride4": infer_speed_table,
+    "infer_speed_fast": infer_speed_table, "infer_speed_small": infer_speed_table,
+    "infer_speed_stride4": infer_speed_table,
     "infer_memory": infer_memory_table, "region_closing": region_closing_table,
     "reference_heldout_eval": evaluation_table, "pipeline_ceiling": pipeline_ceiling_table,
     "ray_overhead": ray_overhead_table, "heldout_suite": heldout_suite_table, "real_trees": real_trees_table,

@@ -95,6 +95,10 @@ def test_peers_table_gives_ours_writing_every_output_beside_the_geojson_alone():
     assert "| every output, vs yolo11n-obb + SAHI | 0.32× | 1.33× |  |  |" in lines
     assert "ours with `--outputs geojson`" in lines[0]
     assert "`--outputs geojson`" not in peers_table(_peers_result(None, None)).splitlines()[0]
+    glance = glance_table(result).splitlines()
+    assert "| ours writing every output, Mpx/s | 0.336 | 1.398 |  |  |" in glance
+    assert "| scene to GeoJSON Mpx/s (4096², median) | 0.42 | 1.678 | 2.098 | 1.049 |" in glance
+    assert "ours with `--outputs geojson`" in glance[-1]
 
 
 def test_gpu_speed_table_gives_each_variant_against_fp32_eager():

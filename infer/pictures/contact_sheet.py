@@ -11,12 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import shapely
 from PIL import Image, ImageDraw
 from rasterio.windows import Window
 
 from infer.contract.geometry import rbox_to_corners
-from infer.pictures.drawing import BACKGROUND, display_scale, font, read_pixels, save_png, to_rgb
+from infer.pictures.drawing import (
+    BACKGROUND,
+    display_scale,
+    font,
+    open_imagery,
+    read_window,
+    save_png,
+    to_rgb,
+)
 from infer.runtime.reader import SceneGrid
 
 CELL = 224
@@ -58,14 +67,14 @@ def _region_picks(pieces: list[tuple[int, shapely.Geometry, float]], names: list
     return picks
 
 
-def _crop(grid: SceneGrid, pick: Pick, color: str) -> Image.Image:
+def _crop(src: rasterio.DatasetReader, grid: SceneGrid, pick: Pick, color: str) -> Image.Image:
     lo, hi = pick.outline.min(axis=0), pick.outline.max(axis=0)
     centre = (lo + hi) / 2
     side = max(MIN_CROP_PX, float((hi - lo).max()) * CONTEXT)
     c0, r0 = centre - side / 2
     window = Window(c0 * grid.scale, r0 * grid.scale, side * grid.scale, side * grid.scale)
     native = max(1, round(side * grid.scale))
-    pixels, dtype = read_pixels(grid.path, window, (native, native))
+    pixels, dtype = read_window(src, window, (native, native))
     image = Image.fromarray(to_rgb(pixels, display_scale(pixels, dtype)))
     image = image.resize((CELL, CELL), Image.Resampling.NEAREST if native < CELL else Image.Resampling.BOX)
     zoom = CELL / side
@@ -85,15 +94,16 @@ def write_contact_sheet(path: Path, grid: SceneGrid, rboxes: np.ndarray, scores:
     sheet = Image.new("RGB", (label_width + per_class * CELL, len(names) * row_height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     f, small = font(16), font(12)
-    for row, name in enumerate(names):
-        y = row * row_height
-        mine = [p for p in picks if p.cls == name]
-        draw.rectangle([8, y + 10, 24, y + 26], fill=colors[name])
-        draw.text((30, y + 8), name, fill="white", font=f)
-        if not mine:
-            draw.text((label_width, y + CELL // 2), "no detections", fill=(160, 160, 160), font=f)
-        for col, pick in enumerate(mine):
-            x = label_width + col * CELL
-            sheet.paste(_crop(grid, pick, colors[name]), (x, y))
-            draw.text((x + 4, y + CELL + 4), pick.caption, fill="white", font=small)
+    with open_imagery(grid.path) as src:
+        for row, name in enumerate(names):
+            y = row * row_height
+            mine = [p for p in picks if p.cls == name]
+            draw.rectangle([8, y + 10, 24, y + 26], fill=colors[name])
+            draw.text((30, y + 8), name, fill="white", font=f)
+            if not mine:
+                draw.text((label_width, y + CELL // 2), "no detections", fill=(160, 160, 160), font=f)
+            for col, pick in enumerate(mine):
+                x = label_width + col * CELL
+                sheet.paste(_crop(src, grid, pick, colors[name]), (x, y))
+                draw.text((x + 4, y + CELL + 4), pick.caption, fill="white", font=small)
     return save_png(sheet, path)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -53,15 +54,35 @@ def line_width(image_side: int) -> int:
     return max(2, round(image_side / 700))
 
 
-def read_pixels(path: Path, window: Window | None, out_shape: tuple[int, int]) -> tuple[np.ndarray, str]:
-    """(≤3, rows, cols) float32 of the first three bands of `window` (all of it when None), boundless."""
+@contextmanager
+def open_imagery(path: Path) -> Iterator[rasterio.DatasetReader]:
+    """The scene opened for `read_window`, once for all the windows a picture reads."""
     with gdal_env(), warnings.catch_warnings(), rasterio.open(path) as src:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        bands = list(range(1, min(3, src.count) + 1))
-        resampling = Resampling.average if window is None or window.width > out_shape[1] else Resampling.nearest
-        pixels = src.read(bands, window=window, out_shape=(len(bands), *out_shape), resampling=resampling,
-                          boundless=window is not None, fill_value=0)
-        return pixels.astype(np.float32), src.dtypes[0]
+        yield src
+
+
+def read_window(src: rasterio.DatasetReader, window: Window | None, out_shape: tuple[int, int]
+                ) -> tuple[np.ndarray, str]:
+    """(≤3, rows, cols) float32 of the first three bands of `window` (all of it when None), boundless.
+
+    Only a window that reaches past the raster is read boundless: rasterio does that through a warped
+    VRT made for the read, which cost a crop of the contact sheet several times its read.
+    """
+    bands = list(range(1, min(3, src.count) + 1))
+    resampling = Resampling.average if window is None or window.width > out_shape[1] else Resampling.nearest
+    inside = window is None or (window.col_off >= 0 and window.row_off >= 0 and
+                                window.col_off + window.width <= src.width and
+                                window.row_off + window.height <= src.height)
+    pixels = src.read(bands, window=window, out_shape=(len(bands), *out_shape), resampling=resampling,
+                      boundless=not inside, fill_value=0)
+    return pixels.astype(np.float32), src.dtypes[0]
+
+
+def read_pixels(path: Path, window: Window | None, out_shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """`read_window` of the scene at `path`."""
+    with open_imagery(path) as src:
+        return read_window(src, window, out_shape)
 
 
 def read_valid(path: Path, out_shape: tuple[int, int]) -> np.ndarray:

@@ -41,3 +41,20 @@ def test_the_canvas_holds_the_mean_of_the_valid_pixels_of_every_block(tmp_path, 
     assert canvas.means.shape == (3, round(height * min(1, max_side / width)), round(width * min(1, max_side / width)))
     np.testing.assert_array_equal(canvas.covered, _block_means(valid[None].astype(float), np.ones_like(valid),
                                                                canvas.row_edges, canvas.col_edges)[0] > 0)
+
+
+def test_a_crop_reads_the_scene_pixels_inside_and_zeros_past_its_edge(tmp_path):
+    """The contact sheet's crops: a window inside the scene is read directly, one past its edge boundless."""
+    from rasterio.windows import Window
+
+    from infer.pictures.drawing import open_imagery, read_window
+
+    pixels = np.arange(3 * 200 * 300, dtype=np.uint16).reshape(3, 200, 300) % 4000 + 1
+    scene = write_scene(tmp_path / "scene.tif", pixels)
+    with open_imagery(scene) as src:
+        inside, dtype = read_window(src, Window(40, 30, 64, 64), (64, 64))
+        past, _ = read_window(src, Window(260, 170, 64, 64), (64, 64))
+    assert dtype == "uint16"
+    np.testing.assert_array_equal(inside, pixels[:, 30:94, 40:104])
+    np.testing.assert_array_equal(past[:, :30, :40], pixels[:, 170:, 260:])
+    assert not past[:, 30:].any() and not past[:, :, 40:].any()

@@ -120,8 +120,7 @@ def measure_pipeline(model: OnnxModel, scene: Path, workers: int, runs: int, tmp
     try:
         return measure(run, runs)
     finally:
-        if pool is not None:
-            pool.shutdown()
+        pool.shutdown()
 
 
 def interleaved_times(forms: dict, runs: int) -> dict[str, list[float]]:

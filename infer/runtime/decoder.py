@@ -104,12 +104,12 @@ class _Pending:
 class TileDecoder:
     """Takes tiles' model outputs with `submit`, gives `TileResult`s back in submission order.
 
-    `pool`: worker processes or one thread (see `start_pool`), or None to decode in `submit` itself. At most two
+    `pool`: worker processes or one thread (`start_pool`); a tile without regions is decoded in `submit`. At most two
     batches, or two tiles per worker, are in flight; `ready` waits for the oldest beyond that, so
     memory stays bounded.
     """
 
-    def __init__(self, options: ResolvedOptions, stride: int, pool: Executor | None = None) -> None:
+    def __init__(self, options: ResolvedOptions, stride: int, pool: Executor) -> None:
         self.options, self.stride, self.pool = options, stride, pool
         self.ahead = 2 * max(options.workers, options.batch)
         self._pending: deque[_Pending] = deque()
@@ -119,7 +119,7 @@ class TileDecoder:
         """One tile's outputs (None for a kind the model has no classes of); `regions` is its (R, h, w)
         mask or the maps of a graph that decoded it (see `core_regions`)."""
         objects = core_objects(self.options, self.stride, tile, heatmap, box, valid)
-        if self.pool is None or regions is None:
+        if regions is None:
             self._pending.append(_Pending(tile, objects, core_regions(self.options, tile, valid, regions)))
             return
         if isinstance(self.pool, ThreadPoolExecutor):  # shares this process's memory: no copy

@@ -49,8 +49,7 @@ class DecodePools:
         self.current = start_pool(self.workers)
 
     def close(self) -> None:
-        if self.current is not None:
-            self.current.shutdown(wait=False, cancel_futures=True)
+        self.current.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass(frozen=True)

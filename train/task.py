@@ -22,6 +22,7 @@ from train.data.config import load_dataset_config
 from train.losses import DetectionLoss
 from train.metrics import DetectionMetrics
 from train.model.detector import SiteDetector
+from train.schedule import RunProgress, warmup_cosine
 
 CHECKPOINT_KEY = "sitewatch"
 
@@ -56,8 +57,9 @@ class SiteDetectionTask(pl.LightningModule):
         backbone_weights: a local state_dict file or a torchvision weights enum name; None = random init.
         fpn_channels, head_channels: widths of the feature pyramid and the heads.
         lr, weight_decay: AdamW.
-        warmup_fraction: share of all steps spent warming the learning rate up linearly,
-            followed by a cosine decay to `min_lr_ratio * lr`.
+        warmup_fraction: share of the run spent warming the learning rate up linearly, followed by a
+            cosine decay to `min_lr_ratio * lr`; the share is of the steps, or of `--trainer.max_time`
+            when that ends the run first (`train.schedule`).
         score_threshold: lowest object score kept when decoding for mAP.
         channels_last: train in channels-last memory format (faster convolutions on GPU).
         object_stride: input pixels per cell of the object outputs, 4 or 2 (see `ObjectHead`);
@@ -199,15 +201,11 @@ class SiteDetectionTask(pl.LightningModule):
             (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = max(1, int(self.hparams.warmup_fraction * total))
-        floor = self.hparams.min_lr_ratio
+        progress = RunProgress(self.trainer)
+        warmup, floor = self.hparams.warmup_fraction, self.hparams.min_lr_ratio
 
         def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+            return warmup_cosine(progress(step), warmup, floor)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -7,7 +7,7 @@ import pytest
 from rasterio.features import rasterize
 from shapely.geometry import Polygon
 
-from train.data.augment import apply, training_augmentation
+from train.data.augment import BandSaturation, apply, training_augmentation
 from train.data.labels import corners_to_labels
 
 
@@ -57,3 +57,23 @@ def test_flips_and_rotations_are_exact_to_the_pixel(seed):
     out_image, out_corners, _ = apply(transform, image, corners, masks)
     drawn = rasterize([(Polygon(out_corners[0]), 1)], out_shape=out_image.shape[1:]).astype(bool)
     np.testing.assert_array_equal(drawn, out_image.mean(axis=0) > 0.6)
+
+
+def test_band_saturation_moves_each_pixel_along_the_mean_of_its_bands():
+    pixel = np.array([[[0.2, 0.5, 0.8, 0.5]]], np.float32)  # one pixel, four bands, mean 0.5
+    saturation = BandSaturation(limit=0.5)
+    np.testing.assert_allclose(saturation.apply(pixel, factor=0.0), 0.5)
+    np.testing.assert_allclose(saturation.apply(pixel, factor=1.5), [[[0.05, 0.5, 0.95, 0.5]]], atol=1e-6)
+    np.testing.assert_allclose(saturation.apply(pixel, factor=2.0), [[[0.0, 0.5, 1.0, 0.5]]], atol=1e-6)
+    assert not any(isinstance(t, BandSaturation) for t in training_augmentation())
+    assert any(isinstance(t, BandSaturation) for t in training_augmentation(saturation=0.7))
+
+
+def test_the_widest_photometric_changes_keep_every_pixel_finite_and_in_range():
+    transform = training_augmentation(scale_jitter=0.9, brightness_contrast=0.99, saturation=0.99)
+    transform.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        image = rng.random((3, 32, 32), dtype=np.float32)
+        out = apply(transform, image, np.zeros((0, 4, 2)), np.zeros((0, 32, 32), np.uint8))[0]
+        assert np.isfinite(out).all() and out.min() >= 0

@@ -130,6 +130,9 @@ SLOW = pytest.mark.slow
     pytest.param(["--model.mask_weight", ".inf"], "model: mask_weight must be a finite number >= 0, got inf",
                  marks=SLOW),
     (["--data.scale_jitter=-.inf"], "data: scale_jitter must be a finite number in [0, 1), got -inf"),
+    (["--data.saturation", ".nan"], "data: saturation must be a finite number in [0, 1), got nan"),
+    pytest.param(["--data.brightness_contrast", "1.5"],
+                 "data: brightness_contrast must be a finite number in [0, 1), got 1.5", marks=SLOW),
 ])
 def test_bad_configuration_is_one_line_and_nonzero(tiny_dataset, tmp_path, extra, needle):
     args = _fit_args(tiny_dataset, tmp_path)

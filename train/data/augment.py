@@ -12,11 +12,36 @@ import cv2
 import numpy as np
 
 
-def training_augmentation(scale_jitter: float = 0.1) -> A.Compose:
-    """Flips, 90° rotations, small scale (GSD) jitter, photometric changes, blur, noise.
+class BandSaturation(A.ImageOnlyTransform):
+    """Saturation for any number of bands: each pixel moves away from the mean of its bands (factor above 1)
+    or toward it (below 1, grey at 0) by a factor drawn from [1 - limit, 1 + limit], and stays in [0, 1]
+    (the gamma that follows turns a negative value into NaN)."""
 
-    Works on float32 images in [0, 1] with any number of bands.
+    def __init__(self, limit: float = 0.5, p: float = 0.5) -> None:
+        super().__init__(p=p)
+        self.limit = limit
+
+    def get_params(self) -> dict[str, float]:
+        return {"factor": self.py_random.uniform(1 - self.limit, 1 + self.limit)}
+
+    def apply(self, img: np.ndarray, factor: float, **params) -> np.ndarray:
+        grey = img.mean(axis=-1, keepdims=True)
+        return np.clip(grey + factor * (img - grey), 0, 1).astype(img.dtype)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("limit",)
+
+
+def training_augmentation(scale_jitter: float = 0.1, brightness_contrast: float = 0.15,
+                          saturation: float = 0.0) -> A.Compose:
+    """Flips, 90° rotations, scale (GSD) jitter, photometric changes, blur, noise.
+
+    `brightness_contrast` bounds the relative change of each; `saturation`, that of the bands' spread
+    around their mean (`BandSaturation`, 0: off). The defaults suit imagery like the training set's;
+    scenes of another site or season need wider ones (docs/your-own-data.md). Works on float32 images
+    in [0, 1] with any number of bands.
     """
+    recolor = [BandSaturation(saturation, p=0.7)] if saturation else []
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),
@@ -24,7 +49,9 @@ def training_augmentation(scale_jitter: float = 0.1) -> A.Compose:
             A.RandomRotate90(p=0.5),
             A.Affine(scale=(1 - scale_jitter, 1 + scale_jitter), border_mode=cv2.BORDER_CONSTANT, fill=0,
                      fill_mask=0, p=0.5),
-            A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.7),
+            A.RandomBrightnessContrast(brightness_limit=brightness_contrast, contrast_limit=brightness_contrast,
+                                       p=0.7),
+            *recolor,
             A.RandomGamma(gamma_limit=(85, 115), p=0.3),
             A.OneOf([A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 0.9)),
                      A.GaussNoise(std_range=(0.005, 0.03))], p=0.3),

@@ -58,6 +58,9 @@ class SiteDataModule(pl.LightningDataModule):
         samples_per_epoch: random chips drawn per training epoch.
         augment: flips, 90° rotations, scale jitter, photometric changes, blur and noise.
         scale_jitter: relative scale (GSD) jitter, e.g. 0.1 for ±10 %.
+        brightness_contrast, saturation: largest relative change of a chip's brightness and contrast, and
+            of its bands' spread around their mean (0: off); raise them for scenes whose light and colours
+            differ from the training imagery's (`augment.training_augmentation`).
         seed: base seed of the random chip draws.
         val_chip_size: validation chip side; larger than training chips so fewer objects are cut
             at chip borders (the network is fully convolutional). 0 = chip_size.
@@ -66,14 +69,17 @@ class SiteDataModule(pl.LightningDataModule):
 
     def __init__(self, dataset: str = "datasets/synthetic.yaml", chip_size: int = 512, batch_size: int = 8,
                  num_workers: int = 2, samples_per_epoch: int = 1024, augment: bool = True,
-                 scale_jitter: float = 0.1, seed: int = 0, val_chip_size: int = 512,
+                 scale_jitter: float = 0.1, brightness_contrast: float = 0.15, saturation: float = 0.0,
+                 seed: int = 0, val_chip_size: int = 512,
                  object_stride: int = 4) -> None:
         super().__init__()
         for name, value in (("chip_size", chip_size), ("val_chip_size", val_chip_size)):
             if value % 32 or value < 0:
                 raise InputError(f"{name} must be a multiple of 32, got {value}")
-        if not (math.isfinite(scale_jitter) and 0 <= scale_jitter < 1):
-            raise InputError(f"data: scale_jitter must be a finite number in [0, 1), got {scale_jitter:g}")
+        for name, value in (("scale_jitter", scale_jitter), ("brightness_contrast", brightness_contrast),
+                            ("saturation", saturation)):
+            if not (math.isfinite(value) and 0 <= value < 1):
+                raise InputError(f"data: {name} must be a finite number in [0, 1), got {value:g}")
         self.save_hyperparameters()
         self.config = load_dataset_config(dataset)
         self.stats: BandStats | None = None
@@ -98,7 +104,8 @@ class SiteDataModule(pl.LightningDataModule):
         with rasterio.open(rasters[0]) as src:
             self.dtype = src.dtypes[0]
         if stage in (None, "fit"):
-            augmentation = training_augmentation(h.scale_jitter) if h.augment else None
+            augmentation = (training_augmentation(h.scale_jitter, h.brightness_contrast, h.saturation)
+                            if h.augment else None)
             self._train = DetectionSamples(train_sources, self.stats, h.chip_size, n_obj, train=True,
                                            samples_per_epoch=h.samples_per_epoch, augmentation=augmentation,
                                            seed=h.seed, stride=h.object_stride)

@@ -6,8 +6,13 @@
 2. each system trains on that one tile for the same wall-clock budget on this machine, random init,
    with its own recipe (ours: `train fit --trainer.max_time`; YOLO: Ultralytics' `time`), and keeps its
    last weights (the only validation image would be the training tile);
-3. each predicts SOAP_061 (37 trees, labeled Alive/Dead), ours with `infer run`, YOLO through SAHI;
-4. `infer evaluate` scores both against SOAP_061's boxes.
+3. each predicts SOAP_061 (37 trees: 9 labeled Alive, 28 Dead), and its own training tile, ours with
+   `infer run`, YOLO through SAHI;
+4. `infer evaluate` scores both: on SOAP_061 counting every tree, and its 9 living ones alone (the
+   training tile has no dead trees), and on the training tile (how well each learned what it saw).
+
+Each system trains `--repeats` times with seeds 0, 1, …: one 10-minute run of either moves by more
+than the difference between them. The record keeps every run and the medians.
 
 Writes `bench/results/real_trees.json`. The 2019_YELL_2_* tiles of the wheel are not used.
 """
@@ -17,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -61,86 +68,116 @@ def prepare(work: Path) -> Path:
     return dataset
 
 
-def train_ours(work: Path, dataset: Path, recipe: str, minutes: float) -> dict:
-    run = work / f"ours-{recipe}"
+def train_ours(work: Path, dataset: Path, recipe: str, minutes: float, seed: int, extra: tuple[str, ...] = ()) -> dict:
+    run = work / f"ours-{recipe}-{seed}"
     limit = time.strftime("%H:%M:%S", time.gmtime(minutes * 60))
     start = time.perf_counter()
     _cli("train", "fit", "--config", str(ROOT / "train" / "configs" / f"{recipe}.yaml"), "--data.dataset",
          str(dataset), "--trainer.max_time", f"00:{limit}", "--trainer.max_epochs", "100000",
          "--data.samples_per_epoch", "64", "--data.num_workers", "1", "--trainer.limit_val_batches", "0",
-         "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(run), cwd=work)
+         "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(run),
+         "--seed_everything", str(seed), "--data.seed", str(seed), *extra, cwd=work)
     wall = time.perf_counter() - start
     import torch
 
     steps = int(torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"])
-    model = work / f"ours-{recipe}.onnx"
+    model = work / f"ours-{recipe}-{seed}.onnx"
     _cli("train", "export", str(run / "checkpoints" / "last.ckpt"), "--out", str(model))
-    out = work / f"ours-{recipe}-run"
-    start = time.perf_counter()
-    _cli("infer", "run", str(model), str(TREES / f"{TEST}.png"), "--out", str(out), "--score", "0.05", "--quiet")
-    infer_wall = time.perf_counter() - start
-    scores = evaluate(out / f"{TEST}.geojson", TREES / f"{TEST}.xml", TREES / f"{TEST}.png", 0.5, 0.3,
-                      truth_format="voc", renamed=RENAMED)
-    return {"system": f"sitewatch {recipe} recipe", "train_wall_s": round(wall, 1), "steps": steps,
-            "infer_wall_s": round(infer_wall, 2), **_tree_scores(scores)}
+    scores, infer_wall = {}, None
+    for tile in (TRAIN, TEST):
+        out = work / f"ours-{recipe}-{seed}-run"
+        start = time.perf_counter()
+        _cli("infer", "run", str(model), str(TREES / f"{tile}.png"), "--out", str(out), "--score", "0.05", "--quiet")
+        infer_wall = infer_wall if tile == TRAIN else time.perf_counter() - start
+        scores.update(_tree_scores(out / f"{tile}.geojson", tile))
+    return {"seed": seed, "train_wall_s": round(wall, 1), "steps": steps, "infer_wall_s": round(infer_wall, 2),
+            **scores}
 
 
-def train_yolo(work: Path, minutes: float, model_yaml: str = "yolo11n.yaml", imgsz: int = 416) -> dict:
+def train_yolo(work: Path, minutes: float, seed: int, model_yaml: str = "yolo11n.yaml", imgsz: int = 416) -> dict:
     """YOLO on the same tile: its own dataset layout, its own recipe, the same wall-clock budget."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     from sahi import AutoDetectionModel
-    from sahi.predict import get_sliced_prediction
     from ultralytics import YOLO
 
     data = work / "yolo"
-    (data / "images" / "train").mkdir(parents=True)
-    (data / "labels" / "train").mkdir(parents=True)
-    coco = json.loads((work / "chips" / "train" / "annotations.json").read_text())
-    for im in coco["images"]:
-        shutil.copy(work / "chips" / "train" / im["file_name"], data / "images" / "train" / Path(im["file_name"]).name)
-        lines = [f"0 {(x + w / 2) / im['width']:.6f} {(y + h / 2) / im['height']:.6f} {w / im['width']:.6f} "
-                 f"{h / im['height']:.6f}" for a in coco["annotations"] if a["image_id"] == im["id"]
-                 for x, y, w, h in [a["bbox"]]]
-        (data / "labels" / "train" / f"{Path(im['file_name']).stem}.txt").write_text("\n".join(lines) + "\n")
-    (data / "data.yaml").write_text(yaml.safe_dump({"path": str(data), "train": "images/train",
-                                                    "val": "images/train", "names": {0: "tree"}}))
+    if not (data / "data.yaml").is_file():
+        (data / "images" / "train").mkdir(parents=True)
+        (data / "labels" / "train").mkdir(parents=True)
+        coco = json.loads((work / "chips" / "train" / "annotations.json").read_text())
+        for im in coco["images"]:
+            shutil.copy(work / "chips" / "train" / im["file_name"],
+                        data / "images" / "train" / Path(im["file_name"]).name)
+            lines = [f"0 {(x + w / 2) / im['width']:.6f} {(y + h / 2) / im['height']:.6f} {w / im['width']:.6f} "
+                     f"{h / im['height']:.6f}" for a in coco["annotations"] if a["image_id"] == im["id"]
+                     for x, y, w, h in [a["bbox"]]]
+            (data / "labels" / "train" / f"{Path(im['file_name']).stem}.txt").write_text("\n".join(lines) + "\n")
+        (data / "data.yaml").write_text(yaml.safe_dump({"path": str(data), "train": "images/train",
+                                                        "val": "images/train", "names": {0: "tree"}}))
+    name = f"yolo-run-{seed}"
     start = time.perf_counter()
     model = YOLO(model_yaml)
     model.train(data=str(data / "data.yaml"), epochs=100000, time=minutes / 60, imgsz=imgsz, batch=8, device="cpu",
-                workers=1, patience=0, pretrained=False, amp=False, plots=False, project=str(work), name="yolo-run",
-                exist_ok=True, seed=0, verbose=False)
+                workers=1, patience=0, pretrained=False, amp=False, plots=False, project=str(work), name=name,
+                exist_ok=True, seed=seed, verbose=False)
     wall = time.perf_counter() - start
-    weights = work / "yolo-run" / "weights" / "last.pt"
-    results = work / "yolo-run" / "results.csv"
+    weights = work / name / "weights" / "last.pt"
+    results = work / name / "results.csv"
     epochs = max(0, len(results.read_text().splitlines()) - 1) if results.is_file() else None
     onnx_path = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True, simplify=False,
                                                verbose=False))
     sahi_model = AutoDetectionModel.from_pretrained(model_type="ultralytics", model_path=str(onnx_path),
                                                     confidence_threshold=0.05, device="cpu", image_size=imgsz)
-    start = time.perf_counter()
-    rgb = np.asarray(Image.open(TREES / f"{TEST}.png").convert("RGB"))
+    scores, infer_wall = {}, None
+    for tile in (TRAIN, TEST):
+        start = time.perf_counter()
+        pred = _sahi_geojson(sahi_model, tile, imgsz, work / f"{name}-{tile}.geojson")
+        infer_wall = infer_wall if tile == TRAIN else time.perf_counter() - start
+        scores.update(_tree_scores(pred, tile))
+    return {"seed": seed, "train_wall_s": round(wall, 1), "epochs": epochs, "infer_wall_s": round(infer_wall, 2),
+            **scores}
+
+
+def _sahi_geojson(sahi_model, tile: str, imgsz: int, path: Path) -> Path:
+    """SAHI's sliced prediction of one tile, written as our GeoJSON in pixel coordinates."""
+    from sahi.predict import get_sliced_prediction
+    from shapely.geometry import box
+
+    rgb = np.asarray(Image.open(TREES / f"{tile}.png").convert("RGB"))
     result = get_sliced_prediction(rgb, sahi_model, slice_height=imgsz, slice_width=imgsz,
                                    overlap_height_ratio=0.2, overlap_width_ratio=0.2, perform_standard_pred=False,
                                    postprocess_type="NMS", postprocess_match_metric="IOU",
                                    postprocess_match_threshold=0.5, verbose=0)
-    from shapely.geometry import box
-
     features = [feature(box(p.bbox.minx, p.bbox.miny, p.bbox.maxx, p.bbox.maxy),
                         {"class": "tree", "score": round(float(p.score.value), 4)})
                 for p in result.object_prediction_list]
-    pred = write_feature_collection(work / "yolo-sahi.geojson", features,
-                                    {"scene": f"{TEST}.png", "model": "yolo11n+sahi", "classes": {"tree": "object"},
+    return write_feature_collection(path, features,
+                                    {"scene": f"{tile}.png", "model": "yolo11n+sahi", "classes": {"tree": "object"},
                                      "coordinates": "pixel (x right, y down): the input has no georeferencing"})
-    infer_wall = time.perf_counter() - start
-    scores = evaluate(pred, TREES / f"{TEST}.xml", TREES / f"{TEST}.png", 0.5, 0.3, truth_format="voc",
-                      renamed=RENAMED)
-    return {"system": "YOLO11n + SAHI", "train_wall_s": round(wall, 1), "epochs": epochs,
-            "infer_wall_s": round(infer_wall, 2), **_tree_scores(scores)}
 
 
-def _tree_scores(report: dict) -> dict:
-    tree = report["classes"]["tree"]
-    return {key: tree.get(key) for key in ("truth", "predicted", "ap@0.5", "ap@[.5:.95]", "precision", "recall")}
+#: What each tile's score counts as a tree: OSBS_029 labels every tree `Tree`; SOAP_061 labels them
+#: `Alive` (9) or `Dead` (28, grey snags, a kind of tree the training tile does not show).
+SCORED = {TRAIN: {"train_tile": {"Tree": "tree"}},
+          TEST: {"test": {"Alive": "tree", "Dead": "tree"}, "test_alive": {"Alive": "tree", "Dead": ""}}}
+
+
+def _tree_scores(pred: Path, tile: str) -> dict:
+    out = {}
+    for name, renamed in SCORED[tile].items():
+        report = evaluate(pred, TREES / f"{tile}.xml", TREES / f"{tile}.png", 0.5, 0.3, truth_format="voc",
+                          renamed=renamed)
+        tree = report["classes"]["tree"]
+        out[name] = {key: tree.get(key) for key in ("truth", "predicted", "ap@0.5", "ap@[.5:.95]", "precision",
+                                                    "recall")}
+    return out
+
+
+def summarize(system: str, runs: list[dict]) -> dict:
+    """A system's runs and the median of each AP@0.5 over them."""
+    medians = {f"{name}_ap@0.5": round(statistics.median(r[name]["ap@0.5"] for r in runs), 4)
+               for name in ("train_tile", "test", "test_alive")}
+    return {"system": system, **medians, "runs": runs}
 
 
 def main() -> None:
@@ -148,23 +185,44 @@ def main() -> None:
     p.add_argument("--budget-min", type=float, default=10.0, help="training wall-clock minutes per system")
     p.add_argument("--recipes", default="synthetic,fast", help="our recipes to train, comma-separated")
     p.add_argument("--no-yolo", action="store_true", help="ours only")
+    p.add_argument("--repeats", type=int, default=3, help="training runs per system, seeds 0, 1, ...")
+    p.add_argument("--ours-args", default="",
+                   help="more `train fit` options for our recipes, e.g. '--data.scale_jitter 0.3'")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "real_trees.json")
+    p.add_argument("--add", action="store_true",
+                   help="add these systems to the record in --out (same budget and repeats), replacing rows of the "
+                        "same name; each row keeps its own time and command")
     args = p.parse_args()
     if not (TREES / f"{TEST}.png").is_file():
         raise SystemExit("the DeepForest tiles are missing: make data-trees")
     work = ROOT / "bench" / "results" / "tmp" / "real_trees"
     shutil.rmtree(work, ignore_errors=True)
     dataset = prepare(work)
+    command = "python -m bench.real_trees " + shlex.join(sys.argv[1:])
+    record = {"command": command, "budget_min": args.budget_min, "repeats": args.repeats, "train_tile": TRAIN,
+              "test_tile": TEST, "machine": describe(), "systems": []}
+    if args.add:
+        earlier = json.loads(args.out.read_text())
+        if (earlier["budget_min"], earlier["repeats"]) != (args.budget_min, args.repeats):
+            raise SystemExit(f"--add: {args.out} has {earlier['budget_min']:g} min and {earlier['repeats']} repeats")
+        record = earlier
+        for row in record["systems"]:  # a record written by one run stamps its rows once, at the top
+            row.setdefault("command", earlier["command"])
+            row.setdefault("measured_at", earlier.get("measured_at"))
+    seeds = range(args.repeats)
+    extra = tuple(shlex.split(args.ours_args))
     rows = []
     for recipe in args.recipes.split(","):
-        rows.append(train_ours(work, dataset, recipe, args.budget_min))
+        runs = [train_ours(work, dataset, recipe, args.budget_min, seed, extra) for seed in seeds]
+        rows.append(summarize(f"sitewatch {recipe} recipe" + (f", {args.ours_args}" if extra else ""), runs))
         print(json.dumps(rows[-1]))
     if not args.no_yolo:
-        rows.append(train_yolo(work, args.budget_min))
+        rows.append(summarize("YOLO11n + SAHI", [train_yolo(work, args.budget_min, seed) for seed in seeds]))
         print(json.dumps(rows[-1]))
-    record = {"command": "python -m bench.real_trees " + " ".join(sys.argv[1:]), "budget_min": args.budget_min,
-              "train_tile": TRAIN, "test_tile": TEST, "machine": describe(),
-              "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "systems": rows}
+    stamp = {"measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": command}
+    new = {row["system"] for row in rows}
+    record["systems"] = [row for row in record["systems"] if row["system"] not in new] + [
+        {**row, **stamp} for row in rows]
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"-> {args.out}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -540,21 +541,34 @@ def heldout_suite_table(result: dict) -> str:
 
 
 def real_trees_table(result: dict) -> str:
-    """`bench.real_trees`: each system trained on one real tile for the same budget, scored on another."""
+    """`bench.real_trees`: each system trained on one real tile for the same budget, several times, scored on
+    another tile and on its own: the median of the runs and each run's AP@0.5."""
     m = result["machine"]
+    truth = {name: result["systems"][0]["runs"][0][name]["truth"] for name in ("test", "test_alive", "train_tile")}
     lines = [
-        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), `{m['command']}`: each system trained from "
-        f"random init on {result['train_tile']} for {result['budget_min']:g} minutes of wall clock, last weights, "
-        f"scored on {result['test_tile']} (37 trees) at IoU 0.5, precision and recall at score 0.3:",
+        f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), `{m['command']}`"
+        + (" and the commands below" if any(r.get("command", m["command"]) != m["command"] for r in result["systems"])
+           else "") + ": each system trained "
+        f"{result['repeats']} times (seeds 0 to {result['repeats'] - 1}) from random init on {result['train_tile']} "
+        f"for {result['budget_min']:g} minutes of wall clock, last weights; AP@0.5 (IoU 0.5), the median of the "
+        "runs and, in brackets, each run:",
         "",
-        "| system | trained | AP@0.5 | AP@[.5:.95] | predicted | precision | recall |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| system | trained | {result['test_tile']}, all {truth['test']} trees | {result['test_tile']}, the "
+        f"{truth['test_alive']} alive | {result['train_tile']} (its training tile, {truth['train_tile']} trees) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for row in result["systems"]:
-        done = f"{row['steps']} steps" if "steps" in row else f"{row.get('epochs')} epochs"
-        lines.append(f"| {row['system']} | {done} | {row['ap@0.5']:.3f} | {row['ap@[.5:.95]']:.3f} | "
-                     f"{row['predicted']} | {row['precision']:.2f} | {row['recall']:.2f} |")
-    return "\n".join(lines)
+        runs = row["runs"]
+        unit = "steps" if "steps" in runs[0] else "epochs"
+        done = f"{statistics.median(r[unit] for r in runs):g} {unit}"
+        cells = []
+        for name in ("test", "test_alive", "train_tile"):
+            each = ", ".join(f"{r[name]['ap@0.5']:.3f}" for r in runs)
+            cells.append(f"{row[name + '_ap@0.5']:.3f} ({each})")
+        lines.append(f"| {row['system']} | {done} | " + " | ".join(cells) + " |")
+    commands = [f"- {row['system']}: `{row['command']}`, {row['measured_at']}" for row in result["systems"]
+                if row.get("command", m["command"]) != m["command"]]
+    return "\n".join(lines + ([""] + commands if commands else []))
 
 
 def int8_table(result: dict) -> str:

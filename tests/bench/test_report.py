@@ -14,6 +14,7 @@ from bench.report import (
     main,
     peers_table,
     pipeline_ceiling_table,
+    real_trees_table,
     region_closing_heldout_table,
 )
 
@@ -281,3 +282,32 @@ def test_infer_speed_table_shows_the_job_only_when_it_was_measured():
     assert table[6].startswith("| ONNX Runtime alone, same tiles | 12.5 | 1.34 |")
     assert table[-1] == ("Pipeline efficiency (ORT alone time / pipeline time): **0.893**, of the job (its Mpx/s / "
                          "ORT alone's): **0.963**; ONNX Runtime vs PyTorch eager: **2.4×**.")
+
+
+def test_real_trees_table_gives_each_systems_median_and_every_run_per_tile():
+    def run(seed: int, test: float, alive: float, own: float, **trained) -> dict:
+        return {"seed": seed, **trained, "test": {"truth": 37, "ap@0.5": test},
+                "test_alive": {"truth": 9, "ap@0.5": alive}, "train_tile": {"truth": 61, "ap@0.5": own}}
+
+    result = {"machine": {"date": "2026-12-06T18:00:00+00:00", "cpu": "AMD EPYC", "cores": 2,
+                          "command": "python -m bench.real_trees"},
+              "repeats": 3, "budget_min": 10.0, "train_tile": "OSBS_029", "test_tile": "SOAP_061",
+              "systems": [{"system": "ours", "test_ap@0.5": 0.2, "test_alive_ap@0.5": 0.4, "train_tile_ap@0.5": 0.9,
+                           "runs": [run(0, 0.1, 0.3, 0.8, steps=1200), run(1, 0.2, 0.4, 0.9, steps=1100),
+                                    run(2, 0.25, 0.5, 0.95, steps=1300)]},
+                          {"system": "peer", "test_ap@0.5": 0.03, "test_alive_ap@0.5": 0.05,
+                           "train_tile_ap@0.5": 0.6,
+                           "runs": [run(0, 0.03, 0.05, 0.6, epochs=900), run(1, 0.02, 0.04, 0.5, epochs=950),
+                                    run(2, 0.04, 0.06, 0.7, epochs=1000)]}]}
+    table = real_trees_table(result)
+    assert "| SOAP_061, all 37 trees | SOAP_061, the 9 alive | OSBS_029 (its training tile, 61 trees) |" in table
+    assert "| ours | 1200 steps | 0.200 (0.100, 0.200, 0.250) | 0.400 (0.300, 0.400, 0.500) | " \
+           "0.900 (0.800, 0.900, 0.950) |" in table
+    assert "| peer | 950 epochs | 0.030 (0.030, 0.020, 0.040) | 0.050 (0.050, 0.040, 0.060) | " \
+           "0.600 (0.600, 0.500, 0.700) |" in table
+    assert "trained 3 times (seeds 0 to 2)" in table
+    assert "commands below" not in table
+    result["systems"][0].update(command="python -m bench.real_trees --add", measured_at="2026-12-06 19:00 UTC")
+    table = real_trees_table(result)
+    assert "`python -m bench.real_trees` and the commands below" in table
+    assert table.endswith("- ours: `python -m bench.real_trees --add`, 2026-12-06 19:00 UTC")

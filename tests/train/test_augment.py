@@ -7,7 +7,7 @@ import pytest
 from rasterio.features import rasterize
 from shapely.geometry import Polygon
 
-from train.data.augment import BandSaturation, apply, training_augmentation
+from train.data.augment import BandGrey, BandSaturation, apply, training_augmentation
 from train.data.labels import corners_to_labels
 
 
@@ -69,8 +69,15 @@ def test_band_saturation_moves_each_pixel_along_the_mean_of_its_bands():
     assert any(isinstance(t, BandSaturation) for t in training_augmentation(saturation=0.7))
 
 
+def test_band_grey_gives_every_band_the_mean_of_the_pixels_bands():
+    pixels = np.array([[[0.2, 0.5, 0.8, 0.9], [0.0, 0.0, 0.3, 0.1]]], np.float32)  # two pixels, four bands
+    np.testing.assert_allclose(BandGrey(p=1).apply(pixels), [[[0.6] * 4, [0.1] * 4]], atol=1e-6)
+    assert not any(isinstance(t, BandGrey) for t in training_augmentation())
+    assert [t.p for t in training_augmentation(grey=0.3) if isinstance(t, BandGrey)] == [0.3]
+
+
 def test_the_widest_photometric_changes_keep_every_pixel_finite_and_in_range():
-    transform = training_augmentation(scale_jitter=0.9, brightness_contrast=0.99, saturation=0.99)
+    transform = training_augmentation(scale_jitter=0.9, brightness_contrast=0.99, saturation=0.99, grey=0.5)
     transform.set_random_seed(0)
     rng = np.random.default_rng(0)
     for _ in range(60):

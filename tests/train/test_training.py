@@ -131,6 +131,8 @@ SLOW = pytest.mark.slow
                  marks=SLOW),
     (["--data.scale_jitter=-.inf"], "data: scale_jitter must be a finite number in [0, 1), got -inf"),
     (["--data.saturation", ".nan"], "data: saturation must be a finite number in [0, 1), got nan"),
+    pytest.param(["--data.grey", "1.5"], "data: grey is a share of chips, a finite number in [0, 1], got 1.5",
+                 marks=SLOW),
     pytest.param(["--data.brightness_contrast", "1.5"],
                  "data: brightness_contrast must be a finite number in [0, 1), got 1.5", marks=SLOW),
 ])

@@ -32,16 +32,26 @@ class BandSaturation(A.ImageOnlyTransform):
         return ("limit",)
 
 
+class BandGrey(A.ImageOnlyTransform):
+    """Every band replaced by the mean of the pixel's bands: the chip without its colours, so that the
+    network has to find objects by shape and texture as well (any number of bands)."""
+
+    def apply(self, img: np.ndarray, **params) -> np.ndarray:
+        return np.broadcast_to(img.mean(axis=-1, keepdims=True), img.shape).astype(img.dtype)
+
+
 def training_augmentation(scale_jitter: float = 0.1, brightness_contrast: float = 0.15,
-                          saturation: float = 0.0) -> A.Compose:
+                          saturation: float = 0.0, grey: float = 0.0) -> A.Compose:
     """Flips, 90° rotations, scale (GSD) jitter, photometric changes, blur, noise.
 
     `brightness_contrast` bounds the relative change of each; `saturation`, that of the bands' spread
-    around their mean (`BandSaturation`, 0: off). The defaults suit imagery like the training set's;
+    around their mean (`BandSaturation`, 0: off); `grey`, the share of chips shown without colour
+    (`BandGrey`, 0: off). The defaults suit imagery like the training set's;
     scenes of another site or season need wider ones (docs/your-own-data.md). Works on float32 images
     in [0, 1] with any number of bands.
     """
     recolor = [BandSaturation(saturation, p=0.7)] if saturation else []
+    recolor += [BandGrey(p=grey)] if grey else []
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),

@@ -61,6 +61,8 @@ class SiteDataModule(pl.LightningDataModule):
         brightness_contrast, saturation: largest relative change of a chip's brightness and contrast, and
             of its bands' spread around their mean (0: off); raise them for scenes whose light and colours
             differ from the training imagery's (`augment.training_augmentation`).
+        grey: share of training chips shown without colour (every band the mean of the pixel's bands), for
+            objects whose colour changes with site and season (a dead tree is grey, a live one green).
         seed: base seed of the random chip draws.
         val_chip_size: validation chip side; larger than training chips so fewer objects are cut
             at chip borders (the network is fully convolutional). 0 = chip_size.
@@ -70,7 +72,7 @@ class SiteDataModule(pl.LightningDataModule):
     def __init__(self, dataset: str = "datasets/synthetic.yaml", chip_size: int = 512, batch_size: int = 8,
                  num_workers: int = 2, samples_per_epoch: int = 1024, augment: bool = True,
                  scale_jitter: float = 0.1, brightness_contrast: float = 0.15, saturation: float = 0.0,
-                 seed: int = 0, val_chip_size: int = 512,
+                 grey: float = 0.0, seed: int = 0, val_chip_size: int = 512,
                  object_stride: int = 4) -> None:
         super().__init__()
         for name, value in (("chip_size", chip_size), ("val_chip_size", val_chip_size)):
@@ -80,6 +82,8 @@ class SiteDataModule(pl.LightningDataModule):
                             ("saturation", saturation)):
             if not (math.isfinite(value) and 0 <= value < 1):
                 raise InputError(f"data: {name} must be a finite number in [0, 1), got {value:g}")
+        if not (math.isfinite(grey) and 0 <= grey <= 1):
+            raise InputError(f"data: grey is a share of chips, a finite number in [0, 1], got {grey:g}")
         self.save_hyperparameters()
         self.config = load_dataset_config(dataset)
         self.stats: BandStats | None = None
@@ -104,7 +108,7 @@ class SiteDataModule(pl.LightningDataModule):
         with rasterio.open(rasters[0]) as src:
             self.dtype = src.dtypes[0]
         if stage in (None, "fit"):
-            augmentation = (training_augmentation(h.scale_jitter, h.brightness_contrast, h.saturation)
+            augmentation = (training_augmentation(h.scale_jitter, h.brightness_contrast, h.saturation, h.grey)
                             if h.augment else None)
             self._train = DetectionSamples(train_sources, self.stats, h.chip_size, n_obj, train=True,
                                            samples_per_epoch=h.samples_per_epoch, augmentation=augmentation,

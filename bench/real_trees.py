@@ -14,6 +14,9 @@
 Each system trains `--repeats` times with seeds 0, 1, …: one 10-minute run of either moves by more
 than the difference between them. The record keeps every run and the medians.
 
+`--curve-every 100` also scores each of our runs' weights after every 100 steps: how the other tile's
+score moves while the training tile is learned (`--out bench/results/real_trees_curve.json`).
+
 Writes `bench/results/real_trees.json`. The 2019_YELL_2_* tiles of the wheel are not used.
 """
 
@@ -67,12 +70,44 @@ def prepare(work: Path) -> Path:
     return dataset
 
 
+def _recipe_saving_every(recipe: Path, steps: int, out: Path) -> Path:
+    """The recipe with one more checkpoint callback, keeping every `steps`-th step's weights."""
+    config = yaml.safe_load(recipe.read_text())
+    config["trainer"]["callbacks"].append({
+        "class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+        "init_args": {"dirpath": str(out), "filename": "{step}", "every_n_train_steps": steps, "save_top_k": -1,
+                      "enable_version_counter": False}})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f"{recipe.stem}-every-{steps}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _score_model(work: Path, checkpoint: Path, name: str) -> tuple[dict, float]:
+    """Export a checkpoint, run it on both tiles, score it; returns the scores and the test tile's run time."""
+    model = work / f"{name}.onnx"
+    _cli("train", "export", str(checkpoint), "--out", str(model))
+    out = work / f"{name}-run"
+    scores, infer_wall = {}, {}
+    for tile in (TRAIN, TEST):
+        start = time.perf_counter()
+        _cli("infer", "run", str(model), str(TREES / f"{tile}.png"), "--out", str(out), "--score", "0.05", "--quiet")
+        infer_wall[tile] = time.perf_counter() - start
+        scores.update(_tree_scores(out / f"{tile}.geojson", tile))
+    return scores, infer_wall[TEST]
+
+
 def train_ours(work: Path, dataset: Path, recipe: str, minutes: float, seed: int,
-               extra: tuple[str, ...] = ()) -> dict:
+               extra: tuple[str, ...] = (), curve_every: int = 0) -> dict:
+    """One time-bounded run of a recipe, scored from its last weights; with `curve_every`, also the weights
+    of every `curve_every`-th step (`curve`: how the scores move along the run)."""
     run = work / f"ours-{recipe}-{seed}"
+    config = ROOT / "train" / "configs" / f"{recipe}.yaml"
+    if curve_every:
+        config = _recipe_saving_every(config, curve_every, run / "curve")
     limit = time.strftime("%H:%M:%S", time.gmtime(minutes * 60))
     start = time.perf_counter()
-    _cli("train", "fit", "--config", str(ROOT / "train" / "configs" / f"{recipe}.yaml"), "--data.dataset",
+    _cli("train", "fit", "--config", str(config), "--data.dataset",
          str(dataset), "--trainer.max_time", f"00:{limit}", "--trainer.max_epochs", "100000",
          "--data.samples_per_epoch", "64", "--data.num_workers", "1", "--trainer.limit_val_batches", "0",
          "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(run),
@@ -81,17 +116,16 @@ def train_ours(work: Path, dataset: Path, recipe: str, minutes: float, seed: int
     import torch
 
     steps = int(torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"])
-    model = work / f"ours-{recipe}-{seed}.onnx"
-    _cli("train", "export", str(run / "checkpoints" / "last.ckpt"), "--out", str(model))
-    out = work / f"ours-{recipe}-{seed}-run"
-    scores, infer_wall = {}, {}
-    for tile in (TRAIN, TEST):
-        start = time.perf_counter()
-        _cli("infer", "run", str(model), str(TREES / f"{tile}.png"), "--out", str(out), "--score", "0.05", "--quiet")
-        infer_wall[tile] = time.perf_counter() - start
-        scores.update(_tree_scores(out / f"{tile}.geojson", tile))
-    return {"seed": seed, "train_wall_s": round(wall, 1), "steps": steps,
-            "infer_wall_s": round(infer_wall[TEST], 2), **scores}
+    scores, infer_wall = _score_model(work, run / "checkpoints" / "last.ckpt", f"ours-{recipe}-{seed}")
+    result = {"seed": seed, "train_wall_s": round(wall, 1), "steps": steps, "infer_wall_s": round(infer_wall, 2),
+              **scores}
+    if curve_every:
+        saved = sorted(run.glob("curve/step=*.ckpt"), key=lambda path: int(path.stem.removeprefix("step=")))
+        result["curve"] = [{"step": int(path.stem.removeprefix("step=")),
+                            **{name: score["ap@0.5"] for name, score in
+                               _score_model(work, path, f"ours-{recipe}-{seed}-{path.stem}")[0].items()}}
+                           for path in saved]
+    return result
 
 
 def train_yolo(work: Path, minutes: float, seed: int, model_yaml: str = "yolo11n.yaml",
@@ -137,6 +171,28 @@ def train_yolo(work: Path, minutes: float, seed: int, model_yaml: str = "yolo11n
         scores.update(_tree_scores(pred, tile))
     return {"seed": seed, "train_wall_s": round(wall, 1), "epochs": epochs,
             "infer_wall_s": round(infer_wall[TEST], 2), **scores}
+
+
+def chance_run(work: Path, seed: int) -> dict:
+    """What knowing only the crowns' size scores: boxes of the training tile's median size, centred every half
+    box on a grid over each tile, with uniformly random scores. The floor the trained systems are read against."""
+    from shapely.geometry import box
+
+    (labeled,) = read_voc(TREES / f"{TRAIN}.xml")
+    width, height = np.median([np.ptp(label.points, axis=0) for label in labeled.labels], axis=0)
+    rng = np.random.default_rng(seed)
+    scores = {}
+    for tile in (TRAIN, TEST):
+        cols, rows = Image.open(TREES / f"{tile}.png").size
+        centres = [(x, y) for y in np.arange(height / 2, rows, height / 2) for x in np.arange(width / 2, cols, width / 2)]
+        features = [feature(box(max(x - width / 2, 0), max(y - height / 2, 0), min(x + width / 2, cols),
+                                min(y + height / 2, rows)), {"class": "tree", "score": round(float(rng.random()), 4)})
+                    for x, y in centres]
+        path = write_feature_collection(work / f"chance-{seed}-{tile}.geojson", features, {
+            "scene": f"{tile}.png", "model": "chance", "classes": {"tree": "object"},
+            "coordinates": "pixel (x right, y down): the input has no georeferencing"})
+        scores.update(_tree_scores(path, tile))
+    return {"seed": seed, "boxes_px": [round(float(width), 1), round(float(height), 1)], **scores}
 
 
 def _sahi_geojson(sahi_model, tile: str, imgsz: int, path: Path) -> Path:
@@ -186,9 +242,13 @@ def main() -> None:
     p.add_argument("--budget-min", type=float, default=10.0, help="training wall-clock minutes per system")
     p.add_argument("--recipes", default="synthetic,fast", help="our recipes to train, comma-separated")
     p.add_argument("--no-yolo", action="store_true", help="ours only")
+    p.add_argument("--chance", action="store_true",
+                   help="also score boxes of the median training size on a grid with random scores (the floor)")
     p.add_argument("--repeats", type=int, default=3, help="training runs per system, seeds 0, 1, ...")
     p.add_argument("--ours-args", default="",
                    help="more `train fit` options for our recipes, e.g. '--data.scale_jitter 0.3'")
+    p.add_argument("--curve-every", type=int, default=0, metavar="STEPS",
+                   help="also score our weights at every STEPS-th step of each run (AP@0.5 along the run)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "real_trees.json")
     p.add_argument("--add", action="store_true",
                    help="add these systems to the record in --out (same budget and repeats), replacing rows of the "
@@ -196,6 +256,8 @@ def main() -> None:
     args = p.parse_args()
     if not (TREES / f"{TEST}.png").is_file():
         raise SystemExit("the DeepForest tiles are missing: make data-trees")
+    if args.curve_every < 0:
+        raise SystemExit(f"--curve-every must be 0 (off) or a number of steps, got {args.curve_every}")
     if args.add and not args.out.is_file():
         raise SystemExit(f"--add: no record to add to at {args.out}")
     work = ROOT / "bench" / "results" / "tmp" / "real_trees"
@@ -215,9 +277,13 @@ def main() -> None:
     seeds = range(args.repeats)
     extra = tuple(shlex.split(args.ours_args))
     rows = []
-    for recipe in args.recipes.split(","):
-        runs = [train_ours(work, dataset, recipe, args.budget_min, seed, extra) for seed in seeds]
+    for recipe in filter(None, args.recipes.split(",")):
+        runs = [train_ours(work, dataset, recipe, args.budget_min, seed, extra, args.curve_every) for seed in seeds]
         rows.append(summarize(f"sitewatch {recipe} recipe" + (f", {args.ours_args}" if extra else ""), runs))
+        print(json.dumps(rows[-1]))
+    if args.chance:
+        rows.append(summarize("chance: boxes of the median training size on a grid, random scores",
+                              [chance_run(work, seed) for seed in seeds]))
         print(json.dumps(rows[-1]))
     if not args.no_yolo:
         rows.append(summarize("YOLO11n + SAHI", [train_yolo(work, args.budget_min, seed) for seed in seeds]))

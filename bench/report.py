@@ -559,8 +559,8 @@ def real_trees_table(result: dict) -> str:
     ]
     for row in result["systems"]:
         runs = row["runs"]
-        unit = "steps" if "steps" in runs[0] else "epochs"
-        done = f"{statistics.median(r[unit] for r in runs):g} {unit}"
+        unit = next((name for name in ("steps", "epochs") if name in runs[0]), None)
+        done = f"{statistics.median(r[unit] for r in runs):g} {unit}" if unit else "untrained"
         cells = []
         for name in ("test", "test_alive", "train_tile"):
             each = ", ".join(f"{r[name]['ap@0.5']:.3f}" for r in runs)
@@ -569,6 +569,30 @@ def real_trees_table(result: dict) -> str:
     commands = [f"- {row['system']}: `{row['command']}`, {row['measured_at']}" for row in result["systems"]
                 if row.get("command", m["command"]) != m["command"]]
     return "\n".join(lines + ([""] + commands if commands else []))
+
+
+def real_trees_curve_table(result: dict) -> str:
+    """`bench.real_trees --curve-every N`: AP@0.5 of each run's weights along the run, on the other tile and on
+    the training tile, then the last weights (what `real_trees_table` scores)."""
+    m = result["machine"]
+    lines = [f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), `{m['command']}`: AP@0.5 on "
+             f"{result['test_tile']} (all trees) / on {result['train_tile']} (the training tile), of the weights "
+             "after each number of steps, one column per run:"]
+    for row in result["systems"]:
+        runs = [r for r in row["runs"] if "curve" in r]
+        if not runs:
+            continue
+        steps = sorted({point["step"] for r in runs for point in r["curve"]})
+        at = [{point["step"]: point for point in r["curve"]} for r in runs]
+        lines += ["", f"{row['system']}:", "",
+                  "| step | " + " | ".join(f"seed {r['seed']}" for r in runs) + " |",
+                  "| ---: |" + " ---: |" * len(runs)]
+        for step in steps:
+            cells = [f"{a[step]['test']:.3f} / {a[step]['train_tile']:.3f}" if step in a else "—" for a in at]
+            lines.append(f"| {step} | " + " | ".join(cells) + " |")
+        lines.append("| last (" + ", ".join(str(r["steps"]) for r in runs) + ") | " + " | ".join(
+            f"{r['test']['ap@0.5']:.3f} / {r['train_tile']['ap@0.5']:.3f}" for r in runs) + " |")
+    return "\n".join(lines)
 
 
 def int8_table(result: dict) -> str:
@@ -612,6 +636,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "infer_memory": infer_memory_table, "region_closing": region_closing_table,
     "reference_heldout_eval": evaluation_table, "pipeline_ceiling": pipeline_ceiling_table,
     "ray_overhead": ray_overhead_table, "heldout_suite": heldout_suite_table, "real_trees": real_trees_table,
+    "real_trees_curve": real_trees_curve_table,
     "sites_accuracy": sites_accuracy_table, "series_accuracy": series_accuracy_table, "int8": int8_table,
 }
 

@@ -14,6 +14,7 @@ from bench.report import (
     main,
     peers_table,
     pipeline_ceiling_table,
+    real_trees_curve_table,
     real_trees_table,
     region_closing_heldout_table,
 )
@@ -298,16 +299,38 @@ def test_real_trees_table_gives_each_systems_median_and_every_run_per_tile():
                           {"system": "peer", "test_ap@0.5": 0.03, "test_alive_ap@0.5": 0.05,
                            "train_tile_ap@0.5": 0.6,
                            "runs": [run(0, 0.03, 0.05, 0.6, epochs=900), run(1, 0.02, 0.04, 0.5, epochs=950),
-                                    run(2, 0.04, 0.06, 0.7, epochs=1000)]}]}
+                                    run(2, 0.04, 0.06, 0.7, epochs=1000)]},
+                          {"system": "chance", "test_ap@0.5": 0.02, "test_alive_ap@0.5": 0.0, "train_tile_ap@0.5": 0.1,
+                           "runs": [run(seed, 0.02, 0.0, 0.1) for seed in range(3)]}]}
     table = real_trees_table(result)
     assert "| SOAP_061, all 37 trees | SOAP_061, the 9 alive | OSBS_029 (its training tile, 61 trees) |" in table
     assert "| ours | 1200 steps | 0.200 (0.100, 0.200, 0.250) | 0.400 (0.300, 0.400, 0.500) | " \
            "0.900 (0.800, 0.900, 0.950) |" in table
     assert "| peer | 950 epochs | 0.030 (0.030, 0.020, 0.040) | 0.050 (0.050, 0.040, 0.060) | " \
            "0.600 (0.600, 0.500, 0.700) |" in table
+    assert "| chance | untrained | 0.020 (0.020, 0.020, 0.020) |" in table
     assert "trained 3 times (seeds 0 to 2)" in table
     assert "commands below" not in table
     result["systems"][0].update(command="python -m bench.real_trees --add", measured_at="2026-12-06 19:00 UTC")
     table = real_trees_table(result)
     assert "`python -m bench.real_trees` and the commands below" in table
     assert table.endswith("- ours: `python -m bench.real_trees --add`, 2026-12-06 19:00 UTC")
+
+
+def test_real_trees_curve_table_gives_each_runs_scores_by_step_then_its_last_weights():
+    def run(seed: int, curve: list[tuple[int, float, float]], last: tuple[int, float, float]) -> dict:
+        return {"seed": seed, "steps": last[0], "test": {"ap@0.5": last[1]}, "train_tile": {"ap@0.5": last[2]},
+                "curve": [{"step": step, "test": test, "test_alive": 0.0, "train_tile": own}
+                          for step, test, own in curve]}
+
+    result = {"machine": {"date": "2026-12-06T21:00:00+00:00", "cpu": "AMD EPYC", "cores": 2,
+                          "command": "python -m bench.real_trees --curve-every 100"},
+              "train_tile": "OSBS_029", "test_tile": "SOAP_061",
+              "systems": [{"system": "ours", "runs": [run(0, [(100, 0.01, 0.2), (200, 0.04, 0.5)], (250, 0.03, 0.6)),
+                                                      run(1, [(100, 0.02, 0.3)], (180, 0.05, 0.4))]},
+                          {"system": "peer", "runs": [{"seed": 0, "epochs": 9}]}]}
+    table = real_trees_curve_table(result).splitlines()
+    assert table[2:5] == ["ours:", "", "| step | seed 0 | seed 1 |"]
+    assert table[6:] == ["| 100 | 0.010 / 0.200 | 0.020 / 0.300 |", "| 200 | 0.040 / 0.500 | — |",
+                         "| last (250, 180) | 0.030 / 0.600 | 0.050 / 0.400 |"]
+    assert "peer" not in "\n".join(table)

@@ -133,6 +133,7 @@ SLOW = pytest.mark.slow
     (["--data.saturation", ".nan"], "data: saturation must be a finite number in [0, 1), got nan"),
     pytest.param(["--data.grey", "1.5"], "data: grey is a share of chips, a finite number in [0, 1], got 1.5",
                  marks=SLOW),
+    (["--data.mosaic", ".nan"], "data: mosaic is a share of chips, a finite number in [0, 1], got nan"),
     pytest.param(["--data.brightness_contrast", "1.5"],
                  "data: brightness_contrast must be a finite number in [0, 1), got 1.5", marks=SLOW),
 ])

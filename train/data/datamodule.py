@@ -61,6 +61,8 @@ class SiteDataModule(pl.LightningDataModule):
         brightness_contrast, saturation: largest relative change of a chip's brightness and contrast, and
             of its bands' spread around their mean (0: off); raise them for scenes whose light and colours
             differ from the training imagery's (`augment.training_augmentation`).
+        mosaic: share of training chips made of four random draws, each in one of four rectangles split at a
+            random point (YOLO's mosaic): more objects and more contexts per chip (`samples.mosaic`).
         grey: share of training chips shown without colour (every band the mean of the pixel's bands), for
             objects whose colour changes with site and season (a dead tree is grey, a live one green).
         seed: base seed of the random chip draws.
@@ -72,7 +74,7 @@ class SiteDataModule(pl.LightningDataModule):
     def __init__(self, dataset: str = "datasets/synthetic.yaml", chip_size: int = 512, batch_size: int = 8,
                  num_workers: int = 2, samples_per_epoch: int = 1024, augment: bool = True,
                  scale_jitter: float = 0.1, brightness_contrast: float = 0.15, saturation: float = 0.0,
-                 grey: float = 0.0, seed: int = 0, val_chip_size: int = 512,
+                 grey: float = 0.0, mosaic: float = 0.0, seed: int = 0, val_chip_size: int = 512,
                  object_stride: int = 4) -> None:
         super().__init__()
         for name, value in (("chip_size", chip_size), ("val_chip_size", val_chip_size)):
@@ -82,8 +84,9 @@ class SiteDataModule(pl.LightningDataModule):
                             ("saturation", saturation)):
             if not (math.isfinite(value) and 0 <= value < 1):
                 raise InputError(f"data: {name} must be a finite number in [0, 1), got {value:g}")
-        if not (math.isfinite(grey) and 0 <= grey <= 1):
-            raise InputError(f"data: grey is a share of chips, a finite number in [0, 1], got {grey:g}")
+        for name, value in (("grey", grey), ("mosaic", mosaic)):
+            if not (math.isfinite(value) and 0 <= value <= 1):
+                raise InputError(f"data: {name} is a share of chips, a finite number in [0, 1], got {value:g}")
         self.save_hyperparameters()
         self.config = load_dataset_config(dataset)
         self.stats: BandStats | None = None
@@ -112,7 +115,7 @@ class SiteDataModule(pl.LightningDataModule):
                             if h.augment else None)
             self._train = DetectionSamples(train_sources, self.stats, h.chip_size, n_obj, train=True,
                                            samples_per_epoch=h.samples_per_epoch, augmentation=augmentation,
-                                           seed=h.seed, stride=h.object_stride)
+                                           seed=h.seed, stride=h.object_stride, mosaic=h.mosaic)
         split = self.config.val or self.config.train
         val_size = h.val_chip_size or h.chip_size
         val_sources, _ = build_sources(split, self.config, val_size)

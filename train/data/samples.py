@@ -29,20 +29,50 @@ class ChipSource(Protocol):
     def object_sides_px(self, gsd_m: float) -> np.ndarray: ...
 
 
-def fit_to_size(raw: RawSample, size: int, rng: np.random.Generator | None) -> RawSample:
-    """Crop (randomly when `rng` is given, else from the top-left) or zero-pad a chip to size x size."""
-    _, rows, cols = raw.image.shape
-    r0 = int(rng.integers(0, rows - size + 1)) if rng is not None and rows > size else 0
-    c0 = int(rng.integers(0, cols - size + 1)) if rng is not None and cols > size else 0
-    image = np.zeros((raw.image.shape[0], size, size), np.float32)
-    valid = np.zeros((size, size), bool)
-    masks = np.zeros((raw.masks.shape[0], size, size), np.uint8)
-    h, w = min(size, rows - r0), min(size, cols - c0)
+def fit_to_size(raw: RawSample, size: int, rng: np.random.Generator | None, cols: int | None = None) -> RawSample:
+    """Crop (randomly when `rng` is given, else from the top-left) or zero-pad a chip to size x size, or to
+    size rows x `cols` columns."""
+    rows_out, cols_out = size, size if cols is None else cols
+    _, rows, width = raw.image.shape
+    r0 = int(rng.integers(0, rows - rows_out + 1)) if rng is not None and rows > rows_out else 0
+    c0 = int(rng.integers(0, width - cols_out + 1)) if rng is not None and width > cols_out else 0
+    image = np.zeros((raw.image.shape[0], rows_out, cols_out), np.float32)
+    valid = np.zeros((rows_out, cols_out), bool)
+    masks = np.zeros((raw.masks.shape[0], rows_out, cols_out), np.uint8)
+    h, w = min(rows_out, rows - r0), min(cols_out, width - c0)
     image[:, :h, :w] = raw.image[:, r0:r0 + h, c0:c0 + w]
     valid[:h, :w] = raw.valid[r0:r0 + h, c0:c0 + w]
     masks[:, :h, :w] = raw.masks[:, r0:r0 + h, c0:c0 + w]
     corners = raw.corners - np.array([c0, r0], dtype=np.float64)
     return RawSample(image, valid, corners, raw.classes, raw.directional, masks)
+
+
+def mosaic(draws: Sequence[RawSample], size: int, rng: np.random.Generator) -> RawSample:
+    """One size x size chip of four draws, as YOLO's mosaic: a random point splits the chip into four
+    rectangles and each is a random crop of its own draw. An object belongs to the rectangle its centre falls
+    in, whole (the rule of a chip's edge, `encode_targets`); one whose centre falls outside is dropped."""
+    split_row, split_col = (int(v) for v in rng.integers(size // 4, 3 * size // 4 + 1, size=2))
+    pieces = []
+    rectangles = [(r0, r1, c0, c1) for r0, r1 in ((0, split_row), (split_row, size))
+                  for c0, c1 in ((0, split_col), (split_col, size))]
+    for (r0, r1, c0, c1), raw in zip(rectangles, draws, strict=True):
+        piece = fit_to_size(raw, r1 - r0, rng, cols=c1 - c0)
+        centre = piece.corners.mean(axis=1) if len(piece.corners) else np.zeros((0, 2))
+        keep = ((centre[:, 0] >= 0) & (centre[:, 0] < c1 - c0) & (centre[:, 1] >= 0) & (centre[:, 1] < r1 - r0))
+        pieces.append((r0, c0, piece, keep))
+    image = np.zeros((draws[0].image.shape[0], size, size), np.float32)
+    valid = np.zeros((size, size), bool)
+    masks = np.zeros((draws[0].masks.shape[0], size, size), np.uint8)
+    for r0, c0, piece, _ in pieces:
+        rows, cols = piece.valid.shape
+        image[:, r0:r0 + rows, c0:c0 + cols] = piece.image
+        valid[r0:r0 + rows, c0:c0 + cols] = piece.valid
+        masks[:, r0:r0 + rows, c0:c0 + cols] = piece.masks
+    corners = np.concatenate([p.corners[k] + np.array([c0, r0], np.float64) for r0, c0, p, k in pieces]
+                             ).reshape(-1, 4, 2)
+    classes = np.concatenate([p.classes[k] for *_, p, k in pieces])
+    directional = np.concatenate([p.directional[k] for *_, p, k in pieces])
+    return RawSample(image, valid, corners, classes, directional, masks)
 
 
 class DetectionSamples(Dataset):
@@ -54,10 +84,11 @@ class DetectionSamples(Dataset):
 
     def __init__(self, sources: list[ChipSource], stats: BandStats, chip_size: int, num_object_classes: int,
                  train: bool, samples_per_epoch: int = 512, augmentation: A.Compose | None = None,
-                 seed: int = 0, stride: int = 4) -> None:
+                 seed: int = 0, stride: int = 4, mosaic: float = 0.0) -> None:
         self.sources, self.stats, self.chip_size, self.stride = sources, stats, chip_size, stride
         self.num_object_classes, self.train = num_object_classes, train
         self.samples_per_epoch, self.augmentation, self.seed = samples_per_epoch, augmentation, seed
+        self.mosaic_share = mosaic  # of training chips, made of four draws (`mosaic`)
         self.index = [] if train else [(s, key) for s, src in enumerate(sources) for key in src.fixed()]
         self._draws = 0  # per process: with persistent workers each worker keeps its own count
         scale = stats.scale
@@ -71,8 +102,10 @@ class DetectionSamples(Dataset):
         if self.train:
             rng = np.random.default_rng([self.seed, i, self._draws])
             self._draws += 1
-            source = self.sources[int(rng.integers(len(self.sources)))]
-            raw = fit_to_size(source.draw(rng), self.chip_size, rng)
+            if self.mosaic_share and rng.random() < self.mosaic_share:
+                raw = mosaic([self._draw(rng) for _ in range(4)], self.chip_size, rng)
+            else:
+                raw = fit_to_size(self._draw(rng), self.chip_size, rng)
         else:
             s, key = self.index[i]
             raw = fit_to_size(self.sources[s].read_fixed(key), self.chip_size, None)
@@ -89,6 +122,10 @@ class DetectionSamples(Dataset):
         item = {"image": torch.from_numpy(normalized), "objects": objects}
         item.update({k: torch.from_numpy(v) for k, v in targets.items()})
         return item
+
+
+    def _draw(self, rng: np.random.Generator) -> RawSample:
+        return self.sources[int(rng.integers(len(self.sources)))].draw(rng)
 
 
 def collate(items: list[dict]) -> dict:

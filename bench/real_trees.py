@@ -41,6 +41,7 @@ from bench.machine import describe
 from infer.analysis.evaluate import evaluate
 from infer.contract.label_formats import read_voc
 from infer.geo.geojson import feature, write_feature_collection
+from infer.runtime.vectors import PIXEL_COORDINATES
 from train.data.config import load_dataset_config
 from train.data.importer import import_images
 
@@ -188,10 +189,8 @@ def chance_run(work: Path, seed: int) -> dict:
         features = [feature(box(max(x - width / 2, 0), max(y - height / 2, 0), min(x + width / 2, cols),
                                 min(y + height / 2, rows)), {"class": "tree", "score": round(float(rng.random()), 4)})
                     for x, y in centres]
-        path = write_feature_collection(work / f"chance-{seed}-{tile}.geojson", features, {
-            "scene": f"{tile}.png", "model": "chance", "classes": {"tree": "object"},
-            "coordinates": "pixel (x right, y down): the input has no georeferencing"})
-        scores.update(_tree_scores(path, tile))
+        scores.update(_tree_scores(_pixel_geojson(work / f"chance-{seed}-{tile}.geojson", features, tile, "chance"),
+                                   tile))
     return {"seed": seed, "boxes_px": [round(float(width), 1), round(float(height), 1)], **scores}
 
 
@@ -208,9 +207,13 @@ def _sahi_geojson(sahi_model, tile: str, imgsz: int, path: Path) -> Path:
     features = [feature(box(p.bbox.minx, p.bbox.miny, p.bbox.maxx, p.bbox.maxy),
                         {"class": "tree", "score": round(float(p.score.value), 4)})
                 for p in result.object_prediction_list]
-    return write_feature_collection(path, features,
-                                    {"scene": f"{tile}.png", "model": "yolo11n+sahi", "classes": {"tree": "object"},
-                                     "coordinates": "pixel (x right, y down): the input has no georeferencing"})
+    return _pixel_geojson(path, features, tile, "yolo11n+sahi")
+
+
+def _pixel_geojson(path: Path, features: list[dict], tile: str, model: str) -> Path:
+    """Tree boxes of one tile as our GeoJSON in pixel coordinates, as `infer run` writes for a PNG."""
+    return write_feature_collection(path, features, {"scene": f"{tile}.png", "model": model,
+                                                     "classes": {"tree": "object"}, **PIXEL_COORDINATES})
 
 
 #: What each tile's score counts as a tree: OSBS_029 labels every tree `Tree`; SOAP_061 labels them

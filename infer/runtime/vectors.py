@@ -128,8 +128,10 @@ def outline(grid: SceneGrid) -> shapely.Geometry:
     return _to_output(shapely.box(0, 0, grid.width, grid.height), grid)
 
 
+#: The top-level member of a file in pixel coordinates (readers key on its presence, `evaluate.read_in_pixels`).
+PIXEL_COORDINATES = {"coordinates": "pixel (x right, y down): the input has no georeferencing"}
+
+
 def output_crs_note(grid: SceneGrid) -> dict:
     """Top-level members saying which coordinates a file holds."""
-    if grid.georeferenced:
-        return {}
-    return {"coordinates": "pixel (x right, y down): the input has no georeferencing"}
+    return {} if grid.georeferenced else dict(PIXEL_COORDINATES)

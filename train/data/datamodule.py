@@ -61,10 +61,10 @@ class SiteDataModule(pl.LightningDataModule):
         brightness_contrast, saturation: largest relative change of a chip's brightness and contrast, and
             of its bands' spread around their mean (0: off); raise them for scenes whose light and colours
             differ from the training imagery's (`augment.training_augmentation`).
-        mosaic: share of training chips made of four random draws, each in one of four rectangles split at a
-            random point (YOLO's mosaic): more objects and more contexts per chip (`samples.mosaic`).
         grey: share of training chips shown without colour (every band the mean of the pixel's bands), for
             objects whose colour changes with site and season (a dead tree is grey, a live one green).
+        mosaic: share of training chips made of four random draws, each in one of four rectangles split at a
+            random point (YOLO's mosaic): more objects and more contexts per chip (`samples.mosaic`).
         seed: base seed of the random chip draws.
         val_chip_size: validation chip side; larger than training chips so fewer objects are cut
             at chip borders (the network is fully convolutional). 0 = chip_size.

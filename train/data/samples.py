@@ -57,7 +57,7 @@ def mosaic(draws: Sequence[RawSample], size: int, rng: np.random.Generator) -> R
                   for c0, c1 in ((0, split_col), (split_col, size))]
     for (r0, r1, c0, c1), raw in zip(rectangles, draws, strict=True):
         piece = fit_to_size(raw, r1 - r0, rng, cols=c1 - c0)
-        centre = piece.corners.mean(axis=1) if len(piece.corners) else np.zeros((0, 2))
+        centre = piece.corners.mean(axis=1)  # corners are (N, 4, 2), also when N is 0
         keep = ((centre[:, 0] >= 0) & (centre[:, 0] < c1 - c0) & (centre[:, 1] >= 0) & (centre[:, 1] < r1 - r0))
         pieces.append((r0, c0, piece, keep))
     image = np.zeros((draws[0].image.shape[0], size, size), np.float32)
@@ -122,7 +122,6 @@ class DetectionSamples(Dataset):
         item = {"image": torch.from_numpy(normalized), "objects": objects}
         item.update({k: torch.from_numpy(v) for k, v in targets.items()})
         return item
-
 
     def _draw(self, rng: np.random.Generator) -> RawSample:
         return self.sources[int(rng.integers(len(self.sources)))].draw(rng)

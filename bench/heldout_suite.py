@@ -8,7 +8,10 @@ scoring against its truth. Reported per scene and per class, with the worst
 scene per class, against the targets: AP@0.5 >= 0.95 and precision >= 0.9
 for every class, storehouse AP@[.5:.95] >= 0.75. Analysts read `length_m` off
 storehouse rectangles, so the suite also records predicted over true length of
-each storehouse found, by true length (`LENGTH_BINS_M`).
+each storehouse found, by true length (`LENGTH_BINS_M`). A berm is a ridge whose
+slopes the sun lights unequally, except where the ridge runs along the sun's
+direction: the suite records the share of ridge length found by the angle
+between ridge and sun (`SUN_ANGLE_BINS_DEG`), from the generator's own layout.
 
 `python -m bench.heldout_suite [--model checkpoints/reference.onnx] [--size 2048] [--tile PX] [--name NAME]`
 writes bench/results/NAME.json (heldout_suite.json unless named); `--tile` runs every scene at another
@@ -36,7 +39,10 @@ from infer.geo.gsd import scene_gsd
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
 from infer.runtime.pipeline import process_scene
+from synth.cli import build_parser, scene_spec
 from synth.cli import main as synth
+from synth.layout import plan_scene
+from synth.things import Berm
 
 #: (name, generator flags, seed, the file to run: the first date or the second).
 SCENES = (
@@ -49,6 +55,9 @@ SCENES = (
 TARGETS = {"ap@0.5": 0.95, "precision": 0.9, "storehouse ap@[.5:.95]": 0.75}
 #: True storehouse lengths (m) the length ratios are reported by: [low, high).
 LENGTH_BINS_M = ((0.0, 30.0), (30.0, 45.0), (45.0, math.inf))
+#: Angles between a berm ridge's straight piece and the sun's direction (degrees) that the found share is
+#: reported by: [low, high).
+SUN_ANGLE_BINS_DEG = ((0.0, 10.0), (10.0, 20.0), (20.0, 45.0), (45.0, 90.5))
 
 
 def length_ratios(predicted: Path, truth: Path, scene: Path, cls: str = "storehouse") -> list[tuple[float, float]]:
@@ -77,6 +86,44 @@ def length_summary(pairs: list[tuple[float, float]]) -> dict[str, dict]:
     return out
 
 
+def ridges_found(flags: list[str], seed: int, size: int, scene: Path, predicted: Path
+                 ) -> list[tuple[float, float, float]]:
+    """(angle to the sun's direction in degrees, length in m, share of its length inside a predicted berm at the
+    default score) of each straight piece of every berm ridge `scene` shows, from the generator's layout for
+    the same flags, seed and size. The scene's date is the `_tK` of its name (1 without)."""
+    spec = scene_spec(build_parser().parse_args(["--out", str(scene.parent), "--size", str(size),
+                                                 "--seed", str(seed), *flags]))
+    date = int(scene.stem.rsplit("_t", 1)[1]) if "_t" in scene.stem else 1
+    layout = plan_scene(spec, 0)
+    toward = layout.acquisitions[date - 1].sun.toward
+    found = shapely.union_all([p.pixels for p in read_in_pixels(predicted, scene)[0]
+                               if p.cls == "earth_berm" and p.score >= DEFAULT_SCORE])
+    out = []
+    for berm in (t for t in layout.things if isinstance(t, Berm) and t.label_at(date) is not None):
+        corners = np.asarray(berm.ridge.coords)
+        for a, b in zip(corners[:-1], corners[1:], strict=True):
+            length = float(np.hypot(*(b - a)))
+            if length == 0:
+                continue
+            cosine = min(1.0, abs(float((b - a) @ toward)) / (length * float(np.hypot(*toward))))
+            piece = shapely.LineString([a / spec.gsd, b / spec.gsd])
+            out.append((round(math.degrees(math.acos(cosine)), 1), round(length, 1),
+                        round(shapely.intersection(piece, found).length / piece.length, 3)))
+    return out
+
+
+def ridge_summary(ridges: list[tuple[float, float, float]]) -> dict[str, dict]:
+    """Per `SUN_ANGLE_BINS_DEG` bin: ridge pieces, their metres, the length-weighted share found."""
+    out = {}
+    for low, high in SUN_ANGLE_BINS_DEG:
+        inside = [(length, share) for angle, length, share in ridges if low <= angle < high]
+        metres = sum(length for length, _ in inside)
+        out[f"{low:g}-{min(high, 90):g} deg"] = {
+            "pieces": len(inside), "length_m": round(metres, 1),
+            "found_share": round(sum(length * share for length, share in inside) / metres, 3) if metres else None}
+    return out
+
+
 def heldout_runs(model: OnnxModel, size: int, tmp: Path, tile: int | None = None
                  ) -> Iterator[tuple[str, int, list[str], Path, Path, dict]]:
     """Each scene of `SCENES` generated at `size` in `tmp` and run with the default options (`tile` None: the
@@ -99,7 +146,8 @@ def heldout_scores(model: OnnxModel, size: int, tile: int | None = None) -> list
             scores = evaluate(predicted, truth, scene)
             rows.append({"scene": name, "seed": seed, "flags": flags, "megapixels": entry["megapixels"],
                          "map@0.5": scores["map@0.5"], "map@[.5:.95]": scores["map@[.5:.95]"],
-                         "classes": scores["classes"], "storehouse_lengths": length_ratios(predicted, truth, scene)})
+                         "classes": scores["classes"], "storehouse_lengths": length_ratios(predicted, truth, scene),
+                         "berm_ridges": ridges_found(flags, seed, size, scene, predicted)})
             print(name, {k: (v.get("ap@0.5"), v.get("precision")) for k, v in scores["classes"].items()})
     return rows
 
@@ -124,11 +172,13 @@ def main() -> None:
     result = {"benchmark": "heldout_suite", "machine": describe(), "model": str(args.model), "size_px": args.size,
               "tile_px": args.tile or model.info.tile, "scenes": rows,
               "storehouse_length_ratio": length_summary([p for r in rows for p in r["storehouse_lengths"]]),
+              "berm_found_by_sun_angle": ridge_summary([p for r in rows for p in r["berm_ridges"]]),
               "worst": worst, "targets": TARGETS, "targets_missed": missed}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({"worst": worst, "targets_missed": missed,
-                      "storehouse_length_ratio": result["storehouse_length_ratio"]}, indent=1))
+                      "storehouse_length_ratio": result["storehouse_length_ratio"],
+                      "berm_found_by_sun_angle": result["berm_found_by_sun_angle"]}, indent=1))
 
 
 if __name__ == "__main__":

@@ -537,6 +537,11 @@ def heldout_suite_table(result: dict) -> str:
         lines += ["", f"Storehouses found, predicted over true length (median over the {len(rows)} scenes): "
                   + "; ".join(f"{span} {b['median_ratio']:.3f} ({b['count']})" for span, b in lengths.items()
                               if b["count"]) + "."]
+    if ridges := result.get("berm_found_by_sun_angle"):
+        lines += ["", "Berm ridge length inside a predicted berm, by the ridge's angle to the sun's direction "
+                  f"(the {len(rows)} scenes together): "
+                  + "; ".join(f"{span} {b['found_share']:.0%} of {b['length_m']:.0f} m ({b['pieces']} pieces)"
+                              for span, b in ridges.items() if b["pieces"]) + "."]
     return "\n".join(lines)
 
 

@@ -62,8 +62,8 @@ def _size(args) -> tuple[int, int]:
     return width, height
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def scene_spec(args) -> SceneSpec:
+    """The scenes that parsed arguments ask for; `UsageError` when they cannot be made."""
     width, height = _size(args)
     if not 0.05 <= args.gsd <= 10.0:
         raise UsageError(f"--gsd must be between 0.05 and 10 metres, got {args.gsd}")
@@ -75,9 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--dates must be between 1 and {MAX_DATES}, got {args.dates}")
     if args.dates > 1 and args.second_date:
         raise UsageError("give either --second-date (a pair with changes) or --dates N (a series), not both")
-    ensure_writable_folder(args.out)
-    spec = SceneSpec(width, height, args.gsd, args.bands, args.dtype, args.seed, args.nodata_border,
+    return SceneSpec(width, height, args.gsd, args.bands, args.dtype, args.seed, args.nodata_border,
                      args.second_date, args.dates)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    spec = scene_spec(args)
+    ensure_writable_folder(args.out)
     for lines in _written_scenes(spec, args):
         print("\n".join(lines))
     return 0

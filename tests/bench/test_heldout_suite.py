@@ -1,15 +1,22 @@
-"""The held-out suite's storehouse length ratios: matched by overlap, binned by true length."""
+"""The held-out suite's storehouse length ratios (matched by overlap, binned by true length) and berm ridges
+found by their angle to the sun."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from affine import Affine
 
-from bench.heldout_suite import length_ratios, length_summary
+from bench.heldout_suite import length_ratios, length_summary, ridge_summary, ridges_found
+from synth.cli import build_parser, scene_spec
+from synth.cli import main as synth
+from synth.layout import plan_scene
+from synth.things import Berm
 
 
 def _rectangle(x: float, y: float, length: float, width: float) -> dict:
@@ -46,3 +53,38 @@ def test_lengths_are_read_off_the_best_overlapping_prediction(tmp_path):
     assert summary["30-45 m"] == {"count": 1, "median_ratio": 0.95}
     assert summary[">= 45 m"] == {"count": 1, "median_ratio": 1.3}
     assert length_summary([])["0-30 m"] == {"count": 0, "median_ratio": None}
+
+
+def _fold(degrees: float) -> float:
+    """An angle between two undirected lines, in [0, 90]."""
+    degrees = degrees % 180
+    return min(degrees, 180 - degrees)
+
+
+def test_berm_ridges_are_found_by_their_angle_to_the_sun(tmp_path):
+    synth(["--out", str(tmp_path), "--size", "1024", "--seed", "1", "--quiet"])
+    scene = tmp_path / "scene_000.tif"
+    layout = plan_scene(scene_spec(build_parser().parse_args(["--out", str(tmp_path), "--size", "1024",
+                                                              "--seed", "1"])), 0)
+    sun = math.degrees(math.atan2(*layout.acquisitions[0].sun.toward[::-1]))
+    expected, predicted = [], []
+    for berm in (t for t in layout.things if isinstance(t, Berm)):
+        corners = np.asarray(berm.ridge.coords) / 0.5  # metres to the scene's 0.5 m pixels
+        for a, b in zip(corners[:-1], corners[1:], strict=True):
+            angle = _fold(math.degrees(math.atan2(b[1] - a[1], b[0] - a[0])) - sun)
+            expected.append((angle, float(np.hypot(*(b - a))) * 0.5))
+            if angle >= 20:  # a prediction that finds only the pieces across the sun
+                predicted.append(("earth_berm", shapely.geometry.mapping(
+                    shapely.LineString([a, b]).buffer(2, cap_style="flat")), 0.9))
+    predicted.append(("earth_berm", _rectangle(0, 0, 1024, 1024), 0.1))  # under the default score
+    assert any(a < 20 for a, _ in expected) and any(a >= 20 for a, _ in expected)  # both kinds
+    _collection(tmp_path / "predicted.geojson", predicted)
+    ridges = ridges_found([], 1, 1024, scene, tmp_path / "predicted.geojson")
+    assert [(a, m) for a, m, _ in ridges] == [(pytest.approx(a, abs=0.1), pytest.approx(m, abs=0.1))
+                                              for a, m in expected]
+    for (angle, _), (_, _, share) in zip(expected, ridges, strict=True):
+        assert share == pytest.approx(1.0 if angle >= 20 else 0.0, abs=0.05)
+    summary = ridge_summary([(5.0, 100.0, 0.2), (8.0, 300.0, 0.6), (50.0, 10.0, 1.0)])
+    assert summary["0-10 deg"] == {"pieces": 2, "length_m": 400.0, "found_share": 0.5}
+    assert summary["45-90 deg"] == {"pieces": 1, "length_m": 10.0, "found_share": 1.0}
+    assert summary["10-20 deg"] == {"pieces": 0, "length_m": 0.0, "found_share": None}

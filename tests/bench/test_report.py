@@ -9,6 +9,7 @@ from bench.report import (
     _listed,
     glance_table,
     gpu_speed_table,
+    heldout_suite_table,
     infer_speed_table,
     int8_table,
     main,
@@ -334,3 +335,22 @@ def test_real_trees_curve_table_gives_each_runs_scores_by_step_then_its_last_wei
     assert table[6:] == ["| 100 | 0.010 / 0.200 | 0.020 / 0.300 |", "| 200 | 0.040 / 0.500 | — |",
                          "| last (250, 180) | 0.030 / 0.600 | 0.050 / 0.400 |"]
     assert "peer" not in "\n".join(table)
+
+
+def test_heldout_suite_reports_each_scene_the_worst_and_berms_by_sun_angle():
+    scores = {"earth_berm": {"ap@0.5": 0.787, "ap@[.5:.95]": 0.7, "precision": 0.81, "recall": 0.8},
+              "storehouse": {"ap@0.5": 0.999, "ap@[.5:.95]": 0.82, "precision": 0.96, "recall": 1.0}}
+    result = {"machine": {"date": "2026-12-06T00:00:00", "command": "python -m bench.heldout_suite"},
+              "model": "m.onnx", "size_px": 2048, "worst": scores, "targets_missed": ["earth_berm ap@0.5 0.787 < 0.95"],
+              "scenes": [{"scene": "0.7 m", "classes": scores, "map@0.5": 0.936}],
+              "storehouse_length_ratio": {"0-30 m": {"count": 0, "median_ratio": None},
+                                          ">= 45 m": {"count": 3, "median_ratio": 1.034}},
+              "berm_found_by_sun_angle": {"0-10 deg": {"pieces": 15, "length_m": 650.1, "found_share": 0.493},
+                                          "10-20 deg": {"pieces": 0, "length_m": 0.0, "found_share": None},
+                                          "45-90 deg": {"pieces": 48, "length_m": 2978.7, "found_share": 1.0}}}
+    lines = heldout_suite_table(result).splitlines()
+    assert "| 0.7 m | 0.787 / 0.81 | 0.999 / 0.96 (0.82) | 0.936 |" in lines
+    assert "| **worst** | **0.787 / 0.81** | **0.999 / 0.96 (0.82)** | |" in lines
+    assert lines[-3].endswith("median over the 1 scenes): >= 45 m 1.034 (3).")
+    assert lines[-1].endswith("(the 1 scenes together): 0-10 deg 49% of 650 m (15 pieces); "
+                              "45-90 deg 100% of 2979 m (48 pieces).")

@@ -1,4 +1,4 @@
-"""Inference speed on the CPU, side by side in one run, medians of several runs.
+"""Inference speed on the CPU or one CUDA GPU, side by side in one run, medians of several runs.
 
 1. the whole `infer run` pipeline (read, model, decode, stitch, write) in Mpx/s, on one scene and on a
    job of `--job-scenes` copies of it (where each scene's outputs are written while the next is detected);
@@ -9,6 +9,10 @@
 writes bench/results/infer_speed.json. The forms run in turn, run after run, so that
 a machine that slows for a while slows them all alike. Speed does not depend on what the
 weights learned, only on the architecture, which the checkpoint fixes.
+
+`--device cuda` runs all three on the GPU (onnxruntime-gpu; PyTorch's batches are copied to the GPU inside
+the timing, as ONNX Runtime's are), `--fp16` and `--regions-in-graph` export the graph so, and
+`--no-io-binding` runs the GPU session without I/O binding (`OnnxModel`'s `io_binding`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch
 
 from bench.machine import describe
 from bench.pipeline_ceiling import interleaved_medians, job_of
-from infer.runtime.model import OnnxModel
+from infer.runtime.model import DEVICES, OnnxModel
 from infer.runtime.pipeline import RunOptions, process_scene
 from infer.runtime.reader import TileReader, open_grid
 from synth.cli import main as synth
@@ -41,16 +45,22 @@ def main() -> None:
     p.add_argument("--job-scenes", type=int, default=3, help="scenes of the job measured (0: none)")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     p.add_argument("--name", default="infer_speed", help="result file name (default: infer_speed)")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.add_argument("--fp16", action="store_true", help="export the graph in float16")
+    p.add_argument("--regions-in-graph", action="store_true", help="export a graph that decodes its regions")
+    p.add_argument("--no-io-binding", action="store_true", help="a GPU session without I/O binding")
     args = p.parse_args()
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
+    device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         onnx_path = tmp / "model.onnx"
-        export_checkpoint(args.checkpoint, onnx_path, check=False)
+        export_checkpoint(args.checkpoint, onnx_path, check=False, fp16=args.fp16,
+                          regions_in_graph=args.regions_in_graph)
         synth(["--out", str(tmp / "scene"), "--size", str(args.size), "--seed", "5", "--quiet"])
         scene = tmp / "scene" / "scene_000.tif"
-        model = OnnxModel(onnx_path, device="cpu")
+        model = OnnxModel(onnx_path, device=args.device, io_binding=False if args.no_io_binding else None)
         info = model.info
         grid = open_grid(scene, len(info.bands), info.gsd_m)
         options = RunOptions(batch=args.batch, progress=False)
@@ -58,7 +68,7 @@ def main() -> None:
         raw = [np.stack([r.pixels for r in reads[i:i + args.batch]]) for i in range(0, len(reads), args.batch)]
         batches = [model.prepare(b) for b in raw]  # what the graph takes
         normalized = [model.normalize(b) for b in raw]  # what the network takes
-        network = load_checkpoint(args.checkpoint).model.eval()
+        network = load_checkpoint(args.checkpoint).model.eval().to(device)
 
         def pipeline() -> None:
             out = tmp / f"out{time.perf_counter_ns()}"
@@ -72,7 +82,9 @@ def main() -> None:
         def torch_eager() -> None:
             with torch.inference_mode():
                 for batch in normalized:
-                    network(torch.from_numpy(batch))
+                    network(torch.from_numpy(batch).to(device))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
 
         forms = {"pipeline": pipeline, "onnxruntime": ort_alone, "pytorch_eager": torch_eager}
         if args.job_scenes:
@@ -93,6 +105,9 @@ def main() -> None:
         "batch": args.batch,
         "runs": args.runs,
         "threads": threads,
+        "device": args.device,
+        "providers": model.providers,
+        "graph": {"fp16": args.fp16, "regions_in_graph": args.regions_in_graph, "io_binding": model.io_binding},
         "model": {**{k: info.provenance.get(k) for k in ("backbone", "fpn_channels", "head_channels")},
                   "stride": info.stride},
         "median_seconds": {k: round(v, 3) for k, v in seconds.items()},

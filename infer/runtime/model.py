@@ -88,22 +88,29 @@ class OnnxModel:
         device: "cpu" or "cuda" (see `select_providers`).
         threads: CPU threads ONNX Runtime may use inside one run; None = its default (all cores).
         engine_cache: TensorRT's engine folder (see `select_providers`).
+        io_binding: run through ONNX Runtime's I/O binding: the inputs are copied to the device once and
+            the outputs are allocated there and copied back once, each run. None: when the session runs on
+            a GPU provider. The outputs are the same either way.
 
     Raises `InputError` (one line) for a missing file, a file that is not
     ONNX, a model without sitewatch metadata, or CUDA that cannot be used.
 
     Attributes: `info` (`ModelInfo`), `providers` (those the session really
-    uses, best first), `input_name`, `path`.
+    uses, best first), `input_name`, `path`, `io_binding`.
     """
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
-                 engine_cache: Path | None = None) -> None:
+                 engine_cache: Path | None = None, io_binding: bool | None = None) -> None:
         import onnxruntime as ort  # deferred: `import infer` stays cheap for commands that never run a model
 
         self.path = Path(path)
         if threads is not None and threads < 1:
             raise UsageError(f"threads must be >= 1, got {threads}")
         providers = select_providers(device, ort.get_available_providers(), engine_cache)
+        if device == "cuda" and hasattr(ort, "preload_dlls"):
+            # onnxruntime-gpu finds CUDA and cuDNN in torch's or the nvidia-* wheels' folders this way,
+            # without LD_LIBRARY_PATH; a library it cannot find leaves the session on the CPU (caught below).
+            ort.preload_dlls()
         if not self.path.is_file():
             raise InputError(f"model file not found: {self.path}")
         options = ort.SessionOptions()
@@ -120,6 +127,8 @@ class OnnxModel:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise InputError(f"{self.path} is not a loadable ONNX model: {first[:300]}") from None
         self.providers: list[str] = list(self._session.get_providers())
+        self._output_device = "cpu" if self.providers[0] == "CPUExecutionProvider" else "cuda"
+        self.io_binding: bool = self._output_device != "cpu" if io_binding is None else io_binding
         if device == "cuda" and self.providers == ["CPUExecutionProvider"]:
             # ORT silently falls back to CPU when the CUDA libraries fail to load.
             raise InputError("CUDA requested but onnxruntime could not start its CUDA provider "
@@ -177,8 +186,18 @@ class OnnxModel:
                 raise ValueError(f"valid must have shape {expected}, got {valid.shape}")
             feeds[VALID_INPUT] = valid
         names = self.info.graph_outputs
-        found = dict(zip(names, self._session.run(list(names), feeds), strict=True))
+        found = dict(zip(names, self._bound_run(names, feeds) if self.io_binding
+                         else self._session.run(list(names), feeds), strict=True))
         return ModelOutputs(*(found.get(name) for name in ModelOutputs._fields))
+
+    def _bound_run(self, names: tuple[str, ...], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        binding = self._session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        for name in names:
+            binding.bind_output(name, self._output_device)
+        self._session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
 
     def prepare(self, pixels: NDArray[np.number]) -> NDArray[np.number]:
         """Raw pixels `(C, H, W)` or `(B, C, H, W)` as the graph's input: as they are, in `info.input_dtype`

@@ -116,6 +116,21 @@ def test_onnx_runtime_threads_sleep_between_operators_instead_of_spinning(model_
         assert options.get_session_config_entry(key) == "0"
 
 
+def test_io_binding_gives_the_outputs_of_a_plain_run(model_path):
+    """The path a GPU session takes (inputs bound once, outputs allocated by the session and copied back),
+    here bound to the CPU, against `InferenceSession.run`."""
+    plain, bound = OnnxModel(model_path), OnnxModel(model_path, io_binding=True)
+    assert (plain.io_binding, bound.io_binding) == (False, True)  # a CPU session runs plainly by default
+    batch = plain.prepare(np.random.default_rng(3).integers(0, 255, (2, 3, 64, 96)).astype(np.uint8))
+    expected, got = plain.run(batch), bound.run(batch)
+    assert expected.heatmap is not None and expected.mask is not None
+    for name in ("heatmap", "box", "mask"):
+        assert getattr(got, name).shape == getattr(expected, name).shape
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+    again = bound.run(batch[:1])  # a binding per run: another batch size takes new output shapes
+    np.testing.assert_array_equal(again.heatmap, expected.heatmap[:1])
+
+
 def test_tensorrt_engines_are_kept_in_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_engine_cache() == tmp_path / "sitewatch" / "tensorrt"
@@ -149,7 +164,7 @@ def test_cuda_without_a_cuda_provider_is_one_line(model_path, capsys):
 def test_cuda_matches_cpu(model_path):
     gpu, cpu = OnnxModel(model_path, device="cuda"), OnnxModel(model_path)
     batch = cpu.prepare(np.random.default_rng(0).integers(0, 255, (1, 3, 128, 128)))
-    assert gpu.providers[0] in ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+    assert gpu.providers[0] in ("TensorrtExecutionProvider", "CUDAExecutionProvider") and gpu.io_binding
     same = compare_detections([o[0] for o in cpu.run(batch)[:3]], [o[0] for o in gpu.run(batch)[:3]], margin=1e-3)
     assert same.identical, same
 

@@ -32,19 +32,17 @@ import shutil
 import statistics
 import tempfile
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.windows import Window
 
 from bench.free_model import write_free_model
 from bench.machine import describe
 from infer.contract.defaults import MASK_THRESHOLD, REGION_CLOSING_M
 from infer.contract.schema import RegionDecode
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import open_raster
 from infer.runtime.decoder import start_pool
 from infer.runtime.job import SceneJob
 from infer.runtime.model import OnnxModel
@@ -73,8 +71,7 @@ def cpu_seconds() -> float:
 
 def raw_read(scene: Path, tile: int, overlap: int) -> None:
     """Every tile window of the scene read once, one thread, as the pipeline's reader reads them."""
-    with gdal_env(), warnings.catch_warnings(), rasterio.open(scene) as src:
-        warnings.simplefilter("ignore")
+    with open_raster(scene) as src:
         for t in tile_grid(src.width, src.height, tile, overlap):
             window = Window(t.col, t.row, min(t.width, src.width - t.col), min(t.height, src.height - t.row))
             src.read(window=window)

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
 from shapely import affinity
 from shapely.geometry import Polygon, box
 
@@ -28,7 +25,7 @@ from bench.peers.yolo_data import SCALE_FILE, to_rgb8
 from infer.geo.crs import to_wgs84
 from infer.geo.geojson import feature, write_feature_collection
 from infer.geo.gsd import scene_gsd
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import open_raster
 
 
 def export_yolo_onnx(weights: Path, imgsz: int) -> Path:
@@ -62,8 +59,7 @@ def sahi_scene(model, scene: Path, out: Path, scale_file: Path, tile: int, overl
     from sahi.predict import get_sliced_prediction
 
     stretch = json.loads(scale_file.read_text())
-    with gdal_env(), warnings.catch_warnings(), rasterio.open(scene) as src:
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with open_raster(scene) as src:
         factor = 1.0
         if stretch.get("gsd_m") and src.crs is not None:
             factor = scene_gsd(scene.name, src.transform, src.crs, src.width, src.height) / stretch["gsd_m"]

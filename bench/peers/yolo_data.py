@@ -16,7 +16,6 @@ way.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import rasterio
 from PIL import Image
 from rasterio.enums import Resampling
 
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import gdal_env, open_raster
 from train.data.chips import ANNOTATIONS, cut_chips
 from train.data.config import DatasetConfig
 
@@ -81,8 +80,7 @@ def _convert(coco_dir: Path, out: Path, split: str, scale: list[float], names: l
     (out / "labels" / split).mkdir(parents=True, exist_ok=True)
     for image in coco["images"]:
         stem = prefix + Path(image["file_name"]).stem
-        with gdal_env(), warnings.catch_warnings(), rasterio.open(coco_dir / image["file_name"]) as src:
-            warnings.simplefilter("ignore")
+        with open_raster(coco_dir / image["file_name"]) as src:
             pixels = src.read([1, 2, 3])
         Image.fromarray(to_rgb8(pixels, scale)).save(out / "images" / split / f"{stem}.png")
         w, h = image["width"], image["height"]

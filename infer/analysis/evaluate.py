@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,6 @@ import rasterio
 import shapely
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from shapely import affinity
 
@@ -36,7 +34,7 @@ from infer.contract.label_formats import class_key, read_labels
 from infer.errors import InputError
 from infer.geo.crs import from_wgs84
 from infer.geo.geojson import read_feature_collection
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import open_raster
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 STRIP_ROWS = 2048
@@ -53,8 +51,7 @@ class Labeled:
 def read_in_pixels(path: Path, scene: Path) -> tuple[list[Labeled], int, int]:
     """Features of a GeoJSON as polygons in the scene's pixel grid; and the scene size."""
     collection = read_feature_collection(path)
-    with gdal_env(), warnings.catch_warnings(), rasterio.open(scene) as src:
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with open_raster(scene) as src:
         inverse, crs, size = ~src.transform, src.crs, (src.width, src.height)
     pixel_coords = "coordinates" in collection  # written for a picture without georeferencing
     out = []

@@ -7,7 +7,13 @@ so a bare 256 would mean a 256-byte cache and re-decompress every block.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 
 # 64 MiB keeps peak memory flat as scenes grow (bench.infer_memory); 256 MiB let a 16384²
 # inference peak at 1.26x a 4096² one, the cache filling up. It costs the generator about 15 %.
@@ -23,6 +29,17 @@ GDAL_OPTIONS = {
 def gdal_env() -> rasterio.Env:
     """A rasterio environment with sitewatch's GDAL settings."""
     return rasterio.Env(**GDAL_OPTIONS)
+
+
+@contextmanager
+def open_raster(path: str | Path) -> Iterator[rasterio.DatasetReader]:
+    """`path` opened for reading with sitewatch's GDAL settings, without rasterio's warning for a picture
+    that has no georeferencing (a labeled set's PNG: its pixels are its coordinates). The warning comes
+    as the file opens, so the filter is set before."""
+    with gdal_env(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            yield src
 
 
 def gdal_reason(exc: BaseException) -> str:

@@ -7,7 +7,6 @@ of the detections on a plain ground), read decimated so any scene size fits.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import rasterio
 import shapely
 from affine import Affine
 from PIL import Image, ImageDraw
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import from_bounds
 
 from infer.analysis.changes import DiffResult, Side
@@ -23,7 +21,7 @@ from infer.contract.schema import hex_rgb
 from infer.errors import InputError
 from infer.geo.crs import north_in_pixels, transform_geometry, utm_crs
 from infer.geo.gsd import scene_gsd
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import open_raster
 from infer.pictures.drawing import (
     BACKGROUND,
     display_scale,
@@ -70,8 +68,7 @@ class Frame:
 def _frame(before: Side, result: DiffResult, max_side: int) -> Frame:
     scene = before.scene
     if scene is not None:
-        with gdal_env(), warnings.catch_warnings(), rasterio.open(scene) as src:
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with open_raster(scene) as src:
             referenced = src.crs is not None and not src.transform.is_identity
             if referenced or before.pixel_coordinates:
                 gsd = _scale_bar_gsd(scene, src) if referenced else None
@@ -107,8 +104,7 @@ def _scale_bar_gsd(scene: Path, src: rasterio.io.DatasetReader) -> float | None:
 def _background(frame: Frame, scene: Path | None) -> Image.Image:
     size = frame.size
     if scene is not None:
-        with gdal_env(), warnings.catch_warnings(), rasterio.open(scene) as src:
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with open_raster(scene) as src:
             same_grid = frame.crs is None or (src.crs is not None and src.crs == frame.crs)
             window = None
             if same_grid and frame.crs is not None:

@@ -17,11 +17,11 @@ from PIL import Image, ImageDraw
 from rasterio.windows import Window
 
 from infer.contract.geometry import rbox_to_corners
+from infer.geo.rasterenv import open_raster
 from infer.pictures.drawing import (
     BACKGROUND,
     display_scale,
     font,
-    open_imagery,
     read_window,
     save_png,
     to_rgb,
@@ -94,7 +94,7 @@ def write_contact_sheet(path: Path, grid: SceneGrid, rboxes: np.ndarray, scores:
     sheet = Image.new("RGB", (label_width + per_class * CELL, len(names) * row_height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     f, small = font(16), font(12)
-    with open_imagery(grid.path) as src:
+    with open_raster(grid.path) as src:
         for row, name in enumerate(names):
             y = row * row_height
             mine = [p for p in picks if p.cls == name]

@@ -7,10 +7,8 @@ stays as readable as a small one.
 
 from __future__ import annotations
 
-import warnings
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +16,10 @@ import rasterio
 import shapely
 from PIL import Image, ImageDraw, ImageFont
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from infer.files import atomic_write
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import open_raster
 
 Color = str | tuple[int, int, int]
 BACKGROUND = (24, 24, 24)
@@ -54,14 +51,6 @@ def line_width(image_side: int) -> int:
     return max(2, round(image_side / 700))
 
 
-@contextmanager
-def open_imagery(path: Path) -> Iterator[rasterio.DatasetReader]:
-    """The scene opened for `read_window`, once for all the windows a picture reads."""
-    with gdal_env(), warnings.catch_warnings(), rasterio.open(path) as src:
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        yield src
-
-
 def read_window(src: rasterio.DatasetReader, window: Window | None, out_shape: tuple[int, int]
                 ) -> tuple[np.ndarray, str]:
     """(≤3, rows, cols) float32 of the first three bands of `window` (all of it when None), boundless.
@@ -81,14 +70,13 @@ def read_window(src: rasterio.DatasetReader, window: Window | None, out_shape: t
 
 def read_pixels(path: Path, window: Window | None, out_shape: tuple[int, int]) -> tuple[np.ndarray, str]:
     """`read_window` of the scene at `path`."""
-    with open_imagery(path) as src:
+    with open_raster(path) as src:
         return read_window(src, window, out_shape)
 
 
 def read_valid(path: Path, out_shape: tuple[int, int]) -> np.ndarray:
     """(rows, cols) bool: where the raster has valid pixels, in one decimated read of its mask."""
-    with gdal_env(), warnings.catch_warnings(), rasterio.open(path) as src:
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with open_raster(path) as src:
         return src.read_masks(1, out_shape=out_shape, resampling=Resampling.nearest) > 0
 
 

@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from infer.errors import InputError
 from infer.geo.gsd import GSD_TOLERANCE, scene_gsd
-from infer.geo.rasterenv import gdal_env, gdal_reason
+from infer.geo.rasterenv import gdal_env, gdal_reason, open_raster
 from infer.runtime.tiling import Tile, tile_grid
 
 
@@ -191,8 +191,7 @@ class TileReader:
 def acquisition_date(path: Path) -> str | None:
     """The scene's date from its tags (ACQUISITION_DATE, else TIFFTAG_DATETIME), as YYYY-MM-DD."""
     try:
-        with gdal_env(), warnings.catch_warnings(), rasterio.open(path) as src:
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with open_raster(path) as src:
             tags = src.tags()
     except RasterioIOError:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,24 @@ def test_found_by_crowding_splits_side_by_side_objects_from_the_rest():
     assert result["truck"] == {"crowded": {"count": 2, "found": 0.0}, "apart": {"count": 3, "found": 0.6667}}
     assert result["storehouse"] == {"crowded": {"count": 0, "found": None}, "apart": {"count": 1, "found": 0.0}}
     assert found_by_crowding(truth, preds, ["truck"], score=0.1)["truck"]["apart"]["found"] == 1.0
+
+
+def test_a_picture_without_georeferencing_is_read_without_a_warning(tmp_path):
+    """rasterio warns as such a file opens; the library, not only the command line, keeps quiet."""
+    from PIL import Image
+
+    from infer.analysis.evaluate import read_in_pixels
+    from infer.geo.rasterenv import open_raster
+    from infer.runtime.vectors import PIXEL_COORDINATES
+
+    picture = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(picture)
+    labels = tmp_path / "labels.geojson"
+    labels.write_text(json.dumps({"type": "FeatureCollection", "coordinates": PIXEL_COORDINATES, "features": [
+        {"type": "Feature", "geometry": box(5, 6, 15, 16).__geo_interface__, "properties": {"class": "tree"}}]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (tree,), width, height = read_in_pixels(labels, picture)
+        with open_raster(picture) as src:
+            assert (src.width, src.height, src.crs) == (60, 40, None)
+    assert (width, height, tree.cls, tree.pixels.bounds) == (60, 40, "tree", (5.0, 6.0, 15.0, 16.0))

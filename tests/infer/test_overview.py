@@ -47,11 +47,12 @@ def test_a_crop_reads_the_scene_pixels_inside_and_zeros_past_its_edge(tmp_path):
     """The contact sheet's crops: a window inside the scene is read directly, one past its edge boundless."""
     from rasterio.windows import Window
 
-    from infer.pictures.drawing import open_imagery, read_window
+    from infer.geo.rasterenv import open_raster
+    from infer.pictures.drawing import read_window
 
     pixels = np.arange(3 * 200 * 300, dtype=np.uint16).reshape(3, 200, 300) % 4000 + 1
     scene = write_scene(tmp_path / "scene.tif", pixels)
-    with open_imagery(scene) as src:
+    with open_raster(scene) as src:
         inside, dtype = read_window(src, Window(40, 30, 64, 64), (64, 64))
         past, _ = read_window(src, Window(260, 170, 64, 64), (64, 64))
     assert dtype == "uint16"

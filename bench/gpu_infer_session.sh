@@ -5,8 +5,8 @@
 #
 #   bash bench/gpu_infer_session.sh [SIZE]
 #
-# Needs what bench/gpu_bundle.sh packed, carried to .whl/: site.tar.xz, and every part of
-# onnxruntime-gpu (without them the GPU forms are skipped and the session says so).
+# Needs what bench/gpu_bundle.sh packed, carried to .whl/: every part of site.tar.xz, and of
+# onnxruntime-gpu (without those the GPU forms are skipped and the session says so).
 # SIZE (default 8192) is the scene's side. Each step has its own time bound.
 set -u
 OUT=${OUT:-gpu-out}
@@ -16,8 +16,8 @@ export PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1
 say() { echo "[$(date -u +%T)] $*"; }
 
 say "packages"
-tar -C /tmp/site -xJf .whl/site.tar.xz || exit 1
-if ls .whl/ort-gpu.tar.xz.part-* >/dev/null 2>&1; then
+cat .whl/site.tar.xz.part-* | tar -C /tmp/site -xJf - || exit 1
+if cat .whl/ort-gpu.tar.xz.part-* 2>/dev/null | xz -t 2>/dev/null; then  # every part there
     cat .whl/ort-gpu.tar.xz.part-* | tar -C /tmp/ort -xJf - || exit 1
 fi
 export PYTHONPATH=.:/tmp/ort:/tmp/site
@@ -41,8 +41,10 @@ fi
 say "free-model pipeline on $(nproc) cores"
 python3 -m train export checkpoints/reference.ckpt --out /tmp/reference.onnx --no-check >/dev/null 2>&1 \
     || python3 -m train export checkpoints/reference.ckpt --out /tmp/reference.onnx >/dev/null
+WORKERS="1 2"
+[ "$(nproc)" -ge 10 ] && WORKERS="1 4 8 $(( $(nproc) - 2 ))"
 timeout 300 python3 -m bench.pipeline_ceiling --like /tmp/reference.onnx --sizes "$SIZE" \
-    --workers 1 4 8 $(( $(nproc) - 2 )) --runs 2 --job-scenes 3 --out "$OUT" 2>&1 | grep -v -i warning | tail -3
+    --workers $WORKERS --runs 2 --job-scenes 3 --out "$OUT" 2>&1 | grep -v -i warning | tail -3
 
 say "gpu tests"
 timeout 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -3

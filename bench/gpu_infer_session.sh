@@ -19,6 +19,8 @@ say "packages"
 cat .whl/site.tar.xz.part-* | tar -C /tmp/site -xJf - || exit 1
 if cat .whl/ort-gpu.tar.xz.part-* 2>/dev/null | xz -t 2>/dev/null; then  # every part there
     cat .whl/ort-gpu.tar.xz.part-* | tar -C /tmp/ort -xJf - || exit 1
+    # preload_dlls looks for the nvidia-* wheels' libraries beside the onnxruntime package
+    NVIDIA=$(python3 -c "import nvidia; print(list(nvidia.__path__)[0])") && ln -sfn "$NVIDIA" /tmp/ort/nvidia
 fi
 export PYTHONPATH=.:/tmp/ort:/tmp/site
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

@@ -29,6 +29,7 @@ import torch
 
 from bench.machine import describe
 from bench.pipeline_ceiling import interleaved_medians, job_of
+from infer.cli.run import default_workers
 from infer.runtime.model import DEVICES, OnnxModel
 from infer.runtime.pipeline import RunOptions, process_scene
 from infer.runtime.reader import TileReader, open_grid
@@ -63,7 +64,7 @@ def main() -> None:
         model = OnnxModel(onnx_path, device=args.device, io_binding=False if args.no_io_binding else None)
         info = model.info
         grid = open_grid(scene, len(info.bands), info.gsd_m)
-        options = RunOptions(batch=args.batch, progress=False)
+        options = RunOptions(batch=args.batch, progress=False, workers=default_workers(args.device))  # as `infer run`
         reads = list(TileReader(grid, info.tile, info.overlap))
         raw = [np.stack([r.pixels for r in reads[i:i + args.batch]]) for i in range(0, len(reads), args.batch)]
         batches = [model.prepare(b) for b in raw]  # what the graph takes
@@ -105,6 +106,7 @@ def main() -> None:
         "batch": args.batch,
         "runs": args.runs,
         "threads": threads,
+        "decoding_workers": options.workers,
         "device": args.device,
         "providers": model.providers,
         "graph": {"fp16": args.fp16, "regions_in_graph": args.regions_in_graph, "io_binding": model.io_binding},

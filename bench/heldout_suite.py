@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import shapely
 
 from bench.machine import describe
@@ -36,6 +35,7 @@ from infer.analysis.evaluate import evaluate, read_in_pixels
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.contract.geometry import elongated_length
 from infer.geo.gsd import scene_gsd
+from infer.geo.rasterenv import open_raster
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
 from infer.runtime.pipeline import process_scene
@@ -63,7 +63,7 @@ SUN_ANGLE_BINS_DEG = ((0.0, 10.0), (10.0, 20.0), (20.0, 45.0), (45.0, 90.5))
 def length_ratios(predicted: Path, truth: Path, scene: Path, cls: str = "storehouse") -> list[tuple[float, float]]:
     """(true length in m, predicted / true length) of each `cls` object of `truth` that a prediction at the
     default score overlaps; the prediction taken is the one of highest polygon IoU."""
-    with rasterio.open(scene) as src:
+    with open_raster(scene) as src:
         gsd = scene_gsd(scene.name, src.transform, src.crs, src.width, src.height)
     found = np.array([p.pixels for p in read_in_pixels(predicted, scene)[0]
                       if p.cls == cls and p.score >= DEFAULT_SCORE], dtype=object)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from PIL import Image, ImageDraw
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from infer.geo.crs import from_wgs84
 from infer.geo.geojson import feature_geometries, read_feature_collection
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import open_raster
 
 CLASS_COLORS = {
     "storehouse": (255, 64, 64),
@@ -28,7 +27,7 @@ def draw_labels(scene: Path, labels: Path, out: Path, max_side: int = 1600,
 
     Reads a decimated view, so a 20000 px scene costs no more than a small one.
     """
-    with gdal_env(), rasterio.open(scene) as src:
+    with open_raster(scene) as src:
         whole = Window(0, 0, src.width, src.height)
         window = whole if window is None else window.intersection(whole)
         scale = min(1.0, max_side / max(window.width, window.height))

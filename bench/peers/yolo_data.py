@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from PIL import Image
 from rasterio.enums import Resampling
 
@@ -35,7 +34,7 @@ def band_scale(scenes: list[Path], percentile: float = 99.5) -> list[float]:
     samples = []
     with gdal_env():
         for scene in scenes:
-            with rasterio.open(scene) as src:
+            with open_raster(scene) as src:
                 side = 512
                 pixels = src.read([1, 2, 3], out_shape=(3, side, side), resampling=Resampling.nearest)
                 samples.append(pixels.reshape(3, -1))

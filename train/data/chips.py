@@ -43,7 +43,7 @@ from shapely.geometry import MultiLineString, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from infer.errors import InputError, UsageError
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import gdal_env, open_raster
 from train.data.config import DatasetConfig
 from train.data.scenes import RawSample, SceneInfo, SceneWindows, open_scene
 
@@ -74,7 +74,7 @@ def cut_chips(scene: Path, labels: Path, out: Path, config: DatasetConfig, size:
     path = out / ANNOTATIONS
     coco = _load_or_new(path, config)
     info = open_scene(scene, labels, config)
-    with gdal_env(), rasterio.open(scene) as src:
+    with open_raster(scene) as src:
         meta = {"dtype": src.dtypes[0], "crs": src.crs, "nodata": src.nodata, "descriptions": src.descriptions}
     windows = SceneWindows([info], size)
     origins = [(col, row) for _, col, row in windows.grid(overlap)]

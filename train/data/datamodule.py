@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
-import rasterio
 import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from infer.errors import InputError
+from infer.geo.rasterenv import open_raster
 from train.data.augment import training_augmentation
 from train.data.config import DatasetConfig, load_dataset_config
 from train.data.normalization import BandStats, dataset_stats
@@ -108,7 +108,7 @@ class SiteDataModule(pl.LightningDataModule):
             rank_zero_warn(f"the largest labeled object is {largest:.0f} px long, more than a training chip "
                            f"({h.chip_size} px) holds: raise --data.chip_size")
         self.stats = dataset_stats(self.config, rasters)
-        with rasterio.open(rasters[0]) as src:
+        with open_raster(rasters[0]) as src:
             self.dtype = src.dtypes[0]
         if stage in (None, "fit"):
             augmentation = (training_augmentation(h.scale_jitter, h.brightness_contrast, h.saturation, h.grey)

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.enums import Resampling
 
 from infer.errors import InputError
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import gdal_env, open_raster
 from train.data.config import DatasetConfig
 
 SAMPLE_SIDE = 1024  # each scene is read decimated to at most this many pixels a side
@@ -45,7 +44,7 @@ def compute_stats(scenes: list[Path]) -> BandStats:
     samples = []
     with gdal_env():
         for path in scenes:
-            with rasterio.open(path) as src:
+            with open_raster(path) as src:
                 factor = max(1.0, max(src.width, src.height) / SAMPLE_SIDE)
                 shape = (src.count, max(1, int(src.height / factor)), max(1, int(src.width / factor)))
                 pixels = src.read(out_shape=shape, resampling=Resampling.nearest).reshape(src.count, -1)

@@ -18,7 +18,7 @@ from rasterio.windows import Window
 
 from infer.errors import InputError
 from infer.geo.gsd import scene_gsd
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import gdal_env, open_raster
 from train.data.config import DatasetConfig
 from train.data.labels import (
     SceneLabels,
@@ -72,7 +72,7 @@ def find_scenes(folders: tuple[Path, ...]) -> list[tuple[Path, Path]]:
 def open_scene(tif: Path, labels: Path, config: DatasetConfig) -> SceneInfo:
     """Check a scene against the dataset definition and read its labels."""
     try:
-        with gdal_env(), rasterio.open(tif) as src:
+        with open_raster(tif) as src:
             if src.count != len(config.bands):
                 raise InputError(f"{tif} has {src.count} bands, the dataset expects {len(config.bands)} "
                                  f"({', '.join(config.bands)})")

@@ -105,7 +105,7 @@ def ridges_found(flags: list[str], seed: int, size: int, scene: Path, predicted:
             length = float(np.hypot(*(b - a)))
             if length == 0:
                 continue
-            cosine = min(1.0, abs(float((b - a) @ toward)) / (length * float(np.hypot(*toward))))
+            cosine = min(1.0, abs(float((b - a) @ toward)) / length)  # `toward` is a unit vector
             piece = shapely.LineString([a / spec.gsd, b / spec.gsd])
             out.append((round(math.degrees(math.acos(cosine)), 1), round(length, 1),
                         round(shapely.intersection(piece, found).length / piece.length, 3)))

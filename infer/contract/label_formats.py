@@ -15,19 +15,17 @@ from __future__ import annotations
 import json
 import math
 import re
-import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import yaml
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 
 from infer.errors import InputError
-from infer.geo.rasterenv import gdal_env
+from infer.geo.rasterenv import open_raster
 
 #: Image file suffixes looked for beside labels and in image folders.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -59,10 +57,8 @@ def class_key(name: str) -> str:
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image file, read from its header."""
     try:
-        with gdal_env(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # pictures in pixels are the point here
-            with rasterio.open(path) as src:
-                return src.width, src.height
+        with open_raster(path) as src:  # pictures in pixels are the point here: no georeferencing warning
+            return src.width, src.height
     except RasterioIOError as exc:
         raise InputError(f"cannot read image {path}: {str(exc).splitlines()[0]}") from None
 

@@ -12,7 +12,9 @@
    training tile has no dead trees), and on the training tile (how well each learned what it saw).
 
 Each system trains `--repeats` times with seeds 0, 1, …: one 10-minute run of either moves by more
-than the difference between them. The record keeps every run and the medians.
+than the difference between them. The record keeps every run and the medians. `--add --first-seed 3
+--repeats 2` adds the runs of seeds 3 and 4 to rows already in the record (same names), and their
+medians are taken over all of a row's runs.
 
 `--curve-every 100` also scores each of our runs' weights after every 100 steps: how the other tile's
 score moves while the training tile is learned (`--out bench/results/real_trees_curve.json`).
@@ -240,6 +242,20 @@ def summarize(system: str, runs: list[dict]) -> dict:
     return {"system": system, **medians, "runs": runs}
 
 
+def extend_row(rows: list[dict], row: dict) -> dict:
+    """`row`'s runs added to those of the row of the same name in `rows` (if any), medians over them all;
+    both commands kept."""
+    earlier = next((r for r in rows if r["system"] == row["system"]), None)
+    if earlier is None:
+        return row
+    seeds = {r["seed"] for r in earlier["runs"]}
+    if seeds & {r["seed"] for r in row["runs"]}:
+        raise SystemExit(f"--first-seed: {row['system']!r} already has runs of seeds {sorted(seeds)}")
+    runs = sorted(earlier["runs"] + row["runs"], key=lambda r: r["seed"])
+    return {**summarize(row["system"], runs), "measured_at": row["measured_at"],
+            "command": f"{earlier['command']} ({earlier['measured_at']}), then {row['command']}"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget-min", type=float, default=10.0, help="training wall-clock minutes per system")
@@ -248,8 +264,14 @@ def main() -> None:
     p.add_argument("--chance", action="store_true",
                    help="also score boxes of the median training size on a grid with random scores (the floor)")
     p.add_argument("--repeats", type=int, default=3, help="training runs per system, seeds 0, 1, ...")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seed of the first run; with --add, a row already in the record gets these runs added to "
+                        "its own (its seeds must not repeat)")
     p.add_argument("--ours-args", default="",
                    help="more `train fit` options for our recipes, e.g. '--data.scale_jitter 0.3'")
+    p.add_argument("--label", default="",
+                   help="words added to our rows' names, for a change of code rather than of options "
+                        "(e.g. 'crowns encoded by their extents'), so that --add keeps the rows from before it")
     p.add_argument("--curve-every", type=int, default=0, metavar="STEPS",
                    help="also score our weights at every STEPS-th step of each run (AP@0.5 along the run)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "real_trees.json")
@@ -263,6 +285,10 @@ def main() -> None:
         raise SystemExit(f"--curve-every must be 0 (off) or a number of steps, got {args.curve_every}")
     if args.add and not args.out.is_file():
         raise SystemExit(f"--add: no record to add to at {args.out}")
+    if args.first_seed < 0 or args.repeats < 1:
+        raise SystemExit(f"--first-seed must be >= 0 and --repeats >= 1, got {args.first_seed} and {args.repeats}")
+    if args.first_seed and not args.add:
+        raise SystemExit("--first-seed adds runs to a record's rows: give --add as well")
     work = ROOT / "bench" / "results" / "tmp" / "real_trees"
     shutil.rmtree(work, ignore_errors=True)
     dataset = prepare(work)
@@ -271,18 +297,19 @@ def main() -> None:
               "test_tile": TEST, "machine": describe(), "systems": []}
     if args.add:
         earlier = json.loads(args.out.read_text())
-        if (earlier["budget_min"], earlier["repeats"]) != (args.budget_min, args.repeats):
+        if earlier["budget_min"] != args.budget_min or (not args.first_seed and earlier["repeats"] != args.repeats):
             raise SystemExit(f"--add: {args.out} has {earlier['budget_min']:g} min and {earlier['repeats']} repeats")
         record = earlier
         for row in record["systems"]:  # a record written by one run stamps its rows once, at the top
             row.setdefault("command", earlier["command"])
             row.setdefault("measured_at", earlier.get("measured_at"))
-    seeds = range(args.repeats)
+    seeds = range(args.first_seed, args.first_seed + args.repeats)
     extra = tuple(shlex.split(args.ours_args))
     rows = []
     for recipe in filter(None, args.recipes.split(",")):
         runs = [train_ours(work, dataset, recipe, args.budget_min, seed, extra, args.curve_every) for seed in seeds]
-        rows.append(summarize(f"sitewatch {recipe} recipe" + (f", {args.ours_args}" if extra else ""), runs))
+        rows.append(summarize(f"sitewatch {recipe} recipe" + (f", {args.ours_args}" if extra else "")
+                              + (f", {args.label}" if args.label else ""), runs))
         print(json.dumps(rows[-1]))
     if args.chance:
         rows.append(summarize("chance: boxes of the median training size on a grid, random scores",
@@ -292,9 +319,11 @@ def main() -> None:
         rows.append(summarize("YOLO11n + SAHI", [train_yolo(work, args.budget_min, seed) for seed in seeds]))
         print(json.dumps(rows[-1]))
     stamp = {"measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": command}
+    rows = [{**row, **stamp} for row in rows]
+    if args.first_seed:
+        rows = [extend_row(record["systems"], row) for row in rows]
     new = {row["system"] for row in rows}
-    record["systems"] = [row for row in record["systems"] if row["system"] not in new] + [
-        {**row, **stamp} for row in rows]
+    record["systems"] = [row for row in record["systems"] if row["system"] not in new] + rows
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"-> {args.out}")
 

@@ -550,11 +550,13 @@ def real_trees_table(result: dict) -> str:
     another tile and on its own: the median of the runs and each run's AP@0.5."""
     m = result["machine"]
     truth = {name: result["systems"][0]["runs"][0][name]["truth"] for name in ("test", "test_alive", "train_tile")}
+    counts = sorted({len(row["runs"]) for row in result["systems"]})
+    times = (f"{counts[0]} times (seeds 0 to {counts[0] - 1})" if len(counts) == 1 else
+             f"{counts[0]} to {counts[-1]} times (seeds 0 to {counts[-1] - 1}, each row's runs in seed order)")
     lines = [
         f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), `{m['command']}`"
         + (" and the commands below" if any(r.get("command", m["command"]) != m["command"] for r in result["systems"])
-           else "") + ": each system trained "
-        f"{result['repeats']} times (seeds 0 to {result['repeats'] - 1}) from random init on {result['train_tile']} "
+           else "") + f": each system trained {times} from random init on {result['train_tile']} "
         f"for {result['budget_min']:g} minutes of wall clock, last weights; AP@0.5 (IoU 0.5), the median of the "
         "runs and, in brackets, each run:",
         "",

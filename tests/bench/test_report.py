@@ -316,6 +316,8 @@ def test_real_trees_table_gives_each_systems_median_and_every_run_per_tile():
     table = real_trees_table(result)
     assert "`python -m bench.real_trees` and the commands below" in table
     assert table.endswith("- ours: `python -m bench.real_trees --add`, 2026-12-06 19:00 UTC")
+    result["systems"][1]["runs"] += [run(3, 0.05, 0.07, 0.8, epochs=990), run(4, 0.01, 0.02, 0.4, epochs=970)]
+    assert "trained 3 to 5 times (seeds 0 to 4, each row's runs in seed order)" in real_trees_table(result)
 
 
 def test_real_trees_curve_table_gives_each_runs_scores_by_step_then_its_last_weights():

@@ -322,8 +322,9 @@ def main() -> None:
     rows = [{**row, **stamp} for row in rows]
     if args.first_seed:
         rows = [extend_row(record["systems"], row) for row in rows]
-    new = {row["system"] for row in rows}
-    record["systems"] = [row for row in record["systems"] if row["system"] not in new] + rows
+    fresh = {row["system"]: row for row in rows}
+    kept = [fresh.pop(row["system"], row) for row in record["systems"]]  # a row run again keeps its place
+    record["systems"] = kept + list(fresh.values())
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"-> {args.out}")
 

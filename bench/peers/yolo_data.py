@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from rasterio.enums import Resampling
 
-from infer.geo.rasterenv import gdal_env, open_raster
+from infer.geo.rasterenv import open_raster
 from train.data.chips import ANNOTATIONS, cut_chips
 from train.data.config import DatasetConfig
 
@@ -32,12 +32,11 @@ SCALE_FILE = "rgb_scale.json"
 def band_scale(scenes: list[Path], percentile: float = 99.5) -> list[float]:
     """Per-band value mapped to 255, from decimated reads of the training scenes."""
     samples = []
-    with gdal_env():
-        for scene in scenes:
-            with open_raster(scene) as src:
-                side = 512
-                pixels = src.read([1, 2, 3], out_shape=(3, side, side), resampling=Resampling.nearest)
-                samples.append(pixels.reshape(3, -1))
+    for scene in scenes:
+        with open_raster(scene) as src:
+            side = 512
+            pixels = src.read([1, 2, 3], out_shape=(3, side, side), resampling=Resampling.nearest)
+            samples.append(pixels.reshape(3, -1))
     values = np.concatenate(samples, axis=1).astype(np.float32)
     return [float(np.percentile(band[band > 0], percentile)) for band in values]
 

@@ -16,7 +16,7 @@ import numpy as np
 from rasterio.enums import Resampling
 
 from infer.errors import InputError
-from infer.geo.rasterenv import gdal_env, open_raster
+from infer.geo.rasterenv import open_raster
 from train.data.config import DatasetConfig
 
 SAMPLE_SIDE = 1024  # each scene is read decimated to at most this many pixels a side
@@ -42,16 +42,15 @@ def _cache_key(scenes: list[Path]) -> str:
 def compute_stats(scenes: list[Path]) -> BandStats:
     """Mean, std and 99.9th percentile over the valid pixels of decimated reads of `scenes`."""
     samples = []
-    with gdal_env():
-        for path in scenes:
-            with open_raster(path) as src:
-                factor = max(1.0, max(src.width, src.height) / SAMPLE_SIDE)
-                shape = (src.count, max(1, int(src.height / factor)), max(1, int(src.width / factor)))
-                pixels = src.read(out_shape=shape, resampling=Resampling.nearest).reshape(src.count, -1)
-                valid = np.ones(pixels.shape[1], dtype=bool)
-                if src.nodata is not None:
-                    valid = (pixels != src.nodata).any(axis=0)
-                samples.append(pixels[:, valid].astype(np.float64))
+    for path in scenes:
+        with open_raster(path) as src:
+            factor = max(1.0, max(src.width, src.height) / SAMPLE_SIDE)
+            shape = (src.count, max(1, int(src.height / factor)), max(1, int(src.width / factor)))
+            pixels = src.read(out_shape=shape, resampling=Resampling.nearest).reshape(src.count, -1)
+            valid = np.ones(pixels.shape[1], dtype=bool)
+            if src.nodata is not None:
+                valid = (pixels != src.nodata).any(axis=0)
+            samples.append(pixels[:, valid].astype(np.float64))
     if not samples or sum(s.shape[1] for s in samples) == 0:
         raise InputError("no valid pixels to compute normalization statistics from")
     if len({s.shape[0] for s in samples}) != 1:

@@ -256,6 +256,13 @@ def extend_row(rows: list[dict], row: dict) -> dict:
             "command": f"{earlier['command']} ({earlier['measured_at']}), then {row['command']}"}
 
 
+def merge_rows(rows: list[dict], new: list[dict], extend: bool) -> list[dict]:
+    """The record's `rows` with `new` ones: a row of a name already there takes its place (its runs added
+    to the old row's when `extend`, `extend_row`), the others come last."""
+    fresh = {row["system"]: extend_row(rows, row) if extend else row for row in new}
+    return [fresh.pop(row["system"], row) for row in rows] + list(fresh.values())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget-min", type=float, default=10.0, help="training wall-clock minutes per system")
@@ -319,12 +326,7 @@ def main() -> None:
         rows.append(summarize("YOLO11n + SAHI", [train_yolo(work, args.budget_min, seed) for seed in seeds]))
         print(json.dumps(rows[-1]))
     stamp = {"measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": command}
-    rows = [{**row, **stamp} for row in rows]
-    if args.first_seed:
-        rows = [extend_row(record["systems"], row) for row in rows]
-    fresh = {row["system"]: row for row in rows}
-    kept = [fresh.pop(row["system"], row) for row in record["systems"]]  # a row run again keeps its place
-    record["systems"] = kept + list(fresh.values())
+    record["systems"] = merge_rows(record["systems"], [{**row, **stamp} for row in rows], args.first_seed > 0)
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"-> {args.out}")
 

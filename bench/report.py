@@ -575,7 +575,25 @@ def real_trees_table(result: dict) -> str:
         lines.append(f"| {row['system']} | {done} | " + " | ".join(cells) + " |")
     commands = [f"- {row['system']}: `{row['command']}`, {row['measured_at']}" for row in result["systems"]
                 if row.get("command", m["command"]) != m["command"]]
-    return "\n".join(lines + ([""] + commands if commands else []))
+    return "\n".join(lines + _pairs_won(result["systems"]) + ([""] + commands if commands else []))
+
+
+def _pairs_won(rows: list[dict], peer: str = "YOLO11n + SAHI") -> list[str]:
+    """How often a run of our row with the best median on the living trees scores above a run of `peer`,
+    over every pair of their runs: whether the medians' order holds run by run."""
+    ours = [row for row in rows if row["system"].startswith("sitewatch")]
+    other = next((row for row in rows if row["system"] == peer), None)
+    if not ours or other is None:
+        return []
+    best = max(ours, key=lambda row: row["test_alive_ap@0.5"])
+
+    def won(name: str) -> str:
+        wins = sum(a[name]["ap@0.5"] > b[name]["ap@0.5"] for a in best["runs"] for b in other["runs"])
+        return f"{wins} of {len(best['runs']) * len(other['runs'])}"
+
+    return ["", f"Run against run, {best['system']} scores above {peer} in {won('test')} pairs on all "
+                f"{best['runs'][0]['test']['truth']} trees and in {won('test_alive')} on the "
+                f"{best['runs'][0]['test_alive']['truth']} alive."]
 
 
 def real_trees_curve_table(result: dict) -> str:

@@ -318,6 +318,17 @@ def test_real_trees_table_gives_each_systems_median_and_every_run_per_tile():
     assert table.endswith("- ours: `python -m bench.real_trees --add`, 2026-12-06 19:00 UTC")
     result["systems"][1]["runs"] += [run(3, 0.05, 0.07, 0.8, epochs=990), run(4, 0.01, 0.02, 0.4, epochs=970)]
     assert "trained 3 to 5 times (seeds 0 to 4, each row's runs in seed order)" in real_trees_table(result)
+    assert "Run against run" not in real_trees_table(result)  # no peer of that name yet
+    result["systems"][1]["system"] = "YOLO11n + SAHI"
+    result["systems"][0]["system"] = "sitewatch ours"
+    result["systems"].append({**result["systems"][0], "system": "sitewatch worse", "test_alive_ap@0.5": 0.1,
+                              "runs": [run(0, 0.0, 0.0, 0.5)]})
+    # ours' runs 0.1, 0.2, 0.25 (all 37) against the peer's 0.03, 0.02, 0.04, 0.05, 0.01: all 15 above;
+    # living trees 0.3, 0.4, 0.5 against 0.05, 0.04, 0.06, 0.07, 0.02: all 15 as well
+    assert ("Run against run, sitewatch ours scores above YOLO11n + SAHI in 15 of 15 pairs on all 37 trees and in 15 of 15 "
+            "on the 9 alive.") in real_trees_table(result)
+    result["systems"][0]["runs"][0]["test"]["ap@0.5"] = 0.035  # above 0.03, 0.02, 0.01 only: 3 of 5
+    assert "in 13 of 15 pairs on all 37 trees" in real_trees_table(result)
 
 
 def test_real_trees_curve_table_gives_each_runs_scores_by_step_then_its_last_weights():

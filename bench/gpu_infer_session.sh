@@ -7,47 +7,77 @@
 #
 # Needs what bench/gpu_bundle.sh packed, carried to .whl/: every part of site.tar.xz, and of
 # onnxruntime-gpu (without those the GPU forms are skipped and the session says so).
-# SIZE (default 8192) is the scene's side. Each step has its own time bound.
+# SIZE (default 8192) is the scene's side. The whole session fits in BUDGET_S seconds
+# (default 540, under a device call's 600): the steps run most important first, each within
+# its own bound and what is left, and a step that no longer fits is skipped and named.
+# SITE=0 skips unpacking the bundle and PY picks the interpreter (default python3): a dry run
+# on a machine without a GPU is `SITE=0 PY=.venv/bin/python BUDGET_S=300 bash $0 2048`.
 set -u
 OUT=${OUT:-gpu-out}
 SIZE=${1:-8192}
-mkdir -p "$OUT" /tmp/site /tmp/ort
+PY=${PY:-python3}
+DEADLINE=$(( $(date +%s) + ${BUDGET_S:-540} ))
+mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1
 say() { echo "[$(date -u +%T)] $*"; }
 
+# within MAX MIN CMD...: CMD under `timeout` of MAX seconds or what is left of the budget, whichever
+# is less; skipped, and said so, when less than MIN seconds are left.
+within() {
+    local max=$1 min=$2 left=$(( DEADLINE - $(date +%s) ))
+    shift 2
+    if (( left < min )); then say "skipped, ${left} s left: $*"; return 0; fi
+    timeout $(( left < max ? left : max )) "$@"
+}
+
 say "packages"
-cat .whl/site.tar.xz.part-* | tar -C /tmp/site -xJf - || exit 1
-if cat .whl/ort-gpu.tar.xz.part-* 2>/dev/null | xz -t 2>/dev/null; then  # every part there
-    cat .whl/ort-gpu.tar.xz.part-* | tar -C /tmp/ort -xJf - || exit 1
-    # preload_dlls looks for the nvidia-* wheels' libraries beside the onnxruntime package
-    NVIDIA=$(python3 -c "import nvidia; print(list(nvidia.__path__)[0])") && ln -sfn "$NVIDIA" /tmp/ort/nvidia
+if [ "${SITE:-1}" != 0 ]; then
+    mkdir -p /tmp/site /tmp/ort
+    cat .whl/site.tar.xz.part-* | tar -C /tmp/site -xJf - || exit 1
+    if cat .whl/ort-gpu.tar.xz.part-* 2>/dev/null | xz -t 2>/dev/null; then  # every part there
+        cat .whl/ort-gpu.tar.xz.part-* | tar -C /tmp/ort -xJf - || exit 1
+        # preload_dlls looks for the nvidia-* wheels' libraries beside the onnxruntime package
+        NVIDIA=$($PY -c "import nvidia; print(list(nvidia.__path__)[0])") && ln -sfn "$NVIDIA" /tmp/ort/nvidia
+    fi
+    export PYTHONPATH=.:/tmp/ort:/tmp/site
+else
+    export PYTHONPATH=.
 fi
-export PYTHONPATH=.:/tmp/ort:/tmp/site
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import onnxruntime as o; o.preload_dlls() if hasattr(o, 'preload_dlls') else None; \
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || say "no nvidia-smi"
+$PY -c "import onnxruntime as o; o.preload_dlls() if hasattr(o, 'preload_dlls') else None; \
 print('onnxruntime', o.__version__, o.get_available_providers())"
-CUDA=$(python3 -c "import onnxruntime as o; print(int('CUDAExecutionProvider' in o.get_available_providers()))")
+CUDA=$($PY -c "import onnxruntime as o; print(int('CUDAExecutionProvider' in o.get_available_providers()))")
+
+gpu_form() {  # NAME [EXPORT FLAGS...]: bench.infer_speed on the GPU in one form of the graph
+    local name=$1
+    shift
+    say "infer_speed on the GPU: $name"
+    within 150 60 $PY -m bench.infer_speed --checkpoint checkpoints/reference.ckpt --device cuda \
+        --size "$SIZE" --batch 8 --runs 3 --job-scenes 2 "$@" \
+        --out "$OUT" --name "gpu_infer_speed_$name" 2>&1 | grep -v -i warning | tail -3
+}
+
+ceiling() {
+    say "free-model pipeline on $(nproc) cores"
+    within 60 20 $PY -m train export checkpoints/reference.ckpt --out /tmp/reference.onnx --no-check >/dev/null 2>&1 \
+        || within 90 30 $PY -m train export checkpoints/reference.ckpt --out /tmp/reference.onnx >/dev/null
+    local workers="1 2"
+    [ "$(nproc)" -ge 10 ] && workers="1 4 8 $(( $(nproc) - 2 ))"
+    # shellcheck disable=SC2086  # the worker counts are separate arguments
+    within 240 90 $PY -m bench.pipeline_ceiling --like /tmp/reference.onnx --sizes "$SIZE" \
+        --workers $workers --runs 2 --job-scenes 3 --out "$OUT" 2>&1 | grep -v -i warning | tail -3
+}
 
 if [ "$CUDA" = 1 ]; then
-    for form in "fp32::" "fp16:--fp16:" "fp16-regions:--fp16:--regions-in-graph" "fp16-unbound:--fp16:--no-io-binding"; do
-        IFS=: read -r name fp16 regions <<<"$form"
-        say "infer_speed on the GPU: $name"
-        timeout 240 python3 -m bench.infer_speed --checkpoint checkpoints/reference.ckpt --device cuda \
-            --size "$SIZE" --batch 8 --runs 3 --job-scenes 2 $fp16 $regions \
-            --out "$OUT" --name "gpu_infer_speed_$name" 2>&1 | grep -v -i warning | tail -3
-    done
+    gpu_form fp16 --fp16
+    ceiling
+    gpu_form fp32
+    gpu_form fp16-regions --fp16 --regions-in-graph
+    say "gpu tests"
+    within 90 30 $PY -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -3
+    gpu_form fp16-unbound --fp16 --no-io-binding
 else
     say "no CUDA provider: the GPU forms are skipped; the network's own GPU rate is bench.gpu_speed's"
+    ceiling
 fi
-
-say "free-model pipeline on $(nproc) cores"
-python3 -m train export checkpoints/reference.ckpt --out /tmp/reference.onnx --no-check >/dev/null 2>&1 \
-    || python3 -m train export checkpoints/reference.ckpt --out /tmp/reference.onnx >/dev/null
-WORKERS="1 2"
-[ "$(nproc)" -ge 10 ] && WORKERS="1 4 8 $(( $(nproc) - 2 ))"
-timeout 300 python3 -m bench.pipeline_ceiling --like /tmp/reference.onnx --sizes "$SIZE" \
-    --workers $WORKERS --runs 2 --job-scenes 3 --out "$OUT" 2>&1 | grep -v -i warning | tail -3
-
-say "gpu tests"
-timeout 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -3
-say "done"
+say "done, $(( DEADLINE - $(date +%s) )) s of the budget left"

@@ -10,39 +10,17 @@
 # SIZE (default 8192) is the scene's side. The whole session fits in BUDGET_S seconds
 # (default 540, under a device call's 600): the steps run most important first, each within
 # its own bound and what is left, and a step that no longer fits is skipped and named.
-# SITE=0 skips unpacking the bundle and PY picks the interpreter (default python3): a dry run
-# on a machine without a GPU is `SITE=0 PY=.venv/bin/python BUDGET_S=300 bash $0 2048`.
+# SITE=0 skips unpacking the bundle and PY picks the interpreter (bench/gpu_common.sh): a dry
+# run on a machine without a GPU is `SITE=0 PY=.venv/bin/python BUDGET_S=300 bash $0 2048`.
 set -u
 OUT=${OUT:-gpu-out}
 SIZE=${1:-8192}
-PY=${PY:-python3}
-DEADLINE=$(( $(date +%s) + ${BUDGET_S:-540} ))
+# shellcheck source=bench/gpu_common.sh
+. "$(dirname "$0")/gpu_common.sh"
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1
-say() { echo "[$(date -u +%T)] $*"; }
-
-# within MAX MIN CMD...: CMD under `timeout` of MAX seconds or what is left of the budget, whichever
-# is less; skipped, and said so, when less than MIN seconds are left.
-within() {
-    local max=$1 min=$2 left=$(( DEADLINE - $(date +%s) ))
-    shift 2
-    if (( left < min )); then say "skipped, ${left} s left: $*"; return 0; fi
-    timeout $(( left < max ? left : max )) "$@"
-}
 
 say "packages"
-if [ "${SITE:-1}" != 0 ]; then
-    mkdir -p /tmp/site /tmp/ort
-    cat .whl/site.tar.xz.part-* | tar -C /tmp/site -xJf - || exit 1
-    if cat .whl/ort-gpu.tar.xz.part-* 2>/dev/null | xz -t 2>/dev/null; then  # every part there
-        cat .whl/ort-gpu.tar.xz.part-* | tar -C /tmp/ort -xJf - || exit 1
-        # preload_dlls looks for the nvidia-* wheels' libraries beside the onnxruntime package
-        NVIDIA=$($PY -c "import nvidia; print(list(nvidia.__path__)[0])") && ln -sfn "$NVIDIA" /tmp/ort/nvidia
-    fi
-    export PYTHONPATH=.:/tmp/ort:/tmp/site
-else
-    export PYTHONPATH=.
-fi
+unpack_packages || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || say "no nvidia-smi"
 $PY -c "import onnxruntime as o; o.preload_dlls() if hasattr(o, 'preload_dlls') else None; \
 print('onnxruntime', o.__version__, o.get_available_providers())"
@@ -80,4 +58,4 @@ else
     say "no CUDA provider: the GPU forms are skipped; the network's own GPU rate is bench.gpu_speed's"
     ceiling
 fi
-say "done, $(( DEADLINE - $(date +%s) )) s of the budget left"
+say "done, $(left) s of the budget left"

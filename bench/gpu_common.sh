@@ -24,10 +24,12 @@ within() {
 }
 
 # unpack_packages: what bench/gpu_bundle.sh packed and the calls carried to .whl/, unpacked under /tmp
-# and put on PYTHONPATH: the site's parts (needed), onnxruntime-gpu's when every part is there.
+# and put on PYTHONPATH: the site's parts when carried, onnxruntime-gpu's when every part is there.
 unpack_packages() {
-    if [ "${SITE:-1}" = 0 ]; then
-        export PYTHONPATH=.
+    export PYTHONPATH=.
+    if [ "${SITE:-1}" = 0 ]; then return 0; fi
+    if ! compgen -G ".whl/site.tar.xz.part-*" >/dev/null; then
+        say "no site parts in .whl/: the image's own packages"
         return 0
     fi
     mkdir -p /tmp/site /tmp/ort

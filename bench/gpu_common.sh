@@ -24,9 +24,11 @@ within() {
 }
 
 # unpack_packages: what bench/gpu_bundle.sh packed and the calls carried to .whl/, unpacked under /tmp
-# and put on PYTHONPATH: the site's parts when carried, onnxruntime-gpu's when every part is there.
+# and put on PYTHONPATH before what it held: the site's parts when carried, onnxruntime-gpu's when every
+# part is there.
 unpack_packages() {
-    export PYTHONPATH=.
+    local given=${PYTHONPATH:+:$PYTHONPATH}
+    export PYTHONPATH=.$given
     if [ "${SITE:-1}" = 0 ]; then return 0; fi
     if ! compgen -G ".whl/site.tar.xz.part-*" >/dev/null; then
         say "no site parts in .whl/: the image's own packages"
@@ -40,5 +42,5 @@ unpack_packages() {
         local nvidia
         nvidia=$($PY -c "import nvidia; print(list(nvidia.__path__)[0])") && ln -sfn "$nvidia" /tmp/ort/nvidia
     fi
-    export PYTHONPATH=.:/tmp/ort:/tmp/site
+    export PYTHONPATH=.:/tmp/ort:/tmp/site$given
 }

@@ -65,6 +65,10 @@ class SceneWorker:
         outcome = self.job.claimed(Path(scene), wait=True)
         return outcome.status, outcome.entry
 
+    def ready(self) -> bool:
+        """True once the worker is up (its model loaded): what the driver waits for after a restart."""
+        return True
+
 
 def run_on_ray(model: Path, device: str, engine_cache: Path | None, scenes: list[Path], out: Path,
                options: RunOptions, summary: Path, plan: RayPlan, progress: bool) -> list[SceneOutcome]:
@@ -112,11 +116,17 @@ def _start_workers(ray, model: Path, device: str, engine_cache: Path | None, out
 
 
 def _hand_out(ray, workers: list, scenes: list[Path], summary: Path, progress: bool) -> list[SceneOutcome]:
-    """Keep every worker busy with the next scene; a scene whose worker died goes back in the queue."""
+    """Keep every worker busy with the next scene; a scene whose worker died goes back in the queue.
+
+    A dead worker gets no scene until Ray has restarted it: a call made while it restarts fails at once
+    (`ActorUnavailableError`), without running, and would count as another death of the scene's worker.
+    So it is asked `ready` first, a call Ray holds until the new process is up, and is idle from then on.
+    """
     from ray.exceptions import RayActorError
 
     queue, attempts = deque(scenes), dict.fromkeys(scenes, 0)
     running: dict[Any, tuple[Any, Path]] = {}
+    restarting: dict[Any, Any] = {}  # a dead worker's `ready` call: the worker
     idle, deaths = deque(workers), dict.fromkeys(range(len(workers)), 0)
     index = {id(w): k for k, w in enumerate(workers)}
     outcomes: list[SceneOutcome] = []
@@ -126,13 +136,21 @@ def _hand_out(ray, workers: list, scenes: list[Path], summary: Path, progress: b
         while queue and idle:
             worker, scene = idle.popleft(), queue.popleft()
             running[worker.run.remote(str(scene))] = (worker, scene)
-        if not running:  # every worker is gone for good
+        if not running and not restarting:  # every worker is gone for good
             lost = {str(s): {"scene": str(s), "status": "failed", "error": "no Ray worker left to run it"}
                     for s in queue}
             update_summary(summary, lost)
             outcomes += [SceneOutcome(Path(k), "failed", e) for k, e in lost.items()]
             break
-        (ref,), _ = ray.wait(list(running), num_returns=1)
+        (ref,), _ = ray.wait([*running, *restarting], num_returns=1)
+        if ref in restarting:
+            worker = restarting.pop(ref)
+            try:
+                ray.get(ref)
+            except RayActorError:
+                continue  # it did not come back: Ray gave it up
+            idle.append(worker)
+            continue
         worker, scene = running.pop(ref)
         try:
             status, entry = ray.get(ref)
@@ -140,7 +158,7 @@ def _hand_out(ray, workers: list, scenes: list[Path], summary: Path, progress: b
             attempts[scene] += 1
             deaths[index[id(worker)]] += 1
             if deaths[index[id(worker)]] <= WORKER_RESTARTS:
-                idle.append(worker)  # Ray restarts it: its next call waits for the new process
+                restarting[worker.ready.options(max_task_retries=-1).remote()] = worker
             if attempts[scene] < SCENE_ATTEMPTS:
                 queue.appendleft(scene)
                 continue

@@ -102,3 +102,30 @@ def test_a_worker_killed_mid_scene_leaves_the_job_whole(cluster, oracle, scenes,
     assert not list(out.glob(".*.partial*"))
     entries = {Path(e["scene"]).name: e for e in json.loads((out / "summary.json").read_text())["scenes"]}
     assert entries[held.name]["status"] == "done" and not entries[held.name]["worker"].endswith(f":{victim}")
+
+
+def test_a_worker_restarting_slowly_costs_its_scene_one_attempt(cluster, tmp_path):
+    """A call made while Ray restarts a worker fails at once without running; the driver waits for the new
+    process, so the scene that killed the old one is run again rather than failed three times over."""
+    from infer.runtime.ray_job import SCENE_ATTEMPTS, WORKER_RESTARTS, _hand_out
+
+    class DiesOnce:  # local, so Ray ships the class itself to its worker
+        def __init__(self, marker: str) -> None:
+            self.marker = Path(marker)
+            if ray.get_runtime_context().was_current_actor_reconstructed:
+                time.sleep(3 * SCENE_ATTEMPTS)  # a model loading on a busy node
+
+        def run(self, scene: str):
+            if not self.marker.exists():
+                self.marker.touch()
+                os._exit(1)
+            return "done", {"scene": scene, "status": "done", "megapixels": 1.0}
+
+        def ready(self) -> bool:
+            return True
+
+    worker = ray.remote(max_restarts=WORKER_RESTARTS, max_task_retries=0, num_cpus=1)(DiesOnce).remote(
+        str(tmp_path / "died"))
+    outcomes = _hand_out(ray, [worker], [Path("a.tif")], tmp_path / "summary.json", progress=False)
+    assert [(o.scene.name, o.status) for o in outcomes] == [("a.tif", "done")]
+    assert (tmp_path / "died").exists()

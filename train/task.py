@@ -26,6 +26,9 @@ from train.schedule import RunProgress, warmup_cosine
 
 CHECKPOINT_KEY = "sitewatch"
 
+#: Parts of `SiteDetector` that `freeze` may name, input to output.
+NETWORK_PARTS: tuple[str, ...] = ("backbone", "fpn", "fusion", "object_head", "region_head")
+
 
 def load_matching_weights(model: torch.nn.Module, checkpoint: str) -> int:
     """Load the tensors of a task checkpoint whose name and shape match `model`'s; returns how many."""
@@ -69,6 +72,9 @@ class SiteDetectionTask(pl.LightningModule):
             Unlike `--ckpt_path`, the optimizer, schedule and epoch count start afresh.
         region_pos_weight: region class name → weight of its mask pixels in the mask BCE
             (classes not named weigh 1); above 1 trades false pixels for fewer missed ones.
+        freeze: parts of the network (`NETWORK_PARTS`) kept as they are, usually as loaded by `init_weights`:
+            no gradient, no optimizer state, and their batch-norm statistics held. Freezing all but
+            `region_head` retrains the masks and leaves every object output as it was.
         head_norm: normalization of the fusion and heads, "group" or "batch". Batch norm's fixed statistics
             in inference make a tile's outputs independent of its size; group norm's are the input's own,
             so a model trained on small chips sees other statistics on large tiles (`heads._norm`).
@@ -98,6 +104,7 @@ class SiteDetectionTask(pl.LightningModule):
         region_pos_weight: dict[str, float] | None = None,
         region_closing_m: float = REGION_CLOSING_M,
         head_norm: str = "group",
+        freeze: list[str] | None = None,
     ) -> None:
         super().__init__()
         for name, value, ok, rule in (
@@ -124,6 +131,7 @@ class SiteDetectionTask(pl.LightningModule):
             raise InputError(f"model: {exc}") from None
         if init_weights:
             load_matching_weights(self.model, init_weights)
+        self.frozen = self._freeze(freeze or [])
         self.loss = DetectionLoss(heatmap_weight=heatmap_weight, offset_weight=box_weight, size_weight=box_weight,
                                   angle_weight=box_weight, direction_weight=0.5 * box_weight,
                                   mask_bce_weight=mask_weight, mask_dice_weight=mask_weight,
@@ -134,6 +142,25 @@ class SiteDetectionTask(pl.LightningModule):
         self.data_info: dict = {}
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _freeze(self, parts: list[str]) -> list[torch.nn.Module]:
+        if unknown := [part for part in parts if part not in NETWORK_PARTS]:
+            raise InputError(f"freeze: unknown part {', '.join(unknown)} (parts: {', '.join(NETWORK_PARTS)})")
+        if absent := [part for part in parts if getattr(self.model, part) is None]:
+            raise InputError(f"freeze: this model has no {', '.join(absent)} (its dataset lacks that kind of class)")
+        if set(parts) >= {part for part in NETWORK_PARTS if getattr(self.model, part) is not None}:
+            raise InputError("freeze: that is the whole network, nothing would train")
+        frozen = [getattr(self.model, part) for part in dict.fromkeys(parts)]
+        for module in frozen:
+            module.requires_grad_(False).eval()  # Lightning restores the modes it found, so set them here
+        return frozen
+
+    def train(self, mode: bool = True) -> SiteDetectionTask:
+        """As `nn.Module.train`, but frozen parts stay in eval mode: batch norm would move their statistics."""
+        super().train(mode)
+        for module in getattr(self, "frozen", ()):  # nn.Module's own __init__ may call train()
+            module.eval()
+        return self
 
     def _mask_pos_weight(self, by_name: dict[str, float] | None) -> list[float] | None:
         if not by_name:
@@ -198,6 +225,8 @@ class SiteDetectionTask(pl.LightningModule):
     def configure_optimizers(self):
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
+            if not p.requires_grad:
+                continue
             (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)

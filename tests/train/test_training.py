@@ -102,6 +102,20 @@ def test_fine_tuning_at_stride_2_starts_from_an_earlier_run_and_exports(tiny_dat
     assert heatmap.shape == (1, 2, 64, 64) and box.shape == (1, 7, 64, 64) and mask.shape == (1, 2, 128, 128)
 
 
+def test_a_fine_tune_with_all_but_the_region_head_frozen_changes_only_the_region_head(tiny_dataset, tmp_path):
+    assert run_cli("train", *_fit_args(tiny_dataset, tmp_path / "a", steps=1)).returncode == 0
+    earlier = next((tmp_path / "a").rglob("*.ckpt"))
+    result = run_cli("train", *_fit_args(tiny_dataset, tmp_path / "b", steps=2), "--model.init_weights", str(earlier),
+                     "--model.freeze", "[backbone, fpn, fusion, object_head]")
+    assert result.returncode == 0, result.stderr[-2000:]
+    before = torch.load(earlier, map_location="cpu", weights_only=True)["state_dict"]
+    after = torch.load(next((tmp_path / "b").rglob("*.ckpt")), map_location="cpu", weights_only=True)["state_dict"]
+    moved = {name for name in before if not torch.equal(before[name], after[name])}
+    # The backbone's batch norms are in it: their running statistics would move in train mode.
+    assert any("running_mean" in name for name in before if name.startswith("model.backbone."))
+    assert moved and all(name.startswith("model.region_head.") for name in moved), sorted(moved)[:5]
+
+
 @pytest.mark.slow  # about 20 s of fitting on 2 cores: run by `make test-all`
 def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -123,6 +137,9 @@ SLOW = pytest.mark.slow
     (["--model.init_weights", "no/such.ckpt"], "init_weights: no such checkpoint: no/such.ckpt"),
     pytest.param(["--model.object_stride", "8"], "object stride must be one of (2, 4), got 8", marks=SLOW),
     (["--model.backbone", "vgg"], "unknown backbone 'vgg'"),
+    (["--model.freeze", "[backbone, wings]"], "freeze: unknown part wings (parts: backbone, fpn,"),
+    pytest.param(["--model.freeze", "[backbone, fpn, fusion, object_head, region_head]"],
+                 "freeze: that is the whole network, nothing would train", marks=SLOW),
     (["--model.region_pos_weight", "{truck: 4}"], "region_pos_weight: truck is an object class, not a region class"),
     pytest.param(["--model.region_pos_weight", "{earth_berm: 0}"], "region_pos_weight: weights must be positive",
                  marks=SLOW),

@@ -14,7 +14,14 @@ from pathlib import Path
 from infer.analysis.changes import ground_gap_m, no_common_ground
 from infer.errors import InputError
 from infer.runtime.options import RunOptions
-from infer.runtime.runfolder import is_done, output_paths, summary_path, update_summary
+from infer.runtime.runfolder import (
+    is_done,
+    output_paths,
+    refuse_other_owners,
+    run_settings,
+    summary_path,
+    update_summary,
+)
 
 
 def open_model_for(model_path: Path, device: str, options: RunOptions, scenes: Sequence[Path]):
@@ -41,12 +48,16 @@ def run_dates(model, scenes: Sequence[Path], folders: Sequence[Path], options: R
     summary (so `infer report` and the other commands take it); the result GeoJSON of each."""
     from infer.runtime.pipeline import process_scene
 
+    settings = run_settings(model.sha256, options.resolve(model.info))
+    for scene, folder in zip(scenes, folders, strict=True):  # before any output: one made otherwise is refused
+        if folder.is_dir():
+            refuse_other_owners(folder, [scene], settings)
     results = []
     for scene, folder in zip(scenes, folders, strict=True):
         folder.mkdir(parents=True, exist_ok=True)
         if not is_done(folder, scene, model.info) or not (folder / "summary.json").is_file():
             entry = process_scene(model, scene, folder, options)
-            update_summary(summary_path(folder), {str(scene): entry})
+            update_summary(summary_path(folder), {str(scene): {**entry, "settings": settings}})
         results.append(output_paths(folder, scene, model.info)["geojson"])
     return results
 

@@ -32,6 +32,7 @@ from infer.runtime.runfolder import (
     RECORD_OUTPUT,
     previous_entries,
     refuse_other_owners,
+    run_settings,
     summary_path,
 )
 from infer.runtime.scenes import scene_list
@@ -121,9 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = OnnxModel(args.model, device="cpu" if ray_plan else args.device, engine_cache=args.engine_cache)
     except InputError as exc:
         raise UsageError(str(exc)) from None
-    options.resolve(model.info)
+    settings = run_settings(model.sha256, options.resolve(model.info))
     if args.out.is_dir():
-        refuse_other_owners(args.out, scenes)
+        refuse_other_owners(args.out, scenes, settings)
     ensure_writable_folder(args.out)
     summary = summary_path(args.out, shard, shards)
     remove_stale_partials(summary)  # a run killed while writing it left one, even if nothing is left to do

@@ -29,7 +29,13 @@ from infer.runtime.decoder import start_pool
 from infer.runtime.model import OnnxModel
 from infer.runtime.options import RunOptions
 from infer.runtime.pipeline import detect_scene, write_scene
-from infer.runtime.runfolder import is_done, previous_entries, update_summary
+from infer.runtime.runfolder import (
+    is_done,
+    other_settings,
+    previous_entries,
+    run_settings,
+    update_summary,
+)
 
 
 def worker_name() -> str:
@@ -79,6 +85,7 @@ class SceneJob:
 
     def __init__(self, model: OnnxModel, out: Path, options: RunOptions, summary: Path) -> None:
         self.model, self.out, self.options, self.summary = model, out, options, summary
+        self.settings = run_settings(model.sha256, options.resolve(model.info))
         self.pools = DecodePools(options.workers)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="scene-writer")
         self._writing: _Writing | None = None
@@ -140,8 +147,11 @@ class SceneJob:
         with ExitStack() as claim:
             if not claim.enter_context(scene_claim(self.out, scene, wait=wait)):
                 return None
-            if is_done(self.out, scene, self.model.info, self.options.outputs) and previous_entries(
-                    self.summary).get(str(scene), {}).get("status") == "done":
+            previous = previous_entries(self.summary).get(str(scene), {})
+            if how := other_settings(previous, self.settings):  # done meanwhile by a run made otherwise
+                return SceneOutcome(scene, "failed", {"scene": str(scene), "status": "failed",
+                                                      "error": f"done by another run with {how}; left as it is"})
+            if is_done(self.out, scene, self.model.info, self.options.outputs) and previous.get("status") == "done":
                 return SceneOutcome(scene, "skipped")
             try:
                 detected = detect_scene(self.model, scene, self.out, self.options, pool=self.pools.current)
@@ -176,6 +186,8 @@ class SceneJob:
                 message = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
             entry = {"scene": str(scene), "status": "failed", "error": message}
         entry["worker"] = worker_name()
+        if entry["status"] == "done":
+            entry["settings"] = self.settings
         update_summary(self.summary, {str(scene): entry})
         return SceneOutcome(scene, entry["status"], entry)
 

@@ -13,6 +13,7 @@ onnxruntime's own `get_modelmeta`).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -113,6 +114,9 @@ class OnnxModel:
             ort.preload_dlls()
         if not self.path.is_file():
             raise InputError(f"model file not found: {self.path}")
+        with open(self.path, "rb") as f:
+            #: The model's bytes: a copy on another node is the same model (`runfolder.run_settings`).
+            self.sha256: str = hashlib.file_digest(f, "sha256").hexdigest()
         options = ort.SessionOptions()
         for key, value in SESSION_CONFIG.items():
             options.add_session_config_entry(key, value)

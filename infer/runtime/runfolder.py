@@ -3,7 +3,8 @@
 The one owner of that format: `infer run` writes it, `infer diff --model`
 reuses it, `infer report` and `infer diff` read it back. A scene is done
 when every output exists, since each appears only when complete
-(docs/design.md, decision 8); the summary records how each scene went.
+(docs/design.md, decision 8); the summary records how each scene went and
+what made it (`run_settings`): a rerun skips a done scene only if made alike.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infer.contract.schema import ClassSchema
 from infer.errors import InputError, UsageError
 from infer.files import remove_stale_partials, write_text_atomic
 from infer.runtime.claims import lock_path, locked
 from infer.runtime.scenes import same_file
+
+if TYPE_CHECKING:  # options import this module's output names
+    from infer.runtime.options import ResolvedOptions
 
 #: Per scene: output kind → file name suffix after the scene's stem.
 OUTPUT_SUFFIXES = {"geojson": ".geojson", "geopackage": ".gpkg", "mask": "_mask.tif", "overlay": "_overlay.png",
@@ -37,6 +41,35 @@ def output_paths(out_dir: Path, scene: Path, schema: ClassSchema,
 def is_done(out_dir: Path, scene: Path, schema: ClassSchema, kinds: Collection[str] = tuple(OUTPUT_SUFFIXES)) -> bool:
     """A scene is done when all its outputs of `kinds` exist (each appears only when complete)."""
     return all(p.exists() for p in output_paths(out_dir, scene, schema, kinds).values())
+
+
+#: `run_settings` keys → how a user names them.
+SETTING_NAMES = {"model_sha256": "model", "tile": "--tile", "overlap": "--overlap", "score": "--score",
+                 "mask_threshold": "mask threshold", "closing_px": "--region-closing (px)",
+                 "min_area_px": "--min-area (px)", "max_objects": "--max-objects"}
+
+
+def run_settings(model_sha256: str, options: ResolvedOptions) -> dict[str, Any]:
+    """What decides a scene's outputs besides the scene: the model's bytes and the options that change
+    them. Batch, threads, workers and device do not (decision 12); `--outputs` is `is_done`'s."""
+    return {"model_sha256": model_sha256, "tile": options.tile, "overlap": options.overlap,
+            "score": options.score, "mask_threshold": options.mask_threshold, "closing_px": options.closing_px,
+            "min_area_px": list(options.min_area_px), "max_objects": options.max_objects}
+
+
+def other_settings(entry: dict[str, Any], settings: dict[str, Any]) -> str | None:
+    """How a done `entry` was made otherwise than `settings` say, in the user's words; None when alike or
+    unrecorded (entries of runs before settings were recorded are taken as alike)."""
+    recorded = entry.get("settings")
+    if entry.get("status") != "done" or not isinstance(recorded, dict):
+        return None
+    differ = [key for key in settings if json.loads(json.dumps(settings[key])) != recorded.get(key)]
+    if not differ:
+        return None
+    if "model_sha256" in differ:
+        return "another model"
+    return "other settings: " + ", ".join(f"{SETTING_NAMES[key]} {recorded.get(key)} (this run: {settings[key]})"
+                                          for key in differ)
 
 
 def summary_path(out_dir: Path, shard: int = 0, shards: int = 1) -> Path:
@@ -71,19 +104,26 @@ def update_summary(path: Path, updates: dict[str, dict[str, Any]]) -> dict[str, 
     return entries
 
 
-def refuse_other_owners(out_dir: Path, scenes: list[Path]) -> None:
-    """`UsageError` when a summary in `out_dir` records a different file done under one of `scenes`' names."""
+def refuse_other_owners(out_dir: Path, scenes: list[Path], settings: dict[str, Any] | None = None) -> None:
+    """`UsageError` when a summary in `out_dir` records a different file done under one of `scenes`' names,
+    or one of them done otherwise than `settings` (`run_settings`) say: a rerun would skip it, and its
+    outputs would not be this run's."""
     try:
         entries = read_summaries(out_dir)
     except InputError:  # no summary yet, or one that cannot be read: nothing recorded
         return
-    owners = {Path(e["scene"]).stem: e["scene"] for e in entries
+    owners = {Path(e["scene"]).stem: e for e in entries
               if isinstance(e, dict) and e.get("status") == "done" and isinstance(e.get("scene"), str)}
     for scene in scenes:
         owner = owners.get(scene.stem)
-        if owner is not None and not same_file(owner, scene):
-            raise UsageError(f"{out_dir} already holds the outputs of {owner} under the names {scene} would "
-                             f"write ({scene.stem}.geojson, ...); use another --out folder or rename the scene")
+        if owner is None:
+            continue
+        if not same_file(owner["scene"], scene):
+            raise UsageError(f"{out_dir} already holds the outputs of {owner['scene']} under the names {scene} "
+                             f"would write ({scene.stem}.geojson, ...); use another --out folder or rename the scene")
+        if settings is not None and (how := other_settings(owner, settings)):
+            raise UsageError(f"{out_dir} holds {scene.name} done with {how}; use another --out folder, or "
+                             f"delete its outputs ({scene.stem}.*) to redo it")
 
 
 def read_summaries(folder: Path) -> list[dict[str, Any]]:
@@ -110,5 +150,5 @@ def finished_scene(folder: Path) -> tuple[Path, Path | None]:
     return Path(done[0]["outputs"]["geojson"]), scene if scene.is_file() else None
 
 
-__all__ = ["OUTPUT_SUFFIXES", "RECORD_OUTPUT", "finished_scene", "is_done", "output_paths", "previous_entries", "read_summaries",
-           "refuse_other_owners", "summary_path", "update_summary", "write_summary"]
+__all__ = ["OUTPUT_SUFFIXES", "RECORD_OUTPUT", "finished_scene", "is_done", "other_settings", "output_paths", "previous_entries", "read_summaries",
+           "refuse_other_owners", "run_settings", "summary_path", "update_summary", "write_summary"]

@@ -130,6 +130,20 @@ def test_diff_runs_the_model_on_two_scenes(tmp_path):
     assert changes["dates"][0] != changes["dates"][1] and None not in changes["dates"]
 
 
+def test_diff_into_a_folder_of_another_score_is_refused_and_keeps_the_first_detections(pair, tmp_path):
+    from tests.infer.oracle import write_oracle
+
+    model, out = write_oracle(tmp_path / "oracle.onnx"), tmp_path / "out"
+    scenes = (pair / "scene_000.tif", pair / "scene_000_t2.tif")
+    assert _diff(*scenes, out, "--model", str(model)).returncode == 0
+    before = (out / "before" / "scene_000.geojson").read_bytes()
+    result = _diff(*scenes, out, "--model", str(model), "--score", "0.6")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "scene_000.tif done with other settings: --score 0.3 (this run: 0.6)" in result.stderr
+    assert (out / "before" / "scene_000.geojson").read_bytes() == before
+    assert _diff(*scenes, out, "--model", str(model)).returncode == 0  # made alike: reused
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (["--score", "nan"], "argument --score: not a finite number"), (["--score", "-0.1"], "--score must be between 0 and 1"),
     (["--score", "2"], "--score must be between 0 and 1"), (["--tolerance", "nan"], "argument --tolerance: not a finite"),

@@ -13,7 +13,7 @@ import pytest
 
 from infer.runtime.claims import scene_claim
 from tests.helpers import run_cli
-from tests.infer.oracle import plant, write_scene
+from tests.infer.oracle import plant, write_oracle, write_scene
 
 TILING = ("--tile", "256", "--overlap", "64")
 
@@ -150,3 +150,25 @@ def test_a_scene_that_is_not_there_stops_the_job_before_it_starts(oracle, tmp_pa
     line = _refused(run_cli("infer", "run", str(oracle), str(scene), "--out", str(out)))
     assert str(scene) in line
     assert not out.exists()
+
+
+def test_a_rerun_made_otherwise_is_refused_before_any_work_and_a_copy_of_the_model_is_the_same(oracle, scenes,
+                                                                                               tmp_path):
+    """A done scene is skipped only by a run that would write the same: same model bytes, same settings."""
+    out = tmp_path / "out"
+    assert run_cli("infer", "run", str(oracle), str(scenes[0]), "--out", str(out), "--quiet", *TILING).returncode == 0
+    before = _outputs(out, scenes[0])
+    line = _refused(run_cli("infer", "run", str(oracle), str(scenes[0]), "--out", str(out), *TILING, "--score", "0.6"))
+    assert f"holds {scenes[0].name} done with other settings: --score 0.3 (this run: 0.6)" in line
+    line = _refused(run_cli("infer", "run", str(oracle), *map(str, scenes[:2]), "--out", str(out), "--tile", "512",
+                            "--overlap", "64"))
+    assert "--tile 256 (this run: 512)" in line
+    other = write_oracle(tmp_path / "other.onnx", overlap=96)  # another file, whatever its outputs would be
+    assert f"holds {scenes[0].name} done with another model" in _refused(
+        run_cli("infer", "run", str(other), str(scenes[0]), "--out", str(out), *TILING))
+    assert _outputs(out, scenes[0]) == before and not (out / f"{scenes[1].stem}.geojson").exists()
+    copy = tmp_path / "elsewhere" / "model.onnx"
+    copy.parent.mkdir()
+    copy.write_bytes(oracle.read_bytes())
+    result = run_cli("infer", "run", str(copy), str(scenes[0]), "--out", str(out), "--quiet", *TILING)
+    assert result.returncode == 0 and _by_this_run(result.stdout) == 0, result.stderr

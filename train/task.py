@@ -72,9 +72,10 @@ class SiteDetectionTask(pl.LightningModule):
             Unlike `--ckpt_path`, the optimizer, schedule and epoch count start afresh.
         region_pos_weight: region class name → weight of its mask pixels in the mask BCE
             (classes not named weigh 1); above 1 trades false pixels for fewer missed ones.
-        freeze: parts of the network (`NETWORK_PARTS`) kept as they are, usually as loaded by `init_weights`:
-            no gradient, no optimizer state, and their batch-norm statistics held. Freezing all but
-            `region_head` retrains the masks and leaves every object output as it was.
+        freeze: parts of the network (backbone, fpn, fusion, object_head, region_head) kept as they are,
+            usually as loaded by `init_weights`: no gradient, no optimizer state, and their batch-norm
+            statistics held. Freezing all but `region_head` retrains the masks and leaves every object
+            output as it was.
         head_norm: normalization of the fusion and heads, "group" or "batch". Batch norm's fixed statistics
             in inference make a tile's outputs independent of its size; group norm's are the input's own,
             so a model trained on small chips sees other statistics on large tiles (`heads._norm`).

@@ -148,7 +148,7 @@ class SceneJob:
             if not claim.enter_context(scene_claim(self.out, scene, wait=wait)):
                 return None
             previous = previous_entries(self.summary).get(str(scene), {})
-            if how := other_settings(previous, self.settings):  # done meanwhile by a run made otherwise
+            if how := other_settings(self.out, previous, self.settings):  # done meanwhile by a run made otherwise
                 return SceneOutcome(scene, "failed", {"scene": str(scene), "status": "failed",
                                                       "error": f"done by another run with {how}; left as it is"})
             if is_done(self.out, scene, self.model.info, self.options.outputs) and previous.get("status") == "done":

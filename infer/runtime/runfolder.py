@@ -57,11 +57,14 @@ def run_settings(model_sha256: str, options: ResolvedOptions) -> dict[str, Any]:
             "min_area_px": list(options.min_area_px), "max_objects": options.max_objects}
 
 
-def other_settings(entry: dict[str, Any], settings: dict[str, Any]) -> str | None:
-    """How a done `entry` was made otherwise than `settings` say, in the user's words; None when alike or
-    unrecorded (entries of runs before settings were recorded are taken as alike)."""
+def other_settings(out_dir: Path, entry: dict[str, Any], settings: dict[str, Any]) -> str | None:
+    """How the scene of a done `entry` in `out_dir` was made otherwise than `settings` say, in the user's
+    words; None when alike, unrecorded (entries of runs before settings were recorded are taken as alike),
+    or no longer there (its record output deleted: the scene is to be done again)."""
     recorded = entry.get("settings")
     if entry.get("status") != "done" or not isinstance(recorded, dict):
+        return None
+    if not (out_dir / f"{Path(entry['scene']).stem}{OUTPUT_SUFFIXES[RECORD_OUTPUT]}").exists():
         return None
     differ = [key for key in settings if json.loads(json.dumps(settings[key])) != recorded.get(key)]
     if not differ:
@@ -121,7 +124,7 @@ def refuse_other_owners(out_dir: Path, scenes: list[Path], settings: dict[str, A
         if not same_file(owner["scene"], scene):
             raise UsageError(f"{out_dir} already holds the outputs of {owner['scene']} under the names {scene} "
                              f"would write ({scene.stem}.geojson, ...); use another --out folder or rename the scene")
-        if settings is not None and (how := other_settings(owner, settings)):
+        if settings is not None and (how := other_settings(out_dir, owner, settings)):
             raise UsageError(f"{out_dir} holds {scene.name} done with {how}; use another --out folder, or "
                              f"delete its outputs ({scene.stem}.*) to redo it")
 

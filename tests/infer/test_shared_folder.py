@@ -172,3 +172,9 @@ def test_a_rerun_made_otherwise_is_refused_before_any_work_and_a_copy_of_the_mod
     copy.write_bytes(oracle.read_bytes())
     result = run_cli("infer", "run", str(copy), str(scenes[0]), "--out", str(out), "--quiet", *TILING)
     assert result.returncode == 0 and _by_this_run(result.stdout) == 0, result.stderr
+    for path in out.glob(f"{scenes[0].stem}*"):  # as the refusal says: its outputs deleted, it is done again
+        path.unlink()
+    result = run_cli("infer", "run", str(oracle), str(scenes[0]), "--out", str(out), "--quiet", *TILING,
+                     "--score", "0.6")
+    assert result.returncode == 0 and _by_this_run(result.stdout) == 1, result.stderr
+    assert _summary(out)[scenes[0].name]["settings"]["score"] == 0.6

@@ -52,8 +52,10 @@ train: data-reference
 DEMO_MODEL := checkpoints/reference.onnx
 
 # The reference checkpoint predates the dataset's smallest areas: the export gives them (datasets/synthetic.yaml).
+# A new model starts the demo's runs afresh: `infer run` refuses a folder another model's runs made.
 $(DEMO_MODEL): checkpoints/reference.ckpt | $(STAMP)
 	$(PY) -m train export checkpoints/reference.ckpt --out $@ --min-area earth_berm=10 --min-area cleared_site=400
+	rm -rf $(DEMO_DIR)/run $(DEMO_DIR)/changes $(DEMO_DIR)/track
 
 $(DEMO_DIR)/heldout/scene_000.tif: | $(STAMP)
 	$(PY) -m synth --out $(DEMO_DIR)/heldout --size 8192 --seed 99 --quiet

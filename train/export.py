@@ -23,7 +23,6 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from infer.contract.parity import DetectionComparison, compare_detections
 from infer.contract.schema import INPUT_MULTIPLE, OUTPUT_NAMES, ClassInfo, ModelInfo, RegionDecode
 from infer.errors import InputError, UsageError
 from infer.files import atomic_write
-from infer.runtime.model import OnnxModel
+from infer.runtime.model import OnnxModel, file_sha256
 from infer.runtime.options import CLOSING_RADII_PER_OVERLAP
 from infer.runtime.stitch import core_class_map
 from infer.runtime.tiling import Tile
@@ -354,7 +353,9 @@ def model_info(loaded: LoadedCheckpoint, checkpoint: Path, precision: str, opset
         "steps": loaded.global_step, "epoch": loaded.epoch,
         "train_seconds": info.get("train_seconds"), "device": info.get("device"),
         "dataset": info.get("dataset"), "chip_size": info.get("chip_size"),
-        "checkpoint": checkpoint.name, "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # The checkpoint's bytes, not the time of export: the same checkpoint exported alike is the same file,
+        # which `infer run` takes as the same model (`infer.runtime.runfolder.run_settings`).
+        "checkpoint": checkpoint.name, "checkpoint_sha256": file_sha256(checkpoint),
         "precision": precision, "opset": opset, "torch": torch.__version__,
     }
     try:

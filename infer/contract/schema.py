@@ -150,7 +150,7 @@ class ModelInfo(ClassSchema):
         region_decode: None when the graph returns region probabilities (`mask`) for the host to decode;
             how it decodes them itself when it returns `DECODED_REGION_OUTPUTS` and takes `VALID_INPUT`.
         provenance: how the model came to be (backbone, steps, train_seconds,
-            device, dataset, exported_at, precision, ...); free-form, JSON-able,
+            device, dataset, checkpoint_sha256, precision, ...); free-form, JSON-able,
             not part of equality.
     """
 

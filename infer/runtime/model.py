@@ -81,6 +81,12 @@ def select_providers(device: str, available: list[str], engine_cache: Path | Non
     return [*providers, "CPUExecutionProvider"]
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 class OnnxModel:
     """An exported sitewatch model opened with ONNX Runtime.
 
@@ -114,9 +120,9 @@ class OnnxModel:
             ort.preload_dlls()
         if not self.path.is_file():
             raise InputError(f"model file not found: {self.path}")
-        with open(self.path, "rb") as f:
-            #: The model's bytes: a copy on another node is the same model (`runfolder.run_settings`).
-            self.sha256: str = hashlib.file_digest(f, "sha256").hexdigest()
+        #: The model's bytes: a copy on another node, or the same checkpoint exported again alike, is the same
+        #: model (`runfolder.run_settings`).
+        self.sha256: str = file_sha256(self.path)
         options = ort.SessionOptions()
         for key, value in SESSION_CONFIG.items():
             options.add_session_config_entry(key, value)
@@ -243,4 +249,5 @@ class OnnxModel:
         return out
 
 
-__all__ = ["DEVICES", "SESSION_CONFIG", "ModelOutputs", "OnnxModel", "default_engine_cache", "select_providers"]
+__all__ = ["DEVICES", "SESSION_CONFIG", "ModelOutputs", "OnnxModel", "default_engine_cache", "file_sha256",
+           "select_providers"]

@@ -13,6 +13,7 @@ onnxruntime's own `get_modelmeta`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -120,9 +121,6 @@ class OnnxModel:
             ort.preload_dlls()
         if not self.path.is_file():
             raise InputError(f"model file not found: {self.path}")
-        #: The model's bytes: a copy on another node, or the same checkpoint exported again alike, is the same
-        #: model (`runfolder.run_settings`).
-        self.sha256: str = file_sha256(self.path)
         options = ort.SessionOptions()
         for key, value in SESSION_CONFIG.items():
             options.add_session_config_entry(key, value)
@@ -168,6 +166,12 @@ class OnnxModel:
 
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, providers={self.providers})"
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The model file's SHA-256, read when first asked: a copy on another node, or the same checkpoint
+        exported again alike, is the same model (`runfolder.run_settings`)."""
+        return file_sha256(self.path)
 
     def run(self, batch: NDArray[np.number], valid: NDArray[np.bool_] | None = None) -> ModelOutputs:
         """Run the network on a batch made by `prepare`.

@@ -51,7 +51,8 @@ SETTING_NAMES = {"model_sha256": "model", "tile": "--tile", "overlap": "--overla
 
 def run_settings(model_sha256: str, options: ResolvedOptions) -> dict[str, Any]:
     """What decides a scene's outputs besides the scene: the model's bytes and the options that change
-    them. Batch, threads, workers and device do not (decision 12); `--outputs` is `is_done`'s."""
+    them. Batch, threads, workers and device do not (decision 12); `--outputs` is `is_done`'s. Its values
+    are what JSON gives back (lists, not tuples), so a summary's record compares equal."""
     return {"model_sha256": model_sha256, "tile": options.tile, "overlap": options.overlap,
             "score": options.score, "mask_threshold": options.mask_threshold, "closing_px": options.closing_px,
             "min_area_px": list(options.min_area_px), "max_objects": options.max_objects}
@@ -66,7 +67,7 @@ def other_settings(out_dir: Path, entry: dict[str, Any], settings: dict[str, Any
         return None
     if not (out_dir / f"{Path(entry['scene']).stem}{OUTPUT_SUFFIXES[RECORD_OUTPUT]}").exists():
         return None
-    differ = [key for key in settings if json.loads(json.dumps(settings[key])) != recorded.get(key)]
+    differ = [key for key in settings if settings[key] != recorded.get(key)]
     if not differ:
         return None
     if "model_sha256" in differ:

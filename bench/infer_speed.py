@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -76,9 +77,13 @@ def main() -> None:
             out.mkdir()
             process_scene(model, scene, out, options)
 
+        ort_busy: list[float] = []  # CPU-seconds per second of ONNX Runtime alone, per call
+
         def ort_alone() -> None:
+            wall, cpu = time.perf_counter(), time.process_time()
             for batch in batches:
                 model.run(batch)
+            ort_busy.append((time.process_time() - cpu) / (time.perf_counter() - wall))
 
         def torch_eager() -> None:
             with torch.inference_mode():
@@ -116,6 +121,9 @@ def main() -> None:
         "mpx_per_s": {k: round(mpx / v, 3) for k, v in seconds.items()},
         "pipeline_efficiency": round(seconds["onnxruntime"] / seconds["pipeline"], 3),
         "onnxruntime_vs_pytorch": round(seconds["pytorch_eager"] / seconds["onnxruntime"], 3),
+        # How many cores ONNX Runtime alone keeps busy (median of the timed runs, not the warm-up): on a CPU,
+        # what is left of the cores for the pipeline's own work to hide in.
+        "onnxruntime_cores_busy": round(statistics.median(ort_busy[1:]), 2),
     }
     if job is not None:
         result["job"] = {"scenes": args.job_scenes, "median_seconds": round(job, 3),

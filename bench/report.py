@@ -104,7 +104,9 @@ def infer_speed_table(result: dict) -> str:
         "",
         f"Pipeline efficiency (ORT alone time / pipeline time): **{result['pipeline_efficiency']}**"
         + (f", of the job (its Mpx/s / ORT alone's): **{result['job_efficiency']}**" if job else "")
-        + f"; ONNX Runtime vs PyTorch eager: **{result['onnxruntime_vs_pytorch']}×**.",
+        + f"; ONNX Runtime vs PyTorch eager: **{result['onnxruntime_vs_pytorch']}×**."
+        + (f" ONNX Runtime alone keeps {result['onnxruntime_cores_busy']} cores busy (CPU-seconds a second)."
+           if "onnxruntime_cores_busy" in result else ""),
     ]
     return "\n".join(lines)
 

@@ -58,6 +58,7 @@ class Side:
     colors: dict[str, str] = field(default_factory=dict)
     footprint: Thing | None = None  # the ground the date saw (valid pixels), when its file records it
     min_area_m2: dict[str, float] = field(default_factory=dict)  # smallest region piece reported, per class
+    checkpoint: str | None = None  # SHA-256 of the trained weights that detected it, when its file records them
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,29 @@ def read_side(path: Path, scene: Path | None = None) -> Side:
         smallest = {str(k): float(v) for k, v in (collection.get("min_area_m2") or {}).items()}
     except (AttributeError, TypeError, ValueError):
         raise InputError(f"{geojson}: its 'min_area_m2' is not a mapping of class to m²") from None
+    checkpoint = collection.get("checkpoint_sha256")
     return Side(geojson, objects, regions, collection.get("date"),
                 scene or found_scene or _scene_for(geojson, collection), pixel, dict(collection.get("colors") or {}),
-                None if ground is None else Thing("footprint", ground, ground, {}), smallest)
+                None if ground is None else Thing("footprint", ground, ground, {}), smallest,
+                str(checkpoint) if checkpoint else None)
+
+
+def different_models(sides: Sequence[Side], labels: Sequence[str]) -> str | None:
+    """A note when the dates were detected by different trained models, None otherwise.
+
+    What two models see differently would show as change, so a comparison across them is flagged. A date whose
+    file does not record its weights (labels, results of an older version) is not counted. `labels`: a name
+    per date, as the outputs call them.
+    """
+    by_model: dict[str, list[str]] = {}
+    for side, label in zip(sides, labels, strict=True):
+        if side.checkpoint:
+            by_model.setdefault(side.checkpoint, []).append(label)
+    if len(by_model) < 2:
+        return None
+    groups = "; ".join(f"{', '.join(names)} by checkpoint {sha[:12]}" for sha, names in by_model.items())
+    return (f"note: the dates were detected by different models ({groups}): some changes may be what the "
+            "models see differently, not what changed on the ground")
 
 
 def to_metric(sides: Sequence[Side]) -> tuple[CRS | None, str]:
@@ -355,6 +376,9 @@ def summary_lines(result: DiffResult, before: Side, after: Side) -> list[str]:
     if before.date and after.date and after.date < before.date:
         lines.append(f"  note: the dates run backwards (the later input, {after.source.name}, is dated "
                      f"{after.date}, before {before.date}): 'new' is what only {after.source.name} shows")
+    models = different_models([before, after], [before.date or before.source.name, after.date or after.source.name])
+    if models:
+        lines.append(f"  {models}")
     if result.common_area_m2 is not None:
         area = (f"{result.common_area_m2 / 1e6:,.2f} km²" if result.common_area_m2 >= 1e5
                 else f"{result.common_area_m2:,.0f} m²")

@@ -47,9 +47,11 @@ def _changes_table(tracking: Tracking, labels: Sequence[str]) -> str:
 
 
 def write_track_report(folder: Path, tracking: Tracking, labels: Sequence[str], sources: Sequence[str],
-                       lines: Sequence[str], charts: dict[int, Path], files: Sequence[str]) -> Path:
-    """The page: registration, the area's chart, each site's line, chart and table, the changes per pair,
-    and links to `files` (names in `folder`). `charts`: site number → PNG, 0 for the whole area."""
+                       lines: Sequence[str], charts: dict[int, Path], files: Sequence[str],
+                       notes: Sequence[str] = ()) -> Path:
+    """The page: `notes` first, then registration, the area's chart, each site's line, chart and table, the
+    changes per pair, and links to `files` (names in `folder`). `charts`: site number → PNG, 0 for the whole
+    area."""
     registration = "".join(
         f"<tr><td>{_when(labels, k)}</td><td>{html.escape(Path(src).name)}</td><td>{x:+.2f}</td><td>{y:+.2f}</td>"
         f"<td>{support}</td></tr>"
@@ -58,6 +60,7 @@ def write_track_report(folder: Path, tracking: Tracking, labels: Sequence[str], 
     body = [f"<h1>sitewatch track: {len(labels)} dates, {len(tracking.sites)} site(s)</h1>",
             "<p class=files>Files: " + " · ".join(f"<a href='{html.escape(n)}'>{html.escape(n)}</a>" for n in files)
             + "</p>",
+            *(f"<p class=note>{html.escape(note)}</p>" for note in notes),
             "<h2>Registration to the first date</h2><table><thead><tr><th>date</th><th>source</th>"
             "<th>shift east m</th><th>shift north m</th><th>objects agreeing</th></tr></thead>"
             f"<tbody>{registration}</tbody></table>",

@@ -86,6 +86,8 @@ def _diff(args) -> int:
              "registration_support": result.offset_support, "tolerance_m": args.tolerance,
              "common_area_m2": result.common_area_m2, "objects_outside_common_area": result.outside,
              "classes": dict(result.classes), "colors": {**before.colors, **after.colors}}
+    if before.checkpoint or after.checkpoint:
+        extra["checkpoint_sha256"] = [before.checkpoint, after.checkpoint]
     if before.pixel_coordinates:
         extra["coordinates"] = "pixel (x right, y down): the inputs have no georeferencing"
     features = [feature(c.geom, c.properties) for c in result.changes]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infer.analysis.changes import DiffOptions, Side, read_side
+from infer.analysis.changes import DiffOptions, Side, different_models, read_side
 from infer.analysis.sites import SiteRoles, SiteRules, site_properties
 from infer.analysis.track import (
     TIMELINE_FIELDS,
@@ -121,14 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_writable_folder(args.out)
     lines = [progress_line(s, labels, berm_changed(s, tracking.changes, SiteRoles().berm)) for s in tracking.sites]
     lines = lines or ["no site at any date"]
-    _write_outputs(args.out, tracking, sides, labels, rules, lines)
-    print("\n".join(lines))
+    notes = [n for n in [different_models(sides, [s.date or s.source.name for s in sides])] if n]
+    _write_outputs(args.out, tracking, sides, labels, rules, lines, notes)
+    print("\n".join([*notes, *lines]))
     print(f"wrote {args.out / 'report.html'}, {', '.join(FILES)} and charts/")
     return 0
 
 
 def _write_outputs(out: Path, tracking: Tracking, sides: Sequence[Side], labels: Sequence[str], rules: SiteRules,
-                   lines: Sequence[str]) -> None:
+                   lines: Sequence[str], notes: Sequence[str] = ()) -> None:
+    """Every file of `FILES`, the charts and the report; `lines`: a line per site, `notes`: lines said before them."""
     def wgs84(geoms: list) -> list:
         """Metric geometries to WGS84, in one call."""
         if not geoms:
@@ -160,6 +162,7 @@ def _write_outputs(out: Path, tracking: Tracking, sides: Sequence[Side], labels:
                                                             for t in tracking.objects if t.cls == cls)}
                for cls, n in Counter(t.cls for t in tracking.objects).items()}
     timeline = {"dates": list(labels), "sources": [str(s.source) for s in sides],
+                "checkpoint_sha256": [s.checkpoint for s in sides],
                 "registration_offset_m": [[round(x, 2), round(y, 2)] for x, y in tracking.offsets],
                 "registration_support": tracking.support, "rules": asdict(rules),
                 "area": area_timeline(tracking.sites, len(labels)), "changes_between_dates": counts,
@@ -167,7 +170,7 @@ def _write_outputs(out: Path, tracking: Tracking, sides: Sequence[Side], labels:
                 "objects": objects, "sites": [{"site": s.number, "timeline": s.timeline()} for s in tracking.sites]}
     write_text_atomic(out / "timeline.json", json.dumps(timeline, indent=1) + "\n")
     write_text_atomic(out / "timeline.csv", _timeline_csv(tracking, labels))
-    write_text_atomic(out / "track.txt", "\n".join(lines) + "\n")
+    write_text_atomic(out / "track.txt", "\n".join([*notes, *lines]) + "\n")
     (out / "charts").mkdir(exist_ok=True)
     charts = {0: write_timeline_chart(out / "charts" / "area.png", f"The whole area: {len(tracking.sites)} site(s)",
                                       labels, timeline["area"])}
@@ -175,7 +178,7 @@ def _write_outputs(out: Path, tracking: Tracking, sides: Sequence[Side], labels:
         charts[site.number] = write_timeline_chart(out / "charts" / f"site_{site.number:03d}.png",
                                                    f"site {site.number}", labels, site.timeline())
     write_track_report(out, tracking, labels, [str(s.source) for s in sides], lines, charts,
-                       [*FILES, "charts/area.png"])
+                       [*FILES, "charts/area.png"], notes)
 
 
 def _site_features(tracking: Tracking, labels: Sequence[str], wgs84) -> list[dict]:

@@ -265,8 +265,11 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
     if failures:
         raise failures[0]
     dated = {"date": date} if date else {}
+    trained = info.provenance.get("checkpoint_sha256")
     write_feature_collection(paths["geojson"], objects + regions,
                              {"scene": scene.name, **dated, "model": info.version,
+                              # the trained weights, alike in every export of them: `infer diff` and `track` flag two
+                              **({"checkpoint_sha256": trained} if trained else {}),
                               "classes": {c.name: c.kind for c in info.classes}, "colors": colors,
                               "min_area_m2": {n: round(px * grid.gsd_m**2, 1)
                                               for n, px in zip(region_names, plan.min_area_px, strict=True)},

@@ -72,13 +72,13 @@ def oracle_graph() -> onnx.GraphProto:
 
 
 def write_oracle(path: Path, tile: int = 256, overlap: int = 64, classes: tuple = FOUR_CLASS_INFOS,
-                 graph_input: str = "raw") -> Path:
+                 graph_input: str = "raw", provenance: dict | None = None) -> Path:
     """The oracle as an export writes it (taking uint8 pixels), or with `graph_input` "normalized" as
-    files exported before did (taking float32 the runtime normalized)."""
+    files exported before did (taking float32 the runtime normalized); `provenance` as an export records it."""
     proto = helper.make_model(oracle_graph(), opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8
     info = ModelInfo(classes, ("red", "green", "blue"), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0.5, tile, overlap,
-                     dtype="uint8", graph_input=graph_input)
+                     dtype="uint8", graph_input=graph_input, provenance=provenance or {})
     if graph_input == "raw":
         proto = normalizing_input(proto, info)
     onnx.checker.check_model(proto)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import subprocess
@@ -275,6 +276,49 @@ def test_a_run_records_the_smallest_region_piece_it_reports(oracle, tmp_path):
                    "--min-area", "earth_berm=123").returncode == 0
     header = json.loads((tmp_path / "out" / "s.geojson").read_text())
     assert header["min_area_m2"]["earth_berm"] == 123.0
+
+
+def test_dates_detected_by_two_models_are_flagged_by_diff_and_track(tmp_path):
+    """Each run records the weights that detected it; comparing dates of two trained models says so, since what
+    the models see differently would read as change. One model, exported twice, is not flagged."""
+    from tests.infer.oracle import write_oracle
+
+    weights = {name: hashlib.sha256(name.encode()).hexdigest() for name in ("first", "second")}
+    models = {name: write_oracle(tmp_path / f"{name}.onnx", provenance={"checkpoint_sha256": sha})
+              for name, sha in weights.items()}
+    again = write_oracle(tmp_path / "first_again.onnx", graph_input="normalized",
+                         provenance={"checkpoint_sha256": weights["first"]})
+    pixels = plant(512, 512, STOREHOUSES, RING)
+    runs = {}
+    for name, model in (*models.items(), ("again", again)):
+        scene = write_scene(tmp_path / f"{name}.tif", pixels)
+        assert run_cli("infer", "run", str(model), str(scene), "--out", str(tmp_path / name), "--quiet",
+                       "--outputs", "geojson").returncode == 0
+        runs[name] = tmp_path / name
+    assert json.loads((runs["second"] / "second.geojson").read_text())["checkpoint_sha256"] == weights["second"]
+
+    same = run_cli("infer", "diff", str(runs["first"]), str(runs["again"]), "--out", str(tmp_path / "same"))
+    assert same.returncode == 0 and "different models" not in same.stdout
+    other = run_cli("infer", "diff", str(runs["first"]), str(runs["second"]), "--out", str(tmp_path / "other"))
+    assert other.returncode == 0, other.stderr
+    assert f"different models (first.geojson by checkpoint {weights['first'][:12]}; second.geojson by " \
+           f"checkpoint {weights['second'][:12]})" in other.stdout
+    assert "different models" in (tmp_path / "other" / "changes.txt").read_text()
+    header = json.loads((tmp_path / "other" / "changes.geojson").read_text())
+    assert header["checkpoint_sha256"] == [weights["first"], weights["second"]]
+
+    tracked = run_cli("infer", "track", *(str(runs[n]) for n in ("first", "again", "second")),
+                      "--out", str(tmp_path / "track"))
+    assert tracked.returncode == 0, tracked.stderr
+    note = (f"different models (first.geojson, again.geojson by checkpoint {weights['first'][:12]}; "
+            f"second.geojson by checkpoint {weights['second'][:12]})")
+    assert note in tracked.stdout.splitlines()[0]
+    assert (tmp_path / "track" / "track.txt").read_text().startswith("note: the dates were detected by different")
+    assert note in (tmp_path / "track" / "report.html").read_text()
+    timeline = json.loads((tmp_path / "track" / "timeline.json").read_text())
+    assert timeline["checkpoint_sha256"] == [weights["first"], weights["first"], weights["second"]]
+    alike = run_cli("infer", "track", *(str(runs[n]) for n in ("first", "again")), "--out", str(tmp_path / "alike"))
+    assert alike.returncode == 0 and "different models" not in alike.stdout
 
 
 def test_a_site_whose_berms_did_not_change_gets_one_berm_length():

@@ -31,7 +31,7 @@ from shapely import affinity
 from infer.contract.geometry import elongated_length
 from infer.errors import InputError
 from infer.geo.crs import transform_geometry, utm_crs
-from infer.geo.geojson import read_feature_collection
+from infer.geo.geojson import located_features, read_feature_collection
 from infer.runtime.runfolder import finished_scene
 
 LISTED_PIECES = 5  # new region pieces named one by one in the summary, largest first
@@ -123,11 +123,11 @@ def read_side(path: Path, scene: Path | None = None) -> Side:
     collection = read_feature_collection(geojson)
     pixel = "coordinates" in collection
     objects, regions = [], []
-    for n, feat in enumerate(collection["features"]):
+    for n, feat, shape in located_features(geojson, collection):
         props = dict(feat.get("properties") or {})
         if "class" not in props:
             raise InputError(f"{geojson}: feature {n} has no 'class'")
-        geom = shapely.make_valid(shapely.geometry.shape(feat["geometry"]))
+        geom = shapely.make_valid(shape)
         thing = Thing(str(props["class"]), geom, geom, props)
         (objects if _kind(collection, props) == "object" else regions).append(thing)
     seen = collection.get("footprint")

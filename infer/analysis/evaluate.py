@@ -33,7 +33,7 @@ from infer.contract.geometry import elongated_length
 from infer.contract.label_formats import class_key, read_labels
 from infer.errors import InputError
 from infer.geo.crs import from_wgs84
-from infer.geo.geojson import read_feature_collection
+from infer.geo.geojson import located_features, read_feature_collection
 from infer.geo.rasterenv import open_raster
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
@@ -55,11 +55,10 @@ def read_in_pixels(path: Path, scene: Path) -> tuple[list[Labeled], int, int]:
         inverse, crs, size = ~src.transform, src.crs, (src.width, src.height)
     pixel_coords = "coordinates" in collection  # written for a picture without georeferencing
     out = []
-    for n, feat in enumerate(collection["features"]):
+    for n, feat, geom in located_features(path, collection):
         props = feat.get("properties") or {}
         if "class" not in props:
             raise InputError(f"{path}: feature {n} has no 'class'")
-        geom = shapely.geometry.shape(feat["geometry"])
         if not pixel_coords:
             if crs is None:
                 raise InputError(f"{path} is in WGS84 but {scene.name} has no georeferencing")

@@ -7,7 +7,7 @@ never sees half a file.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,36 @@ def read_feature_collection(path: str | Path) -> dict[str, Any]:
         raise InputError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise InputError(f"{path} is not a GeoJSON FeatureCollection")
+    features = data.get("features")
+    if not isinstance(features, list):
+        raise InputError(f"{path}: its 'features' is not a list")
+    for n, feat in enumerate(features):
+        if not isinstance(feat, dict) or not isinstance(feat.get("properties") or {}, dict):
+            raise InputError(f"{path}: feature {n} is not a GeoJSON Feature with a properties object")
     return data
+
+
+def located_features(path: str | Path, collection: Mapping[str, Any]) -> Iterator[tuple[int, dict, BaseGeometry]]:
+    """(index, feature, its shapely geometry) of each feature of `collection` (read from `path`) that has a place.
+
+    A feature whose geometry is null or empty has none (RFC 7946 §3.2 allows it: a record without a location)
+    and is left out; a malformed geometry, or one with coordinates that are not finite numbers, is an
+    `InputError` naming the file and the feature.
+    """
+    for n, feat in enumerate(collection["features"]):
+        if "geometry" not in feat:
+            raise InputError(f"{path}: feature {n} has no 'geometry' member")
+        if feat["geometry"] is None:
+            continue
+        try:
+            geom = shapely.geometry.shape(feat["geometry"])
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError, shapely.errors.ShapelyError) as exc:
+            raise InputError(f"{path}: feature {n} has a malformed geometry ({str(exc).splitlines()[0]})") from None
+        if geom.is_empty:
+            continue
+        if not np.isfinite(shapely.get_coordinates(geom)).all():
+            raise InputError(f"{path}: feature {n} has coordinates that are not finite numbers")
+        yield n, feat, geom
 
 
 def feature_geometries(collection: Mapping[str, Any]) -> list[BaseGeometry]:

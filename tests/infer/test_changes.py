@@ -170,7 +170,21 @@ def test_two_scene_folder_is_a_one_line_error(pair, tmp_path):
     assert result.stderr.count("\n") == 1 and "exactly one" in result.stderr
 
 
-@pytest.mark.parametrize("problem", ["missing", "pixel_vs_wgs84", "not_geojson"])
+def _truck(geometry) -> dict:
+    return {"type": "Feature", "geometry": geometry, "properties": {"class": "truck", "heading_deg": 0.0}}
+
+
+BAD_FEATURES = {
+    "malformed_geometry": [_truck({"type": "Polygon", "coordinates": [[[38, 9], [38, "a"], [38.1, 9], [38, 9]]]})],
+    "ring_of_two_points": [_truck({"type": "Polygon", "coordinates": [[[38, 9], [38.1, 9]]]})],
+    "nan_coordinate": [_truck({"type": "Point", "coordinates": [float("nan"), 9.0]})],
+    "no_geometry_member": [{"type": "Feature", "properties": {"class": "truck"}}],
+    "feature_not_an_object": [7],
+}
+
+
+@pytest.mark.parametrize("problem", ["missing", "pixel_vs_wgs84", "not_geojson", "features_not_a_list",
+                                     *BAD_FEATURES])
 def test_bad_inputs_are_one_line_errors(pair, tmp_path, problem):
     before = pair / "scene_000.geojson"
     after = tmp_path / "after.geojson"
@@ -178,9 +192,35 @@ def test_bad_inputs_are_one_line_errors(pair, tmp_path, problem):
         after = tmp_path / "nowhere.geojson"
     elif problem == "pixel_vs_wgs84":
         after.write_text(json.dumps({"type": "FeatureCollection", "coordinates": "pixel", "features": []}))
+    elif problem == "features_not_a_list":
+        after.write_text(json.dumps({"type": "FeatureCollection", "features": {}}))
+    elif problem in BAD_FEATURES:
+        after.write_text(json.dumps({"type": "FeatureCollection", "features": BAD_FEATURES[problem]}))
     else:
         after.write_text("{ not json")
     result = _diff(before, after, tmp_path / "out")
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert not (tmp_path / "out" / "changes.geojson").exists()
+
+
+def test_features_without_a_place_are_left_out_by_diff_and_evaluate(pair, tmp_path):
+    """RFC 7946 lets a feature's geometry be null (a record with no location); so is an empty one read: both
+    are left out, and the results are those of the file without them."""
+    after = json.loads((pair / "scene_000_t2.geojson").read_text())
+    placeless = [_truck(None), _truck({"type": "Polygon", "coordinates": []})]
+    padded = tmp_path / "padded.geojson"
+    padded.write_text(json.dumps({**after, "features": placeless + after["features"] + placeless}))
+    plain = _diff(pair / "scene_000.geojson", pair / "scene_000_t2.geojson", tmp_path / "plain")
+    padded_diff = _diff(pair / "scene_000.geojson", padded, tmp_path / "padded")
+    assert plain.returncode == 0 and padded_diff.returncode == 0, padded_diff.stderr
+    changes = [json.loads((tmp_path / name / "changes.geojson").read_text())["features"]
+               for name in ("plain", "padded")]
+    assert changes[0] == changes[1] and len(changes[0]) > 10
+    unpadded = tmp_path / "unpadded.geojson"
+    unpadded.write_text(json.dumps(after))
+    scored = [run_cli("infer", "evaluate", str(pred), str(pair / "scene_000_t2.geojson"),
+                      "--scene", str(pair / "scene_000_t2.tif")) for pred in (unpadded, padded)]
+    assert scored[0].returncode == 0 and scored[1].returncode == 0, scored[1].stderr
+    table = [r.stdout.splitlines()[:-1] for r in scored]  # the last line names the file written
+    assert table[0] == table[1] and "1.000" in scored[0].stdout

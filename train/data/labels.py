@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from infer.contract.codec import ObjectLabels
 from infer.errors import InputError
 from infer.geo.crs import from_wgs84
-from infer.geo.geojson import read_feature_collection
+from infer.geo.geojson import located_features, read_feature_collection
 from train.data.config import DatasetConfig
 
 
@@ -74,15 +74,12 @@ def read_scene_labels(path: Path, crs: CRS, config: DatasetConfig) -> SceneLabel
     directional = {c.name for c in config.classes if c.directional}
     corners, classes, heading_known = [], [], []
     regions: list[list[BaseGeometry]] = [[] for _ in config.region_classes]
-    for n, feat in enumerate(collection.get("features", [])):
+    for n, feat, shape in located_features(path, collection):
         props = feat.get("properties") or {}
         name = props.get("class")
         if name not in index:
             raise InputError(f"{path}: feature {n} has unknown class {name!r} (known: {', '.join(index)})")
-        try:
-            geom = from_wgs84(shapely.geometry.shape(feat["geometry"]), crs)
-        except (KeyError, TypeError, ValueError, shapely.errors.ShapelyError) as exc:
-            raise InputError(f"{path}: feature {n} has no valid geometry ({exc})") from None
+        geom = from_wgs84(shape, crs)
         kind, k = index[name]
         if kind == "region":
             regions[k].append(geom if geom.is_valid else geom.buffer(0))

@@ -21,6 +21,10 @@ from infer.geo.crs import utm_crs
 
 #: Within this relative difference two pixel sizes count as the same.
 GSD_TOLERANCE = 0.02
+#: The most a scene's pixels are enlarged to the model's GSD (per side). Coarser imagery upsampled shows the
+#: network blurs of a few pixels where it learned objects (a truck at 0.5 m is 16 x 5 px, at 2 m 4 x 1), and
+#: multiplies the job by the square of the factor (a 10 m scene for a 0.5 m model: 400x the pixels).
+MAX_UPSAMPLING = 2.0
 _GEOD = Geod(ellps="WGS84")
 
 
@@ -70,6 +74,15 @@ def scene_gsd(name: str, transform: Affine, crs, width: int, height: int, model_
                                      f"has pixels of {ground[0]:.3g} x {ground[1]:.3g} m on the ground, not square"))
     true_size = (ground[0] + ground[1]) / 2
     return size if _same(size, true_size) else true_size
+
+
+def check_upsampling(name: str, source_gsd: float, model_gsd: float) -> None:
+    """`InputError` (one line) for a scene whose pixels are more than `MAX_UPSAMPLING` times the model's."""
+    factor = source_gsd / model_gsd
+    if factor > MAX_UPSAMPLING * (1 + GSD_TOLERANCE):
+        raise InputError(f"{name} has pixels of {source_gsd:.3g} m, {round(factor, 1):g}x the model's {model_gsd:g} m "
+                         f"(at most {MAX_UPSAMPLING:g}x is upsampled): its objects would be a few blurred pixels; "
+                         f"resample it yourself (gdalwarp -tr {model_gsd:g} {model_gsd:g}) to run it anyway")
 
 
 def _same(a: float, b: float) -> bool:

@@ -26,7 +26,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from infer.errors import InputError
-from infer.geo.gsd import GSD_TOLERANCE, scene_gsd
+from infer.geo.gsd import GSD_TOLERANCE, check_upsampling, scene_gsd
 from infer.geo.rasterenv import gdal_env, gdal_reason, open_raster
 from infer.runtime.tiling import Tile, tile_grid
 
@@ -84,6 +84,7 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
                 georeferenced = src.crs is not None and not src.transform.is_identity
                 source_gsd = (scene_gsd(path.name, src.transform, src.crs, src.width, src.height, model_gsd)
                               if georeferenced else model_gsd)
+                check_upsampling(path.name, source_gsd, model_gsd)
                 # within the tolerance of the model's GSD a scene is read as it is
                 scale = model_gsd / source_gsd if abs(model_gsd / source_gsd - 1) > GSD_TOLERANCE else 1.0
                 transform = src.transform @ Affine.scale(scale) if georeferenced else Affine.identity()

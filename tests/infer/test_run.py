@@ -213,6 +213,18 @@ def test_a_coarser_scene_is_resampled_and_detections_land_on_the_ground(oracle, 
     assert (entry["megapixels"], entry["source_megapixels"]) == (0.262, 0.066)  # the model's grid, the file
 
 
+def test_a_scene_much_coarser_than_the_model_is_refused_in_one_line_and_the_others_run(oracle, tmp_path):
+    """Pixels of 1.5 m for the 0.5 m oracle: 3x, past the 2x that is upsampled (1 m runs, above)."""
+    pixels = plant(512, 512, [(102, 102)], [])
+    coarse = write_scene(tmp_path / "coarse.tif", pixels[:, ::3, ::3].copy(), gsd=1.5)
+    fine = write_scene(tmp_path / "fine.tif", pixels)
+    result = _run(oracle, [coarse, fine], tmp_path / "out", "--tile", "256", "--overlap", "64")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "coarse.tif has pixels of 1.5 m, 3x the model's 0.5 m" in result.stderr
+    assert "gdalwarp -tr 0.5 0.5" in result.stderr
+    assert not list((tmp_path / "out").glob("coarse*")) and (tmp_path / "out" / "fine.geojson").is_file()
+
+
 def test_region_pieces_smaller_than_the_class_minimum_are_not_reported_nor_in_the_mask(oracle, tmp_path):
     berm, speck = (300, 20, 320, 400), (100, 100, 104, 104)  # 10 m x 190 m, and 2 m x 2 m = 4 m²
     scene = write_scene(tmp_path / "specks.tif", plant(512, 512, [], [berm, speck]))

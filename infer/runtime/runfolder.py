@@ -112,10 +112,12 @@ def refuse_other_owners(out_dir: Path, scenes: list[Path], settings: dict[str, A
     """`UsageError` when a summary in `out_dir` records a different file done under one of `scenes`' names,
     or one of them done otherwise than `settings` (`run_settings`) say: a rerun would skip it, and its
     outputs would not be this run's."""
+    if not summary_files(out_dir):
+        return
     try:
         entries = read_summaries(out_dir)
-    except InputError:  # no summary yet, or one that cannot be read: nothing recorded
-        return
+    except InputError as exc:  # damaged by hand or by another tool: this run would replace what it records
+        raise UsageError(f"{exc}; this run would replace it: repair it, or move it away to start afresh") from None
     owners = {Path(e["scene"]).stem: e for e in entries
               if isinstance(e, dict) and e.get("status") == "done" and isinstance(e.get("scene"), str)}
     for scene in scenes:
@@ -130,18 +132,46 @@ def refuse_other_owners(out_dir: Path, scenes: list[Path], settings: dict[str, A
                              f"delete its outputs ({scene.stem}.*) to redo it")
 
 
+def summary_files(folder: Path) -> list[Path]:
+    """`summary.json` and every shard's `summary-I-of-N.json` in `folder`."""
+    return sorted([*folder.glob("summary.json"), *folder.glob("summary-*-of-*.json")])
+
+
 def read_summaries(folder: Path) -> list[dict[str, Any]]:
-    """Scene entries of `summary.json` and of every shard's `summary-I-of-N.json`."""
-    paths = sorted([*folder.glob("summary.json"), *folder.glob("summary-*-of-*.json")])
+    """Scene entries of `summary_files`; `InputError` naming the file for one that is not a summary as
+    `infer run` writes it (readers index its entries without further checks)."""
+    paths = summary_files(folder)
     if not paths:
         raise InputError(f"{folder} has no summary.json: is it an `infer run` output folder?")
     entries = []
     for path in paths:
         try:
-            entries += json.loads(path.read_text())["scenes"]
-        except (ValueError, KeyError, TypeError):
+            scenes = json.loads(path.read_text())["scenes"]
+        except (OSError, ValueError, KeyError, TypeError):
             raise InputError(f"{path} is not an `infer run` summary") from None
+        if not isinstance(scenes, list):
+            raise InputError(f"{path} is not an `infer run` summary")
+        for n, entry in enumerate(scenes):
+            if not _well_formed(entry):
+                raise InputError(f"{path}: its scene entry {n} is not one `infer run` writes")
+        entries += scenes
     return entries
+
+
+def _well_formed(entry: Any) -> bool:
+    """A summary entry with what readers take from it: the scene and status, and for a done scene its
+    outputs (kind: path), counts (class: number), megapixels and seconds."""
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    if not (isinstance(entry, dict) and isinstance(entry.get("scene"), str) and isinstance(entry.get("status"), str)):
+        return False
+    if entry["status"] != "done":
+        return True
+    outputs, counts = entry.get("outputs"), entry.get("counts")
+    return (isinstance(outputs, dict) and all(isinstance(v, str) for v in outputs.values())
+            and RECORD_OUTPUT in outputs and isinstance(counts, dict) and all(map(number, counts.values()))
+            and number(entry.get("megapixels")) and number(entry.get("seconds")))
 
 
 def finished_scene(folder: Path) -> tuple[Path, Path | None]:
@@ -155,4 +185,4 @@ def finished_scene(folder: Path) -> tuple[Path, Path | None]:
 
 
 __all__ = ["OUTPUT_SUFFIXES", "RECORD_OUTPUT", "finished_scene", "is_done", "other_settings", "output_paths", "previous_entries", "read_summaries",
-           "refuse_other_owners", "run_settings", "summary_path", "update_summary", "write_summary"]
+           "refuse_other_owners", "run_settings", "summary_files", "summary_path", "update_summary", "write_summary"]

@@ -162,8 +162,8 @@ def test_diff_with_a_model_checks_its_numbers_like_run(pair, tmp_path, extra, me
 def test_two_scene_folder_is_a_one_line_error(pair, tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
-    entries = [{"scene": str(pair / n), "status": "done", "outputs": {"geojson": str(pair / n)}}
-               for n in ("scene_000.geojson", "scene_000_t2.geojson")]
+    entries = [{"scene": str(pair / n), "status": "done", "outputs": {"geojson": str(pair / n)}, "counts": {},
+                "megapixels": 4.2, "seconds": 1.0} for n in ("scene_000.geojson", "scene_000_t2.geojson")]
     (folder / "summary.json").write_text(json.dumps({"scenes": entries}))
     result = _diff(folder, pair / "scene_000_t2.geojson", tmp_path / "out")
     assert result.returncode == 2

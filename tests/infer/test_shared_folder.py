@@ -178,3 +178,25 @@ def test_a_rerun_made_otherwise_is_refused_before_any_work_and_a_copy_of_the_mod
                      "--score", "0.6")
     assert result.returncode == 0 and _by_this_run(result.stdout) == 1, result.stderr
     assert _summary(out)[scenes[0].name]["settings"]["score"] == 0.6
+
+
+@pytest.mark.parametrize("damage", ["cut_short", "scenes_not_a_list", "entry_without_outputs"])
+def test_a_damaged_summary_is_neither_replaced_by_a_run_nor_a_traceback_for_its_readers(oracle, scenes, tmp_path,
+                                                                                        damage):
+    """A summary is written whole, so one that cannot be read was damaged by hand or another tool: a run
+    refuses to replace the record of the scenes it holds, and report, sites and diff say which file."""
+    out = tmp_path / "out"
+    assert run_cli("infer", "run", str(oracle), str(scenes[0]), "--out", str(out), "--quiet", *TILING).returncode == 0
+    summary = out / "summary.json"
+    text = summary.read_text()
+    damaged = {"cut_short": text[: len(text) // 2], "scenes_not_a_list": '{"scenes": {}}',
+               "entry_without_outputs": text.replace('"outputs"', '"outputz"')}[damage]
+    summary.write_text(damaged)
+    line = _refused(run_cli("infer", "run", str(oracle), str(scenes[1]), "--out", str(out), "--quiet", *TILING))
+    assert line.startswith(f"error: {summary}") and line.endswith("repair it, or move it away to start afresh")
+    assert summary.read_text() == damaged and not (out / f"{scenes[1].stem}.geojson").exists()
+    for command in (["report", str(out)], ["sites", str(out), "--out", str(tmp_path / "sites")],
+                    ["diff", str(out), str(out / f"{scenes[0].stem}.geojson"), "--out", str(tmp_path / "diff")]):
+        result = run_cli("infer", *command)
+        assert result.returncode in (1, 2) and result.stderr.startswith(f"error: {summary}"), result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -95,6 +96,10 @@ def hex_rgb(color: str) -> tuple[int, int, int]:
     return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16)
 
 
+#: How a class colour is written everywhere it travels (checkpoints, ONNX metadata, GeoJSON, QGIS styles).
+HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
 def schema_problems(classes: tuple[ClassInfo, ...]) -> list[str]:
     """What is wrong with a class list, one phrase each (empty when it is usable)."""
     out = []
@@ -104,6 +109,8 @@ def schema_problems(classes: tuple[ClassInfo, ...]) -> list[str]:
     for c in classes:
         if c.kind not in KINDS:
             out.append(f"class {c.name!r} has kind {c.kind!r}, not one of {KINDS}")
+        if not HEX_COLOR.fullmatch(c.color):
+            out.append(f"class {c.name!r}: color must be written #rrggbb, got {c.color!r}")
         if not (math.isfinite(c.min_area_m2) and c.min_area_m2 >= 0):
             out.append(f"class {c.name!r}: min_area_m2 must be a finite number >= 0, got {c.min_area_m2:g}")
         elif c.min_area_m2 and c.kind != "region":

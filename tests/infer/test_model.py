@@ -210,7 +210,8 @@ def test_metadata_round_trip_and_validation():
     assert ModelInfo.from_metadata({METADATA_KEY: json.dumps(old)}).region_classes[0].min_area_m2 == 0
     region, thing = ClassInfo("b", "region", "#00ff00"), ClassInfo("a", "object", "#ff0000")
     for classes, message in (((replace(thing, min_area_m2=5), region), "min_area_m2 is for region"),
-                             ((thing, replace(region, min_area_m2=float("nan"))), "finite number >= 0")):
+                             ((thing, replace(region, min_area_m2=float("nan"))), "finite number >= 0"),
+                             ((replace(thing, color="red"), region), "color must be written #rrggbb, got 'red'")):
         with pytest.raises(ValueError, match=message):
             ModelInfo(classes, ("nir",), (0.0,), (1.0,), 0.3, tile=512, overlap=256)
 

@@ -42,6 +42,12 @@ def test_the_reference_dataset_adds_training_scenes_and_nothing_else():
      "not a number"),
     ({"gsd_m": None, "bands": None, "classes": None}, "missing"),
     ({"normalization": {"mean": [1, 2], "std": [1, 2]}}, "normalization mean has 2 values for 3 bands"),
+    ({"classes": [{"name": "a", "kind": "object", "color": "redish"}]}, "class 'a': color 'redish' is not a colour"),
+    ({"classes": "a"}, "'classes' must be a list"),
+    ({"gsd_m": float("nan")}, "'gsd_m' must be a positive number of metres per pixel, got nan"),
+    ({"gsd_m": -0.5}, "'gsd_m' must be a positive number of metres per pixel, got -0.5"),
+    ({"gsd_m": "half a metre"}, "'gsd_m' must be a positive number"),
+    ({"bands": []}, "'bands' must list the images' bands, at least one"),
 ])
 def test_bad_definitions_are_one_line_errors(tmp_path, broken, needle):
     path = write_dataset_yaml(tmp_path, **broken)
@@ -52,6 +58,15 @@ def test_bad_definitions_are_one_line_errors(tmp_path, broken, needle):
     with pytest.raises(InputError, match=needle) as err:
         load_dataset_config(path)
     assert "\n" not in str(err.value)
+
+
+def test_class_colours_are_kept_as_hex_whatever_form_they_are_written_in(tmp_path):
+    """Colours travel as #rrggbb into checkpoints, ONNX metadata, GeoJSON and QGIS styles; a definition may
+    write them as Pillow reads them."""
+    written = ["#FF4040", "#f44", "teal", "rgb(0, 200, 255)"]
+    classes = [{"name": f"c{k}", "kind": "object", "color": color} for k, color in enumerate(written)]
+    config = load_dataset_config(write_dataset_yaml(tmp_path, classes=classes))
+    assert [c.color for c in config.classes] == ["#ff4040", "#ff4444", "#008080", "#00c8ff"]
 
 
 def test_missing_definition_is_an_input_error(tmp_path):

@@ -7,10 +7,12 @@ where the training and validation data are. Paths are relative to the YAML.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from PIL import ImageColor
 
 from infer.contract.schema import KINDS, ClassInfo, ClassSchema, schema_problems
 from infer.errors import InputError
@@ -45,6 +47,16 @@ def _paths(value, base: Path, key: str, source: Path) -> tuple[Path, ...]:
     return tuple((base / v).resolve() for v in items)
 
 
+def _hex_color(value: object, name: object, source: Path) -> str:
+    """A class colour as "#rrggbb", from any form Pillow reads ("#f44", "#ff4040", "red", "rgb(255,64,64)")."""
+    try:
+        red, green, blue = ImageColor.getrgb(str(value))[:3]
+    except ValueError:
+        raise InputError(f"{source}: class {name!r}: color {value!r} is not a colour (write #rrggbb, or a CSS "
+                         "colour name)") from None
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
 def load_dataset_config(path: str | Path) -> DatasetConfig:
     """Read and validate a dataset YAML; every problem is one clear line."""
     path = Path(path)
@@ -59,10 +71,14 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     for key in ("classes", "bands", "gsd_m"):
         if key not in raw:
             raise InputError(f"{path}: missing '{key}'")
+    if not isinstance(raw["classes"], list):
+        raise InputError(f"{path}: 'classes' must be a list of classes")
     classes = []
     for entry in raw["classes"]:
         if not isinstance(entry, dict) or "name" not in entry or entry.get("kind") not in KINDS:
             raise InputError(f"{path}: each class needs a name and a kind in {KINDS}, got {entry!r}")
+        if "color" in entry:
+            entry = {**entry, "color": _hex_color(entry["color"], entry["name"], path)}
         try:
             classes.append(ClassInfo.from_record(entry))
         except (TypeError, ValueError):
@@ -71,7 +87,12 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     problems = schema_problems(tuple(classes))
     if problems:
         raise InputError(f"{path}: " + "; ".join(problems))
+    if not isinstance(raw["bands"], list) or not raw["bands"]:
+        raise InputError(f"{path}: 'bands' must list the images' bands, at least one, got {raw['bands']!r}")
     bands = tuple(str(b) for b in raw["bands"])
+    gsd_m = raw["gsd_m"]
+    if isinstance(gsd_m, bool) or not isinstance(gsd_m, int | float) or not (math.isfinite(gsd_m) and gsd_m > 0):
+        raise InputError(f"{path}: 'gsd_m' must be a positive number of metres per pixel, got {gsd_m!r}")
     stats = raw.get("normalization") or {}
     mean, std = stats.get("mean"), stats.get("std")
     for key, value in (("mean", mean), ("std", std)):
@@ -83,7 +104,7 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
         name=str(raw.get("name", path.stem)),
         classes=tuple(classes),
         bands=bands,
-        gsd_m=float(raw["gsd_m"]),
+        gsd_m=float(gsd_m),
         train=_paths(raw.get("train"), base, "train", path),
         val=_paths(raw.get("val"), base, "val", path),
         source=path.resolve(),

@@ -158,3 +158,20 @@ def test_missing_data_folder_is_an_input_error(tmp_path):
     config = load_dataset_config(path)
     with pytest.raises(InputError, match="data folder not found"):
         find_scenes(config.train)
+
+
+@pytest.mark.parametrize("option,message", [
+    ({"chip_size": 0}, "chip_size must be a positive multiple of 32, got 0"),
+    ({"val_chip_size": -64}, "val_chip_size must be a positive multiple of 32, got -64"),
+    ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    ({"samples_per_epoch": 0}, "samples_per_epoch must be at least 1, got 0"),
+    ({"num_workers": -1}, "num_workers must be at least 0, got -1"),
+])
+def test_data_options_that_would_fail_inside_the_loaders_or_train_nothing_are_one_line_errors(option, message):
+    """Before: OpenCV, torch's sampler and DataLoader raised from deep inside (tracebacks); no chips per epoch
+    ran a fit of no steps that exited 0."""
+    from train.data.datamodule import SiteDataModule
+
+    with pytest.raises(InputError, match=message) as error:
+        SiteDataModule(str(Path(__file__).parents[2] / "datasets" / "synthetic.yaml"), **option)
+    assert "\n" not in str(error.value)

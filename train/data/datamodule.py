@@ -78,8 +78,12 @@ class SiteDataModule(pl.LightningDataModule):
                  object_stride: int = 4) -> None:
         super().__init__()
         for name, value in (("chip_size", chip_size), ("val_chip_size", val_chip_size)):
-            if value % 32 or value < 0:
-                raise InputError(f"{name} must be a multiple of 32, got {value}")
+            if value % 32 or value <= 0:
+                raise InputError(f"{name} must be a positive multiple of 32, got {value}")
+        for name, value, least in (("batch_size", batch_size, 1), ("samples_per_epoch", samples_per_epoch, 1),
+                                   ("num_workers", num_workers, 0)):
+            if value < least:
+                raise InputError(f"data: {name} must be at least {least}, got {value}")
         for name, value in (("scale_jitter", scale_jitter), ("brightness_contrast", brightness_contrast),
                             ("saturation", saturation)):
             if not (math.isfinite(value) and 0 <= value < 1):

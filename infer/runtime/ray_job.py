@@ -20,6 +20,10 @@ only here.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import sys
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -87,15 +91,45 @@ def run_on_ray(model: Path, device: str, engine_cache: Path | None, scenes: list
 
 
 def _connect(ray, plan: RayPlan) -> None:
-    try:
-        if plan.address is None:
-            ray.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.ERROR)
-        else:
+    """A local cluster started, or the one at `plan.address` joined; `UsageError` in one line if not.
+
+    Joining, Ray's native client retries for minutes and writes a warning a second to stderr, so a head
+    address that nothing listens at is told at once, and what Ray writes while joining is shown only if
+    it joins.
+    """
+    if plan.address is None:
+        ray.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)
+        return
+    if (unreachable := _unreachable(plan.address)) is not None:
+        raise UsageError(f"cannot join the Ray cluster at {plan.address}: {unreachable}")
+    with tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        stderr = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
             ray.init(address=plan.address, log_to_driver=False, logging_level=logging.ERROR)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UsageError(f"cannot join the Ray cluster at {plan.address}: {first[:300]}") from None
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UsageError(f"cannot join the Ray cluster at {plan.address}: {first[:300]}") from None
+        finally:
+            os.dup2(stderr, 2)
+            os.close(stderr)
+        held.seek(0)
+        sys.stderr.write(held.read().decode(errors="replace"))
+
+
+def _unreachable(address: str, timeout_s: float = 10.0) -> str | None:
+    """Why nothing answers at a head's `host:port`, or None when something does (or the address is not of
+    that form, such as "auto", which Ray resolves itself)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        return f"nothing answers at {address} ({exc.strerror or type(exc).__name__})"
+    return None
 
 
 def _start_workers(ray, model: Path, device: str, engine_cache: Path | None, out: Path, options: RunOptions,

@@ -129,3 +129,18 @@ def test_a_worker_restarting_slowly_costs_its_scene_one_attempt(cluster, tmp_pat
     outcomes = _hand_out(ray, [worker], [Path("a.tif")], tmp_path / "summary.json", progress=False)
     assert [(o.scene.name, o.status) for o in outcomes] == [("a.tif", "done")]
     assert (tmp_path / "died").exists()
+
+
+def test_a_head_address_nothing_answers_at_is_one_line_at_once(oracle, scenes, tmp_path):
+    """Ray's own client retries such an address for minutes, writing a warning a second."""
+    import socket
+
+    with socket.socket() as probe:  # a port just free: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    started = time.perf_counter()
+    result = run_cli("infer", "run", str(oracle), str(scenes[0]), "--out", str(tmp_path / "out"), "--quiet",
+                     "--ray", address)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: cannot join the Ray cluster at {address}: nothing answers")
+    assert time.perf_counter() - started < 60 and not list((tmp_path / "out").glob("*"))

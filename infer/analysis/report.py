@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,16 @@ ARTEFACTS = {"geojson": "GeoJSON", "geopackage": "GeoPackage (QGIS)", "mask": "m
              "detections": "best detections"}
 
 
+def href(target: str) -> str:
+    """A file name or `#id` as a link's target in the page: percent-encoded (a scene called `site #2 é.tif`
+    would otherwise link to `site `), then escaped for the attribute."""
+    fragment = target.startswith("#")
+    return html.escape(("#" if fragment else "") + urllib.parse.quote(target.removeprefix("#")), quote=True)
+
+
 def _files_line(outputs: dict[str, Path], folder: Path) -> str:
     """Links to the scene's outputs that exist, relative to the report's folder, which they travel with."""
-    links = [f"<a href='{html.escape(os.path.relpath(outputs[kind], folder))}'>{label}</a>"
+    links = [f"<a href='{href(os.path.relpath(outputs[kind], folder))}'>{label}</a>"
              for kind, label in ARTEFACTS.items() if outputs.get(kind, Path()).is_file()]
     return f"<p class=files>Files: {' · '.join(links)}</p>" if links else ""
 
@@ -149,7 +157,7 @@ def write_report(folder: Path, title: str | None = None) -> Path:
     megapixels = sum(e["megapixels"] for e in done)
     seconds = sum(e["seconds"] for e in done)
     index = "".join(
-        f"<tr><td><a href='#{html.escape(Path(e['scene']).name)}'>{html.escape(Path(e['scene']).name)}</a></td>"
+        f"<tr><td><a href='{href('#' + Path(e['scene']).name)}'>{html.escape(Path(e['scene']).name)}</a></td>"
         f"<td>{e.get('date') or ''}</td><td>{e.get('status')}</td>"
         + "".join(f"<td>{e.get('counts', {}).get(k, '')}</td>" for k in totals) + "</tr>"
         for e in entries)
@@ -162,7 +170,7 @@ def write_report(folder: Path, title: str | None = None) -> Path:
             f"<tbody>{index}<tr><td><b>all</b></td><td></td><td></td>{total_row}</tr></tbody></table>"]
     run_files = [name for name in ("summary.json", "detections.parquet") if (folder / name).is_file()]
     run_files += sorted(p.name for p in folder.glob("summary-*-of-*.json"))
-    body.append("<p class=files>Run files: " + " · ".join(f"<a href='{html.escape(n)}'>{html.escape(n)}</a>"
+    body.append("<p class=files>Run files: " + " · ".join(f"<a href='{href(n)}'>{html.escape(n)}</a>"
                                                           for n in run_files) + "</p>")
     body.append(_sites_section(folder))
     body += [_scene_section(e, folder) for e in entries]

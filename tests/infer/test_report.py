@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,25 @@ def test_report_is_one_self_contained_page(run_folder):
     table = page.split("class=detections", 1)[1]
     assert table.count("<tr>") == len(features) + 1  # header and one row per detection
     assert "site.tif" in page and "#ff4040" in page  # the scene, and the model's storehouse colour on swatches
+
+
+def test_links_reach_a_scene_whose_name_a_url_would_misread(tmp_path):
+    """A space, a '#' and an accent in a scene's name: each link of the page, read as a browser reads a URL,
+    leads to a file beside the page or to a heading in it."""
+    scene = write_scene(tmp_path / "site #2 é.tif", plant(512, 512, [(102, 102)], [(300, 40, 312, 480)]))
+    out = tmp_path / "run"
+    assert run_cli("infer", "run", str(write_oracle(tmp_path / "oracle.onnx")), str(scene), "--out", str(out),
+                   "--quiet").returncode == 0
+    assert run_cli("infer", "report", str(out)).returncode == 0
+    page = (out / "report.html").read_text()
+    targets = [urllib.parse.urlsplit(html.unescape(h)) for h in re.findall(r"href='([^']+)'", page)]
+    files = [urllib.parse.unquote(t.path) for t in targets if t.path]
+    assert {f for f in files if f.startswith("site #2 é")} == {f"site #2 é{s}" for s in (
+        ".geojson", ".gpkg", "_mask.tif", "_overlay.png", "_detections.png")}
+    assert all((out / f).is_file() for f in files)
+    ids = set(map(html.unescape, re.findall(r"id='([^']+)'", page)))
+    assert [urllib.parse.unquote(t.fragment) for t in targets if not t.path] == ["site #2 é.tif"]
+    assert "site #2 é.tif" in ids
 
 
 def test_report_of_a_folder_without_a_run_is_a_one_line_error(tmp_path):

@@ -18,6 +18,7 @@ date's georeferencing.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
@@ -141,6 +142,17 @@ def follow(sides: Sequence[Side], rules: SiteRules | None = None, roles: SiteRol
     if not keep_flicker:
         changes, flicker = split_flicker(changes, objects, {roles.berm})
     return Tracking(followed, objects, offsets, support, crs, changes, flicker)
+
+
+def dates_out_of_order(sides: Sequence[Side]) -> str | None:
+    """A note when the dates the inputs record do not run forward in the order given (which the timelines
+    and changes follow), None otherwise; inputs without a date are not counted."""
+    dated = [(side.source.name, side.date) for side in sides if side.date]
+    for (name, date), (next_name, next_date) in itertools.pairwise(dated):
+        if next_date < date:
+            return (f"note: the dates are not in time order ({next_name}, dated {next_date}, is given after {name}, "
+                    f"dated {date}): timelines and changes follow the order given")
+    return None
 
 
 def split_flicker(changes: list[list[Change]], objects: Sequence[ObjectTrack], earthworks: Collection[str],
@@ -268,5 +280,5 @@ def progress_line(site: Followed, labels: Sequence[str], berm_moved: bool = True
 
 
 __all__ = ["FLICKER_IOU", "TIMELINE_FIELDS", "Followed", "ObjectTrack", "Tracking", "area_timeline",
-           "berm_changed", "consecutive_changes", "follow", "follow_objects", "progress_line", "register",
+           "berm_changed", "consecutive_changes", "dates_out_of_order", "follow", "follow_objects", "progress_line", "register",
            "split_flicker"]

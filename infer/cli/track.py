@@ -35,6 +35,7 @@ from infer.analysis.track import (
     Tracking,
     area_timeline,
     berm_changed,
+    dates_out_of_order,
     follow,
     progress_line,
 )
@@ -121,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_writable_folder(args.out)
     lines = [progress_line(s, labels, berm_changed(s, tracking.changes, SiteRoles().berm)) for s in tracking.sites]
     lines = lines or ["no site at any date"]
-    notes = [n for n in [different_models(sides, [s.date or s.source.name for s in sides])] if n]
+    notes = [n for n in (dates_out_of_order(sides), different_models(sides, [s.date or s.source.name for s in sides]))
+             if n]
     _write_outputs(args.out, tracking, sides, labels, rules, lines, notes)
     print("\n".join([*notes, *lines]))
     print(f"wrote {args.out / 'report.html'}, {', '.join(FILES)} and charts/")

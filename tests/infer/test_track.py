@@ -251,6 +251,22 @@ def test_changes_a_neighbouring_pair_undoes_are_flicker_not_change(tmp_path):
     assert kept["flicker_between_dates"] == [{}, {}]
 
 
+def test_dates_given_out_of_time_order_are_said_first(tmp_path):
+    x0, y0 = ORIGIN
+    houses = [("storehouse", shapely.box(x0 + 40 * i, y0 - 20, x0 + 40 * i + 12, y0 - 12)) for i in range(4)]
+    dates = {d: _dated(tmp_path / f"{d}.geojson", d, houses[:n]) for d, n in
+             (("2026-03-01", 2), ("2026-03-20", 3), ("2026-04-09", 4))}
+    shuffled = run_cli("infer", "track", *(str(dates[d]) for d in ("2026-03-01", "2026-04-09", "2026-03-20")),
+                       "--out", str(tmp_path / "shuffled"))
+    assert shuffled.returncode == 0, shuffled.stderr
+    assert shuffled.stdout.splitlines()[0] == ("note: the dates are not in time order (2026-03-20.geojson, dated "
+                                               "2026-03-20, is given after 2026-04-09.geojson, dated 2026-04-09): "
+                                               "timelines and changes follow the order given")
+    assert "not in time order" in (tmp_path / "shuffled" / "report.html").read_text()
+    ordered = run_cli("infer", "track", *map(str, dates.values()), "--out", str(tmp_path / "ordered"))
+    assert ordered.returncode == 0 and "note:" not in ordered.stdout
+
+
 @pytest.mark.parametrize("smallest, reported", [(None, 1), (150.0, 1), (400.0, 0)])
 def test_a_region_change_below_the_runs_smallest_piece_is_not_reported(tmp_path, smallest, reported):
     """Cleared ground 200 m² smaller at the second date: a change unless the runs report no cleared site below

@@ -78,7 +78,10 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
                 if src.count != bands:
-                    raise InputError(f"{path.name} has {src.count} bands, the model expects {bands}")
+                    hint = (f"; pick {bands} in the model's order, e.g. gdal_translate -of VRT "
+                            f"{' '.join(f'-b {b + 1}' for b in range(bands))} {path.name} {path.stem}_bands.vrt "
+                            "(a .vrt runs as a scene)") if src.count > bands else ""
+                    raise InputError(f"{path.name} has {src.count} bands, the model expects {bands}{hint}")
                 if dtype is not None and src.dtypes[0] != dtype:
                     raise InputError(f"{path.name} has {src.dtypes[0]} pixels, the model was trained on {dtype}")
                 georeferenced = src.crs is not None and not src.transform.is_identity

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -292,6 +293,26 @@ def _one_error_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def test_the_band_picking_vrt_the_error_names_runs_as_a_scene(oracle, tmp_path):
+    """A four-band scene for a three-band model: the VRT of its first three bands (what the error's gdal_translate
+    writes) gives the detections of the three-band scene."""
+    pixels = plant(512, 512, [(102, 102), (302, 202)], [(300, 40, 312, 480)])
+    four = write_scene(tmp_path / "four.tif", np.concatenate([pixels, pixels[:1]]))
+    three = write_scene(tmp_path / "three.tif", pixels)
+    with rasterio.open(four) as src:
+        geotransform, wkt = ", ".join(map(str, src.transform.to_gdal())), src.crs.to_wkt()
+    bands = "".join(f"<VRTRasterBand dataType='Byte' band='{b}'><SimpleSource><SourceFilename relativeToVRT='1'>"
+                    f"four.tif</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
+                    for b in (1, 2, 3))
+    vrt = tmp_path / "four_bands.vrt"
+    vrt.write_text(f"<VRTDataset rasterXSize='512' rasterYSize='512'><SRS>{html.escape(wkt)}</SRS>"
+                   f"<GeoTransform>{geotransform}</GeoTransform>{bands}</VRTDataset>")
+    for scene in (vrt, three):
+        assert _run(oracle, [scene], tmp_path / scene.stem).returncode == 0
+    assert _objects(tmp_path / "four_bands" / "four_bands.geojson") == _objects(tmp_path / "three" / "three.geojson")
+    assert len(_objects(tmp_path / "three" / "three.geojson")) == 2
+
+
 def test_bad_scenes_are_recorded_and_skipped_and_the_job_exits_1(oracle, seam_scene, tmp_path):
     truncated = tmp_path / "truncated.tif"
     truncated.write_bytes(seam_scene.read_bytes()[: seam_scene.stat().st_size // 3])
@@ -309,7 +330,8 @@ def test_bad_scenes_are_recorded_and_skipped_and_the_job_exits_1(oracle, seam_sc
     assert len(errors) == 5 and "Traceback" not in result.stderr
     summary = {Path(e["scene"]).name: e for e in json.loads((out / "summary.json").read_text())["scenes"]}
     assert summary["good.tif"]["status"] == "done"
-    assert "4 bands, the model expects 3" in summary["four.tif"]["error"]
+    assert "4 bands, the model expects 3; pick 3 in the model's order, e.g. gdal_translate -of VRT -b 1 -b 2 -b 3 " \
+           "four.tif four_bands.vrt" in summary["four.tif"]["error"]
     assert "no valid pixels" in summary["empty.tif"]["error"]
     assert "uint16 pixels, the model was trained on uint8" in summary["deep.tif"]["error"]
     # GDAL's own reason, not rasterio's pointer to an exception the user never sees

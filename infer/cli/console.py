@@ -64,11 +64,20 @@ def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str]
     try:
         return main(argv)
     except SitewatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(exc: SitewatchError) -> str:
+    """The error's message. Ours are one line; one that PyTorch's DataLoader raised again in the main process
+    carries the worker's traceback in its text, whose last line is the original `module.Type: message`."""
+    lines = str(exc).strip().splitlines()
+    if len(lines) <= 1:
+        return str(exc).strip()
+    return lines[-1].split(f"{type(exc).__name__}: ", 1)[-1]
 
 
 def ensure_writable_folder(out: Path) -> None:

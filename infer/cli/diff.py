@@ -90,12 +90,13 @@ def _diff(args) -> int:
         extra["checkpoint_sha256"] = [before.checkpoint, after.checkpoint]
     if before.pixel_coordinates:
         extra["coordinates"] = "pixel (x right, y down): the inputs have no georeferencing"
+    # The picture first: it reads the imagery, the step a bad file can stop, before anything else is written.
+    write_changes_picture(args.out / "changes.png", before, after, result)
     features = [feature(c.geom, c.properties) for c in result.changes]
     write_geopackage(args.out / "changes.gpkg", [Layer("changes", features, CHANGE_COLORS, filled=True,
                                                        styled_by="change")],
                      crs=None if before.pixel_coordinates else "EPSG:4326")
     write_feature_collection(args.out / "changes.geojson", features, extra)
-    write_changes_picture(args.out / "changes.png", before, after, result)
     lines = summary_lines(result, before, after)
     text = args.out / "changes.txt"
     write_text_atomic(text, "\n".join(lines) + "\n")

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from rasterio.errors import RasterioIOError
 
 from infer.errors import InputError
 from infer.geo.rasterenv import open_raster
@@ -56,11 +55,8 @@ def class_key(name: str) -> str:
 
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image file, read from its header."""
-    try:
-        with open_raster(path) as src:  # pictures in pixels are the point here: no georeferencing warning
-            return src.width, src.height
-    except RasterioIOError as exc:
-        raise InputError(f"cannot read image {path}: {str(exc).splitlines()[0]}") from None
+    with open_raster(path) as src:  # pictures in pixels are the point here: no georeferencing warning
+        return src.width, src.height
 
 
 def box_corners(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+from infer.errors import InputError
 
 # 64 MiB keeps peak memory flat as scenes grow (bench.infer_memory); 256 MiB let a 16384²
 # inference peak at 1.26x a 4096² one, the cache filling up. It costs the generator about 15 %.
@@ -35,10 +37,15 @@ def gdal_env() -> rasterio.Env:
 def open_raster(path: str | Path) -> Iterator[rasterio.DatasetReader]:
     """`path` opened for reading with sitewatch's GDAL settings, without rasterio's warning for a picture
     that has no georeferencing (a labeled set's PNG: its pixels are its coordinates). The warning comes
-    as the file opens, so the filter is set before."""
+    as the file opens, so the filter is set before. A file GDAL cannot open is an `InputError` giving
+    GDAL's reason."""
     with gdal_env(), warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path) as src:
+        try:
+            src = rasterio.open(path)
+        except RasterioIOError as exc:
+            raise InputError(f"cannot read {path}: {gdal_reason(exc)}") from None
+        with src:
             yield src
 
 
@@ -54,3 +61,10 @@ def gdal_reason(exc: BaseException) -> str:
         text = str(cause).strip()
     return (text.splitlines() or [type(exc).__name__])[0]
 
+
+def damaged_raster(path: Path, exc: BaseException, near: tuple[int, int] | None = None) -> InputError:
+    """The error for a raster that opens but whose pixels cannot be read (damaged or truncated): its name,
+    where (row, column) when known, and GDAL's reason."""
+    reason = gdal_reason(exc).removeprefix(f"{path}, ").removeprefix(f"{path.name}, ")
+    where = f" near pixel ({near[0]}, {near[1]})" if near is not None else ""
+    return InputError(f"{path.name} is damaged or truncated{where}: {reason}")

@@ -16,10 +16,11 @@ import rasterio
 import shapely
 from PIL import Image, ImageDraw, ImageFont
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from infer.files import atomic_write
-from infer.geo.rasterenv import open_raster
+from infer.geo.rasterenv import damaged_raster, open_raster
 
 Color = str | tuple[int, int, int]
 BACKGROUND = (24, 24, 24)
@@ -63,8 +64,11 @@ def read_window(src: rasterio.DatasetReader, window: Window | None, out_shape: t
     inside = window is None or (window.col_off >= 0 and window.row_off >= 0 and
                                 window.col_off + window.width <= src.width and
                                 window.row_off + window.height <= src.height)
-    pixels = src.read(bands, window=window, out_shape=(len(bands), *out_shape), resampling=resampling,
-                      boundless=not inside, fill_value=0)
+    try:
+        pixels = src.read(bands, window=window, out_shape=(len(bands), *out_shape), resampling=resampling,
+                          boundless=not inside, fill_value=0)
+    except RasterioIOError as exc:
+        raise damaged_raster(Path(src.name), exc) from None
     return pixels.astype(np.float32), src.dtypes[0]
 
 
@@ -77,7 +81,10 @@ def read_pixels(path: Path, window: Window | None, out_shape: tuple[int, int]) -
 def read_valid(path: Path, out_shape: tuple[int, int]) -> np.ndarray:
     """(rows, cols) bool: where the raster has valid pixels, in one decimated read of its mask."""
     with open_raster(path) as src:
-        return src.read_masks(1, out_shape=out_shape, resampling=Resampling.nearest) > 0
+        try:
+            return src.read_masks(1, out_shape=out_shape, resampling=Resampling.nearest) > 0
+        except RasterioIOError as exc:
+            raise damaged_raster(Path(path), exc) from None
 
 
 def display_scale(pixels: np.ndarray, dtype: str) -> float:

@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from infer.errors import InputError
 from infer.geo.gsd import GSD_TOLERANCE, check_upsampling, scene_gsd
-from infer.geo.rasterenv import gdal_env, gdal_reason, open_raster
+from infer.geo.rasterenv import damaged_raster, gdal_env, gdal_reason, open_raster
 from infer.runtime.tiling import Tile, tile_grid
 
 
@@ -149,9 +149,7 @@ class TileReader:
                                 masked=False)
                 mask = src.read_masks(1, window=window, out_shape=(rows, cols), resampling=Resampling.nearest)
         except RasterioIOError as exc:
-            reason = gdal_reason(exc).removeprefix(f"{g.path}, ").removeprefix(f"{g.path.name}, ")
-            raise InputError(f"{g.path.name} is damaged or truncated near pixel ({tile.row}, {tile.col}): "
-                             f"{reason}") from None
+            raise damaged_raster(g.path, exc, (tile.row, tile.col)) from None
         pixels, valid = data, mask > 0
         if (rows, cols) != (tile.height, tile.width):
             padding = ((0, tile.height - rows), (0, tile.width - cols))
@@ -197,7 +195,7 @@ def acquisition_date(path: Path) -> str | None:
     try:
         with open_raster(path) as src:
             tags = src.tags()
-    except RasterioIOError:
+    except InputError:
         return None
     value = tags.get("ACQUISITION_DATE") or tags.get("TIFFTAG_DATETIME")
     if not value or len(value) < 10:

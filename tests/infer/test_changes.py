@@ -204,6 +204,23 @@ def test_bad_inputs_are_one_line_errors(pair, tmp_path, problem):
     assert not (tmp_path / "out" / "changes.geojson").exists()
 
 
+def test_imagery_that_cannot_be_read_stops_diff_and_evaluate_in_one_line_before_any_output(pair, tmp_path):
+    truncated = tmp_path / "cut.tif"
+    truncated.write_bytes((pair / "scene_000.tif").read_bytes()[:20000])
+    not_a_raster = tmp_path / "notes.tif"
+    not_a_raster.write_text("not a raster")
+    for scene, reason in ((truncated, "cut.tif is damaged or truncated"),
+                          (not_a_raster, f"cannot read {not_a_raster}: ")):
+        out = tmp_path / f"out_{scene.stem}"
+        result = _diff(pair / "scene_000.geojson", pair / "scene_000_t2.geojson", out, "--before-scene", str(scene))
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"error: {reason}") and not list(out.glob("*"))
+    scored = run_cli("infer", "evaluate", str(pair / "scene_000.geojson"), str(pair / "scene_000.geojson"),
+                     "--scene", str(not_a_raster), "--out", str(tmp_path / "eval.json"))
+    assert scored.returncode == 1 and scored.stderr.startswith(f"error: cannot read {not_a_raster}: ")
+    assert scored.stderr.count("\n") == 1 and not (tmp_path / "eval.json").exists()
+
+
 def test_features_without_a_place_are_left_out_by_diff_and_evaluate(pair, tmp_path):
     """RFC 7946 lets a feature's geometry be null (a record with no location); so is an empty one read: both
     are left out, and the results are those of the file without them."""

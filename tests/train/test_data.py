@@ -10,6 +10,7 @@ import pytest
 
 from infer.errors import InputError
 from synth.cli import main as synth_main
+from tests.helpers import run_cli
 from tests.train.conftest import write_dataset_yaml
 from train.data.config import load_dataset_config
 from train.data.normalization import compute_stats
@@ -175,3 +176,40 @@ def test_data_options_that_would_fail_inside_the_loaders_or_train_nothing_are_on
     with pytest.raises(InputError, match=message) as error:
         SiteDataModule(str(Path(__file__).parents[2] / "datasets" / "synthetic.yaml"), **option)
     assert "\n" not in str(error.value)
+
+
+def _truncated_scene(tiny_dataset: Path, folder: Path) -> Path:
+    """A copy of a training scene whose file stops a third of the way in, with its labels beside it."""
+    tif, labels = find_scenes(load_dataset_config(tiny_dataset).train)[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    cut = folder / "cut.tif"
+    cut.write_bytes(tif.read_bytes()[: tif.stat().st_size // 3])
+    (folder / "cut.geojson").write_text(labels.read_text())
+    return cut
+
+
+def test_a_truncated_training_scene_is_named_in_one_line_by_every_reader(tiny_dataset, tmp_path):
+    cut = _truncated_scene(tiny_dataset, tmp_path / "train")
+    with pytest.raises(InputError, match=r"^cut.tif is damaged or truncated: ") as error:
+        compute_stats([cut])
+    assert "\n" not in str(error.value)
+    config = load_dataset_config(write_dataset_yaml(tmp_path, train="train", val="train"))
+    windows = SceneWindows([open_scene(cut, cut.with_suffix(".geojson"), config)], 256)
+    with pytest.raises(InputError, match=r"^cut.tif is damaged or truncated near pixel \(\d+, \d+\): ") as error:
+        for key in windows.grid():
+            windows.read(*key)
+    assert "\n" not in str(error.value)
+
+
+def test_a_truncated_scene_read_in_a_loader_worker_stops_the_fit_in_one_line(tiny_dataset, tmp_path):
+    """The chips are read in DataLoader worker processes, which raise the error again in the main process
+    with the worker's traceback in its text: the command still says one line, the scene's."""
+    _truncated_scene(tiny_dataset, tmp_path / "train")
+    dataset = write_dataset_yaml(tmp_path, train="train", val="train",
+                                 normalization={"mean": [100, 100, 100], "std": [50, 50, 50]})
+    result = run_cli("train", "fit", "--config", "train/configs/quick.yaml", "--data.dataset", str(dataset),
+                     "--data.num_workers", "1", "--trainer.fast_dev_run", "20")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: cut.tif is damaged or truncated near pixel (")
+    assert "Traceback" not in result.stderr

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 
 from infer.errors import InputError
-from infer.geo.rasterenv import open_raster
+from infer.geo.rasterenv import damaged_raster, open_raster
 from train.data.config import DatasetConfig
 
 SAMPLE_SIDE = 1024  # each scene is read decimated to at most this many pixels a side
@@ -46,7 +47,10 @@ def compute_stats(scenes: list[Path]) -> BandStats:
         with open_raster(path) as src:
             factor = max(1.0, max(src.width, src.height) / SAMPLE_SIDE)
             shape = (src.count, max(1, int(src.height / factor)), max(1, int(src.width / factor)))
-            pixels = src.read(out_shape=shape, resampling=Resampling.nearest).reshape(src.count, -1)
+            try:
+                pixels = src.read(out_shape=shape, resampling=Resampling.nearest).reshape(src.count, -1)
+            except RasterioIOError as exc:
+                raise damaged_raster(Path(path), exc) from None
             valid = np.ones(pixels.shape[1], dtype=bool)
             if src.nodata is not None:
                 valid = (pixels != src.nodata).any(axis=0)

@@ -14,11 +14,12 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from infer.errors import InputError
 from infer.geo.gsd import scene_gsd
-from infer.geo.rasterenv import gdal_env, open_raster
+from infer.geo.rasterenv import damaged_raster, gdal_env, open_raster
 from train.data.config import DatasetConfig
 from train.data.labels import (
     SceneLabels,
@@ -114,7 +115,10 @@ class SceneWindows:
         span = size * scene.scale
         with gdal_env():
             src = self._open(scene.path)
-            image, valid = _read_padded(src, col, row, span, size, scene.scale)
+            try:
+                image, valid = _read_padded(src, col, row, span, size, scene.scale)
+            except RasterioIOError as exc:
+                raise damaged_raster(scene.path, exc, (int(row), int(col))) from None
         if scene.nodata is not None:
             valid &= (image != scene.nodata).any(axis=0)
         chip_transform = scene.transform @ Affine.translation(col, row) @ Affine.scale(scene.scale)

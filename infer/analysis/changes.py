@@ -59,6 +59,7 @@ class Side:
     footprint: Thing | None = None  # the ground the date saw (valid pixels), when its file records it
     min_area_m2: dict[str, float] = field(default_factory=dict)  # smallest region piece reported, per class
     checkpoint: str | None = None  # SHA-256 of the trained weights that detected it, when its file records them
+    classes: tuple[str, ...] | None = None  # every class its model has, when its file records them (labels do not)
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,11 @@ def read_side(path: Path, scene: Path | None = None) -> Side:
         smallest = {str(k): float(v) for k, v in (collection.get("min_area_m2") or {}).items()}
     except (AttributeError, TypeError, ValueError):
         raise InputError(f"{geojson}: its 'min_area_m2' is not a mapping of class to m²") from None
-    checkpoint = collection.get("checkpoint_sha256")
+    checkpoint, classes = collection.get("checkpoint_sha256"), collection.get("classes")
     return Side(geojson, objects, regions, collection.get("date"),
                 scene or found_scene or _scene_for(geojson, collection), pixel, dict(collection.get("colors") or {}),
                 None if ground is None else Thing("footprint", ground, ground, {}), smallest,
-                str(checkpoint) if checkpoint else None)
+                str(checkpoint) if checkpoint else None, tuple(map(str, classes)) if isinstance(classes, dict) else None)
 
 
 def different_models(sides: Sequence[Side], labels: Sequence[str]) -> str | None:

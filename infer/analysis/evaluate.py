@@ -120,9 +120,13 @@ def read_truth_labels(path: Path, scene: Path, label_format: str, names: set[str
     one of `names` it matches by `class_key`."""
     by_key = {class_key(n): n for n in names}
     renamed = renamed or {}
+    labels = read_labels(label_format, path, scene)
+    if unknown := sorted(set(renamed) - {label.name for label in labels}):
+        raise InputError(f"--class: {', '.join(unknown)} is not a class of {path.name} "
+                         f"(its classes: {', '.join(sorted({label.name for label in labels})) or 'none'})")
     return [Labeled(renamed.get(label.name) or by_key.get(class_key(label.name), label.name),
                     shapely.Polygon(label.points), 1.0, True)
-            for label in read_labels(label_format, path, scene) if renamed.get(label.name, True)]
+            for label in labels if renamed.get(label.name, True)]
 
 
 def evaluate(pred_path: Path, truth_path: Path, scene: Path, iou: float = 0.5, score: float = DEFAULT_SCORE,
@@ -142,6 +146,10 @@ def evaluate(pred_path: Path, truth_path: Path, scene: Path, iou: float = 0.5, s
     else:
         truth = read_truth_labels(truth_path, scene, truth_format, set(kinds or {}) | {p.cls for p in preds},
                                   renamed)
+    known = {t.cls for t in truth} | {p.cls for p in preds} | set(kinds if isinstance(kinds, dict) else {})
+    if regions is not None and (unknown := sorted(regions - known)):
+        raise InputError(f"--regions: {', '.join(unknown)} is not a class of the predictions or the truth "
+                         f"(classes: {', '.join(sorted(known)) or 'none'})")
     if regions is None and isinstance(kinds, dict):
         regions = {name for name, kind in kinds.items() if kind == "region"}
     if regions is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import shapely
 import shapely.affinity
 
-from infer.analysis.changes import read_side, to_metric
+from infer.analysis.changes import Side, read_side, to_metric
 from infer.analysis.sites import SiteRoles, SiteRules, find_sites, site_properties
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
 from infer.errors import InputError, UsageError
@@ -76,6 +76,19 @@ def _geojsons(inputs: Sequence[Path]) -> list[Path]:
     return found
 
 
+def _check_roles(roles: SiteRoles, sides: Sequence[Side]) -> None:
+    """`UsageError` for a role given a class that no input's model has: a misspelt class would find no sites
+    without a word. Checked only where every input records its model's classes (`infer run` GeoJSON does;
+    labels do not, and a class they lack may simply be absent from the ground)."""
+    if any(side.classes is None for side in sides):
+        return
+    known = {name for side in sides for name in side.classes or ()}
+    for role, name in asdict(roles).items():
+        if name not in known:
+            raise UsageError(f"--{role}-class {name}: no input's model has that class "
+                             f"(classes: {', '.join(sorted(known))})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.link < 0 or args.wall_reach <= 0 or args.near < 0 or args.pixel_size <= 0 \
@@ -96,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(str(exc)) from None
     if len({s.pixel_coordinates for s in sides}) > 1:
         raise UsageError("some inputs are in pixel coordinates and others in WGS84: run them apart")
+    _check_roles(roles, sides)
     site_features, storehouse_features, lines = [], [], []
     for side in sides:
         crs, _ = to_metric([side])

@@ -141,6 +141,25 @@ def test_bad_numbers_are_one_line_usage_errors_and_write_nothing(tmp_path: Path,
     assert not (tmp_path / "eval.json").exists()
 
 
+def test_class_names_the_inputs_lack_are_one_line_errors_not_other_scores(tmp_path: Path, scene: Path):
+    """A misspelt region class would score berms as boxes; a misspelt source class would leave it unrenamed."""
+    truth = _truth(tmp_path)
+    out = tmp_path / "eval.json"
+    typo = run_cli("infer", "evaluate", str(truth), str(truth), "--scene", str(scene), "--regions", "earth-berm",
+                   "--out", str(out))
+    assert typo.returncode == 1 and typo.stderr.count("\n") == 1 and not out.exists()
+    assert "--regions: earth-berm is not a class of the predictions or the truth (classes: cleared_site, " \
+           "earth_berm, storehouse, truck)" in typo.stderr
+    voc = tmp_path / "truth.xml"
+    voc.write_text("<annotation><object><name>Alive</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>30</xmax>"
+                   "<ymax>30</ymax></bndbox></object></annotation>")
+    for renaming, code in (("Alive=truck", 0), ("Alve=truck", 1)):
+        done = run_cli("infer", "evaluate", str(truth), str(voc), "--scene", str(scene), "--class", renaming,
+                       "--out", str(out))
+        assert done.returncode == code, done.stderr
+    assert done.stderr == "error: --class: Alve is not a class of truth.xml (its classes: Alive)\n"
+
+
 def test_found_by_crowding_splits_side_by_side_objects_from_the_rest():
     def truck(x: float, y: float, score: float = 1.0) -> Labeled:
         return Labeled("truck", _truck(x, y), score, True)

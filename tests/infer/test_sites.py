@@ -148,6 +148,9 @@ def test_sites_of_a_run_folder_land_in_it_open_in_ogr_and_show_in_the_report(rin
     (["--walled", "nan"], "--walled"),
     (["--walled", "1.5"], "--walled in (0, 1]"),
     (["--link", "-1"], "--link and --near not negative"),
+    (["--storehouse-class", "storehose"], "--storehouse-class storehose: no input's model has that class "
+                                          "(classes: cleared_site, earth_berm, storehouse, truck)"),
+    (["--berm-class", "berm"], "--berm-class berm: no input's model has that class"),
 ])
 def test_bad_options_are_one_line_and_exit_2(ringed_run, tmp_path, args, needle):
     result = run_cli("infer", "sites", str(ringed_run), "--out", str(tmp_path / "out"), *args)

@@ -34,7 +34,7 @@ SITES_FILES = ("sites.geojson", "sites.gpkg", "sites.txt")
 
 
 def build_parser() -> OneLineArgumentParser:
-    rules, roles = SiteRules(), SiteRoles()
+    rules = SiteRules()
     p = OneLineArgumentParser(
         prog="python -m infer sites",
         description="Group each scene's detections into sites (storehouses, the earth berms ringing them and "
@@ -55,11 +55,32 @@ def build_parser() -> OneLineArgumentParser:
                    help=f"trucks this close outside a site are near it (default: {rules.near_m:g})")
     p.add_argument("--pixel-size", type=finite_float, default=1.0, metavar="METRES",
                    help="metres per pixel when the inputs are in pixel coordinates (default: 1)")
+    add_role_options(p)
+    return p
+
+
+def add_role_options(p: OneLineArgumentParser) -> None:
+    """`--storehouse-class` and the other roles' options (`SiteRoles`), for `sites` and `track` alike."""
+    roles = SiteRoles()
     for role, help_name in (("storehouse", "storehouses"), ("berm", "earth berms"), ("cleared", "cleared ground"),
                             ("truck", "trucks")):
         p.add_argument(f"--{role}-class", default=getattr(roles, role), metavar="CLASS",
                        help=f"the class of {help_name} (default: {getattr(roles, role)})")
-    return p
+
+
+def roles_of(args, sides: Sequence[Side]) -> SiteRoles:
+    """The roles `add_role_options` read; `UsageError` for one given a class that no input's model has: a
+    misspelt class would find no sites without a word. Checked only where every input records its model's
+    classes (`infer run` GeoJSON does; labels do not, and a class they lack may simply be absent)."""
+    roles = SiteRoles(args.storehouse_class, args.berm_class, args.cleared_class, args.truck_class)
+    if any(side.classes is None for side in sides):
+        return roles
+    known = {name for side in sides for name in side.classes or ()}
+    for role, name in asdict(roles).items():
+        if name not in known:
+            raise UsageError(f"--{role}-class {name}: no input's model has that class "
+                             f"(classes: {', '.join(sorted(known))})")
+    return roles
 
 
 def _geojsons(inputs: Sequence[Path]) -> list[Path]:
@@ -76,19 +97,6 @@ def _geojsons(inputs: Sequence[Path]) -> list[Path]:
     return found
 
 
-def _check_roles(roles: SiteRoles, sides: Sequence[Side]) -> None:
-    """`UsageError` for a role given a class that no input's model has: a misspelt class would find no sites
-    without a word. Checked only where every input records its model's classes (`infer run` GeoJSON does;
-    labels do not, and a class they lack may simply be absent from the ground)."""
-    if any(side.classes is None for side in sides):
-        return
-    known = {name for side in sides for name in side.classes or ()}
-    for role, name in asdict(roles).items():
-        if name not in known:
-            raise UsageError(f"--{role}-class {name}: no input's model has that class "
-                             f"(classes: {', '.join(sorted(known))})")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.link < 0 or args.wall_reach <= 0 or args.near < 0 or args.pixel_size <= 0 \
@@ -102,14 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("--out is needed unless the input is one run folder")
         out = folders[0]
     rules = SiteRules(link_m=args.link, wall_reach_m=args.wall_reach, walled_fraction=args.walled, near_m=args.near)
-    roles = SiteRoles(args.storehouse_class, args.berm_class, args.cleared_class, args.truck_class)
     try:
         sides = [read_side(path) for path in _geojsons(args.inputs)]
     except InputError as exc:
         raise UsageError(str(exc)) from None
     if len({s.pixel_coordinates for s in sides}) > 1:
         raise UsageError("some inputs are in pixel coordinates and others in WGS84: run them apart")
-    _check_roles(roles, sides)
+    roles = roles_of(args, sides)
     site_features, storehouse_features, lines = [], [], []
     for side in sides:
         crs, _ = to_metric([side])

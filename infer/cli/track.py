@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from infer.analysis.changes import DiffOptions, Side, different_models, read_side
-from infer.analysis.sites import SiteRoles, SiteRules, site_properties
+from infer.analysis.sites import SiteRules, site_properties
 from infer.analysis.track import (
     TIMELINE_FIELDS,
     Tracking,
@@ -42,7 +42,7 @@ from infer.analysis.track import (
 from infer.analysis.track_report import write_track_report
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
 from infer.cli.dated_runs import open_model_for, run_dates
-from infer.cli.sites import DEFENCE_COLORS
+from infer.cli.sites import DEFENCE_COLORS, add_role_options, roles_of
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.errors import InputError, UsageError
 from infer.files import write_text_atomic
@@ -83,6 +83,7 @@ def build_parser() -> OneLineArgumentParser:
                         "region piece found at one date only) as changes; by default they are counted apart")
     p.add_argument("--link", type=finite_float, default=SiteRules.link_m, metavar="METRES",
                    help=f"members closer than this belong to one site (default: {SiteRules.link_m:g})")
+    add_role_options(p)
     return p
 
 
@@ -113,14 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sides = _read_dates(args)
         if any(s.pixel_coordinates for s in sides):
             raise UsageError("track needs georeferenced inputs (WGS84 GeoJSON); these are in pixel coordinates")
-        rules = SiteRules(link_m=args.link)
-        tracking = follow(sides, rules, options=DiffOptions(search_m=args.search, tolerance_m=args.tolerance,
-                                                            align=not args.no_align), keep_flicker=args.keep_flicker)
+        rules, roles = SiteRules(link_m=args.link), roles_of(args, sides)
+        tracking = follow(sides, rules, roles, options=DiffOptions(search_m=args.search, tolerance_m=args.tolerance,
+                                                                   align=not args.no_align),
+                          keep_flicker=args.keep_flicker)
     except InputError as exc:
         raise UsageError(str(exc)) from None
     labels = [s.date or "" for s in sides]
     ensure_writable_folder(args.out)
-    lines = [progress_line(s, labels, berm_changed(s, tracking.changes, SiteRoles().berm)) for s in tracking.sites]
+    lines = [progress_line(s, labels, berm_changed(s, tracking.changes, roles.berm)) for s in tracking.sites]
     lines = lines or ["no site at any date"]
     notes = [n for n in (dates_out_of_order(sides), different_models(sides, [s.date or s.source.name for s in sides]))
              if n]

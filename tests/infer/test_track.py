@@ -267,6 +267,34 @@ def test_dates_given_out_of_time_order_are_said_first(tmp_path):
     assert ordered.returncode == 0 and "note:" not in ordered.stdout
 
 
+def test_a_model_with_its_own_class_names_is_tracked_through_the_role_options(tmp_path):
+    """A compound of 'building's walled by 'bund', as another dataset names them: found with the roles
+    mapped, refused in one line when a role names a class the runs' model lacks."""
+    x0, y0 = ORIGIN
+    ring = [shapely.box(x0 + a, y0 - d, x0 + c, y0 - b) for a, b, c, d in
+            ((0, 0, 4, 120), (116, 0, 120, 120), (0, 0, 120, 4), (0, 116, 50, 120), (70, 116, 120, 120))]
+    houses = [shapely.box(x0 + 30 + 25 * i, y0 - 60, x0 + 42 + 25 * i, y0 - 52) for i in range(3)]
+    header = {"classes": {"building": "object", "vehicle": "object", "bund": "region", "scar": "region"}}
+
+    def date(name: str, day: str, count: int) -> Path:
+        things = [("building", h) for h in houses[:count]] + [("bund", r) for r in ring]
+        feats = [feature(to_wgs84(geom, "EPSG:32637"), {"class": cls, "score": 0.9} | (
+            {"heading_deg": 0.0} if cls == "building" else {"area_m2": round(geom.area, 1)})) for cls, geom in things]
+        return write_feature_collection(tmp_path / name, feats, {"date": day, **header})
+
+    dates = [date("d1.geojson", "2026-03-01", 2), date("d2.geojson", "2026-03-20", 3)]
+    roles = ["--storehouse-class", "building", "--berm-class", "bund", "--cleared-class", "scar",
+             "--truck-class", "vehicle"]
+    mapped = run_cli("infer", "track", *map(str, dates), "--out", str(tmp_path / "mapped"), *roles)
+    assert mapped.returncode == 0, mapped.stderr
+    (site,) = json.loads((tmp_path / "mapped" / "timeline.json").read_text())["sites"]
+    assert [(r["storehouses"], r["fortified"]) for r in site["timeline"]] == [(2, 2), (3, 3)]
+    unmapped = run_cli("infer", "track", *map(str, dates), "--out", str(tmp_path / "unmapped"))
+    assert unmapped.returncode == 2 and unmapped.stderr == (
+        "error: --storehouse-class storehouse: no input's model has that class (classes: building, bund, scar, "
+        "vehicle)\n")
+
+
 @pytest.mark.parametrize("smallest, reported", [(None, 1), (150.0, 1), (400.0, 0)])
 def test_a_region_change_below_the_runs_smallest_piece_is_not_reported(tmp_path, smallest, reported):
     """Cleared ground 200 m² smaller at the second date: a change unless the runs report no cleared site below

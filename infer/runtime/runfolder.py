@@ -118,8 +118,7 @@ def refuse_other_owners(out_dir: Path, scenes: list[Path], settings: dict[str, A
         entries = read_summaries(out_dir)
     except InputError as exc:  # damaged by hand or by another tool: this run would replace what it records
         raise UsageError(f"{exc}; this run would replace it: repair it, or move it away to start afresh") from None
-    owners = {Path(e["scene"]).stem: e for e in entries
-              if isinstance(e, dict) and e.get("status") == "done" and isinstance(e.get("scene"), str)}
+    owners = {Path(e["scene"]).stem: e for e in entries if e["status"] == "done"}
     for scene in scenes:
         owner = owners.get(scene.stem)
         if owner is None:

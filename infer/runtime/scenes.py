@@ -28,15 +28,15 @@ def scene_list(paths: Iterable[Path]) -> list[Path]:
     to the current folder), or a quoted glob (`"scenes/**/*.tif"`).
     """
     seen: dict[Path, Path] = {}
-    for path in _expanded(paths):
+    for path, listed in _expanded(paths):
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SCENE_SUFFIXES)
             if not found:
-                raise UsageError(f"{path} is a folder without rasters ({', '.join(SCENE_SUFFIXES)})")
+                raise UsageError(f"{path} is a folder without rasters ({', '.join(SCENE_SUFFIXES)}){listed}")
         elif path.exists():
             found = [path]
         else:
-            raise UsageError(f"scene not found: {path}")
+            raise UsageError(f"scene not found: {path}{listed}")
         for scene in found:
             seen.setdefault(scene.resolve(), Path(os.path.abspath(scene)))
     by_stem: dict[str, Path] = {}
@@ -48,23 +48,28 @@ def scene_list(paths: Iterable[Path]) -> list[Path]:
     return sorted(seen.values())
 
 
-def _expanded(paths: Iterable[Path]) -> Iterable[Path]:
+def _expanded(paths: Iterable[Path]) -> Iterable[tuple[Path, str]]:
     """`paths` with each list file (`.txt`: one path a line; blank lines and `#` comments skipped) replaced
-    by its lines, and each glob that names no file as such (`scenes/**/*.tif`, quoted) by its matches."""
+    by its lines, and each glob that names no file as such (`scenes/**/*.tif`, quoted) by its matches; each
+    with where a list named it, for messages ("" when given as such)."""
     for path in paths:
         if path.suffix.lower() == ".txt" and path.is_file():
             try:
                 lines = path.read_text().splitlines()
             except (OSError, UnicodeDecodeError) as exc:
                 raise UsageError(f"cannot read the scene list {path}: {exc}") from None
-            yield from (Path(line.strip()) for line in lines if line.strip() and not line.lstrip().startswith("#"))
+            for n, line in enumerate(lines, start=1):
+                if line.strip() and not line.lstrip().startswith("#"):
+                    listed = Path(line.strip())
+                    relative = "" if listed.is_absolute() else f", relative to the current folder {Path.cwd()}"
+                    yield listed, f" (line {n} of {path}{relative})"
         elif not path.exists() and any(c in str(path) for c in "*?["):
             matches = sorted(glob.glob(str(path), recursive=True))
             if not matches:
                 raise UsageError(f"no file matches {path}")
-            yield from map(Path, matches)
+            yield from ((match, "") for match in map(Path, matches))
         else:
-            yield path
+            yield path, ""
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -138,6 +138,14 @@ def test_scenes_from_a_list_file_and_a_glob(oracle, scenes, tmp_path):
     assert sorted(_summary(out)) == ["s0.tif", "s1.tif", "s4.tif", "s5.tif"]
     line = _refused(run_cli("infer", "run", str(oracle), str(scenes[0].parent / "*.jp2"), "--out", str(out)))
     assert "no file matches" in line
+    relative = tmp_path / "relative.txt"  # names relative to the current folder, as a shell would take them
+    relative.write_text(f"{scenes[2].name}\n")
+    line = _refused(run_cli("infer", "run", str(oracle), str(relative), "--out", str(out), cwd=tmp_path))
+    assert line == f"error: scene not found: {scenes[2].name} (line 1 of {relative}, relative to the current " \
+                   f"folder {tmp_path})"
+    done = run_cli("infer", "run", str(oracle), str(relative), "--out", str(out), "--quiet", *TILING,
+                   cwd=scenes[2].parent)
+    assert done.returncode == 0 and "s2.tif" in _summary(out), done.stderr
 
 
 @pytest.mark.parametrize("what", ["missing", "empty folder"])

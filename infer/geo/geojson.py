@@ -106,7 +106,7 @@ def read_feature_collection(path: str | Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
-        raise InputError(f"label file not found: {path}") from None
+        raise InputError(f"GeoJSON not found: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":

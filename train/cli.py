@@ -18,7 +18,8 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 from rasterio.errors import NotGeoreferencedWarning
 
-from infer.errors import UsageError
+from infer.errors import InputError, UsageError
+from train.checkpoint import read_checkpoint
 from train.data.datamodule import SiteDataModule
 from train.task import SiteDetectionTask
 
@@ -57,11 +58,33 @@ def drop_monitors_without_validation(trainer: Namespace) -> None:
         trainer.callbacks = kept
 
 
+#: `--ckpt_path` values Lightning resolves itself, not file names.
+CKPT_PATH_WORDS = ("best", "last", "hpc", "registry")
+
+
+def check_ckpt_path(value: str | None) -> None:
+    """A `--ckpt_path` file that is not there or not a sitewatch checkpoint is one line (`read_checkpoint`'s);
+    Lightning raised it as a traceback (a missing file once the run had started)."""
+    if value is None or str(value) in CKPT_PATH_WORDS:
+        return
+    try:
+        read_checkpoint(Path(value), needs=())
+    except InputError as exc:
+        raise UsageError(f"--ckpt_path: {exc}") from None
+
+
 class SitewatchCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.dataset", "model.dataset")
         parser.link_arguments("model.object_stride", "data.object_stride")
         parser.set_defaults({"trainer.precision": default_precision()})
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads `--ckpt_path`'s hyperparameters here, as the arguments are parsed: the file is
+        checked first (`check_ckpt_path`)."""
+        if self.config.get("subcommand"):
+            check_ckpt_path(self.config[self.config.subcommand].get("ckpt_path"))
+        super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

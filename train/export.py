@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import io
 import math
-import pickle
-import re
 import sys
 import time
 import warnings
@@ -42,16 +40,15 @@ from infer.runtime.options import CLOSING_RADII_PER_OVERLAP
 from infer.runtime.stitch import core_class_map
 from infer.runtime.tiling import Tile
 from synth.tile import busiest_tile, can_draw
+from train.checkpoint import CHECKPOINT_KEY, read_checkpoint
 from train.model.detector import OUTPUT_STRIDE, SiteDetector
 from train.quantize import CALIBRATION_TILES, quantize
-from train.task import CHECKPOINT_KEY
 
 #: The largest object sitewatch is meant to find (a long storehouse), metres.
 LARGEST_OBJECT_M = 60.0
 #: Context beyond the object the network needs to see to score and size it, metres.
 CONTEXT_MARGIN_M = 10.0
 _DYNAMIC = {0: "batch", 2: "height", 3: "width"}
-_NEEDED = ("classes", "bands", "gsd_m", "normalization")
 
 
 @dataclass(frozen=True)
@@ -288,30 +285,6 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
     """
     path = Path(path)
     return rebuild_checkpoint(read_checkpoint(path), path)
-
-
-def read_checkpoint(path: Path) -> dict:
-    """The raw dict of a sitewatch checkpoint file; `InputError` (one line) if it is not one."""
-    if not path.is_file():
-        raise InputError(f"checkpoint not found: {path}")
-    try:
-        # weights_only: a checkpoint is data; unpickling arbitrary objects would run their code.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises pickle, zip and runtime errors alike for foreign files
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if isinstance(exc, pickle.UnpicklingError) and found:
-            raise InputError(f"{path} holds pickled Python objects ({found.group(1)}), not only weights and plain "
-                             "data; sitewatch loads weights only and will not run code a checkpoint carries") from None
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {first[:200]})") from None
-    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint or "state_dict" not in checkpoint:
-        raise InputError(f"{path} is not a sitewatch checkpoint (no {CHECKPOINT_KEY!r} entry); "
-                         "export checkpoints written by `python -m train fit`")
-    info = checkpoint[CHECKPOINT_KEY]
-    if missing := [key for key in _NEEDED if not info.get(key)]:
-        raise InputError(f"{path} lacks {', '.join(missing)} in its sitewatch entry "
-                         "(was it saved before training started?)")
-    return checkpoint
 
 
 def rebuild_checkpoint(checkpoint: dict, path: Path) -> LoadedCheckpoint:

@@ -20,7 +20,8 @@ import torch
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, run_command
 from infer.errors import InputError
 from infer.files import atomic_write
-from train.export import read_checkpoint, rebuild_checkpoint
+from train.checkpoint import read_checkpoint
+from train.export import rebuild_checkpoint
 
 KEPT = ("state_dict", "hyper_parameters", "hparams_name", "sitewatch", "epoch", "global_step",
         "pytorch-lightning_version")

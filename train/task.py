@@ -18,13 +18,12 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from infer.contract.defaults import REGION_CLOSING_M
 from infer.errors import InputError
+from train.checkpoint import CHECKPOINT_KEY, read_checkpoint
 from train.data.config import load_dataset_config
 from train.losses import DetectionLoss
 from train.metrics import DetectionMetrics
 from train.model.detector import SiteDetector
 from train.schedule import RunProgress, warmup_cosine
-
-CHECKPOINT_KEY = "sitewatch"
 
 #: Parts of `SiteDetector` that `freeze` may name, input to output.
 NETWORK_PARTS: tuple[str, ...] = ("backbone", "fpn", "fusion", "object_head", "region_head")
@@ -33,14 +32,10 @@ NETWORK_PARTS: tuple[str, ...] = ("backbone", "fpn", "fusion", "object_head", "r
 def load_matching_weights(model: torch.nn.Module, checkpoint: str) -> int:
     """Load the tensors of a task checkpoint whose name and shape match `model`'s; returns how many."""
     path = Path(checkpoint)
-    if not path.is_file():
-        raise InputError(f"init_weights: no such checkpoint: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    except Exception as exc:  # torch raises pickle, zip, key and runtime errors alike for foreign files
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"init_weights: {path} is not a training checkpoint "
-                         f"({type(exc).__name__}: {first[:200]})") from None
+        state = read_checkpoint(path, needs=())["state_dict"]
+    except InputError as exc:
+        raise InputError(f"init_weights: {exc}") from None
     own = model.state_dict()
     earlier = {name.removeprefix("model."): value for name, value in state.items() if name.startswith("model.")}
     taken = {name: value for name, value in earlier.items() if name in own and own[name].shape == value.shape}

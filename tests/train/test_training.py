@@ -134,7 +134,10 @@ SLOW = pytest.mark.slow
     (["--data.dataset", "no/such.yaml"], "not found"),
     pytest.param(["--model.lr", "fast"], "model.lr", marks=SLOW),
     pytest.param(["--trainer.max_stepz", "3"], "max_stepz", marks=SLOW),
-    (["--model.init_weights", "no/such.ckpt"], "init_weights: no such checkpoint: no/such.ckpt"),
+    (["--model.init_weights", "no/such.ckpt"], "init_weights: checkpoint not found: no/such.ckpt"),
+    (["--ckpt_path", "no/such.ckpt"], "--ckpt_path: checkpoint not found: no/such.ckpt"),
+    (["--ckpt_path", "datasets/synthetic.yaml"], "--ckpt_path: datasets/synthetic.yaml is not a readable PyTorch "
+                                                 "checkpoint"),
     pytest.param(["--model.object_stride", "8"], "object stride must be one of (2, 4), got 8", marks=SLOW),
     (["--model.backbone", "vgg"], "unknown backbone 'vgg'"),
     (["--model.freeze", "[backbone, wings]"], "freeze: unknown part wings (parts: backbone, fpn,"),

@@ -51,7 +51,7 @@ def _wandering_line(rng: np.random.Generator, start: np.ndarray, heading: float,
                     bounds: tuple[float, float, float, float], wiggle: float) -> LineString:
     x0, y0, x1, y1 = bounds
     pts, turn, step = [start], 0.0, 20.0
-    while len(pts) * step < max_len:
+    while len(pts) < 2 or len(pts) * step < max_len:  # a line needs two points, however small the scene
         turn = 0.85 * turn + rng.normal(0, wiggle)
         heading += turn
         p = pts[-1] + step * np.array([math.cos(heading), math.sin(heading)])

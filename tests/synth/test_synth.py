@@ -317,3 +317,12 @@ def test_read_only_output_folder_is_a_usage_error(tmp_path):
     assert result.returncode == 2
     assert "cannot write to output folder" in _error_line(result)
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("side", [1, 2, 6])
+def test_the_smallest_scenes_the_options_allow_are_written(tmp_path, side):
+    """Below 7 px a road's planned path was a single point (a GEOS error): every side from 1 px is a scene."""
+    out = _generate(tmp_path, "--size", str(side), "--seed", "3", "--second-date")
+    for name in ("scene_000.tif", "scene_000_t2.tif"):
+        with rasterio.open(out / name) as src:
+            assert (src.width, src.height) == (side, side)

@@ -76,13 +76,14 @@ def scene_gsd(name: str, transform: Affine, crs, width: int, height: int, model_
     return size if _same(size, true_size) else true_size
 
 
-def check_upsampling(name: str, source_gsd: float, model_gsd: float) -> None:
-    """`InputError` (one line) for a scene whose pixels are more than `MAX_UPSAMPLING` times the model's."""
+def check_upsampling(name: str, source_gsd: float, model_gsd: float, whose: str = "the model's") -> None:
+    """`InputError` (one line) for a scene whose pixels are more than `MAX_UPSAMPLING` times the model's (`whose`
+    names the GSD in the message: in training it is the dataset's)."""
     factor = source_gsd / model_gsd
     if factor > MAX_UPSAMPLING * (1 + GSD_TOLERANCE):
-        raise InputError(f"{name} has pixels of {source_gsd:.3g} m, {round(factor, 1):g}x the model's {model_gsd:g} m "
+        raise InputError(f"{name} has pixels of {source_gsd:.3g} m, {round(factor, 1):g}x {whose} {model_gsd:g} m "
                          f"(at most {MAX_UPSAMPLING:g}x is upsampled): its objects would be a few blurred pixels; "
-                         f"resample it yourself (gdalwarp -tr {model_gsd:g} {model_gsd:g}) to run it anyway")
+                         f"resample it yourself (gdalwarp -tr {model_gsd:g} {model_gsd:g}) to use it anyway")
 
 
 def _same(a: float, b: float) -> bool:

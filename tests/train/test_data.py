@@ -126,6 +126,14 @@ def test_a_coarser_scene_is_resampled_to_the_dataset_gsd(tmp_path, tiny_dataset)
     assert lengths == pytest.approx(sorted(f["properties"]["length_m"] / 0.5 for f in trucks), abs=0.01)
 
 
+def test_a_scene_over_twice_the_dataset_gsd_is_refused_as_inference_refuses_it(tmp_path, tiny_dataset):
+    """A 1.5 m scene in a 0.5 m dataset would teach the network objects as blurs of a few pixels."""
+    synth_main(["--out", str(tmp_path), "--size", "128", "--gsd", "1.5", "--seed", "21", "--quiet"])
+    with pytest.raises(InputError, match=r"scene_000.tif has pixels of 1.5 m, 3x the dataset's 0.5 m \(at most 2x") as err:
+        open_scene(tmp_path / "scene_000.tif", tmp_path / "scene_000.geojson", load_dataset_config(tiny_dataset))
+    assert "gdalwarp -tr 0.5 0.5" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_samples_are_normalized_and_targets_match(tiny_dataset):
     config = load_dataset_config(tiny_dataset)
     windows = SceneWindows([open_scene(t, g, config) for t, g in find_scenes(config.train)], chip_size=256)

@@ -18,7 +18,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from infer.errors import InputError
-from infer.geo.gsd import scene_gsd
+from infer.geo.gsd import check_upsampling, scene_gsd
 from infer.geo.rasterenv import damaged_raster, gdal_env, open_raster
 from train.data.config import DatasetConfig
 from train.data.labels import (
@@ -80,6 +80,7 @@ def open_scene(tif: Path, labels: Path, config: DatasetConfig) -> SceneInfo:
             if src.crs is None:
                 raise InputError(f"{tif} has no CRS: scenes with GeoJSON labels must be georeferenced")
             gsd = scene_gsd(str(tif), src.transform, src.crs, src.width, src.height, config.gsd_m)
+            check_upsampling(str(tif), gsd, config.gsd_m, "the dataset's")
             return SceneInfo(tif, src.width, src.height, src.transform, src.nodata, config.gsd_m / gsd,
                              read_scene_labels(labels, src.crs, config))
     except rasterio.errors.RasterioIOError as exc:

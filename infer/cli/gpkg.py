@@ -18,7 +18,7 @@ from infer.cli.console import OneLineArgumentParser, ensure_writable_folder
 from infer.cli.run_results import finished_results, kind_of, scene_collections
 from infer.cli.sites import DEFENCE_COLORS
 from infer.errors import InputError, UsageError
-from infer.geo.geojson import read_feature_collection
+from infer.geo.geojson import located_features, read_feature_collection
 from infer.geo.geopackage import StreamedLayer, write_streamed_geopackage
 from infer.pictures.changes_picture import CHANGE_COLORS
 
@@ -58,14 +58,25 @@ def _features_of(path: Path, extra: dict) -> Iterator[list[dict]]:
     yield [{**f, "properties": {**f["properties"], **extra}} for f in read_feature_collection(path)["features"]]
 
 
+def _changes(path: Path) -> list[dict]:
+    """The features of a changes GeoJSON that have a place; `InputError` for a file that is not one (a feature
+    without a `change`: a run's detections or labels given by mistake)."""
+    located = [feat for _, feat, _ in located_features(path, read_feature_collection(path))]
+    if any("change" not in (feat["properties"] or {}) for feat in located):
+        raise InputError(f"{path} is not a changes GeoJSON: its features have no 'change' "
+                         "(write one with `infer diff` or `infer track`)")
+    return located
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     results, georeferenced = finished_results(args.folder)
+    changes = []  # a bad file stops the job before anything is written
     for path in args.changes:
         if not path.is_file():
             raise UsageError(f"not found: {path}")
         try:
-            read_feature_collection(path)  # a bad file stops the job before anything is written
+            changes.append([{**f, "properties": {**f["properties"], "source": path.name}} for f in _changes(path)])
         except InputError as exc:
             raise UsageError(str(exc)) from None
     object_colors: dict[str, str] = {}
@@ -79,9 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sites.is_file():
         layers.append(StreamedLayer("sites", SITE_FIELDS, _features_of(sites, {}), DEFENCE_COLORS, filled=True,
                                     styled_by="defence"))
-    if args.changes:
-        batches = (batch for path in args.changes for batch in _features_of(path, {"source": path.name}))
-        layers.append(StreamedLayer("changes", CHANGE_FIELDS, batches, CHANGE_COLORS, filled=True,
+    if changes:
+        layers.append(StreamedLayer("changes", CHANGE_FIELDS, iter(changes), CHANGE_COLORS, filled=True,
                                     styled_by="change"))
     out = args.out or args.folder / "run.gpkg"
     ensure_writable_folder(out.parent)

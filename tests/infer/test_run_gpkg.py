@@ -52,6 +52,13 @@ def test_a_bad_changes_file_is_refused_before_anything_is_written(oracle, tmp_pa
     out = tmp_path / "out"
     assert run_cli("infer", "run", str(oracle), str(scene), "--out", str(out), "--quiet").returncode == 0
     (tmp_path / "bad.geojson").write_text("{not json")
-    result = run_cli("infer", "gpkg", str(out), "--changes", str(tmp_path / "bad.geojson"))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert not (out / "run.gpkg").exists()
+    placeless = {"type": "Feature", "geometry": None, "properties": {"class": "truck", "change": "new"}}
+    (tmp_path / "placeless.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [placeless]}))
+    for bad, message in (("bad.geojson", "is not valid JSON"),
+                         (out / "a.geojson", "is not a changes GeoJSON: its features have no 'change'")):
+        result = run_cli("infer", "gpkg", str(out), "--changes", str(tmp_path / bad))
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr
+        assert not (out / "run.gpkg").exists()
+    # a change without a place (RFC 7946 allows a null geometry) is left out, not a traceback
+    result = run_cli("infer", "gpkg", str(out), "--changes", str(tmp_path / "placeless.geojson"))
+    assert result.returncode == 0 and (out / "run.gpkg").exists(), result.stderr

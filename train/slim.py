@@ -11,6 +11,7 @@ them back into float32 networks.
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,10 @@ def slim_checkpoint(checkpoint: Path, out: Path, half: bool = False) -> int:
                               for name, tensor in slim["state_dict"].items()}
     ensure_writable_folder(out.parent)
     with atomic_write(out) as temporary:
-        torch.save(slim, temporary)
+        try:
+            torch.save(slim, temporary)
+        except RuntimeError as exc:  # torch's writer reports a short write (a full disk) as a RuntimeError
+            raise OSError(errno.EIO, f"the write failed (is the disk full?): {str(exc).strip()[:120]}") from None
     return out.stat().st_size
 
 

@@ -63,3 +63,18 @@ def test_the_generator_on_a_full_disk_exits_1_naming_the_scene_and_leaves_nothin
     last = result.stderr.strip().splitlines()[-1]
     assert last == f"error: cannot write {small_disk / 'scenes' / 'scene_000.tif'}: the write failed (is the disk full?)"
     assert list((small_disk / "scenes").iterdir()) == []
+
+
+def test_chips_and_a_slimmed_checkpoint_on_a_full_disk_exit_1_in_one_line_and_leave_no_part(small_disk, tmp_path):
+    """`train chips` wrote each chip under its final name and `train slim` let torch's RuntimeError through."""
+    made = run_cli("synth", "--out", str(tmp_path / "scenes"), "--size", "1024", "--seed", "3", "--quiet")
+    assert made.returncode == 0, made.stderr
+    chips = run_cli("train", "chips", str(tmp_path / "scenes" / "scene_000.tif"),
+                    str(tmp_path / "scenes" / "scene_000.geojson"), "--out", str(small_disk / "chips"))
+    slim = run_cli("train", "slim", "checkpoints/reference.ckpt", "--out", str(small_disk / "slim.ckpt"))
+    for result, target in ((chips, "chips/images/scene_000_"), (slim, "slim.ckpt")):
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: cannot write {small_disk / target}") and "disk full" in last, last
+    left = [p for p in small_disk.rglob("*") if p.is_file()]
+    assert left == [], left  # no chip, checkpoint or temporary file under any name

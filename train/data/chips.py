@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ from shapely.geometry import MultiLineString, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from infer.errors import InputError, UsageError
+from infer.files import atomic_write, write_text_atomic
 from infer.geo.rasterenv import gdal_env, open_raster
 from train.data.config import DatasetConfig
 from train.data.scenes import RawSample, SceneInfo, SceneWindows, open_scene
@@ -157,9 +156,9 @@ def _write_chip(path: Path, sample: RawSample, transform: Affine, meta: dict[str
     if meta["nodata"] is not None:
         image[:, ~sample.valid] = meta["nodata"]
     count, height, width = image.shape
-    with gdal_env(), rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=count,
-                                   dtype=meta["dtype"], crs=meta["crs"], transform=transform,
-                                   nodata=meta["nodata"], compress="deflate") as dst:
+    with atomic_write(path, suffix=".tif") as temporary, gdal_env(), rasterio.open(
+            temporary, "w", driver="GTiff", width=width, height=height, count=count, dtype=meta["dtype"],
+            crs=meta["crs"], transform=transform, nodata=meta["nodata"], compress="deflate") as dst:
         dst.write(image)
         dst.descriptions = meta["descriptions"]
         if meta["nodata"] is None and not sample.valid.all():
@@ -251,7 +250,5 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, content: dict[str, Any]) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False) as tmp:
-        json.dump(content, tmp)
-    os.replace(tmp.name, path)
+    """`content` as JSON at `path`, appearing whole (`write_text_atomic`: a full disk is an `OutputError`)."""
+    write_text_atomic(path, json.dumps(content))

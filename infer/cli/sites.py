@@ -11,6 +11,7 @@ them.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -68,7 +69,7 @@ def add_role_options(p: OneLineArgumentParser) -> None:
                        help=f"the class of {help_name} (default: {getattr(roles, role)})")
 
 
-def roles_of(args, sides: Sequence[Side]) -> SiteRoles:
+def roles_of(args: argparse.Namespace, sides: Sequence[Side]) -> SiteRoles:
     """The roles `add_role_options` read; `UsageError` for one given a class that no input's model has: a
     misspelt class would find no sites without a word. Checked only where every input records its model's
     classes (`infer run` GeoJSON does; labels do not, and a class they lack may simply be absent)."""

@@ -17,11 +17,11 @@ from scipy.cluster.hierarchy import DisjointSet
 from shapely import affinity
 from shapely.geometry import shape
 
-from infer.geo.crs import transform_geometry, utm_crs
+from infer.geo.crs import from_wgs84, metric_crs
 
 
 def _metric(feature: dict[str, Any], crs, shift: tuple[float, float]) -> shapely.Geometry:
-    geom = transform_geometry(shapely.make_valid(shape(feature["geometry"])), "EPSG:4326", crs)
+    geom = from_wgs84(shapely.make_valid(shape(feature["geometry"])), crs)
     return affinity.translate(geom, -shift[0], -shift[1])
 
 
@@ -58,8 +58,7 @@ def score_changes(truth: Sequence[dict[str, Any]], found: Sequence[dict[str, Any
     changed = [f for f in found if f["properties"].get("change") != "persisting"]
     if not truth and not changed:
         return {"precision": 1.0, "recall": 1.0, "true": 0, "found": 0, "matched": 0, "per_change": {}}
-    anchor = shape((list(truth) or changed)[0]["geometry"]).centroid
-    crs = utm_crs(anchor.x, anchor.y)
+    crs = metric_crs([shape((list(truth) or changed)[0]["geometry"])])
     entries = _dissolved(truth, [_metric(t, crs, (0.0, 0.0)) for t in truth])
     found_geoms = [_metric(f, crs, after_shift_m if f["properties"]["change"] == "new" else (0.0, 0.0))
                    for f in changed]

@@ -30,7 +30,7 @@ from shapely import affinity
 
 from infer.contract.geometry import elongated_length
 from infer.errors import InputError
-from infer.geo.crs import transform_geometry, utm_crs
+from infer.geo.crs import from_wgs84, metric_crs, to_wgs84
 from infer.geo.geojson import located_features, read_feature_collection
 from infer.runtime.runfolder import finished_scene
 
@@ -174,10 +174,9 @@ def to_metric(sides: Sequence[Side]) -> tuple[CRS | None, str]:
     things = [t for s in sides for t in s.objects + s.regions + ([s.footprint] if s.footprint else [])]
     if not things:
         return None, "m"
-    centre = shapely.GeometryCollection([t.geom for t in things]).centroid
-    crs = utm_crs(centre.x, centre.y)
+    crs = metric_crs([t.geom for t in things])
     for t in things:
-        t.metric = transform_geometry(t.geom, "EPSG:4326", crs)
+        t.metric = from_wgs84(t.geom, crs)
     return crs, "m"
 
 
@@ -292,13 +291,13 @@ def compare(before: Side, after: Side, options: DiffOptions, crs: CRS | None, sc
 
     def out(metric_geom: shapely.Geometry, shift: np.ndarray | None) -> shapely.Geometry:
         moved = metric_geom if shift is None else affinity.translate(metric_geom, shift[0], shift[1])
-        return moved if crs is None else transform_geometry(moved, crs, "EPSG:4326")
+        return moved if crs is None else to_wgs84(moved, crs)
 
     in_frame: dict[int, shapely.Geometry] = {}
     if after_offset is None:  # every object's output geometry, reprojected in one call
         things = before.objects + after.objects
         metric = np.array([t.metric for t in things], dtype=object)
-        outputs = metric if crs is None or not len(things) else transform_geometry(metric, crs, "EPSG:4326")
+        outputs = metric if crs is None or not len(things) else to_wgs84(metric, crs)
         in_frame = {id(t): g for t, g in zip(things, outputs, strict=True)}
 
     def placed(thing: Thing) -> shapely.Geometry:
@@ -353,8 +352,8 @@ def no_common_ground(before: str, after: str, gap_m: float) -> str:
 
 def ground_gap_m(a: shapely.Geometry, b: shapely.Geometry) -> float:
     """Metres between two WGS84 geometries (0 when they meet), measured in the UTM zone of the first."""
-    crs = utm_crs(*a.centroid.coords[0])
-    return float(transform_geometry(a, "EPSG:4326", crs).distance(transform_geometry(b, "EPSG:4326", crs)))
+    crs = metric_crs([a])
+    return float(from_wgs84(a, crs).distance(from_wgs84(b, crs)))
 
 
 def keep_inside(side: Side, common: shapely.Geometry) -> int:

@@ -19,6 +19,7 @@ import shapely
 from PIL import Image
 
 from infer.files import write_text_atomic
+from infer.geo.crs import centre_lonlat
 from infer.geo.geojson import read_feature_collection
 from infer.runtime.runfolder import read_summaries
 
@@ -68,12 +69,13 @@ def _detection_rows(geojson: Path) -> tuple[list[str], int]:
     features = collection["features"]
     for n, feat in enumerate(features[:MAX_ROWS_PER_SCENE], start=1):
         p = feat["properties"]
-        centre = shapely.geometry.shape(feat["geometry"]).centroid
+        geom = shapely.geometry.shape(feat["geometry"])
+        x, y = (geom.centroid.x, geom.centroid.y) if pixel else centre_lonlat(geom)
         size = (f"{p['length_m']:.1f} x {p['width_m']:.1f} m" if "length_m" in p else f"{p.get('area_m2', 0):,.0f} m²")
         size_key = p.get("area_m2", p.get("length_m", 0) * p.get("width_m", 0))
         heading = f"{p['heading_deg']:.0f}" if "heading_deg" in p else ""
         color = colors.get(p["class"], "#888")
-        xy = f"{centre.x:.1f}</td><td>{centre.y:.1f}" if pixel else f"{centre.x:.6f}</td><td>{centre.y:.6f}"
+        xy = f"{x:.1f}</td><td>{y:.1f}" if pixel else f"{x:.6f}</td><td>{y:.6f}"
         rows.append(f"<tr><td>{n}</td><td class=cls><span class=swatch style='background:{color}'></span>"
                     f"{html.escape(p['class'])}</td><td>{p.get('score', 1.0):.3f}</td>"
                     f"<td data-v='{size_key}'>{size}</td><td>{heading}</td><td>{xy}</td></tr>")

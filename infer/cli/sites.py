@@ -24,7 +24,7 @@ from infer.analysis.sites import SiteRoles, SiteRules, find_sites, site_properti
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
 from infer.errors import InputError, UsageError
 from infer.files import write_text_atomic
-from infer.geo.crs import transform_geometry
+from infer.geo.crs import to_wgs84
 from infer.geo.geojson import features, write_feature_collection
 from infer.geo.geopackage import Layer, write_geopackage
 from infer.runtime.runfolder import read_summaries
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def output(geom: shapely.Geometry, crs=crs, scale=scale) -> shapely.Geometry:
             if crs is None:
                 return shapely.affinity.scale(geom, 1 / scale, 1 / scale, origin=(0, 0))
-            return transform_geometry(geom, crs, "EPSG:4326")
+            return to_wgs84(geom, crs)
 
         sites, fortified = find_sites(things, rules, roles)
         scene = side.source.stem

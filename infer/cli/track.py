@@ -46,7 +46,7 @@ from infer.cli.sites import DEFENCE_COLORS, add_role_options, roles_of
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.errors import InputError, UsageError
 from infer.files import write_text_atomic
-from infer.geo.crs import transform_geometry
+from infer.geo.crs import to_wgs84
 from infer.geo.geojson import features, write_feature_collection
 from infer.geo.geopackage import Layer, write_geopackage
 from infer.pictures.changes_picture import CHANGE_COLORS
@@ -139,7 +139,7 @@ def _write_outputs(out: Path, tracking: Tracking, sides: Sequence[Side], labels:
         """Metric geometries to WGS84, in one call."""
         if not geoms:
             return []
-        return list(transform_geometry(np.array(geoms, dtype=object), tracking.crs, "EPSG:4326"))
+        return list(to_wgs84(np.array(geoms, dtype=object), tracking.crs))
 
     sites_out, objects_out = _site_features(tracking, labels, wgs84), _object_features(tracking, sides, labels, wgs84)
     changes_out = [(c.geom, {**c.properties, "from_date_index": k + 1, "to_date_index": k + 2,

@@ -1,7 +1,10 @@
 """Georeferencing helpers: map coordinates to WGS84 and back.
 
 GeoJSON output is RFC 7946: longitude, latitude in WGS84 (EPSG:4326) with
-x = longitude first, whatever the source CRS.
+x = longitude first, whatever the source CRS, and a geometry that crosses the
+antimeridian cut in two there (§3.1.9), so that no polygon of a few metres
+spans the globe. Frames in metres are chosen with longitudes taken around the
+circle, so things either side of the antimeridian share one.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 import shapely
+import shapely.affinity
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
@@ -38,13 +42,80 @@ def transform_geometry(geom: BaseGeometry, src_crs: str | CRS, dst_crs: str | CR
 
 
 def to_wgs84(geom: BaseGeometry, src_crs: str | CRS) -> BaseGeometry:
-    """Reproject a geometry from `src_crs` to WGS84 longitude/latitude."""
-    return transform_geometry(geom, src_crs, WGS84)
+    """Reproject a geometry (or an array of them) from `src_crs` to WGS84 longitude/latitude, cut at the
+    antimeridian where it crosses it (`cut_at_antimeridian`)."""
+    return cut_at_antimeridian(transform_geometry(geom, src_crs, WGS84))
+
+
+def cut_at_antimeridian(geoms):
+    """Each WGS84 polygon that crosses the antimeridian as its parts either side of it (RFC 7946 §3.1.9); the
+    others as they are. A geometry or an array of them.
+
+    A polygon reprojected from a local frame keeps its vertices' longitudes in [-180, 180], so one that
+    crosses spans more than 180 degrees: it is joined (`_joined`) and cut at 180. A polygon holding a pole
+    is not handled.
+    """
+    return _across_antimeridian(geoms, _cut)
+
+
+def _across_antimeridian(geoms, change):
+    """`geoms` (a geometry or an array of them) with `change` applied to those spanning over 180 degrees."""
+    bounds = shapely.bounds(geoms)
+    crossing = (bounds[..., 2] - bounds[..., 0]) > 180
+    if not np.any(crossing):
+        return geoms
+    if not isinstance(geoms, np.ndarray):
+        return change(geoms)
+    changed = geoms.copy()
+    changed[crossing] = [change(g) for g in geoms[crossing]]
+    return changed
+
+
+def _eastwards(xy: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.where(xy[:, 0] < 0, xy[:, 0] + 360, xy[:, 0]), xy[:, 1]])
+
+
+def _joined(geom: BaseGeometry) -> BaseGeometry:
+    """A polygonal geometry that crosses the antimeridian in longitudes unwrapped eastwards (past 180, as
+    PROJ reads them), the parts of an earlier cut joined into one; other geometries as they are."""
+    if shapely.get_type_id(geom) not in (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON):
+        return geom
+    return shapely.union_all(shapely.get_parts(shapely.transform(geom, _eastwards)))
+
+
+def _cut(geom: BaseGeometry) -> BaseGeometry:
+    whole = _joined(geom)
+    if whole is geom:
+        return geom
+    west_of = shapely.intersection(whole, shapely.box(0, -90, 180, 90))
+    east_of = shapely.affinity.translate(shapely.intersection(whole, shapely.box(180, -90, 360, 90)), -360)
+    parts = [p for p in shapely.get_parts([west_of, east_of])
+             if shapely.get_type_id(p) == shapely.GeometryType.POLYGON and not p.is_empty]
+    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+
+
+def centre_lonlat(geom: BaseGeometry) -> tuple[float, float]:
+    """Longitude and latitude of a WGS84 geometry's centroid, taken whole where it is cut at the antimeridian."""
+    centre = _across_antimeridian(geom, _joined).centroid
+    return (centre.x + 180) % 360 - 180, centre.y
+
+
+def metric_crs(geoms) -> CRS:
+    """The UTM zone at the centre of WGS84 geometries (a sequence or array of them): a frame in metres for
+    comparing them. Geometries either side of the antimeridian get the zone there, not one on the far side of
+    the globe (their plain centroid)."""
+    collection = shapely.GeometryCollection(list(geoms))
+    x0, _, x1, _ = collection.bounds
+    if x1 - x0 > 180:
+        collection = shapely.transform(collection, _eastwards)
+    centre = collection.centroid
+    return utm_crs((centre.x + 180) % 360 - 180, centre.y)
 
 
 def from_wgs84(geom: BaseGeometry, dst_crs: str | CRS) -> BaseGeometry:
-    """Reproject a WGS84 longitude/latitude geometry to `dst_crs`."""
-    return transform_geometry(geom, WGS84, dst_crs)
+    """Reproject a WGS84 longitude/latitude geometry (or an array of them) to `dst_crs`; a polygon cut at the
+    antimeridian comes back whole."""
+    return transform_geometry(_across_antimeridian(geom, _joined), WGS84, dst_crs)
 
 
 def utm_point(lon: float, lat: float, crs: str | CRS) -> tuple[float, float]:

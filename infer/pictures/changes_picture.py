@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import rasterio
 import shapely
 from affine import Affine
@@ -19,7 +20,7 @@ from rasterio.windows import from_bounds
 from infer.analysis.changes import DiffResult, Side
 from infer.contract.schema import hex_rgb
 from infer.errors import InputError
-from infer.geo.crs import north_in_pixels, transform_geometry, utm_crs
+from infer.geo.crs import from_wgs84, metric_crs, north_in_pixels
 from infer.geo.gsd import scene_gsd
 from infer.geo.rasterenv import open_raster
 from infer.pictures.drawing import (
@@ -55,7 +56,7 @@ class Frame:
 
     def to_panel(self, geom: shapely.Geometry, pixel_inputs: bool) -> shapely.Geometry:
         if not pixel_inputs:
-            geom = transform_geometry(geom, "EPSG:4326", self.crs)
+            geom = from_wgs84(geom, self.crs)
         m = ~self.transform
         geom = shapely.affinity.affine_transform(geom, [m.a, m.b, m.d, m.e, m.c, m.f])
         return shapely.affinity.scale(geom, self.factor, self.factor, origin=(0, 0))
@@ -80,9 +81,8 @@ def _frame(before: Side, result: DiffResult, max_side: int) -> Frame:
     if before.pixel_coordinates:
         crs, union = None, shapely.GeometryCollection(geoms)
     else:
-        c = shapely.GeometryCollection(geoms).centroid
-        crs = utm_crs(c.x, c.y)
-        union = transform_geometry(shapely.GeometryCollection(geoms), "EPSG:4326", crs)
+        crs = metric_crs(geoms)
+        union = shapely.GeometryCollection(list(from_wgs84(np.array(geoms, dtype=object), crs)))
     x0, y0, x1, y1 = union.bounds
     margin = 0.05 * max(x1 - x0, y1 - y0, 10.0)
     x0, y0, x1, y1 = x0 - margin, y0 - margin, x1 + margin, y1 + margin

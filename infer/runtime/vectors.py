@@ -75,7 +75,8 @@ def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     polygons = _output_polygons(corners, grid)
     # RFC 7946 wants exterior rings counter-clockwise; the same corners the other way round, still
     # front first: front-right, front-left, back-left, back-right.
-    clockwise = ~shapely.is_ccw(shapely.get_exterior_ring(polygons))
+    clockwise = ((shapely.get_type_id(polygons) == shapely.GeometryType.POLYGON)  # not those cut at the antimeridian
+                 & ~shapely.is_ccw(shapely.get_exterior_ring(polygons)))
     if clockwise.any():
         polygons[clockwise] = _output_polygons(corners[clockwise][:, [1, 0, 3, 2]], grid)
     properties = []

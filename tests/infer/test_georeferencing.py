@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import shapely
 from affine import Affine
@@ -99,3 +101,78 @@ def test_pixel_sizes_in_metres_for_any_crs():
         0.4993, rel=0.01)
     with pytest.raises(InputError, match="0.5 x 0.6 m, not square"):
         scene_gsd("a.tif", Affine(0.5, 0, 500_000, 0, -0.6, 4_000_000), "EPSG:32633", 1000, 1000)
+
+
+def _antimeridian_origin(col: int, row: int, lat: float = 52.0) -> tuple[float, float]:
+    """Map origin of a 0.5 m grid in UTM zone 1N that puts longitude 180 through pixel (col, row)."""
+    from pyproj import Transformer
+
+    east, north = Transformer.from_crs(4326, 32601, always_xy=True).transform(-180.0, lat)
+    return east - col * 0.5, north + row * 0.5
+
+
+def _parts_spans(geom: dict) -> list[tuple[float, float]]:
+    """(west, east) longitude of each polygon of a GeoJSON geometry."""
+    polygons = shapely.get_parts(shapely.geometry.shape(geom))
+    return [(p.bounds[0], p.bounds[2]) for p in polygons]
+
+
+def test_a_scene_across_the_antimeridian_is_cut_there_and_measured_as_elsewhere(oracle, tmp_path):
+    """RFC 7946 §3.1.9: what crosses longitude 180 is written as its two parts either side, never as a polygon
+    of a few metres spanning the globe; the sizes, places and dates' comparison are those of any other place."""
+    pixels = plant(512, 512, CENTRES, [BERM])
+    x0, y0 = _antimeridian_origin(302, 202)  # the line runs through the second storehouse and the berm
+    transform = Affine(0.5, 0, x0, 0, -0.5, y0)
+    scene = write_scene(tmp_path / "t1.tif", pixels, crs="EPSG:32601", transform=transform)
+    later = pixels.copy()
+    later[0, 100:104, 100:104] = 0  # the first storehouse is gone at the second date
+    write_scene(tmp_path / "t2.tif", later, crs="EPSG:32601", transform=transform)
+    assert run_cli("infer", "run", str(oracle), str(scene), str(tmp_path / "t2.tif"), "--out", str(tmp_path / "run"),
+                   "--quiet").returncode == 0
+    collection = json.loads((tmp_path / "run" / "t1.geojson").read_text())
+    spans = [s for f in collection["features"] for s in _parts_spans(f["geometry"])]
+    spans += _parts_spans(collection["footprint"])
+    assert max(east - west for west, east in spans) < 0.01, spans  # about 700 m of longitude at 52 N
+    found = _features(tmp_path / "run" / "t1.geojson")
+    cut = [f for fs in found.values() for f in fs if f["geometry"]["type"] == "MultiPolygon"]
+    assert sorted(f["properties"]["class"] for f in cut) == ["earth_berm", "storehouse"]
+    for f in cut:
+        (west, east), (west2, east2) = sorted(_parts_spans(f["geometry"]), key=lambda s: s[0])
+        assert -180.0 <= west and east < -179.99 and 179.99 < west2 and east2 <= 180.0
+    assert _pixel_centres(found["storehouse"], "EPSG:32601", transform) == sorted(CENTRES)
+    sizes = {(f["properties"]["length_m"], f["properties"]["width_m"], f["properties"]["heading_deg"])
+             for f in found["storehouse"]}
+    assert sizes == {(12.0, 8.0, 90.0)}
+    (berm,) = found["earth_berm"]
+    assert berm["properties"]["area_m2"] == pytest.approx(10 * 160, rel=0.01)
+
+    result = run_cli("infer", "diff", str(tmp_path / "run" / "t1.geojson"), str(tmp_path / "run" / "t2.geojson"),
+                     "--out", str(tmp_path / "diff"))
+    assert result.returncode == 0, result.stderr
+    changes = json.loads((tmp_path / "diff" / "changes.geojson").read_text())["features"]
+    kinds = sorted((c["properties"]["class"], c["properties"]["change"]) for c in changes)
+    assert kinds == [("storehouse", "gone"), ("storehouse", "persisting"), ("storehouse", "persisting")]
+    gone = next(c for c in changes if c["properties"]["change"] == "gone")
+    assert _pixel_centres([gone], "EPSG:32601", transform) == [CENTRES[0]]
+    assert max(e - w for c in changes for w, e in _parts_spans(c["geometry"])) < 0.01
+    assert run_cli("infer", "report", str(tmp_path / "run")).returncode == 0
+    page = (tmp_path / "run" / "report.html").read_text()
+    longitudes = [float(v) for v in re.findall(r"<td>(-?\d+\.\d{6})</td><td>5\d\.\d{6}</td>", page)]
+    assert len(longitudes) == 2 * (len(CENTRES) + 1) - 1 and all(abs(v) > 179.99 for v in longitudes), longitudes
+
+
+def test_cutting_at_the_antimeridian_and_joining_back():
+    from infer.geo.crs import cut_at_antimeridian, from_wgs84, metric_crs, to_wgs84
+
+    x0, y0 = _antimeridian_origin(0, 0)
+    square = shapely.box(x0 - 50, y0 - 50, x0 + 50, y0 + 50)  # 100 m, the antimeridian through its middle
+    elsewhere = shapely.box(x0 + 100, y0 - 50, x0 + 200, y0 + 50)
+    cut = to_wgs84(np.array([square, elsewhere], dtype=object), "EPSG:32601")
+    assert [g.geom_type for g in cut] == ["MultiPolygon", "Polygon"]
+    assert sorted(round(p.bounds[0]) for p in cut[0].geoms) == [-180, 180]
+    assert cut_at_antimeridian(cut[0]).equals(cut[0])  # cutting what is cut changes nothing
+    assert metric_crs(cut).to_epsg() == 32601  # the zone where they are, not one at longitude 0
+    back = from_wgs84(cut, "EPSG:32601")
+    # the edges' new vertices on the meridian lie on lines straight in degrees: a few tenths of a mm off
+    assert back[0].geom_type == "Polygon" and back[0].symmetric_difference(square).area < 0.1
+    assert back[1].symmetric_difference(elsewhere).area < 1e-3

@@ -9,7 +9,7 @@ exists: {1}, {2} or {1, 2}.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 import numpy as np
@@ -47,11 +47,14 @@ class Primitive:
 
 @dataclass(frozen=True)
 class Label:
-    """A labeled thing: class name, polygon in the scene frame, extra GeoJSON properties."""
+    """A labeled thing: class name, polygon in the scene frame, extra GeoJSON properties. `heading_period`: 360
+    for a `heading_deg` by the thing's front, 180 for its axis alone; that heading is the scene frame's (grid
+    north), which the writer turns into a bearing from true north."""
 
     cls: str
     geom: Polygon
     properties: dict
+    heading_period: float | None = None
 
 
 def _rgbn(*values: float) -> tuple[float, float, float, float]:
@@ -117,7 +120,7 @@ class Storehouse(Thing):
         label = super().label_at(date)
         if label is None:
             return None
-        return Label(label.cls, label.geom, {**label.properties, "fortified": self.fortified_at(date)})
+        return replace(label, properties={**label.properties, "fortified": self.fortified_at(date)})
 
     @property
     def footprint(self) -> Polygon:
@@ -133,6 +136,7 @@ class Storehouse(Thing):
                 "heading_deg": round(azimuth_deg(self.angle) % 180.0, 2),
                 **self.site_properties(),
             },
+            heading_period=180.0,
         )
 
     def primitives(self, sun: Sun, date: int) -> list[Primitive]:
@@ -177,6 +181,7 @@ class Truck(Thing):
                 "heading_deg": round(azimuth_deg(self.angle), 2),
                 **self.site_properties(),
             },
+            heading_period=360.0,
         )
 
     def primitives(self, sun: Sun, date: int) -> list[Primitive]:

@@ -7,6 +7,7 @@ name and renamed when complete.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ from shapely import affinity
 from tqdm import tqdm
 
 from infer.files import atomic_write
-from infer.geo.crs import to_wgs84
+from infer.geo.crs import bearing_deg, to_wgs84
 from infer.geo.geojson import feature, write_feature_collection
 from infer.geo.rasterenv import gdal_env
 from synth.layout import CRS, Acquisition, SceneLayout, scene_name
@@ -95,6 +96,11 @@ def _to_geojson_feature(layout: SceneLayout, label: Label, properties: dict, acq
     east, north = map_origin(layout, acq)
     # Scene frame (x east, y south, from the top-left) → map coordinates → WGS84.
     in_map = affinity.affine_transform(label.geom, [1, 0, 0, -1, east, north])
+    if label.heading_period is not None and "heading_deg" in properties:  # grid north → true north
+        grid = math.radians(properties["heading_deg"])
+        centre = in_map.centroid
+        true = bearing_deg(CRS, centre.x, centre.y, math.sin(grid), math.cos(grid))[0]
+        properties = {**properties, "heading_deg": round(float(true) % label.heading_period, 2)}
     return feature(to_wgs84(in_map, CRS), properties)
 
 

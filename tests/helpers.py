@@ -32,6 +32,15 @@ FOUR_CLASSES = [
 FOUR_CLASS_INFOS = tuple(ClassInfo(**c) for c in FOUR_CLASSES)
 
 
+def convergence_deg(crs: str, x: float, y: float) -> float:
+    """The meridians' convergence at map point (x, y) of `crs`, as PROJ's own factors give it: the bearing
+    from true north of the grid's north there (a grid-east line bears 90 plus this)."""
+    from pyproj import CRS, Proj, Transformer
+
+    lon, lat = Transformer.from_crs(CRS.from_user_input(crs), CRS.from_epsg(4326), always_xy=True).transform(x, y)
+    return float(Proj(crs).get_factors(lon, lat).meridian_convergence)
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python -m ...` the way a user would, capturing output."""
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=env,

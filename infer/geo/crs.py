@@ -131,14 +131,53 @@ def utm_crs(lon: float, lat: float) -> CRS:
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
-def north_in_pixels(transform, crs: str | CRS, col: float, row: float) -> tuple[float, float]:
-    """Unit vector of true north at pixel (col, row), in pixel axes (x right, y down)."""
-    x, y = transform @ (col, row)
+#: WGS84's semi-major axis (m) and squared eccentricity: metres per degree of latitude and longitude.
+_WGS84_A, _WGS84_E2 = 6378137.0, 0.00669437999014
+_STEP_DEG = 1e-5
+
+
+def ground_axes(crs: str | CRS, x, y) -> tuple[np.ndarray, np.ndarray]:
+    """The map-coordinate vectors (N, 2) of one metre east and one metre north on the ground at map points
+    (x, y) of `crs`: the local Jacobian, found by stepping a little in longitude and latitude. Grid north and
+    true north differ by the meridians' convergence (up to a few degrees at a UTM zone's edge, anything in a
+    polar projection), and a non-conformal grid may skew angles; these axes hold both."""
+    x, y = np.atleast_1d(np.asarray(x, np.float64)), np.atleast_1d(np.asarray(y, np.float64))
     to_geo = _transformer(_crs_key(crs), _crs_key(WGS84))
     to_map = _transformer(_crs_key(WGS84), _crs_key(crs))
     lon, lat = to_geo.transform(x, y)
-    x2, y2 = to_map.transform(lon, lat + 1e-4)
-    c2, r2 = ~transform @ (x2, y2)
-    v = np.array([c2 - col, r2 - row])
+    w = np.sqrt(1 - _WGS84_E2 * np.sin(np.radians(lat)) ** 2)
+    metres_north = np.radians(_STEP_DEG) * _WGS84_A * (1 - _WGS84_E2) / w**3
+    metres_east = np.radians(_STEP_DEG) * _WGS84_A / w * np.cos(np.radians(lat))
+    xe, ye = to_map.transform(lon + _STEP_DEG, lat)
+    xn, yn = to_map.transform(lon, lat + _STEP_DEG)
+    east = np.column_stack([xe - x, ye - y]) / metres_east[:, None]
+    north = np.column_stack([xn - x, yn - y]) / metres_north[:, None]
+    return east, north
+
+
+def bearing_deg(crs: str | CRS, x, y, dx, dy) -> np.ndarray:
+    """Compass bearings (degrees clockwise from true north, [0, 360)) of map-frame directions (dx, dy) at map
+    points (x, y) of `crs`."""
+    east, north = ground_axes(crs, x, y)
+    dx, dy = np.asarray(dx, np.float64), np.asarray(dy, np.float64)
+    det = east[:, 0] * north[:, 1] - east[:, 1] * north[:, 0]
+    ground_east = (dx * north[:, 1] - dy * north[:, 0]) / det
+    ground_north = (east[:, 0] * dy - east[:, 1] * dx) / det
+    return np.degrees(np.arctan2(ground_east, ground_north)) % 360.0
+
+
+def map_direction(crs: str | CRS, x, y, bearing) -> np.ndarray:
+    """Map-frame vectors (N, 2) pointing along compass `bearing`s (degrees from true north) at map points (x, y)."""
+    east, north = ground_axes(crs, x, y)
+    b = np.radians(np.asarray(bearing, np.float64)).reshape(-1, 1)
+    return np.sin(b) * east + np.cos(b) * north
+
+
+def north_in_pixels(transform, crs: str | CRS, col: float, row: float) -> tuple[float, float]:
+    """Unit vector of true north at pixel (col, row), in pixel axes (x right, y down)."""
+    x, y = transform @ (col, row)
+    _, north = ground_axes(crs, x, y)
+    inverse = ~transform
+    v = np.array([inverse.a * north[0, 0] + inverse.b * north[0, 1], inverse.d * north[0, 0] + inverse.e * north[0, 1]])
     v /= max(float(np.linalg.norm(v)), 1e-12)
     return float(v[0]), float(v[1])

@@ -15,7 +15,7 @@ from rasterio.features import shapes
 from shapely.geometry import shape
 
 from infer.contract.geometry import rbox_to_corners
-from infer.geo.crs import to_wgs84
+from infer.geo.crs import bearing_deg, to_wgs84
 from infer.geo.geojson import features, geometry
 from infer.runtime.reader import SceneGrid
 
@@ -49,15 +49,16 @@ def _to_output(geom, grid: SceneGrid):
     return to_wgs84(shapely.transform(geom, _to_map(grid)), grid.crs)
 
 
-def compass_deg(angle: np.ndarray, grid: SceneGrid) -> np.ndarray:
-    """Pixel-frame directions (radians from +x toward +y) → compass azimuth (0 north, 90 east)."""
-    dx, dy = np.cos(angle), np.sin(angle)
+def compass_deg(rboxes: np.ndarray, grid: SceneGrid) -> np.ndarray:
+    """Objects' pixel-frame directions (rboxes (N, 5+): centre x, y, …, angle in radians from +x toward +y) →
+    compass bearings from true north at each object (0 north, 90 east), whatever the grid's rotation and its
+    CRS's convergence; an unreferenced picture is taken as north-up."""
+    dx, dy = np.cos(rboxes[:, 4]), np.sin(rboxes[:, 4])
     if not grid.georeferenced:
-        east, north = dx, -dy  # an unreferenced picture is taken as north-up
-    else:
-        t = grid.transform
-        east, north = t.a * dx + t.b * dy, t.d * dx + t.e * dy
-    return np.degrees(np.arctan2(east, north)) % 360.0
+        return np.degrees(np.arctan2(dx, -dy)) % 360.0
+    t = grid.transform
+    x, y = t.a * rboxes[:, 0] + t.b * rboxes[:, 1] + t.c, t.d * rboxes[:, 0] + t.e * rboxes[:, 1] + t.f
+    return bearing_deg(grid.crs, x, y, t.a * dx + t.b * dy, t.d * dx + t.e * dy)
 
 
 def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, names: list[str],
@@ -71,7 +72,7 @@ def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     if len(scores) == 0:
         return []
     corners = rbox_to_corners(rboxes)  # (N, 4, 2) pixels: front-left, front-right, back-right, back-left
-    headings = compass_deg(rboxes[:, 4], grid)
+    headings = compass_deg(rboxes, grid)
     polygons = _output_polygons(corners, grid)
     # RFC 7946 wants exterior rings counter-clockwise; the same corners the other way round, still
     # front first: front-right, front-left, back-left, back-right.

@@ -14,7 +14,7 @@ from affine import Affine
 from infer.errors import InputError
 from infer.geo.crs import from_wgs84
 from infer.geo.gsd import scene_gsd
-from tests.helpers import run_cli
+from tests.helpers import convergence_deg, run_cli
 from tests.infer.oracle import ORIGIN, plant, write_scene
 
 CENTRES = [(102, 102), (302, 202), (150, 330)]
@@ -43,6 +43,16 @@ def _pixel_centres(features: list[dict], crs: str, transform: Affine) -> list[tu
     return sorted(out)
 
 
+def _grid_bearings(features: list[dict], crs: str, period: float = 360.0) -> list[float]:
+    """Each feature's heading less the meridians' convergence where it is: its bearing from the grid's north
+    (headings are written to 0.1 degree)."""
+    out = []
+    for f in features:
+        c = from_wgs84(shapely.geometry.shape(f["geometry"]), crs).centroid
+        out.append((f["properties"]["heading_deg"] - convergence_deg(crs, c.x, c.y)) % period)
+    return out
+
+
 def test_a_rotated_scene_measures_what_the_north_up_one_does(oracle, tmp_path):
     pixels = plant(512, 512, CENTRES, [BERM])
     north_up = Affine(0.5, 0, ORIGIN[0], 0, -0.5, ORIGIN[1])
@@ -59,10 +69,27 @@ def test_a_rotated_scene_measures_what_the_north_up_one_does(oracle, tmp_path):
         assert sizes == [(12.0, 8.0)] * len(CENTRES), name
         (berm,) = results[name]["earth_berm"]
         assert berm["properties"]["area_m2"] == pytest.approx(10 * 160, rel=0.01), name
-    # east in the pixels (the storehouses' axis) points 30 degrees south of east on the ground
-    assert {f["properties"]["heading_deg"] for f in results["north_up"]["storehouse"]} == {90.0}
-    turned = {f["properties"]["heading_deg"] for f in results["rotated"]["storehouse"]}
-    assert all(abs(h - 120.0) < 0.5 for h in turned), turned
+    # east in the pixels (the storehouses' axis) points 30 degrees south of east on the grid; headings are
+    # bearings from true north, the grid's own turned by the meridians' convergence (1.1 degrees here)
+    assert _grid_bearings(results["north_up"]["storehouse"], "EPSG:32637") == pytest.approx([90.0] * 3, abs=0.06)
+    assert _grid_bearings(results["rotated"]["storehouse"], "EPSG:32637") == pytest.approx([120.0] * 3, abs=0.06)
+    assert all(abs(f["properties"]["heading_deg"] - 90.0) > 1.0 for f in results["north_up"]["storehouse"])
+
+
+def test_headings_in_a_polar_projection_are_bearings_from_true_north(oracle, tmp_path):
+    """In Antarctic polar stereographic, at longitude 90 E the grid's east points away from the pole: north."""
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs(4326, 3031, always_xy=True).transform(90.0, -71.0)  # true scale: 0.5 m pixels
+    transform = Affine(0.5, 0, x - 256 * 0.5, 0, -0.5, y + 256 * 0.5)
+    scene = write_scene(tmp_path / "polar.tif", plant(512, 512, CENTRES, []), crs="EPSG:3031", transform=transform)
+    assert _run(oracle, scene, tmp_path / "out").returncode == 0
+    found = _features(tmp_path / "out" / "polar.geojson")["storehouse"]
+    assert _pixel_centres(found, "EPSG:3031", transform) == sorted(CENTRES)
+    headings = [f["properties"]["heading_deg"] for f in found]
+    # axis-only storehouses: a bearing in [0, 180), so north is 0 (or a hair under 180 just west of 90 E)
+    assert all(min(h, 180.0 - h) < 0.2 for h in headings), headings
+    assert _grid_bearings(found, "EPSG:3031", period=180.0) == pytest.approx([90.0] * 3, abs=0.06)
 
 
 def test_a_scene_in_us_feet_is_read_at_its_size_in_metres(oracle, tmp_path):
@@ -140,9 +167,9 @@ def test_a_scene_across_the_antimeridian_is_cut_there_and_measured_as_elsewhere(
         (west, east), (west2, east2) = sorted(_parts_spans(f["geometry"]), key=lambda s: s[0])
         assert -180.0 <= west and east < -179.99 and 179.99 < west2 and east2 <= 180.0
     assert _pixel_centres(found["storehouse"], "EPSG:32601", transform) == sorted(CENTRES)
-    sizes = {(f["properties"]["length_m"], f["properties"]["width_m"], f["properties"]["heading_deg"])
-             for f in found["storehouse"]}
-    assert sizes == {(12.0, 8.0, 90.0)}
+    assert {(f["properties"]["length_m"], f["properties"]["width_m"]) for f in found["storehouse"]} == {(12.0, 8.0)}
+    # the grid's east, 2.4 degrees off true east here at the west edge of UTM zone 1
+    assert _grid_bearings(found["storehouse"], "EPSG:32601") == pytest.approx([90.0] * 3, abs=0.06)
     (berm,) = found["earth_berm"]
     assert berm["properties"]["area_m2"] == pytest.approx(10 * 160, rel=0.01)
 

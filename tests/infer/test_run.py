@@ -22,7 +22,7 @@ from PIL import Image
 from infer.geo.crs import from_wgs84
 from infer.runtime.claims import LOCK_FOLDER
 from infer.runtime.tiling import tile_grid
-from tests.helpers import run_cli
+from tests.helpers import convergence_deg, run_cli
 from tests.infer.oracle import LENGTH_PX, ORIGIN, WIDTH_PX, plant, write_scene
 
 SIZE = 640
@@ -69,7 +69,9 @@ def test_objects_on_seams_are_found_once_each_and_where_they_are(oracle, seam_sc
     for (col, row, props), (pc, pr) in zip(found, planted, strict=True):
         assert abs(col - pc) < 0.01 and abs(row - pr) < 0.01
         assert props["length_m"] == pytest.approx(LENGTH_PX * 0.5) and props["width_m"] == pytest.approx(WIDTH_PX * 0.5)
-        assert props["heading_deg"] == pytest.approx(90.0)  # long axis east-west
+        # long axis along the grid's east-west, which bears 90 degrees plus the meridians' convergence there
+        x, y = ORIGIN[0] + col * 0.5, ORIGIN[1] - row * 0.5
+        assert props["heading_deg"] == pytest.approx(90.0 + convergence_deg("EPSG:32637", x, y), abs=0.06)
 
 
 def test_worker_processes_write_the_same_bytes_as_the_serial_path(oracle, seam_scene, tmp_path):

@@ -327,3 +327,24 @@ def test_cli_through_python_m_train(scene, tmp_path):
     bad = run_cli("train", "chips", str(scene), str(scene.with_suffix(".geojson")), "--out", str(tmp_path / "p"),
                   "--size", "0")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_truck_headings_are_bearings_from_true_north_of_their_fronts(scene):
+    """Synth writes a truck's heading as its front's bearing from true north (about 1.1 degrees off the UTM
+    grid's north where the scenes lie), and training reads it back to that front edge."""
+    from pyproj import Geod, Transformer
+
+    with rasterio.open(scene) as src:
+        crs = src.crs
+    labels = _labels(scene)
+    truck = CONFIG.class_index()["truck"][1]
+    corners = labels.corners[labels.classes == truck]
+    features = json.loads(scene.with_suffix(".geojson").read_text())["features"]
+    headings = [f["properties"]["heading_deg"] for f in features if f["properties"]["class"] == "truck"]
+    assert len(headings) == len(corners) > 0
+    to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
+    centres = to_lonlat.transform(*corners.mean(axis=1).T)
+    fronts = to_lonlat.transform(*corners[:, :2].mean(axis=1).T)
+    bearings = np.asarray(Geod(ellps="WGS84").inv(*centres, *fronts)[0]) % 360
+    off = (bearings - np.asarray(headings) + 180) % 360 - 180
+    assert np.abs(off).max() < 0.1, off

@@ -7,7 +7,6 @@ polygons in the scene's map CRS.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 
 from infer.contract.codec import ObjectLabels
 from infer.errors import InputError
-from infer.geo.crs import from_wgs84
+from infer.geo.crs import from_wgs84, map_direction
 from infer.geo.geojson import located_features, read_feature_collection
 from train.data.config import DatasetConfig
 
@@ -44,16 +43,15 @@ class SceneLabels:
         return self.corners.mean(axis=1)
 
 
-def _front_first(corners: np.ndarray, heading_deg: float | None) -> np.ndarray:
-    """Rotate the corner order so corners 0-1 are the edge the heading points at.
+def _front_first(corners: np.ndarray, heading: np.ndarray | None) -> np.ndarray:
+    """Rotate the corner order so corners 0-1 are the edge `heading` (a map-frame vector) points at.
 
     Without a heading, the first short edge goes first (either end will do).
     """
     centre = corners.mean(axis=0)
     mids = (corners + np.roll(corners, -1, axis=0)) / 2 - centre
-    if heading_deg is not None:
-        az = math.radians(heading_deg)
-        scores = mids @ np.array([math.sin(az), math.cos(az)])  # map frame: x east, y north
+    if heading is not None:
+        scores = mids @ heading
     else:
         scores = np.linalg.norm(mids, axis=1)  # the short edges' midpoints are farthest
     start = int(np.argmax(scores))
@@ -87,7 +85,9 @@ def read_scene_labels(path: Path, crs: CRS, config: DatasetConfig) -> SceneLabel
         rect = geom.minimum_rotated_rectangle if geom.geom_type != "Polygon" or len(geom.exterior.coords) != 5 else geom
         pts = np.asarray(rect.exterior.coords)[:4]
         heading = props.get("heading_deg") if name in directional else None
-        corners.append(_front_first(pts, float(heading) if heading is not None else None))
+        # a bearing from true north, as a direction in the scene's map frame where the object is
+        direction = None if heading is None else map_direction(crs, *pts.mean(axis=0), float(heading))[0]
+        corners.append(_front_first(pts, direction))
         classes.append(k)
         heading_known.append(heading is not None)
     return SceneLabels(

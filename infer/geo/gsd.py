@@ -95,20 +95,54 @@ def _metres_per_unit(crs: CRS) -> float:
     return float(units[0]) if units else 1.0
 
 
+def check_rectified(name: str, src, model_gsd: float | None = None) -> None:
+    """`InputError` (one line) for a raster without a geotransform that is placed on the ground by ground
+    control points or RPCs: where its pixels lie and how large they are is known only through a warp, whose
+    terms (polynomial, DEM) are the user's to choose. Read as it is, it would silently become pixel
+    coordinates at the model's GSD. `src`: the open rasterio dataset."""
+    if src.crs is not None and not src.transform.is_identity:
+        return
+    gcps, gcp_crs = src.gcps
+    rpcs = src.rpcs
+    if not gcps and rpcs is None:
+        return
+    centre = None
+    try:
+        if gcps:
+            x, y = sum(g.x for g in gcps) / len(gcps), sum(g.y for g in gcps) / len(gcps)
+            centre = Transformer.from_crs(gcp_crs, CRS.from_epsg(4326), always_xy=True).transform(x, y, errcheck=True)
+        else:
+            centre = (rpcs.long_off, rpcs.lat_off)
+    except Exception:  # GCPs without a usable CRS: suggest the resolution alone
+        pass
+    how, options, dem = ((f"{len(gcps)} ground control points", "", "") if gcps else
+                         ("RPCs", " -rpc", "; add -to RPC_DEM=dem.tif to correct for terrain"))
+    stem = name.rsplit(".", 1)[0]
+    raise InputError(f"{name} has no geotransform, only {how}: where its pixels lie and their size are known only "
+                     f"through a warp; orthorectify it first, e.g. {_gdalwarp(centre, model_gsd, options)} -of VRT "
+                     f"{name} {stem}_ortho.vrt (a .vrt runs as a scene{dem})")
+
+
+def _gdalwarp(centre: tuple[float, float] | None, model_gsd: float | None, options: str = "") -> str:
+    """The start of a `gdalwarp` line to the UTM zone of `centre` (lon, lat) at the model's GSD."""
+    target = f" -t_srs EPSG:{utm_crs(*centre).to_epsg()}" if centre is not None else ""
+    resolution = f" -tr {model_gsd:g} {model_gsd:g}" if model_gsd else ""
+    return f"gdalwarp{options}{target}{resolution} -r bilinear"
+
+
 def _not_square(name: str, transform: Affine, crs: CRS, width: int, height: int, model_gsd: float | None,
                 why: str) -> str:
     """The refusal, with the `gdalwarp` line that makes the scene readable (to its UTM zone)."""
-    target = ""
+    centre = None
     try:
         x, y = transform @ (width / 2, height / 2)
-        lon, lat = Transformer.from_crs(crs, CRS.from_epsg(4326), always_xy=True).transform(x, y, errcheck=True)
-        target = f" -t_srs EPSG:{utm_crs(lon, lat).to_epsg()}"
+        centre = Transformer.from_crs(crs, CRS.from_epsg(4326), always_xy=True).transform(x, y, errcheck=True)
     except Exception:  # no centre in lon/lat: suggest the resolution alone
         pass
-    resolution = f" -tr {model_gsd:g} {model_gsd:g}" if model_gsd else ""
     stem = name.rsplit(".", 1)[0]
     return (f"{name} {why}; reproject it to square metre pixels first, e.g. "
-            f"gdalwarp{target}{resolution} -r bilinear {name} {stem}_utm.tif")
+            f"{_gdalwarp(centre, model_gsd)} {name} {stem}_utm.tif")
 
 
-__all__ = ["GSD_TOLERANCE", "grid_steps", "ground_steps", "scene_gsd"]
+__all__ = ["GSD_TOLERANCE", "MAX_UPSAMPLING", "check_rectified", "check_upsampling", "grid_steps", "ground_steps",
+           "scene_gsd"]

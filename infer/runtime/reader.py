@@ -26,7 +26,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from infer.errors import InputError
-from infer.geo.gsd import GSD_TOLERANCE, check_upsampling, scene_gsd
+from infer.geo.gsd import GSD_TOLERANCE, check_rectified, check_upsampling, scene_gsd
 from infer.geo.rasterenv import damaged_raster, gdal_env, gdal_reason, open_raster
 from infer.runtime.tiling import Tile, tile_grid
 
@@ -84,6 +84,7 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
                     raise InputError(f"{path.name} has {src.count} bands, the model expects {bands}{hint}")
                 if dtype is not None and src.dtypes[0] != dtype:
                     raise InputError(f"{path.name} has {src.dtypes[0]} pixels, the model was trained on {dtype}")
+                check_rectified(path.name, src, model_gsd)
                 georeferenced = src.crs is not None and not src.transform.is_identity
                 source_gsd = (scene_gsd(path.name, src.transform, src.crs, src.width, src.height, model_gsd)
                               if georeferenced else model_gsd)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
+import rasterio.shutil
 import shapely
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 
 from infer.errors import InputError
 from infer.geo.crs import from_wgs84
@@ -203,3 +207,51 @@ def test_cutting_at_the_antimeridian_and_joining_back():
     # the edges' new vertices on the meridian lie on lines straight in degrees: a few tenths of a mm off
     assert back[0].geom_type == "Polygon" and back[0].symmetric_difference(square).area < 0.1
     assert back[1].symmetric_difference(elsewhere).area < 1e-3
+
+
+def test_a_scene_placed_only_by_control_points_is_refused_naming_the_warp_that_places_it(oracle, tmp_path):
+    """Without a geotransform, a scene's GCPs (or RPCs) are all that say where its pixels lie and how large they
+    are: it is refused with the orthorectifying gdalwarp, and that warp (GDAL's warper writing the VRT, as the
+    line would) runs to the detections of the scene it came from."""
+    from rasterio.control import GroundControlPoint
+    from rasterio.rpc import RPC
+    from rasterio.vrt import WarpedVRT
+
+    from infer.runtime.reader import open_grid
+
+    pixels = plant(512, 512, CENTRES, [BERM])
+    placed = write_scene(tmp_path / "placed.tif", pixels)
+    north_up = Affine(0.5, 0, ORIGIN[0], 0, -0.5, ORIGIN[1])
+    corners = [(0, 0), (0, 512), (512, 0), (512, 512)]
+    gcps = [GroundControlPoint(row=r, col=c, x=(north_up @ (c, r))[0], y=(north_up @ (c, r))[1]) for r, c in corners]
+    profile = {"driver": "GTiff", "width": 512, "height": 512, "count": 3, "dtype": "uint8"}
+    with warnings.catch_warnings():  # rasterio warns, creating it, that it has no geotransform
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp_path / "gcp.tif", "w", **profile) as dst:
+            dst.write(pixels)
+            dst.gcps = (gcps, "EPSG:32637")
+        with rasterio.open(tmp_path / "rpc.tif", "w", **profile) as dst:
+            dst.write(pixels)
+            dst.rpcs = RPC(height_off=0, height_scale=100, lat_off=34.5, lat_scale=0.01, long_off=40.9,
+                           long_scale=0.01, line_off=256, line_scale=256, samp_off=256, samp_scale=256,
+                           line_num_coeff=[0, 0, -1] + [0] * 17, line_den_coeff=[1] + [0] * 19,
+                           samp_num_coeff=[0, 1] + [0] * 18, samp_den_coeff=[1] + [0] * 19)
+    result = _run(oracle, tmp_path / "gcp.tif", tmp_path / "refused")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 1 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "only 4 ground control points" in errors[0]
+    line = "gdalwarp -t_srs EPSG:32637 -tr 0.5 0.5 -r bilinear -of VRT gcp.tif gcp_ortho.vrt"
+    assert line in errors[0] and not (tmp_path / "refused" / "gcp.geojson").exists()
+
+    with rasterio.open(tmp_path / "gcp.tif") as src, WarpedVRT(src, src_crs=src.gcps[1], crs="EPSG:32637",
+                                                               resolution=0.5) as vrt:
+        rasterio.shutil.copy(vrt, tmp_path / "gcp_ortho.vrt", driver="VRT")
+    for scene in (placed, tmp_path / "gcp_ortho.vrt"):
+        assert _run(oracle, scene, tmp_path / scene.stem).returncode == 0
+    ortho, original = (_features(tmp_path / n / f"{n}.geojson") for n in ("gcp_ortho", "placed"))
+    assert _pixel_centres(ortho["storehouse"], "EPSG:32637", north_up) == sorted(CENTRES)
+    assert [f["properties"] for f in ortho["storehouse"]] == [f["properties"] for f in original["storehouse"]]
+
+    with pytest.raises(InputError, match=r"only RPCs: .* gdalwarp -rpc -t_srs EPSG:32637 -tr 0.5 0.5 -r bilinear "
+                                         r"-of VRT rpc.tif rpc_ortho.vrt \(a .vrt runs as a scene; add -to RPC_DEM"):
+        open_grid(tmp_path / "rpc.tif", 3, 0.5)

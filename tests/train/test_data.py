@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,29 @@ def test_a_scene_over_twice_the_dataset_gsd_is_refused_as_inference_refuses_it(t
     with pytest.raises(InputError, match=r"scene_000.tif has pixels of 1.5 m, 3x the dataset's 0.5 m \(at most 2x") as err:
         open_scene(tmp_path / "scene_000.tif", tmp_path / "scene_000.geojson", load_dataset_config(tiny_dataset))
     assert "gdalwarp -tr 0.5 0.5" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_training_scene_placed_only_by_control_points_is_refused_as_inference_refuses_it(tmp_path, tiny_dataset):
+    """Its labels (WGS84) could not be put on its pixels without a warp: the one line names it."""
+    import rasterio
+    from rasterio.control import GroundControlPoint
+    from rasterio.errors import NotGeoreferencedWarning
+
+    synth_main(["--out", str(tmp_path / "synth"), "--size", "128", "--seed", "21", "--quiet"])
+    with rasterio.open(tmp_path / "synth" / "scene_000.tif") as src:
+        pixels, t, crs = src.read(), src.transform, src.crs
+    gcps = [GroundControlPoint(row=r, col=c, x=(t @ (c, r))[0], y=(t @ (c, r))[1])
+            for r, c in ((0, 0), (0, 128), (128, 0), (128, 128))]
+    with warnings.catch_warnings():  # rasterio warns, creating it, that it has no geotransform
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp_path / "scene_000.tif", "w", driver="GTiff", width=128, height=128, count=3,
+                           dtype="uint8") as dst:
+            dst.write(pixels)
+            dst.gcps = (gcps, crs)
+    with pytest.raises(InputError, match=r"scene_000.tif has no geotransform, only 4 ground control points: .* "
+                                         r"gdalwarp -t_srs EPSG:32637 -tr 0.5 0.5 -r bilinear -of VRT"):
+        open_scene(tmp_path / "scene_000.tif", tmp_path / "synth" / "scene_000.geojson",
+                   load_dataset_config(tiny_dataset))
 
 
 def test_samples_are_normalized_and_targets_match(tiny_dataset):

@@ -18,7 +18,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from infer.errors import InputError
-from infer.geo.gsd import check_upsampling, scene_gsd
+from infer.geo.gsd import check_rectified, check_upsampling, scene_gsd
 from infer.geo.rasterenv import damaged_raster, gdal_env, open_raster
 from train.data.config import DatasetConfig
 from train.data.labels import (
@@ -77,6 +77,7 @@ def open_scene(tif: Path, labels: Path, config: DatasetConfig) -> SceneInfo:
             if src.count != len(config.bands):
                 raise InputError(f"{tif} has {src.count} bands, the dataset expects {len(config.bands)} "
                                  f"({', '.join(config.bands)})")
+            check_rectified(str(tif), src, config.gsd_m)
             if src.crs is None:
                 raise InputError(f"{tif} has no CRS: scenes with GeoJSON labels must be georeferenced")
             gsd = scene_gsd(str(tif), src.transform, src.crs, src.width, src.height, config.gsd_m)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 from scipy import ndimage
@@ -38,7 +38,8 @@ class SceneGrid:
     width, height: grid size in model pixels (`source_size`: the file's). scale: source pixels per model
     pixel. transform: model pixel → map coordinates (identity-based pixel
     coordinates when the scene is not georeferenced). crs: None when not
-    georeferenced. gsd_m: metres per model pixel (the model's GSD).
+    georeferenced. gsd_m: metres per model pixel (the model's GSD). count: the bands read, the file's first
+    (an alpha band after them is read as its mask).
     """
 
     path: Path
@@ -77,7 +78,7 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
         with gdal_env(), warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
-                if src.count != bands:
+                if src.count != bands and not _alpha_follows(src, bands):
                     hint = (f"; pick {bands} in the model's order, e.g. gdal_translate -of VRT "
                             f"{' '.join(f'-b {b + 1}' for b in range(bands))} {path.name} {path.stem}_bands.vrt "
                             "(a .vrt runs as a scene)") if src.count > bands else ""
@@ -93,10 +94,16 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
                 scale = model_gsd / source_gsd if abs(model_gsd / source_gsd - 1) > GSD_TOLERANCE else 1.0
                 transform = src.transform @ Affine.scale(scale) if georeferenced else Affine.identity()
                 return SceneGrid(path, max(1, round(src.width / scale)), max(1, round(src.height / scale)), scale,
-                                 transform, src.crs if georeferenced else None, model_gsd, src.count,
+                                 transform, src.crs if georeferenced else None, model_gsd, bands,
                                  src.dtypes[0], src.nodata, (src.width, src.height))
     except RasterioIOError as exc:
         raise InputError(f"cannot read {path.name}: {gdal_reason(exc)}") from None
+
+
+def _alpha_follows(src: rasterio.io.DatasetReader, bands: int) -> bool:
+    """Whether the raster is the model's `bands` and then an alpha band (a drone orthomosaic, an image saved
+    from QGIS): GDAL reads that band as the scene's mask, so its transparent pixels are no-data."""
+    return src.count == bands + 1 and src.colorinterp[bands] == ColorInterp.alpha
 
 
 @dataclass
@@ -146,8 +153,8 @@ class TileReader:
         resampling = Resampling.bilinear if g.scale != 1 else Resampling.nearest
         try:
             with lock or nullcontext():
-                data = src.read(window=window, out_shape=(g.count, rows, cols), resampling=resampling,
-                                masked=False)
+                data = src.read(list(range(1, g.count + 1)), window=window, out_shape=(g.count, rows, cols),
+                                resampling=resampling, masked=False)
                 mask = src.read_masks(1, window=window, out_shape=(rows, cols), resampling=Resampling.nearest)
         except RasterioIOError as exc:
             raise damaged_raster(g.path, exc, (tile.row, tile.col)) from None

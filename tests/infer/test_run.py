@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+from affine import Affine
 from PIL import Image
 
 from infer.geo.crs import from_wgs84
@@ -315,25 +316,47 @@ def test_the_band_picking_vrt_the_error_names_runs_as_a_scene(oracle, tmp_path):
     assert len(_objects(tmp_path / "three" / "three.geojson")) == 2
 
 
+def test_an_alpha_band_after_the_models_bands_is_read_as_the_scenes_mask(oracle, tmp_path):
+    """RGBA (a drone orthomosaic): the model reads the colour bands; the transparent pixels are no-data, so
+    the storehouse planted under them is not reported and the footprint leaves them out."""
+    pixels = plant(512, 512, [(102, 102), (302, 202), (402, 402)], [(300, 40, 312, 480)])
+    alpha = np.full((1, 512, 512), 255, np.uint8)
+    alpha[:, 352:, 352:] = 0  # the third storehouse's corner is transparent
+    rgb = write_scene(tmp_path / "rgb.tif", pixels)
+    profile = {"driver": "GTiff", "width": 512, "height": 512, "count": 4, "dtype": "uint8", "crs": "EPSG:32637",
+               "transform": Affine(0.5, 0, ORIGIN[0], 0, -0.5, ORIGIN[1]), "photometric": "RGB", "alpha": "YES"}
+    with rasterio.open(tmp_path / "rgba.tif", "w", **profile) as dst:
+        dst.write(np.concatenate([pixels, alpha]))
+    with rasterio.open(tmp_path / "rgba.tif") as src:
+        assert src.colorinterp[3] == rasterio.enums.ColorInterp.alpha
+    for scene in (rgb, tmp_path / "rgba.tif"):
+        assert _run(oracle, [scene], tmp_path / scene.stem).returncode == 0
+    opaque = [o for o in _objects(tmp_path / "rgb" / "rgb.geojson") if not (o[0] >= 352 and o[1] >= 352)]
+    assert len(opaque) == 2 and _objects(tmp_path / "rgba" / "rgba.geojson") == opaque
+    seen = shapely.geometry.shape(json.loads((tmp_path / "rgba" / "rgba.geojson").read_text())["footprint"])
+    whole = shapely.geometry.shape(json.loads((tmp_path / "rgb" / "rgb.geojson").read_text())["footprint"])
+    assert seen.area == pytest.approx(whole.area * (1 - (160 / 512) ** 2), rel=0.02)
+
+
 def test_bad_scenes_are_recorded_and_skipped_and_the_job_exits_1(oracle, seam_scene, tmp_path):
     truncated = tmp_path / "truncated.tif"
     truncated.write_bytes(seam_scene.read_bytes()[: seam_scene.stat().st_size // 3])
     not_tiff = tmp_path / "notes.tif"
     not_tiff.write_text("this is not a raster")
-    four_bands = write_scene(tmp_path / "four.tif", np.zeros((4, 64, 64), np.uint8))
+    five_bands = write_scene(tmp_path / "five.tif", np.zeros((5, 64, 64), np.uint8))
     deep = write_scene(tmp_path / "deep.tif", np.ones((3, 64, 64), np.uint16))
     empty = write_scene(tmp_path / "empty.tif", np.zeros((3, 300, 300), np.uint8), nodata=0)
     good = tmp_path / "good.tif"
     shutil.copy(seam_scene, good)
     out = tmp_path / "out"
-    result = _run(oracle, [truncated, not_tiff, four_bands, deep, empty, good], out)
+    result = _run(oracle, [truncated, not_tiff, five_bands, deep, empty, good], out)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 5 and "Traceback" not in result.stderr
     summary = {Path(e["scene"]).name: e for e in json.loads((out / "summary.json").read_text())["scenes"]}
     assert summary["good.tif"]["status"] == "done"
-    assert "4 bands, the model expects 3; pick 3 in the model's order, e.g. gdal_translate -of VRT -b 1 -b 2 -b 3 " \
-           "four.tif four_bands.vrt" in summary["four.tif"]["error"]
+    assert "5 bands, the model expects 3; pick 3 in the model's order, e.g. gdal_translate -of VRT -b 1 -b 2 -b 3 " \
+           "five.tif five_bands.vrt" in summary["five.tif"]["error"]
     assert "no valid pixels" in summary["empty.tif"]["error"]
     assert "uint16 pixels, the model was trained on uint8" in summary["deep.tif"]["error"]
     # GDAL's own reason, not rasterio's pointer to an exception the user never sees
@@ -341,7 +364,7 @@ def test_bad_scenes_are_recorded_and_skipped_and_the_job_exits_1(oracle, seam_sc
     # (libtiff's read of a tile, or GDAL's own when it decodes the blocks of a read in parallel)
     assert re.search(r"TIFFReadEncodedTile|Cannot read \d+ bytes at offset", summary["truncated.tif"]["error"])
     assert "previous exception" not in result.stderr
-    for name in ("truncated", "notes", "four", "deep", "empty"):
+    for name in ("truncated", "notes", "five", "deep", "empty"):
         assert summary[f"{name}.tif"]["status"] == "failed" and "\n" not in summary[f"{name}.tif"]["error"]
         assert not list(out.glob(f"{name}*")) and not list(out.glob(f".{name}*"))  # nothing half-written
 

@@ -12,6 +12,7 @@ from infer.contract.defaults import DEFAULT_SCORE
 from infer.contract.label_formats import READERS
 from infer.errors import UsageError
 from infer.files import write_text_atomic
+from infer.geo.vector_files import LABEL_SUFFIXES
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -20,8 +21,8 @@ def build_parser() -> OneLineArgumentParser:
                                           "precision, recall, F1, and IoU of region classes.")
     p.add_argument("pred", type=Path, help="predicted GeoJSON (from `infer run`)")
     p.add_argument("truth", type=Path,
-                   help="truth: a GeoJSON, or for a picture in pixels its PASCAL VOC .xml, YOLO or DOTA .txt, or a "
-                        "COCO .json listing it (see --truth-format)")
+                   help="truth: a GeoJSON (or a GeoPackage, Shapefile, FlatGeobuf in any CRS), or for a picture in "
+                        "pixels its PASCAL VOC .xml, YOLO or DOTA .txt, or a COCO .json listing it (see --truth-format)")
     p.add_argument("--truth-format", choices=("geojson", *sorted(READERS)),
                    help="format of TRUTH (default: from its suffix: .geojson, .xml voc, .json coco or GeoJSON; "
                         "a .txt needs yolo or dota); class names match regardless of case, spaces and hyphens")
@@ -45,8 +46,10 @@ def truth_format(path: Path) -> str:
             return "geojson" if json.loads(path.read_text()).get("type") == "FeatureCollection" else "coco"
         except (OSError, ValueError, AttributeError):
             return "coco"
-    if suffix in (".geojson", ".xml"):
-        return "geojson" if suffix == ".geojson" else "voc"
+    if suffix in LABEL_SUFFIXES:
+        return "geojson"
+    if suffix == ".xml":
+        return "voc"
     raise UsageError(f"cannot tell the format of {path.name} from its suffix: give --truth-format yolo or dota")
 
 

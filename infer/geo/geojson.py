@@ -17,6 +17,7 @@ from shapely.geometry.base import BaseGeometry
 
 from infer.errors import InputError
 from infer.files import write_text_atomic
+from infer.geo.vector_files import GEOJSON_SUFFIXES, declares_other_crs, read_ogr_collection
 
 COORDINATE_DECIMALS = 8  # about a millimetre in latitude: labels map back to the exact pixel
 
@@ -100,8 +101,12 @@ def write_feature_collection(
 
 
 def read_feature_collection(path: str | Path) -> dict[str, Any]:
-    """Read a GeoJSON FeatureCollection, with a clear error when it is not one."""
+    """Read a GeoJSON FeatureCollection, with a clear error when it is not one. Another vector file (a
+    GeoPackage, a Shapefile), or a GeoJSON that names another CRS, is read through OGR into one, in WGS84
+    (`infer.geo.vector_files`)."""
     path = Path(path)
+    if path.suffix.lower() not in GEOJSON_SUFFIXES and path.exists():
+        return read_ogr_collection(path)
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -111,6 +116,8 @@ def read_feature_collection(path: str | Path) -> dict[str, Any]:
         raise InputError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise InputError(f"{path} is not a GeoJSON FeatureCollection")
+    if declares_other_crs(path, data):
+        return read_ogr_collection(path)
     features = data.get("features")
     if not isinstance(features, list):
         raise InputError(f"{path}: its 'features' is not a list")

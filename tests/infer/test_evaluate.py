@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from affine import Affine
 from shapely import affinity
 from shapely.geometry import LineString, Polygon, box
 
 from infer.analysis.evaluate import Labeled, evaluate, found_by_crowding
-from infer.geo.crs import to_wgs84
+from infer.geo.crs import from_wgs84, to_wgs84
 from infer.geo.geojson import feature, write_feature_collection
 from tests.helpers import run_cli
 
@@ -108,6 +109,34 @@ def test_a_self_intersecting_region_label_is_scored_not_fatal(tmp_path: Path, sc
     site = evaluate(pred, truth, scene)["classes"]["cleared_site"]
     assert site["truth"] == 2  # the left triangle; the right one united with the overlapping box
     assert site["ap@0.5"] == pytest.approx(51 / 101, abs=0.01)  # one of the two found, nothing false
+
+
+def test_truth_in_a_utm_geopackage_scores_as_the_geojson_does(tmp_path: Path, scene: Path) -> None:
+    """Truth digitized in QGIS, kept in the project's CRS and format: the CLI takes a GeoPackage by its suffix."""
+    from pyogrio.raw import write
+
+    truth = _truth(tmp_path)
+    features = json.loads(truth.read_text())["features"]
+    geoms = from_wgs84(np.array([shapely.geometry.shape(f["geometry"]) for f in features], dtype=object), CRS)
+    write(tmp_path / "truth.gpkg", shapely.to_wkb(geoms), layer="truth", driver="GPKG", crs=CRS,
+          fields=["class", "heading_deg"], geometry_type="Polygon",
+          field_data=[np.array([f["properties"]["class"] for f in features], dtype=object),
+                      np.array([f["properties"].get("heading_deg", np.nan) for f in features])])
+    pred = _write(tmp_path / "pred.geojson", [
+        ("truck", _truck(20, 20), {"score": 0.9, "heading_deg": 90.0}),
+        ("truck", _truck(112, 40), {"score": 0.95, "heading_deg": 90.0}),
+        ("cleared_site", box(300, 150, 450, 210), {"score": 0.9}),
+    ])
+    reports = []
+    for name in ("truth.geojson", "truth.gpkg"):
+        out = tmp_path / f"{name}.json"
+        done = run_cli("infer", "evaluate", str(pred), str(tmp_path / name), "--scene", str(scene), "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        reports.append(json.loads(out.read_text()))
+    assert reports[0]["classes"]["truck"]["truth"] == 2 and reports[0]["classes"]["earth_berm"]["truth"] == 1
+    assert reports[1]["classes"].keys() == reports[0]["classes"].keys()
+    for name, scores in reports[0]["classes"].items():
+        assert reports[1]["classes"][name] == pytest.approx(scores, abs=1e-3), name
 
 
 def test_cli_writes_a_report_and_bad_inputs_fail_in_one_line(tmp_path: Path, scene: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from train.data.chips import cut_chips, heading_deg
 from train.data.chips_cli import main as chips_main
 from train.data.config import load_dataset_config
 from train.data.labels import read_scene_labels
-from train.data.scenes import SceneWindows, open_scene
+from train.data.scenes import SceneWindows, find_scenes, open_scene
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = load_dataset_config(ROOT / "datasets" / "synthetic.yaml")
@@ -348,3 +349,70 @@ def test_truck_headings_are_bearings_from_true_north_of_their_fronts(scene):
     bearings = np.asarray(Geod(ellps="WGS84").inv(*centres, *fronts)[0]) % 360
     off = (bearings - np.asarray(headings) + 180) % 360 - 180
     assert np.abs(off).max() < 0.1, off
+
+
+def _write_layer(path: Path, features: list[dict], crs: str, driver: str, layer: str = "labels") -> Path:
+    """The features (GeoJSON dicts in WGS84) as a vector file of `driver` in `crs`, through OGR."""
+    from pyogrio.raw import write
+
+    from infer.geo.crs import from_wgs84
+
+    geoms = from_wgs84(np.array([shapely.geometry.shape(f["geometry"]) for f in features], dtype=object), crs)
+    names = ["class", "heading_deg"]
+    columns = [np.array([f["properties"]["class"] for f in features], dtype=object),
+               np.array([f["properties"].get("heading_deg", np.nan) for f in features], dtype=np.float64)]
+    with warnings.catch_warnings():  # OGR's note that a Shapefile cuts heading_deg to heading_de
+        warnings.simplefilter("ignore", RuntimeWarning)
+        write(path, shapely.to_wkb(geoms), field_data=columns, fields=names, layer=layer, driver=driver, crs=crs,
+              geometry_type="Polygon", append=path.exists())
+    return path
+
+
+def test_labels_from_a_geopackage_or_shapefile_in_utm_are_the_geojsons(scene, tmp_path):
+    """Labels digitized in QGIS stay in the project's CRS and format: a GeoPackage or Shapefile in UTM gives the
+    training labels and the chips the WGS84 GeoJSON gives; a scene finds them beside it by its name."""
+    features = json.loads(scene.with_suffix(".geojson").read_text())["features"]
+    with rasterio.open(scene) as src:
+        crs = src.crs
+        expected = read_scene_labels(scene.with_suffix(".geojson"), crs, CONFIG)
+        for name, driver in (("labels.gpkg", "GPKG"), ("labels.shp", "ESRI Shapefile")):
+            got = read_scene_labels(_write_layer(tmp_path / name, features, "EPSG:32637", driver), crs, CONFIG)
+            assert (got.classes == expected.classes).all() and (got.directional == expected.directional).all()
+            # the same rectangles to a millimetre (a ring may start elsewhere), a truck's front the same edge
+            assert np.abs(np.sort(got.corners, axis=1) - np.sort(expected.corners, axis=1)).max() < 1e-3, name
+            fronts = [np.sort(c[:, :2], axis=1) for c in (got.corners, expected.corners)]
+            assert np.abs(fronts[0] - fronts[1])[got.directional].max() < 1e-3, name
+            for mine, theirs in zip(got.regions, expected.regions, strict=True):
+                assert shapely.union_all(mine).symmetric_difference(shapely.union_all(theirs)).area < 1e-2
+    assert cut_chips(scene, tmp_path / "labels.gpkg", tmp_path / "gpkg", CONFIG, size=CHIP)
+    assert cut_chips(scene, scene.with_suffix(".geojson"), tmp_path / "geojson", CONFIG, size=CHIP)
+    from_gpkg, from_geojson = (_coco(tmp_path / name)["annotations"] for name in ("gpkg", "geojson"))
+    assert len(from_gpkg) == len(from_geojson) > 0
+    for mine, theirs in zip(from_gpkg, from_geojson, strict=True):  # to a hundredth of a pixel, wherever a ring starts
+        assert (mine["image_id"], mine["category_id"]) == (theirs["image_id"], theirs["category_id"])
+        assert mine["bbox"] == pytest.approx(theirs["bbox"], abs=0.01)
+        assert mine["attributes"].get("heading_deg") == pytest.approx(theirs["attributes"].get("heading_deg"), abs=0.01)
+        points = [np.reshape(a["segmentation"][0], (-1, 1, 2)) for a in (mine, theirs)]
+        assert np.linalg.norm(points[0] - points[1].transpose(1, 0, 2), axis=-1).min(axis=1).max() < 0.01
+
+    alone = tmp_path / "dataset" / "scene_000.tif"
+    alone.parent.mkdir()
+    shutil.copy(scene, alone)
+    shutil.copy(tmp_path / "labels.gpkg", alone.with_suffix(".gpkg"))
+    assert find_scenes((alone.parent,)) == [(alone, alone.with_suffix(".gpkg"))]
+
+
+def test_a_vector_file_of_several_layers_or_without_a_crs_is_one_line(scene, tmp_path):
+    features = json.loads(scene.with_suffix(".geojson").read_text())["features"]
+    two = _write_layer(tmp_path / "two.gpkg", features, "EPSG:32637", "GPKG", layer="storehouses")
+    _write_layer(two, features, "EPSG:32637", "GPKG", layer="trucks")
+    with pytest.raises(InputError, match=r"two.gpkg has 2 layers \(storehouses, trucks\), labels need one: "
+                                         r"write it alone, e.g. ogr2ogr -f GeoJSON two.geojson two.gpkg LAYER"):
+        read_scene_labels(two, "EPSG:32637", CONFIG)
+    shp = _write_layer(tmp_path / "bare.shp", features, "EPSG:32637", "ESRI Shapefile")
+    shp.with_suffix(".prj").unlink()
+    with pytest.raises(InputError, match="bare.shp does not say its CRS"):
+        read_scene_labels(shp, "EPSG:32637", CONFIG)
+    (tmp_path / "junk.gpkg").write_text("not a geopackage")
+    with pytest.raises(InputError, match="cannot read .*junk.gpkg"):
+        read_scene_labels(tmp_path / "junk.gpkg", "EPSG:32637", CONFIG)

@@ -20,11 +20,12 @@ MAX_SIZE = 16384
 def build_parser() -> OneLineArgumentParser:
     p = OneLineArgumentParser(
         prog="python -m train chips",
-        description="Cut a scene (GeoTIFF) and its labels (GeoJSON, WGS84) into georeferenced chips and a COCO "
+        description="Cut a scene (GeoTIFF) and its labels (GeoJSON, GeoPackage, Shapefile, …) into georeferenced chips and a COCO "
         f"{ANNOTATIONS}; a folder that already has one gains this scene's chips.",
     )
     p.add_argument("scene", type=Path, help="scene GeoTIFF")
-    p.add_argument("labels", type=Path, help="the scene's labels, GeoJSON in WGS84")
+    p.add_argument("labels", type=Path, help="the scene's labels: GeoJSON in WGS84, or any vector file OGR reads "
+                                              "(GeoPackage, Shapefile, FlatGeobuf, …) in its own CRS")
     p.add_argument("--out", required=True, type=Path, help="chip folder (created if missing)")
     p.add_argument("--dataset", type=Path, default=DEFAULT_DATASET,
                    help="dataset definition: classes and bands (default: datasets/synthetic.yaml)")

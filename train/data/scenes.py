@@ -20,6 +20,7 @@ from rasterio.windows import Window
 from infer.errors import InputError
 from infer.geo.gsd import check_rectified, check_upsampling, scene_gsd
 from infer.geo.rasterenv import damaged_raster, gdal_env, open_raster
+from infer.geo.vector_files import LABEL_SUFFIXES
 from train.data.config import DatasetConfig
 from train.data.labels import (
     SceneLabels,
@@ -55,18 +56,20 @@ class RawSample:
 
 
 def find_scenes(folders: tuple[Path, ...]) -> list[tuple[Path, Path]]:
-    """(raster, labels) pairs: every `*.tif` with a `.geojson` of the same stem."""
+    """(raster, labels) pairs: every `*.tif` with labels of the same stem (`.geojson`, or a GeoPackage,
+    Shapefile or FlatGeobuf in any CRS; the first of `LABEL_SUFFIXES` there is)."""
     pairs = []
     for folder in folders:
         if not folder.exists():
             raise InputError(f"data folder not found: {folder}")
         candidates = [folder] if folder.is_file() else sorted(folder.glob("*.tif"))
         for tif in candidates:
-            labels = tif.with_suffix(".geojson")
-            if labels.exists():
+            labels = next((tif.with_suffix(s) for s in LABEL_SUFFIXES if tif.with_suffix(s).exists()), None)
+            if labels is not None:
                 pairs.append((tif, labels))
     if not pairs:
-        raise InputError(f"no scenes (*.tif with a matching *.geojson) in {', '.join(map(str, folders))}")
+        raise InputError(f"no scenes (*.tif with labels of the same name: {', '.join(LABEL_SUFFIXES)}) in "
+                         f"{', '.join(map(str, folders))}")
     return pairs
 
 
@@ -79,7 +82,7 @@ def open_scene(tif: Path, labels: Path, config: DatasetConfig) -> SceneInfo:
                                  f"({', '.join(config.bands)})")
             check_rectified(str(tif), src, config.gsd_m)
             if src.crs is None:
-                raise InputError(f"{tif} has no CRS: scenes with GeoJSON labels must be georeferenced")
+                raise InputError(f"{tif} has no CRS: scenes with labels in map coordinates must be georeferenced")
             gsd = scene_gsd(str(tif), src.transform, src.crs, src.width, src.height, config.gsd_m)
             check_upsampling(str(tif), gsd, config.gsd_m, "the dataset's")
             return SceneInfo(tif, src.width, src.height, src.transform, src.nodata, config.gsd_m / gsd,

@@ -6,12 +6,16 @@ machine or on nodes sharing a folder, never share one) and renamed over the
 final name when complete; a failure, an interrupt or a full disk removes the
 temporary file and leaves any earlier file untouched. A reader never sees
 half a file. What a killed process left behind is removed by the next run
-on the same machine (`remove_stale_partials`).
+on the same machine (`remove_stale_partials`). A command that writes a set of
+files (`infer diff`, `sites`, `track`) writes them into a hidden folder and
+moves them into place only when all stand (`output_set`): a failure leaves the
+earlier set as it was, not the failed run's first files beside its rest.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,7 +51,10 @@ def remove_stale_partials(path: Path) -> int:
         writer = candidate.name[len(path.name) + 2:].split(".partial", 1)[0]
         name, _, pid = writer.rpartition("-")
         if name == host and pid.isdigit() and not _alive(int(pid)):
-            candidate.unlink(missing_ok=True)
+            if candidate.is_dir():
+                shutil.rmtree(candidate, ignore_errors=True)
+            else:
+                candidate.unlink(missing_ok=True)
             removed += 1
     return removed
 
@@ -70,6 +77,28 @@ def atomic_write(path: str | Path, suffix: str = "") -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+@contextmanager
+def output_set(folder: Path) -> Iterator[Path]:
+    """Yield a hidden folder in `folder` to write a set of outputs into, under their final names (subfolders
+    too); leaving the block without an error moves each over its final name in `folder`, an error moves none
+    (an `OSError` becomes `OutputError` naming `folder`). The folder is removed either way."""
+    folder = Path(folder)
+    remove_stale_partials(folder / "outputs")
+    staging = partial_path(folder / "outputs")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        yield staging
+        for source in sorted(p for p in staging.rglob("*") if p.is_file()):
+            target = folder / source.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+    except OSError as exc:
+        raise OutputError(f"cannot write {folder}: {write_failure(exc)}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_failure(exc: OSError) -> str:
     """Why a write failed, in words: the system's reason, or for GDAL's generic error (rasterio's
     `RasterioIOError` is an `OSError` that names no reason) the likely one."""
@@ -86,4 +115,4 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-__all__ = ["atomic_write", "partial_path", "remove_stale_partials", "write_failure", "write_text_atomic"]
+__all__ = ["atomic_write", "output_set", "partial_path", "remove_stale_partials", "write_failure", "write_text_atomic"]

@@ -16,7 +16,7 @@ from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, fin
 from infer.cli.dated_runs import open_model_for, run_dates
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.errors import InputError, UsageError
-from infer.files import write_text_atomic
+from infer.files import output_set, write_text_atomic
 from infer.geo.geojson import feature, write_feature_collection
 from infer.geo.geopackage import Layer, write_geopackage
 from infer.pictures.changes_picture import CHANGE_COLORS, write_changes_picture
@@ -90,16 +90,17 @@ def _diff(args) -> int:
         extra["checkpoint_sha256"] = [before.checkpoint, after.checkpoint]
     if before.pixel_coordinates:
         extra["coordinates"] = "pixel (x right, y down): the inputs have no georeferencing"
-    # The picture first: it reads the imagery, the step a bad file can stop, before anything else is written.
-    write_changes_picture(args.out / "changes.png", before, after, result)
-    features = [feature(c.geom, c.properties) for c in result.changes]
-    write_geopackage(args.out / "changes.gpkg", [Layer("changes", features, CHANGE_COLORS, filled=True,
-                                                       styled_by="change")],
-                     crs=None if before.pixel_coordinates else "EPSG:4326")
-    write_feature_collection(args.out / "changes.geojson", features, extra)
     lines = summary_lines(result, before, after)
+    with output_set(args.out) as staged:
+        # The picture first: it reads the imagery, the step a bad file can stop, before anything else is written.
+        write_changes_picture(staged / "changes.png", before, after, result)
+        features = [feature(c.geom, c.properties) for c in result.changes]
+        write_geopackage(staged / "changes.gpkg", [Layer("changes", features, CHANGE_COLORS, filled=True,
+                                                         styled_by="change")],
+                         crs=None if before.pixel_coordinates else "EPSG:4326")
+        write_feature_collection(staged / "changes.geojson", features, extra)
+        write_text_atomic(staged / "changes.txt", "\n".join(lines) + "\n")
     text = args.out / "changes.txt"
-    write_text_atomic(text, "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {args.out / 'changes.geojson'}, {args.out / 'changes.gpkg'}, {args.out / 'changes.png'}, {text}")
     return 0

@@ -23,7 +23,7 @@ from infer.analysis.changes import Side, read_side, to_metric
 from infer.analysis.sites import SiteRoles, SiteRules, find_sites, site_properties
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, finite_float
 from infer.errors import InputError, UsageError
-from infer.files import write_text_atomic
+from infer.files import output_set, write_text_atomic
 from infer.geo.crs import to_wgs84
 from infer.geo.geojson import features, write_feature_collection
 from infer.geo.geopackage import Layer, write_geopackage
@@ -150,15 +150,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     pixel = sides[0].pixel_coordinates
     sites_out = features([g for g, _ in site_features], [p for _, p in site_features])
     storehouses_out = features([g for g, _ in storehouse_features], [p for _, p in storehouse_features])
-    write_geopackage(out / "sites.gpkg", [Layer("sites", sites_out, DEFENCE_COLORS, filled=True, styled_by="defence"),
-                                          Layer("storehouses", storehouses_out, DEFENCE_COLORS, filled=False,
-                                                styled_by="defence")],
-                     crs=None if pixel else "EPSG:4326")
     extra = {"rules": asdict(rules), "roles": asdict(roles), "sources": [str(s.source) for s in sides]}
     if pixel:
         extra["coordinates"] = "pixel (x right, y down): the inputs have no georeferencing"
-    write_feature_collection(out / "sites.geojson", sites_out, extra)
-    write_text_atomic(out / "sites.txt", "\n".join(lines) + "\n")
+    with output_set(out) as staged:  # the whole set, or none of it
+        write_geopackage(staged / "sites.gpkg", [
+            Layer("sites", sites_out, DEFENCE_COLORS, filled=True, styled_by="defence"),
+            Layer("storehouses", storehouses_out, DEFENCE_COLORS, filled=False, styled_by="defence")],
+            crs=None if pixel else "EPSG:4326")
+        write_feature_collection(staged / "sites.geojson", sites_out, extra)
+        write_text_atomic(staged / "sites.txt", "\n".join(lines) + "\n")
     print("\n".join(lines))
     print("wrote " + ", ".join(str(out / name) for name in SITES_FILES))
     return 0

@@ -45,7 +45,7 @@ from infer.cli.dated_runs import open_model_for, run_dates
 from infer.cli.sites import DEFENCE_COLORS, add_role_options, roles_of
 from infer.contract.defaults import DEFAULT_SCORE
 from infer.errors import InputError, UsageError
-from infer.files import write_text_atomic
+from infer.files import output_set, write_text_atomic
 from infer.geo.crs import to_wgs84
 from infer.geo.geojson import features, write_feature_collection
 from infer.geo.geopackage import Layer, write_geopackage
@@ -126,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = lines or ["no site at any date"]
     notes = [n for n in (dates_out_of_order(sides), different_models(sides, [s.date or s.source.name for s in sides]))
              if n]
-    _write_outputs(args.out, tracking, sides, labels, rules, lines, notes)
+    with output_set(args.out) as staged:  # the whole set, or none of it
+        _write_outputs(staged, tracking, sides, labels, rules, lines, notes)
     print("\n".join([*notes, *lines]))
     print(f"wrote {args.out / 'report.html'}, {', '.join(FILES)} and charts/")
     return 0

@@ -6,6 +6,7 @@ A real full file system: a small tmpfs mounted by the test (root only; skipped e
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import numpy as np
@@ -14,15 +15,18 @@ import pytest
 from infer.errors import OutputError
 from infer.files import write_text_atomic
 from infer.runtime.claims import LOCK_FOLDER
+from synth.cli import main as synth_main
 from tests.helpers import run_cli
 from tests.infer.oracle import plant, write_oracle, write_scene
 
 
 @pytest.fixture
-def small_disk(tmp_path):
+def small_disk(tmp_path, request):
+    """A tmpfs of 400 kB (or the size a test gives as its indirect parameter)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True,
+    size = getattr(request, "param", "400k")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True,
                           text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or 'mount failed'}")
@@ -78,3 +82,27 @@ def test_chips_and_a_slimmed_checkpoint_on_a_full_disk_exit_1_in_one_line_and_le
         assert last.startswith(f"error: cannot write {small_disk / target}") and "disk full" in last, last
     left = [p for p in small_disk.rglob("*") if p.is_file()]
     assert left == [], left  # no chip, checkpoint or temporary file under any name
+
+
+@pytest.mark.parametrize("small_disk", ["600k"], indirect=True)
+def test_a_set_of_outputs_that_fills_the_disk_leaves_the_earlier_set_whole(small_disk, tmp_path):
+    """`infer track` writes a dozen files; rerun on other dates with the disk too full for them, it fails in one
+    line and every file of the earlier run is as it was: not its first GeoJSONs replaced and the rest old.
+    (Its new files are written beside the old ones until all stand, so they need room for a second set.)"""
+    assert synth_main(["--out", str(tmp_path / "s"), "--size", "1024", "--dates", "3", "--quiet"]) == 0
+    dates = [str(tmp_path / "s" / name) for name in ("scene_000.geojson", "scene_000_t2.geojson",
+                                                       "scene_000_t3.geojson")]
+    out = small_disk / "track"
+    assert run_cli("infer", "track", *dates, "--out", str(out)).returncode == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert len(before) > 10
+    room = os.statvfs(small_disk)
+    (small_disk / "filler").write_bytes(b"x" * (room.f_bavail * room.f_frsize - 60_000))  # 60 kB left: the
+    # GeoJSONs fit, the GeoPackage (170 kB) does not
+    result = run_cli("infer", "track", *dates[:2], "--out", str(out))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], result.stderr
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after.keys() == before.keys() and all(after[k] == before[k] for k in before)
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no staging folder left

@@ -10,7 +10,13 @@ import sys
 import pytest
 
 from infer.errors import OutputError
-from infer.files import atomic_write, partial_path, remove_stale_partials, write_text_atomic
+from infer.files import (
+    atomic_write,
+    output_set,
+    partial_path,
+    remove_stale_partials,
+    write_text_atomic,
+)
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -43,3 +49,27 @@ def test_only_partials_of_dead_writers_on_this_machine_are_removed(tmp_path):
         path.write_text("x")
     assert remove_stale_partials(target) == 1
     assert not stale.exists() and mine.exists() and elsewhere.exists() and other_scene.exists()
+
+
+def test_a_set_of_outputs_appears_together_and_a_killed_ones_folder_is_cleared(tmp_path):
+    write_text_atomic(tmp_path / "a.txt", "old a\n")
+    write_text_atomic(tmp_path / "b.txt", "old b\n")
+    with pytest.raises(RuntimeError), output_set(tmp_path) as staged:
+        write_text_atomic(staged / "a.txt", "new a\n")
+        raise RuntimeError("the second file could not be made")
+    assert [(tmp_path / n).read_text() for n in ("a.txt", "b.txt")] == ["old a\n", "old b\n"]
+    with output_set(tmp_path) as staged:
+        write_text_atomic(staged / "a.txt", "new a\n")
+        (staged / "charts").mkdir()
+        write_text_atomic(staged / "charts" / "c.txt", "new c\n")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "a.txt", "b.txt", "charts/c.txt"]
+    assert (tmp_path / "a.txt").read_text() == "new a\n" and (tmp_path / "charts" / "c.txt").read_text() == "new c\n"
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = tmp_path / f".outputs.{socket.gethostname()}-{dead.stdout.strip()}.partial"
+    (killed / "charts").mkdir(parents=True)
+    (killed / "charts" / "c.txt").write_text("half")
+    with output_set(tmp_path):
+        pass
+    assert not killed.exists()

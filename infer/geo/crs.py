@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import shapely
 import shapely.affinity
-from pyproj import CRS, Transformer
+from pyproj import CRS, Geod, Transformer
 from shapely.geometry.base import BaseGeometry
 
 WGS84 = CRS.from_epsg(4326)
@@ -131,8 +131,8 @@ def utm_crs(lon: float, lat: float) -> CRS:
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
-#: WGS84's semi-major axis (m) and squared eccentricity: metres per degree of latitude and longitude.
-_WGS84_A, _WGS84_E2 = 6378137.0, 0.00669437999014
+#: The WGS84 ellipsoid (its semi-major axis `a`, squared eccentricity `es`): metres per degree on the ground.
+_ELLIPSOID = Geod(ellps="WGS84")
 _STEP_DEG = 1e-5
 
 
@@ -145,9 +145,10 @@ def ground_axes(crs: str | CRS, x, y) -> tuple[np.ndarray, np.ndarray]:
     to_geo = _transformer(_crs_key(crs), _crs_key(WGS84))
     to_map = _transformer(_crs_key(WGS84), _crs_key(crs))
     lon, lat = to_geo.transform(x, y)
-    w = np.sqrt(1 - _WGS84_E2 * np.sin(np.radians(lat)) ** 2)
-    metres_north = np.radians(_STEP_DEG) * _WGS84_A * (1 - _WGS84_E2) / w**3
-    metres_east = np.radians(_STEP_DEG) * _WGS84_A / w * np.cos(np.radians(lat))
+    a, es = _ELLIPSOID.a, _ELLIPSOID.es
+    w = np.sqrt(1 - es * np.sin(np.radians(lat)) ** 2)
+    metres_north = np.radians(_STEP_DEG) * a * (1 - es) / w**3  # the meridian's radius of curvature
+    metres_east = np.radians(_STEP_DEG) * a / w * np.cos(np.radians(lat))  # the parallel's
     xe, ye = to_map.transform(lon + _STEP_DEG, lat)
     xn, yn = to_map.transform(lon, lat + _STEP_DEG)
     east = np.column_stack([xe - x, ye - y]) / metres_east[:, None]

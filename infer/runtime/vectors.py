@@ -83,7 +83,8 @@ def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     properties = []
     for k in range(len(scores)):
         cls = int(classes[k])
-        heading = float(headings[k]) if directional[cls] else float(headings[k]) % 180.0
+        period = 360.0 if directional[cls] else 180.0
+        heading = round(float(headings[k]) % period, 1) % period  # 359.97 is 0.0, not 360.0
         props = {
             "class": names[cls],
             "score": round(float(scores[k]), 4),
@@ -91,7 +92,7 @@ def object_features(rboxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
             "width_m": round(float(rboxes[k, 3]) * grid.gsd_m, 2),
         }
         if oriented is None or oriented[cls]:
-            props["heading_deg"] = round(heading, 1)
+            props["heading_deg"] = heading
         properties.append(props)
     return features(list(polygons), properties)
 

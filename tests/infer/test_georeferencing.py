@@ -255,3 +255,15 @@ def test_a_scene_placed_only_by_control_points_is_refused_naming_the_warp_that_p
     with pytest.raises(InputError, match=r"only RPCs: .* gdalwarp -rpc -t_srs EPSG:32637 -tr 0.5 0.5 -r bilinear "
                                          r"-of VRT rpc.tif rpc_ortho.vrt \(a .vrt runs as a scene; add -to RPC_DEM"):
         open_grid(tmp_path / "rpc.tif", 3, 0.5)
+
+
+def test_a_heading_a_hair_west_of_north_is_written_0_not_360():
+    from infer.runtime.reader import SceneGrid
+    from infer.runtime.vectors import object_features
+
+    grid = SceneGrid(Path("picture.png"), 100, 100, 1.0, Affine.identity(), None, 0.5, 3, "uint8", None, (100, 100))
+    west_of_north = np.radians(-90.0 - 0.03)  # pixel angle: up (-y) turned 0.03 degrees towards -x
+    rboxes = np.array([[50.0, 50.0, 20.0, 8.0, west_of_north]] * 2)
+    found = object_features(rboxes, np.array([0.9, 0.9]), np.array([0, 1]), ["storehouse", "truck"], [False, True],
+                            grid)
+    assert [f["properties"]["heading_deg"] for f in found] == [0.0, 0.0]

@@ -1,8 +1,12 @@
-"""The GDAL environment, set in one place for every raster read and write.
+"""The GDAL environment, set in one place for every raster read and write, and what a raster's bands are.
 
 A bounded block cache keeps memory flat however large the scene. The size is
 in bytes: rasterio passes an integer to GDALSetCacheMax, which counts bytes,
 so a bare 256 would mean a 256-byte cache and re-decompress every block.
+
+Which pixels are valid is GDAL's mask of the first band, wherever a scene is
+read (`infer run`, training): its no-data value, an internal mask, or an
+alpha band after the model's bands (`holds_bands`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import rasterio
+from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from infer.errors import InputError
@@ -68,3 +73,10 @@ def damaged_raster(path: Path, exc: BaseException, near: tuple[int, int] | None 
     reason = gdal_reason(exc).removeprefix(f"{path}, ").removeprefix(f"{path.name}, ")
     where = f" near pixel ({near[0]}, {near[1]})" if near is not None else ""
     return InputError(f"{path.name} is damaged or truncated{where}: {reason}")
+
+
+def holds_bands(src: rasterio.io.DatasetReader, bands: int) -> bool:
+    """Whether the raster is `bands` bands, or those and then an alpha band (RGBA: a drone orthomosaic, an image
+    saved from QGIS), which GDAL reads as the mask: its transparent pixels are no-data. The first `bands` are
+    read either way."""
+    return src.count == bands or (src.count == bands + 1 and src.colorinterp[bands] == ColorInterp.alpha)

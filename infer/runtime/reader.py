@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 from scipy import ndimage
 
 from infer.errors import InputError
 from infer.geo.gsd import GSD_TOLERANCE, check_rectified, check_upsampling, scene_gsd
-from infer.geo.rasterenv import damaged_raster, gdal_env, gdal_reason, open_raster
+from infer.geo.rasterenv import damaged_raster, gdal_env, gdal_reason, holds_bands, open_raster
 from infer.runtime.tiling import Tile, tile_grid
 
 
@@ -78,7 +78,7 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
         with gdal_env(), warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
-                if src.count != bands and not _alpha_follows(src, bands):
+                if not holds_bands(src, bands):
                     hint = (f"; pick {bands} in the model's order, e.g. gdal_translate -of VRT "
                             f"{' '.join(f'-b {b + 1}' for b in range(bands))} {path.name} {path.stem}_bands.vrt "
                             "(a .vrt runs as a scene)") if src.count > bands else ""
@@ -99,11 +99,6 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
     except RasterioIOError as exc:
         raise InputError(f"cannot read {path.name}: {gdal_reason(exc)}") from None
 
-
-def _alpha_follows(src: rasterio.io.DatasetReader, bands: int) -> bool:
-    """Whether the raster is the model's `bands` and then an alpha band (a drone orthomosaic, an image saved
-    from QGIS): GDAL reads that band as the scene's mask, so its transparent pixels are no-data."""
-    return src.count == bands + 1 and src.colorinterp[bands] == ColorInterp.alpha
 
 
 @dataclass

@@ -13,6 +13,7 @@ from infer.errors import InputError
 from synth.cli import main as synth_main
 from tests.helpers import run_cli
 from tests.train.conftest import write_dataset_yaml
+from train.data.chips import cut_chips
 from train.data.config import load_dataset_config
 from train.data.normalization import compute_stats
 from train.data.samples import DetectionSamples
@@ -245,3 +246,35 @@ def test_a_truncated_scene_read_in_a_loader_worker_stops_the_fit_in_one_line(tin
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: cut.tif is damaged or truncated near pixel (")
     assert "Traceback" not in result.stderr
+
+
+def test_an_rgba_training_scene_is_read_as_infer_run_reads_it(tmp_path, tiny_dataset):
+    """The colour bands are the image; the transparent pixels are not valid (and count in no statistic), as the
+    scene's own no-data value would be."""
+    import rasterio
+
+    config = load_dataset_config(tiny_dataset)
+    tif, labels = find_scenes(config.train)[0]
+    with rasterio.open(tif) as src:
+        pixels, profile = src.read(), src.profile
+    alpha = np.full((1, *pixels.shape[1:]), 255, np.uint8)
+    alpha[:, :, 256:] = 0  # the right half transparent, its colours left as they are
+    profile.update(count=4, photometric="RGB", alpha="YES", nodata=None)
+    rgba = tmp_path / "rgba.tif"
+    with rasterio.open(rgba, "w", **profile) as dst:
+        dst.write(np.concatenate([pixels, alpha]))
+    scene = open_scene(rgba, labels, config)
+    sample = SceneWindows([scene], chip_size=512).read(0, 0, 0)
+    assert sample.image.shape == (3, 512, 512)
+    assert sample.valid[:, :256].all() and not sample.valid[:, 256:].any()
+    assert np.array_equal(sample.image, pixels.astype(np.float32))
+    left = tmp_path / "left.tif"
+    with rasterio.open(left, "w", **{**profile, "count": 3, "width": 256, "photometric": "RGB",
+                                     "alpha": "UNSPECIFIED"}) as dst:
+        dst.write(pixels[:, :, :256])
+    assert compute_stats([rgba], 3) == compute_stats([left], 3)
+    annotations = cut_chips(rgba, labels, tmp_path / "chips", config, size=256)
+    chips = sorted((tmp_path / "chips" / "images").glob("*.tif"))
+    assert annotations.exists() and len(chips) == 2  # the transparent half gives no chip
+    with rasterio.open(chips[0]) as chip:
+        assert chip.count == 3 and chip.dataset_mask().all()

@@ -74,7 +74,8 @@ def cut_chips(scene: Path, labels: Path, out: Path, config: DatasetConfig, size:
     coco = _load_or_new(path, config)
     info = open_scene(scene, labels, config)
     with open_raster(scene) as src:
-        meta = {"dtype": src.dtypes[0], "crs": src.crs, "nodata": src.nodata, "descriptions": src.descriptions}
+        meta = {"dtype": src.dtypes[0], "crs": src.crs, "nodata": src.nodata,
+                "descriptions": src.descriptions[:info.bands]}  # an RGBA scene's chips are RGB and a mask
     windows = SceneWindows([info], size)
     origins = [(col, row) for _, col, row in windows.grid(overlap)]
     names = {origin: f"{IMAGES}/{scene.stem}_{int(origin[1])}_{int(origin[0])}.tif" for origin in origins}

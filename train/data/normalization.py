@@ -40,20 +40,21 @@ def _cache_key(scenes: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def compute_stats(scenes: list[Path]) -> BandStats:
-    """Mean, std and 99.9th percentile over the valid pixels of decimated reads of `scenes`."""
+def compute_stats(scenes: list[Path], bands: int | None = None) -> BandStats:
+    """Mean, std and 99.9th percentile of the first `bands` (all without it) over the valid pixels (GDAL's mask,
+    as training and `infer run` read them) of decimated reads of `scenes`."""
     samples = []
     for path in scenes:
         with open_raster(path) as src:
+            count = bands or src.count
             factor = max(1.0, max(src.width, src.height) / SAMPLE_SIDE)
-            shape = (src.count, max(1, int(src.height / factor)), max(1, int(src.width / factor)))
+            shape = (max(1, int(src.height / factor)), max(1, int(src.width / factor)))
             try:
-                pixels = src.read(out_shape=shape, resampling=Resampling.nearest).reshape(src.count, -1)
+                pixels = src.read(list(range(1, count + 1)), out_shape=(count, *shape),
+                                  resampling=Resampling.nearest).reshape(count, -1)
+                valid = src.read_masks(1, out_shape=shape, resampling=Resampling.nearest).reshape(-1) > 0
             except RasterioIOError as exc:
                 raise damaged_raster(Path(path), exc) from None
-            valid = np.ones(pixels.shape[1], dtype=bool)
-            if src.nodata is not None:
-                valid = (pixels != src.nodata).any(axis=0)
             samples.append(pixels[:, valid].astype(np.float64))
     if not samples or sum(s.shape[1] for s in samples) == 0:
         raise InputError("no valid pixels to compute normalization statistics from")
@@ -75,7 +76,7 @@ def dataset_stats(config: DatasetConfig, scenes: list[Path]) -> BandStats:
         cached = json.loads(cache.read_text())
         if cached.get("key") == key:
             return BandStats(tuple(cached["mean"]), tuple(cached["std"]), float(cached["scale"]))
-    stats = compute_stats(scenes)
+    stats = compute_stats(scenes, len(config.bands))
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps({"key": key, **stats.as_dict()}, indent=1))

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 
 from infer.errors import InputError
 from infer.geo.gsd import check_rectified, check_upsampling, scene_gsd
-from infer.geo.rasterenv import damaged_raster, gdal_env, open_raster
+from infer.geo.rasterenv import damaged_raster, gdal_env, holds_bands, open_raster
 from infer.geo.vector_files import LABEL_SUFFIXES
 from train.data.config import DatasetConfig
 from train.data.labels import (
@@ -37,7 +37,7 @@ class SceneInfo:
     width: int
     height: int
     transform: Affine
-    nodata: float | None
+    bands: int  # the file's first bands, the dataset's (an alpha band after them is read as the mask)
     scale: float  # source pixels per chip pixel (dataset GSD / scene GSD)
     labels: SceneLabels
 
@@ -77,7 +77,7 @@ def open_scene(tif: Path, labels: Path, config: DatasetConfig) -> SceneInfo:
     """Check a scene against the dataset definition and read its labels."""
     try:
         with open_raster(tif) as src:
-            if src.count != len(config.bands):
+            if not holds_bands(src, len(config.bands)):
                 raise InputError(f"{tif} has {src.count} bands, the dataset expects {len(config.bands)} "
                                  f"({', '.join(config.bands)})")
             check_rectified(str(tif), src, config.gsd_m)
@@ -85,7 +85,7 @@ def open_scene(tif: Path, labels: Path, config: DatasetConfig) -> SceneInfo:
                 raise InputError(f"{tif} has no CRS: scenes with labels in map coordinates must be georeferenced")
             gsd = scene_gsd(str(tif), src.transform, src.crs, src.width, src.height, config.gsd_m)
             check_upsampling(str(tif), gsd, config.gsd_m, "the dataset's")
-            return SceneInfo(tif, src.width, src.height, src.transform, src.nodata, config.gsd_m / gsd,
+            return SceneInfo(tif, src.width, src.height, src.transform, len(config.bands), config.gsd_m / gsd,
                              read_scene_labels(labels, src.crs, config))
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"cannot read {tif}: {exc}") from None
@@ -121,11 +121,9 @@ class SceneWindows:
         with gdal_env():
             src = self._open(scene.path)
             try:
-                image, valid = _read_padded(src, col, row, span, size, scene.scale)
+                image, valid = _read_padded(src, col, row, span, size, scene.scale, scene.bands)
             except RasterioIOError as exc:
                 raise damaged_raster(scene.path, exc, (int(row), int(col))) from None
-        if scene.nodata is not None:
-            valid &= (image != scene.nodata).any(axis=0)
         chip_transform = scene.transform @ Affine.translation(col, row) @ Affine.scale(scene.scale)
         corners, classes, directional = window_objects(scene.labels, ~chip_transform)
         centre = corners.mean(axis=1) if len(corners) else np.zeros((0, 2))
@@ -172,12 +170,13 @@ class SceneWindows:
 
 
 def _read_padded(src: rasterio.io.DatasetReader, col: float, row: float, span: float, size: int,
-                 scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Read a chip; the part outside the raster is 0 and not valid.
+                 scale: float, bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read a chip of the first `bands`; the part outside the raster is 0 and not valid, inside it the valid
+    pixels are GDAL's mask's (as `infer run` reads them: no-data value, internal mask or alpha band).
 
     A boundless read would do this too, through a VRT that costs seconds a chip.
     """
-    image = np.zeros((src.count, size, size), dtype=src.dtypes[0])
+    image = np.zeros((bands, size, size), dtype=src.dtypes[0])
     valid = np.zeros((size, size), dtype=bool)
     c0, r0 = max(col, 0.0), max(row, 0.0)
     c1, r1 = min(col + span, src.width), min(row + span, src.height)
@@ -188,10 +187,11 @@ def _read_padded(src: rasterio.io.DatasetReader, col: float, row: float, span: f
     if out_c1 <= out_c0 or out_r1 <= out_r0:
         return image, valid
     resampling = Resampling.bilinear if scale != 1 else Resampling.nearest
-    image[:, out_r0:out_r1, out_c0:out_c1] = src.read(
-        window=Window(c0, r0, c1 - c0, r1 - r0), out_shape=(src.count, out_r1 - out_r0, out_c1 - out_c0),
-        resampling=resampling)
-    valid[out_r0:out_r1, out_c0:out_c1] = True
+    window, shape = Window(c0, r0, c1 - c0, r1 - r0), (out_r1 - out_r0, out_c1 - out_c0)
+    image[:, out_r0:out_r1, out_c0:out_c1] = src.read(list(range(1, bands + 1)), window=window,
+                                                      out_shape=(bands, *shape), resampling=resampling)
+    valid[out_r0:out_r1, out_c0:out_c1] = src.read_masks(1, window=window, out_shape=shape,
+                                                         resampling=Resampling.nearest) > 0
     return image, valid
 
 

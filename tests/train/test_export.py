@@ -384,10 +384,10 @@ def test_int8_parity_is_judged_by_the_share_of_decisions_that_differ(mismatches,
     assert ("within the allowance" in report.summary()) is (passed and bool(mismatches or pixels))
 
 
-def _four_bands(folder: Path) -> Path:
-    path = folder / "four.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint8") as dst:
-        dst.write(np.full((4, 64, 64), 90, np.uint8))
+def _five_bands(folder: Path) -> Path:
+    path = folder / "five.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=5, dtype="uint8") as dst:
+        dst.write(np.full((5, 64, 64), 90, np.uint8))
     return path
 
 
@@ -400,9 +400,9 @@ def _no_data(folder: Path) -> Path:
 
 @pytest.mark.parametrize("make_scene,extra,code,needle", [
     (lambda folder: folder / "missing.tif", [], 1, "--int8: calibration scene not found: "),
-    (_four_bands, [], 1, "--int8: calibration four.tif has 4 bands, the model expects 3"),
+    (_five_bands, [], 1, "--int8: calibration five.tif has 5 bands, the model expects 3"),
     (_no_data, [], 1, "--int8: no tile of the calibration scenes holds imagery"),
-    (_four_bands, ["--fp16"], 2, "--fp16 and --int8 are two precisions: choose one"),
+    (_five_bands, ["--fp16"], 2, "--fp16 and --int8 are two precisions: choose one"),
 ])
 def test_int8_bad_calibration_is_one_line_and_writes_nothing(exported, tmp_path, capsys, make_scene, extra, code,
                                                              needle):

@@ -171,6 +171,10 @@ def test_a_scene_across_the_antimeridian_is_cut_there_and_measured_as_elsewhere(
         (west, east), (west2, east2) = sorted(_parts_spans(f["geometry"]), key=lambda s: s[0])
         assert -180.0 <= west and east < -179.99 and 179.99 < west2 and east2 <= 180.0
     assert _pixel_centres(found["storehouse"], "EPSG:32601", transform) == sorted(CENTRES)
+    import pyogrio  # the GeoPackage for QGIS holds the same cut geometries
+
+    objects = pyogrio.read_dataframe(tmp_path / "run" / "t1.gpkg", layer="objects", read_geometry=True)
+    assert len(objects) == len(found["storehouse"]) and "MultiPolygon" in set(objects.geometry.geom_type)
     assert {(f["properties"]["length_m"], f["properties"]["width_m"]) for f in found["storehouse"]} == {(12.0, 8.0)}
     # the grid's east, 2.4 degrees off true east here at the west edge of UTM zone 1
     assert _grid_bearings(found["storehouse"], "EPSG:32601") == pytest.approx([90.0] * 3, abs=0.06)

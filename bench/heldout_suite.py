@@ -12,6 +12,9 @@ each storehouse found, by true length (`LENGTH_BINS_M`). A berm is a ridge whose
 slopes the sun lights unequally, except where the ridge runs along the sun's
 direction: the suite records the share of ridge length found by the angle
 between ridge and sun (`SUN_ANGLE_BINS_DEG`), from the generator's own layout.
+And headings, which analysts read too: per object class the median angle
+between a found object's heading and its truth's, the worst scene's, and for
+trucks the share whose front is the right end (`infer evaluate`'s).
 
 `python -m bench.heldout_suite [--model checkpoints/reference.onnx] [--size 2048] [--tile PX] [--name NAME]`
 writes bench/results/NAME.json (heldout_suite.json unless named); `--tile` runs every scene at another
@@ -152,6 +155,20 @@ def heldout_scores(model: OnnxModel, size: int, tile: int | None = None) -> list
     return rows
 
 
+def heading_summary(rows: list[dict]) -> dict[str, dict]:
+    """Per object class with headings: the worst scene's median heading error and, for a class with a front,
+    its smallest share of fronts on the right end."""
+    out: dict[str, dict] = {}
+    for row in rows:
+        for name, scores in row["classes"].items():
+            if "heading_error_deg" in scores:
+                worst = out.setdefault(name, {"heading_error_deg": 0.0})
+                worst["heading_error_deg"] = max(worst["heading_error_deg"], scores["heading_error_deg"])
+                if "front_right" in scores:
+                    worst["front_right"] = min(worst.get("front_right", 1.0), scores["front_right"])
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=Path("checkpoints/reference.onnx"))
@@ -173,7 +190,7 @@ def main() -> None:
               "tile_px": args.tile or model.info.tile, "scenes": rows,
               "storehouse_length_ratio": length_summary([p for r in rows for p in r["storehouse_lengths"]]),
               "berm_found_by_sun_angle": ridge_summary([p for r in rows for p in r["berm_ridges"]]),
-              "worst": worst, "targets": TARGETS, "targets_missed": missed}
+              "worst": worst, "headings": heading_summary(rows), "targets": TARGETS, "targets_missed": missed}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({"worst": worst, "targets_missed": missed,

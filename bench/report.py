@@ -539,6 +539,11 @@ def heldout_suite_table(result: dict) -> str:
         lines += ["", f"Storehouses found, predicted over true length (median over the {len(rows)} scenes): "
                   + "; ".join(f"{span} {b['median_ratio']:.3f} ({b['count']})" for span, b in lengths.items()
                               if b["count"]) + "."]
+    if headings := result.get("headings"):
+        lines += ["", "Headings of the objects found, against their truth's (the worst scene's median error): "
+                  + "; ".join(f"{name.replace('_', ' ')} {h['heading_error_deg']:.1f}°"
+                              + (f", its front the right end for {h['front_right']:.1%} or more on every scene"
+                                 if "front_right" in h else "") for name, h in headings.items()) + "."]
     if ridges := result.get("berm_found_by_sun_angle"):
         lines += ["", "Berm ridge length inside a predicted berm, by the ridge's angle to the sun's direction "
                   f"(the {len(rows)} scenes together): "

@@ -46,6 +46,7 @@ class Labeled:
     pixels: shapely.Geometry  # scene pixel coordinates
     score: float
     oriented: bool  # carries a heading: an object, not a region
+    heading: float | None = None  # heading_deg: a bearing from true north
 
 
 def read_in_pixels(path: Path, scene: Path) -> tuple[list[Labeled], int, int]:
@@ -64,7 +65,9 @@ def read_in_pixels(path: Path, scene: Path) -> tuple[list[Labeled], int, int]:
                 raise InputError(f"{path} is in WGS84 but {scene.name} has no georeferencing")
             m = inverse
             geom = affinity.affine_transform(from_wgs84(geom, crs), [m.a, m.b, m.d, m.e, m.c, m.f])
-        out.append(Labeled(str(props["class"]), geom, float(props.get("score", 1.0)), "heading_deg" in props))
+        heading = props.get("heading_deg")
+        out.append(Labeled(str(props["class"]), geom, float(props.get("score", 1.0)), "heading_deg" in props,
+                           float(heading) if isinstance(heading, int | float) else None))
     return out, size[0], size[1]
 
 
@@ -140,7 +143,8 @@ def evaluate(pred_path: Path, truth_path: Path, scene: Path, iou: float = 0.5, s
     classes whose features carry no `heading_deg`.
     """
     preds, width, height = read_in_pixels(pred_path, scene)
-    kinds = read_feature_collection(pred_path).get("classes")
+    header = read_feature_collection(pred_path)
+    kinds, directional = header.get("classes"), header.get("directional")
     if truth_format == "geojson":
         truth, _, _ = read_in_pixels(truth_path, scene)
     else:
@@ -181,6 +185,8 @@ def evaluate(pred_path: Path, truth_path: Path, scene: Path, iou: float = 0.5, s
             entry["ap@[.5:.95]"] = round(float(np.mean([ap[i] for i in standard])), 4)
             tp, fp = _matches_at(ev, cat[name], t_iou, score)
             entry.update(_prf(tp, fp, n_truth))
+            entry.update(heading_errors(_matched_pairs(ev, cat[name], t_iou, score, pred_pieces, truth_pieces),
+                                        _heading_period(name, directional, truth_pieces, pred_pieces)))
         elif n_truth:
             entry.update({f"ap@{iou:g}": 0.0, "ap@[.5:.95]": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0})
         results[name] = entry
@@ -228,6 +234,44 @@ def found_by_crowding(truth: list[Labeled], preds: list[Labeled], classes: list[
             groups["crowded" if crowded else "apart"].append(hit)
         out[name] = {group: {"count": len(hits), "found": round(float(np.mean(hits)), 4) if hits else None}
                      for group, hits in groups.items()}
+    return out
+
+
+def _matched_pairs(ev: COCOeval, cat_id: int, t: int, score: float, preds: list[Labeled],
+                   truth: list[Labeled]) -> list[tuple[Labeled, Labeled]]:
+    """(prediction, truth) of each match at IoU threshold index `t` among predictions scoring `score` or more
+    (annotation ids are 1 + the index in the lists COCO was given)."""
+    pairs = []
+    for e in ev.evalImgs:
+        if e is None or e["category_id"] != cat_id or e["aRng"] != ev.params.areaRng[0]:
+            continue
+        for dt_id, dt_score, gt_id in zip(e["dtIds"], e["dtScores"], e["dtMatches"][t], strict=True):
+            if gt_id > 0 and dt_score >= score:
+                pairs.append((preds[int(dt_id) - 1], truth[int(gt_id) - 1]))
+    return pairs
+
+
+def _heading_period(name: str, directional: object, truth: list[Labeled], preds: list[Labeled]) -> float:
+    """360 for a class whose heading runs by its front, 180 for an axis: as the predictions' header says, or
+    (files without it) 360 when any of its headings is 180 or more."""
+    if isinstance(directional, list):
+        return 360.0 if name in directional else 180.0
+    headings = [t.heading for t in truth + preds if t.cls == name and t.heading is not None]
+    return 360.0 if any(h >= 180 for h in headings) else 180.0
+
+
+def heading_errors(pairs: list[tuple[Labeled, Labeled]], period: float) -> dict[str, float]:
+    """Over matched (prediction, truth) pairs that both carry a heading: the median angle between them, in
+    degrees (on a circle of `period`: 180 for an axis); and for a heading by the front (360), the share with the
+    front on the right end (within 90 degrees). Empty without such a pair."""
+    errors = np.array([abs(p.heading - t.heading) % period for p, t in pairs
+                       if p.heading is not None and t.heading is not None])
+    if not len(errors):
+        return {}
+    errors = np.minimum(errors, period - errors)
+    out = {"heading_error_deg": round(float(np.median(errors)), 1)}
+    if period == 360.0:
+        out["front_right"] = round(float(np.mean(errors < 90)), 4)
     return out
 
 

@@ -18,7 +18,9 @@ from infer.geo.vector_files import LABEL_SUFFIXES
 def build_parser() -> OneLineArgumentParser:
     p = OneLineArgumentParser(prog="python -m infer evaluate",
                               description="Score predictions against truth for one scene: per class AP, "
-                                          "precision, recall, F1, and IoU of region classes.")
+                                          "precision, recall, F1, IoU of region classes, and the median heading "
+                                          "error of the objects found (for a class with a front, the share "
+                                          "whose front is the right end).")
     p.add_argument("pred", type=Path, help="predicted GeoJSON (from `infer run`)")
     p.add_argument("truth", type=Path,
                    help="truth: a GeoJSON (or a GeoPackage, Shapefile, FlatGeobuf in any CRS), or for a picture in "
@@ -73,10 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_text_atomic(out, json.dumps(report, indent=1) + "\n")
     key = f"ap@{args.iou:g}"
     print(f"{'class':<14} {'truth':>5} {'pred':>5} {key:>8} {'ap@[.5:.95]':>11} {'prec':>6} {'recall':>6} "
-          f"{'f1':>6} {'iou':>6}")
+          f"{'f1':>6} {'iou':>6} {'head°':>6} {'front':>6}")
     for name, r in report["classes"].items():
+        heading = f"{r['heading_error_deg']:>6.1f}" if "heading_error_deg" in r else " " * 5 + "-"
         print(f"{name:<14} {r.get('truth', 0):>5} {r.get('predicted', 0):>5} {_cell(r, key, 8)} "
               f"{_cell(r, 'ap@[.5:.95]', 11)} {_cell(r, 'precision', 6)} {_cell(r, 'recall', 6)} "
-              f"{_cell(r, 'f1', 6)} {_cell(r, 'iou', 6)}")
+              f"{_cell(r, 'f1', 6)} {_cell(r, 'iou', 6)} {heading} {_cell(r, 'front_right', 6)}")
     print(f"mAP@{args.iou:g} {report[f'map@{args.iou:g}']:.3f}  mAP@[.5:.95] {report['map@[.5:.95]']:.3f}  -> {out}")
     return 0

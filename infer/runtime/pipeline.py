@@ -271,6 +271,8 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
                               # the trained weights, alike in every export of them: `infer diff` and `track` flag two
                               **({"checkpoint_sha256": trained} if trained else {}),
                               "classes": {c.name: c.kind for c in info.classes}, "colors": colors,
+                              # whose heading_deg runs 0-360 by the front (the others' 0-180, an axis)
+                              "directional": [c.name for c in info.object_classes if c.directional],
                               "min_area_m2": {n: round(px * grid.gsd_m**2, 1)
                                               for n, px in zip(region_names, plan.min_area_px, strict=True)},
                               "footprint": footprint(overview.covered, overview.factor, grid),

@@ -111,6 +111,26 @@ def test_a_self_intersecting_region_label_is_scored_not_fatal(tmp_path: Path, sc
     assert site["ap@0.5"] == pytest.approx(51 / 101, abs=0.01)  # one of the two found, nothing false
 
 
+def test_headings_of_the_objects_found_are_scored_on_the_circle_of_their_class(tmp_path: Path, scene: Path) -> None:
+    """A truck 10 degrees off and one facing backwards (160 off): median 85, one front of two on the right end;
+    a storehouse's axis at 175 against 0 is 5 off (an axis has no front). The same without the header's word on
+    which classes have a front, the trucks' headings beyond 180 telling."""
+    truth = _truth(tmp_path)
+    items = [("truck", _truck(20, 20), {"score": 0.9, "heading_deg": 100.0}),
+             ("truck", _truck(100, 40), {"score": 0.8, "heading_deg": 250.0}),
+             ("storehouse", box(300, 60, 340, 84), {"score": 0.7, "heading_deg": 175.0})]
+    m = TRANSFORM
+    feats = [feature(to_wgs84(affinity.affine_transform(g, [m.a, m.b, m.d, m.e, m.c, m.f]), CRS), {"class": c, **p})
+             for c, g, p in items]
+    with_header = write_feature_collection(tmp_path / "with.geojson", feats, {"directional": ["truck"]})
+    without = write_feature_collection(tmp_path / "without.geojson", feats)
+    for pred in (with_header, without):
+        classes = evaluate(pred, truth, scene)["classes"]
+        assert (classes["truck"]["heading_error_deg"], classes["truck"]["front_right"]) == (85.0, 0.5), pred.name
+        assert classes["storehouse"]["heading_error_deg"] == 5.0 and "front_right" not in classes["storehouse"]
+        assert "heading_error_deg" not in classes["earth_berm"]
+
+
 def test_truth_in_a_utm_geopackage_scores_as_the_geojson_does(tmp_path: Path, scene: Path) -> None:
     """Truth digitized in QGIS, kept in the project's CRS and format: the CLI takes a GeoPackage by its suffix."""
     from pyogrio.raw import write

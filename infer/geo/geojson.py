@@ -127,12 +127,23 @@ def read_feature_collection(path: str | Path) -> dict[str, Any]:
     return data
 
 
+#: What a feature drawn as a line (a berm's ridge) needs to become an area.
+_LINE_HINT = ("; buffer the lines to their width first (QGIS: Vector > Geoprocessing Tools > Buffer, with flat "
+              "ends)")
+
+
+def _named(feat: Mapping[str, Any]) -> str:
+    cls = (feat.get("properties") or {}).get("class")
+    return f" ({cls})" if cls is not None else ""
+
+
 def located_features(path: str | Path, collection: Mapping[str, Any]) -> Iterator[tuple[int, dict, BaseGeometry]]:
     """(index, feature, its shapely geometry) of each feature of `collection` (read from `path`) that has a place.
 
     A feature whose geometry is null or empty has none (RFC 7946 §3.2 allows it: a record without a location)
-    and is left out; a malformed geometry, or one with coordinates that are not finite numbers, is an
-    `InputError` naming the file and the feature.
+    and is left out; a malformed geometry, one with coordinates that are not finite numbers, or one that is
+    not a polygon (a point, a line: every feature here is an outline) is an `InputError` naming the file
+    and the feature.
     """
     for n, feat in enumerate(collection["features"]):
         if "geometry" not in feat:
@@ -147,6 +158,10 @@ def located_features(path: str | Path, collection: Mapping[str, Any]) -> Iterato
             continue
         if not np.isfinite(shapely.get_coordinates(geom)).all():
             raise InputError(f"{path}: feature {n} has coordinates that are not finite numbers")
+        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+            raise InputError(f"{path}: feature {n}{_named(feat)} is a {geom.geom_type}: every feature is an outline "
+                             f"(a polygon), an object the rectangle around it, a region its area"
+                             f"{_LINE_HINT if 'LineString' in geom.geom_type else ''}")
         yield n, feat, geom
 
 

@@ -180,6 +180,8 @@ BAD_FEATURES = {
     "nan_coordinate": [_truck({"type": "Point", "coordinates": [float("nan"), 9.0]})],
     "no_geometry_member": [{"type": "Feature", "properties": {"class": "truck"}}],
     "feature_not_an_object": [7],
+    "a_point": [_truck({"type": "Point", "coordinates": [38.0, 9.0]})],
+    "a_line": [_truck({"type": "LineString", "coordinates": [[38.0, 9.0], [38.001, 9.0]]})],
 }
 
 

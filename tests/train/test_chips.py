@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -416,3 +417,23 @@ def test_a_vector_file_of_several_layers_or_without_a_crs_is_one_line(scene, tmp
     (tmp_path / "junk.gpkg").write_text("not a geopackage")
     with pytest.raises(InputError, match="cannot read .*junk.gpkg"):
         read_scene_labels(tmp_path / "junk.gpkg", "EPSG:32637", CONFIG)
+
+
+def test_labels_drawn_as_points_or_lines_are_refused_in_one_line_naming_the_feature(scene, tmp_path):
+    """A truck marked by a point or a berm traced as its ridge line has no area to learn: cut into chips, the
+    line was an earth berm of no pixel and the point a traceback."""
+    truck = next(f for f in json.loads(scene.with_suffix(".geojson").read_text())["features"]
+                 if f["properties"]["class"] == "truck")
+    outline = shapely.geometry.shape(truck["geometry"])
+    for name, geom, needle in (
+            ("point", outline.centroid, "feature 0 (truck) is a Point: every feature is an outline (a polygon)"),
+            ("line", shapely.LineString(list(outline.exterior.coords)[:3]),
+             "feature 0 (earth_berm) is a LineString: every feature is an outline (a polygon), an object the "
+             "rectangle around it, a region its area; buffer the lines to their width first")):
+        cls = "truck" if name == "point" else "earth_berm"
+        labels = tmp_path / f"{name}.geojson"
+        labels.write_text(json.dumps({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {"class": cls}, "geometry": shapely.geometry.mapping(geom)}]}))
+        with pytest.raises(InputError, match=re.escape(needle)):
+            cut_chips(scene, labels, tmp_path / name, CONFIG, size=CHIP)
+        assert not (tmp_path / name / "annotations.json").exists()

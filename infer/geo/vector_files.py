@@ -41,7 +41,7 @@ def read_ogr_collection(path: Path) -> dict[str, Any]:
             names = ", ".join(str(name) for name, _ in layers) or "none"
             raise InputError(f"{path} has {len(layers)} layers ({names}), labels need one: write it alone, e.g. "
                              f"ogr2ogr -f GeoJSON {Path(path).stem}.geojson {Path(path).name} LAYER")
-        meta, _, wkb, columns = read(path, datetime_as_string=True)
+        meta, _, wkb, columns = read(path, datetime_as_string=True, force_2d=True)  # GPS heights: not ours
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError) as exc:
         raise InputError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
     if meta["crs"] is None:

@@ -46,7 +46,8 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("model", type=Path, help="the exported .onnx file")
     p.add_argument("scenes", type=Path, nargs="+",
                    help="GeoTIFF scenes (or PNG/JPEG pictures, in pixel coordinates), folders of them, .txt files "
-                        "listing them one a line, or quoted globs ('scenes/**/*.tif')")
+                        "listing them one a line, quoted globs ('scenes/**/*.tif'), or rasters in GDAL's virtual "
+                        "file systems ('/vsizip/{/data/scenes.zip}/a.tif', /vsis3/bucket/a.tif)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime device (default: cpu)")
     p.add_argument("--batch", type=int, default=RunOptions.batch,

@@ -80,3 +80,20 @@ def holds_bands(src: rasterio.io.DatasetReader, bands: int) -> bool:
     saved from QGIS), which GDAL reads as the mask: its transparent pixels are no-data. The first `bands` are
     read either way."""
     return src.count == bands or (src.count == bands + 1 and src.colorinterp[bands] == ColorInterp.alpha)
+
+
+def is_virtual(path: str | Path) -> bool:
+    """Whether `path` names a raster in one of GDAL's virtual file systems (`/vsizip/scenes.zip/a.tif`,
+    `/vsis3/bucket/a.tif`, `/vsigs/`, `/vsiaz/`): GDAL reads it, the local file system knows nothing of it."""
+    return str(path).startswith("/vsi")
+
+
+def virtual_raster_problem(path: str | Path) -> str | None:
+    """Why GDAL cannot open the virtual `path` (its reason), or None when it can."""
+    try:
+        with gdal_env(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(str(path)):
+                return None
+    except RasterioIOError as exc:
+        return gdal_reason(exc)

@@ -21,6 +21,7 @@ from infer.errors import InputError
 from infer.files import remove_stale_partials
 from infer.geo.geojson import write_feature_collection
 from infer.geo.geopackage import Layer, write_geopackage
+from infer.geo.rasterenv import is_virtual
 from infer.pictures.contact_sheet import write_contact_sheet
 from infer.pictures.overlay import Overview, OverviewCanvas, read_overview, write_overlay
 from infer.runtime.decoder import TileDecoder, start_pool
@@ -259,7 +260,7 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
                       Layer("regions", regions, {n: colors[n] for n in region_names}, filled=True)]
             written.append(write_geopackage(paths["geopackage"], [layer for layer in layers if layer.colors],
                 crs="EPSG:4326" if grid.georeferenced else None,
-                changed=datetime.fromtimestamp(scene.stat().st_mtime, timezone.utc)))  # the scene's: same bytes
+                changed=_modified(scene)))
     finally:  # whatever happened here, the pictures are waited for and what they wrote is known
         failures = _wait_for(pictures, written)
     if failures:
@@ -280,6 +281,12 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
     counts = {n: int((classes == k).sum()) for k, n in enumerate(object_names)}
     counts.update({n: sum(1 for k, _, _ in merged if k == j) for j, n in enumerate(region_names)})
     return counts
+
+
+def _modified(scene: Path) -> datetime | None:
+    """The scene file's time, which its GeoPackage records as its own (a rerun writes the same bytes); None for
+    a scene in a GDAL virtual file system (the time of writing is recorded)."""
+    return None if is_virtual(scene) else datetime.fromtimestamp(scene.stat().st_mtime, timezone.utc)
 
 
 def _wait_for(pictures: list[Future], written: list[Path]) -> list[BaseException]:

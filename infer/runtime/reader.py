@@ -27,7 +27,14 @@ from scipy import ndimage
 
 from infer.errors import InputError
 from infer.geo.gsd import GSD_TOLERANCE, check_rectified, check_upsampling, scene_gsd
-from infer.geo.rasterenv import damaged_raster, gdal_env, gdal_reason, holds_bands, open_raster
+from infer.geo.rasterenv import (
+    damaged_raster,
+    gdal_env,
+    gdal_reason,
+    holds_bands,
+    is_virtual,
+    open_raster,
+)
 from infer.runtime.tiling import Tile, tile_grid
 
 
@@ -72,7 +79,7 @@ class SceneGrid:
 def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None) -> SceneGrid:
     """Check a scene can be read for a model with `bands` bands of `dtype`; one clear error if not."""
     path = Path(path)
-    if not path.exists():
+    if not is_virtual(path) and not path.exists():
         raise InputError(f"scene not found: {path}")
     try:
         with gdal_env(), warnings.catch_warnings():

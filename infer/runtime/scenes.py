@@ -4,7 +4,9 @@ output names unique.
 A scene named twice (`a/x.tif` and `a/../a/x.tif`, or a link to it) is one
 scene; two different files with one stem (`a/x.tif`, `b/x.tif`) would write
 the same outputs, so the job refuses them, as it refuses a scene whose
-outputs an earlier run in the same folder wrote for another file.
+outputs an earlier run in the same folder wrote for another file. A path in
+one of GDAL's virtual file systems (`/vsizip/scenes.zip/a.tif`, `/vsis3/...`)
+names a raster GDAL reads where it is: checked by opening it, kept as written.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from infer.errors import UsageError
+from infer.geo.rasterenv import is_virtual, virtual_raster_problem
 
 #: Raster files a folder given as a scene stands for (case-insensitive).
 SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".png", ".jpg", ".jpeg")
@@ -29,6 +32,11 @@ def scene_list(paths: Iterable[Path]) -> list[Path]:
     """
     seen: dict[Path, Path] = {}
     for path, listed in _expanded(paths):
+        if is_virtual(path):
+            if problem := virtual_raster_problem(path):
+                raise UsageError(f"scene not found: {path}{listed} ({problem})")
+            seen.setdefault(path, path)
+            continue
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SCENE_SUFFIXES)
             if not found:
@@ -63,7 +71,7 @@ def _expanded(paths: Iterable[Path]) -> Iterable[tuple[Path, str]]:
                     listed = Path(line.strip())
                     relative = "" if listed.is_absolute() else f", relative to the current folder {Path.cwd()}"
                     yield listed, f" (line {n} of {path}{relative})"
-        elif not path.exists() and any(c in str(path) for c in "*?["):
+        elif not is_virtual(path) and not path.exists() and any(c in str(path) for c in "*?["):
             matches = sorted(glob.glob(str(path), recursive=True))
             if not matches:
                 raise UsageError(f"no file matches {path}")

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -336,6 +337,29 @@ def test_an_alpha_band_after_the_models_bands_is_read_as_the_scenes_mask(oracle,
     seen = shapely.geometry.shape(json.loads((tmp_path / "rgba" / "rgba.geojson").read_text())["footprint"])
     whole = shapely.geometry.shape(json.loads((tmp_path / "rgb" / "rgb.geojson").read_text())["footprint"])
     assert seen.area == pytest.approx(whole.area * (1 - (160 / 512) ** 2), rel=0.02)
+
+
+def test_scenes_inside_a_zip_archive_run_where_they_are_as_the_files_would(oracle, seam_scene, tmp_path):
+    """GDAL's virtual file systems: `/vsizip/{/abs/scenes.zip}/a.tif` and, from the archive's folder,
+    `/vsizip/scenes.zip/b.tif` give the bytes the unpacked files give; a rerun skips them; a member that is not
+    there is one line with GDAL's reason, before any work."""
+    second = write_scene(tmp_path / "second.tif", plant(256, 256, [(102, 102)], []))
+    archive = tmp_path / "scenes.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zipped:
+        zipped.write(seam_scene, "seams.tif")
+        zipped.write(second, "second.tif")
+    assert _run(oracle, [seam_scene, second], tmp_path / "files").returncode == 0
+    virtual = [f"/vsizip/{{{archive}}}/seams.tif", "/vsizip/scenes.zip/second.tif"]
+    zipped_run = run_cli("infer", "run", str(oracle), *virtual, "--out", "zipped", "--quiet", cwd=tmp_path)
+    assert zipped_run.returncode == 0, zipped_run.stderr
+    for name in ("seams.geojson", "seams_mask.tif", "second.geojson"):
+        assert (tmp_path / "zipped" / name).read_bytes() == (tmp_path / "files" / name).read_bytes(), name
+    again = run_cli("infer", "run", str(oracle), *virtual, "--out", "zipped", cwd=tmp_path)
+    assert again.returncode == 0 and "2 scene(s) done (0 by this run)" in again.stdout, again.stdout
+    missing = run_cli("infer", "run", str(oracle), f"/vsizip/{{{archive}}}/other.tif", "--out", "none", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert missing.stderr.startswith(f"error: scene not found: /vsizip/{{{archive}}}/other.tif (")
+    assert not (tmp_path / "none").exists()
 
 
 def test_bad_scenes_are_recorded_and_skipped_and_the_job_exits_1(oracle, seam_scene, tmp_path):

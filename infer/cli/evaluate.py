@@ -12,6 +12,7 @@ from infer.contract.defaults import DEFAULT_SCORE
 from infer.contract.label_formats import READERS
 from infer.errors import UsageError
 from infer.files import write_text_atomic
+from infer.geo.rasterenv import is_virtual
 from infer.geo.vector_files import LABEL_SUFFIXES
 
 
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= args.score <= 1:
         raise UsageError(f"--score must be between 0 and 1, got {args.score}")
     for path in (args.pred, args.truth, args.scene):
-        if not path.exists():
+        if not path.exists() and not (path is args.scene and is_virtual(path)):  # GDAL opens those, or says why
             raise UsageError(f"not found: {path}")
     regions = set(args.regions.split(",")) if args.regions else None
     report = evaluate(args.pred, args.truth, args.scene, args.iou, args.score, regions,

@@ -354,6 +354,13 @@ def test_scenes_inside_a_zip_archive_run_where_they_are_as_the_files_would(oracl
     assert zipped_run.returncode == 0, zipped_run.stderr
     for name in ("seams.geojson", "seams_mask.tif", "second.geojson"):
         assert (tmp_path / "zipped" / name).read_bytes() == (tmp_path / "files" / name).read_bytes(), name
+    reports = []
+    for scene, out in ((virtual[0], "zipped.json"), (str(seam_scene), "files.json")):
+        scored = run_cli("infer", "evaluate", "files/seams.geojson", "files/seams.geojson", "--scene", scene, "--out",
+                         out, cwd=tmp_path)
+        assert scored.returncode == 0, scored.stderr
+        reports.append(json.loads((tmp_path / out).read_text()))
+    assert reports[0] == reports[1] and reports[0]["map@0.5"] == 1.0
     again = run_cli("infer", "run", str(oracle), *virtual, "--out", "zipped", cwd=tmp_path)
     assert again.returncode == 0 and "2 scene(s) done (0 by this run)" in again.stdout, again.stdout
     missing = run_cli("infer", "run", str(oracle), f"/vsizip/{{{archive}}}/other.tif", "--out", "none", cwd=tmp_path)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +68,12 @@ def read_in_pixels(path: Path, scene: Path) -> tuple[list[Labeled], int, int]:
             geom = affinity.affine_transform(from_wgs84(geom, crs), [m.a, m.b, m.d, m.e, m.c, m.f])
         heading = props.get("heading_deg")
         out.append(Labeled(str(props["class"]), geom, float(props.get("score", 1.0)), "heading_deg" in props,
-                           float(heading) if isinstance(heading, int | float) else None))
+                           float(heading) if _a_number(heading) else None))
     return out, size[0], size[1]
+
+
+def _a_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def area_pieces(items: list[Labeled], region_classes: set[str]) -> list[Labeled]:

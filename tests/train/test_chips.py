@@ -437,3 +437,15 @@ def test_labels_drawn_as_points_or_lines_are_refused_in_one_line_naming_the_feat
         with pytest.raises(InputError, match=re.escape(needle)):
             cut_chips(scene, labels, tmp_path / name, CONFIG, size=CHIP)
         assert not (tmp_path / name / "annotations.json").exists()
+
+
+@pytest.mark.parametrize("heading", ["north", float("nan"), True])
+def test_a_heading_that_is_not_a_number_is_one_line_naming_the_feature(scene, tmp_path, heading):
+    collection = json.loads(scene.with_suffix(".geojson").read_text())
+    n, truck = next((n, f) for n, f in enumerate(collection["features"]) if f["properties"]["class"] == "truck")
+    truck["properties"]["heading_deg"] = heading
+    labels = tmp_path / "labels.geojson"
+    labels.write_text(json.dumps(collection))
+    with pytest.raises(InputError, match=rf"feature {n} \(truck\) has heading_deg .*: a bearing in degrees from true "
+                                         "north, a number"):
+        read_scene_labels(labels, "EPSG:32637", CONFIG)

@@ -7,6 +7,7 @@ polygons in the scene's map CRS.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,10 @@ def read_scene_labels(path: Path, crs: CRS, config: DatasetConfig) -> SceneLabel
         rect = geom.minimum_rotated_rectangle if geom.geom_type != "Polygon" or len(geom.exterior.coords) != 5 else geom
         pts = np.asarray(rect.exterior.coords)[:4]
         heading = props.get("heading_deg") if name in directional else None
+        if heading is not None and (isinstance(heading, bool) or not isinstance(heading, int | float)
+                                    or not math.isfinite(heading)):
+            raise InputError(f"{path}: feature {n} ({name}) has heading_deg {heading!r}: a bearing in degrees from "
+                             "true north, a number")
         # a bearing from true north, as a direction in the scene's map frame where the object is
         direction = None if heading is None else map_direction(crs, *pts.mean(axis=0), float(heading))[0]
         corners.append(_front_first(pts, direction))

@@ -66,8 +66,10 @@ def read_in_pixels(path: Path, scene: Path) -> tuple[list[Labeled], int, int]:
                 raise InputError(f"{path} is in WGS84 but {scene.name} has no georeferencing")
             m = inverse
             geom = affinity.affine_transform(from_wgs84(geom, crs), [m.a, m.b, m.d, m.e, m.c, m.f])
-        heading = props.get("heading_deg")
-        out.append(Labeled(str(props["class"]), geom, float(props.get("score", 1.0)), "heading_deg" in props,
+        heading, score = props.get("heading_deg"), props.get("score", 1.0)
+        if not _a_number(score):
+            raise InputError(f"{path}: feature {n} has score {score!r}: a number (1 for truth, or left out)")
+        out.append(Labeled(str(props["class"]), geom, float(score), "heading_deg" in props,
                            float(heading) if _a_number(heading) else None))
     return out, size[0], size[1]
 

@@ -15,6 +15,7 @@ from shapely import affinity
 from shapely.geometry import LineString, Polygon, box
 
 from infer.analysis.evaluate import Labeled, evaluate, found_by_crowding
+from infer.errors import InputError
 from infer.geo.crs import from_wgs84, to_wgs84
 from infer.geo.geojson import feature, write_feature_collection
 from tests.helpers import run_cli
@@ -247,3 +248,10 @@ def test_a_picture_without_georeferencing_is_read_without_a_warning(tmp_path):
         with open_raster(picture) as src:
             assert (src.width, src.height, src.crs) == (60, 40, None)
     assert (width, height, tree.cls, tree.pixels.bounds) == (60, 40, "tree", (5.0, 6.0, 15.0, 16.0))
+
+
+@pytest.mark.parametrize("score", ["high", None, float("nan")])
+def test_a_score_that_is_not_a_number_is_one_line_naming_the_feature(tmp_path: Path, scene: Path, score) -> None:
+    pred = _write(tmp_path / "pred.geojson", [("truck", _truck(20, 20), {"score": score, "heading_deg": 90.0})])
+    with pytest.raises(InputError, match=r"pred.geojson: feature 0 has score .*: a number \(1 for truth, or left out\)"):
+        evaluate(pred, _truth(tmp_path), scene)

@@ -91,7 +91,8 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
                             "(a .vrt runs as a scene)") if src.count > bands else ""
                     raise InputError(f"{path.name} has {src.count} bands, the model expects {bands}{hint}")
                 if dtype is not None and src.dtypes[0] != dtype:
-                    raise InputError(f"{path.name} has {src.dtypes[0]} pixels, the model was trained on {dtype}")
+                    raise InputError(f"{path.name} has {src.dtypes[0]} pixels, the model was trained on {dtype}"
+                                     f"{_to_bytes_hint(src, path, bands) if dtype == 'uint8' else ''}")
                 check_rectified(path.name, src, model_gsd)
                 georeferenced = src.crs is not None and not src.transform.is_identity
                 source_gsd = (scene_gsd(path.name, src.transform, src.crs, src.width, src.height, model_gsd)
@@ -106,6 +107,30 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
     except RasterioIOError as exc:
         raise InputError(f"cannot read {path.name}: {gdal_reason(exc)}") from None
 
+
+
+#: The share of a scene's valid pixels below the low end and above the high end of the 8-bit range suggested.
+STRETCH_PERCENTILES = (2.0, 98.0)
+#: The longest side of the decimated read those percentiles come from.
+STRETCH_SAMPLE_SIDE = 512
+
+
+def _to_bytes_hint(src: rasterio.io.DatasetReader, path: Path, bands: int) -> str:
+    """How to show a deeper scene (11 or 16 bits: most satellite imagery) to an 8-bit model: a VRT stretching
+    the range that holds its ground (`STRETCH_PERCENTILES` of its valid pixels, all bands together, from a
+    decimated read) to 0-255. Empty when it has no valid pixel."""
+    factor = max(1.0, max(src.width, src.height) / STRETCH_SAMPLE_SIDE)
+    shape = (max(1, int(src.height / factor)), max(1, int(src.width / factor)))
+    count = min(bands, src.count)
+    pixels = src.read(list(range(1, count + 1)), out_shape=(count, *shape), resampling=Resampling.nearest)
+    valid = src.read_masks(1, out_shape=shape, resampling=Resampling.nearest) > 0
+    if not valid.any():
+        return ""
+    low, high = (float(v) for v in np.percentile(pixels[:, valid], STRETCH_PERCENTILES))
+    high = max(high, low + 1)
+    return (f"; stretch it to 8 bits, e.g. gdal_translate -ot Byte -scale {low:g} {high:g} 0 255 -of VRT {path.name} "
+            f"{path.stem}_8bit.vrt (its {STRETCH_PERCENTILES[0]:g}th to {STRETCH_PERCENTILES[1]:g}th percentiles; "
+            "a .vrt runs as a scene)")
 
 
 @dataclass

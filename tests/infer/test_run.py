@@ -317,6 +317,35 @@ def test_the_band_picking_vrt_the_error_names_runs_as_a_scene(oracle, tmp_path):
     assert len(_objects(tmp_path / "three" / "three.geojson")) == 2
 
 
+def test_a_16_bit_scene_for_an_8_bit_model_is_told_the_stretch_and_the_stretch_runs(oracle, tmp_path):
+    """Most satellite imagery is 11 to 16 bits. The refusal names the gdal_translate that stretches the range
+    holding its ground to 8 bits; that VRT (written here as gdal_translate writes it) gives the detections of
+    the same scene in 8 bits."""
+    pixels = plant(512, 512, [(102, 102), (302, 202)], [(300, 40, 312, 480)])
+    deep = pixels.astype(np.uint16) * 1500 + 300  # the ground at 300, what is planted at 1800
+    write_scene(tmp_path / "deep.tif", deep)
+    eight = write_scene(tmp_path / "eight.tif", pixels)
+    result = _run(oracle, [tmp_path / "deep.tif"], tmp_path / "refused")
+    error = json.loads((tmp_path / "refused" / "summary.json").read_text())["scenes"][0]["error"]
+    assert result.returncode == 1 and "deep.tif has uint16 pixels, the model was trained on uint8; stretch it" in error
+    low, high = map(float, re.search(r"gdal_translate -ot Byte -scale (\S+) (\S+) 0 255 -of VRT deep.tif "
+                                     r"deep_8bit.vrt", error).groups())
+    assert low == 300 and 300 < high <= 1800
+    with rasterio.open(tmp_path / "deep.tif") as src:
+        geotransform, wkt = ", ".join(map(str, src.transform.to_gdal())), src.crs.to_wkt()
+    ratio = 255 / (high - low)
+    bands = "".join(f"<VRTRasterBand dataType='Byte' band='{b}'><ComplexSource><SourceFilename relativeToVRT='1'>"
+                    f"deep.tif</SourceFilename><SourceBand>{b}</SourceBand><ScaleOffset>{-low * ratio}</ScaleOffset>"
+                    f"<ScaleRatio>{ratio}</ScaleRatio></ComplexSource></VRTRasterBand>" for b in (1, 2, 3))
+    (tmp_path / "deep_8bit.vrt").write_text(
+        f"<VRTDataset rasterXSize='512' rasterYSize='512'><SRS>{html.escape(wkt)}</SRS>"
+        f"<GeoTransform>{geotransform}</GeoTransform>{bands}</VRTDataset>")
+    for scene in (tmp_path / "deep_8bit.vrt", eight):
+        assert _run(oracle, [scene], tmp_path / scene.stem).returncode == 0
+    found = _objects(tmp_path / "deep_8bit" / "deep_8bit.geojson")
+    assert found == _objects(tmp_path / "eight" / "eight.geojson") and len(found) == 2
+
+
 def test_an_alpha_band_after_the_models_bands_is_read_as_the_scenes_mask(oracle, tmp_path):
     """RGBA (a drone orthomosaic): the model reads the colour bands; the transparent pixels are no-data, so
     the storehouse planted under them is not reported and the footprint leaves them out."""

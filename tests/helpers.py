@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import io
+import re
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +45,47 @@ def convergence_deg(crs: str, x: float, y: float) -> float:
 
     lon, lat = Transformer.from_crs(CRS.from_user_input(crs), CRS.from_epsg(4326), always_xy=True).transform(x, y)
     return float(Proj(crs).get_factors(lon, lat).meridian_convergence)
+
+
+@contextlib.contextmanager
+def served(folder: Path) -> Iterator[str]:
+    """`folder` over HTTP on localhost, with the byte ranges GDAL's /vsicurl/ reads by; yields its base URL."""
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def send_head(self):
+            path = Path(self.translate_path(self.path))
+            if not path.is_file():
+                self.send_error(404)
+                return None
+            data, size = path.read_bytes(), path.stat().st_size
+            asked = re.match(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+            if asked:
+                start = int(asked.group(1))
+                end = min(int(asked.group(2)) if asked.group(2) else size - 1, size - 1)
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                data = data[start:end + 1]
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            return io.BytesIO(data)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -22,6 +22,7 @@ from infer.files import write_text_atomic
 from infer.geo.crs import centre_lonlat
 from infer.geo.geojson import read_feature_collection
 from infer.runtime.runfolder import read_summaries
+from infer.runtime.scenes import scene_name
 
 OVERVIEW_SIDE = 1600
 MAX_ROWS_PER_SCENE = 5000
@@ -102,7 +103,7 @@ def _files_line(outputs: dict[str, Path], folder: Path) -> str:
 
 
 def _scene_section(entry: dict[str, Any], folder: Path) -> str:
-    name = Path(entry["scene"]).name
+    name = scene_name(Path(entry["scene"]))
     if entry.get("status") != "done":
         return f"<h2>{html.escape(name)}</h2><p class=failed>failed: {html.escape(entry.get('error', ''))}</p>"
     outputs = {k: Path(v) for k, v in entry["outputs"].items()}
@@ -159,7 +160,7 @@ def write_report(folder: Path, title: str | None = None) -> Path:
     megapixels = sum(e["megapixels"] for e in done)
     seconds = sum(e["seconds"] for e in done)
     index = "".join(
-        f"<tr><td><a href='{href('#' + Path(e['scene']).name)}'>{html.escape(Path(e['scene']).name)}</a></td>"
+        f"<tr><td><a href='{href('#' + scene_name(Path(e['scene'])))}'>{html.escape(scene_name(Path(e['scene'])))}</a></td>"
         f"<td>{e.get('date') or ''}</td><td>{e.get('status')}</td>"
         + "".join(f"<td>{e.get('counts', {}).get(k, '')}</td>" for k in totals) + "</tr>"
         for e in entries)

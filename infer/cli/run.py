@@ -35,7 +35,7 @@ from infer.runtime.runfolder import (
     run_settings,
     summary_path,
 )
-from infer.runtime.scenes import scene_list
+from infer.runtime.scenes import scene_list, scene_name, scene_path
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -44,10 +44,10 @@ def build_parser() -> OneLineArgumentParser:
                                           "any size; write GeoJSON, a GeoPackage for QGIS, a mask COG and overlay "
                                           "PNGs per scene.")
     p.add_argument("model", type=Path, help="the exported .onnx file")
-    p.add_argument("scenes", type=Path, nargs="+",
+    p.add_argument("scenes", type=scene_path, nargs="+",
                    help="GeoTIFF scenes (or PNG/JPEG pictures, in pixel coordinates), folders of them, .txt files "
-                        "listing them one a line, quoted globs ('scenes/**/*.tif'), or rasters in GDAL's virtual "
-                        "file systems ('/vsizip/{/data/scenes.zip}/a.tif', /vsis3/bucket/a.tif)")
+                        "listing them one a line, quoted globs ('scenes/**/*.tif'), URLs (https://, s3://, gs://, "
+                        "az://), or rasters in GDAL's virtual file systems ('/vsizip/{/data/scenes.zip}/a.tif')")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime device (default: cpu)")
     p.add_argument("--batch", type=int, default=RunOptions.batch,
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def report_failure(outcome: SceneOutcome) -> None:
     if outcome.status == "failed":
-        print(f"error: {outcome.scene.name}: {outcome.error}", file=sys.stderr)
+        print(f"error: {scene_name(outcome.scene)}: {outcome.error}", file=sys.stderr)
 
 
 def final_line(scenes: list[Path], outcomes: list[SceneOutcome], summary: Path) -> int:

@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from infer.errors import OutputError
+from infer.runtime.scenes import scene_stem
 
 LOCK_FOLDER = ".sitewatch"
 
@@ -52,7 +53,7 @@ def locked(path: Path, wait: bool = True) -> Iterator[bool]:
 
 def scene_claim(out_dir: Path, scene: Path, wait: bool) -> AbstractContextManager[bool]:
     """The claim on `scene`'s outputs in `out_dir` (see `locked`): held by one process at a time."""
-    return locked(lock_path(out_dir, scene.stem), wait)
+    return locked(lock_path(out_dir, scene_stem(scene)), wait)
 
 
 __all__ = ["LOCK_FOLDER", "lock_path", "locked", "scene_claim"]

@@ -30,6 +30,7 @@ from infer.runtime.model import OnnxModel
 from infer.runtime.options import ResolvedOptions, RunOptions
 from infer.runtime.reader import SceneGrid, TileRead, TileReader, acquisition_date, open_grid
 from infer.runtime.runfolder import output_paths
+from infer.runtime.scenes import scene_name
 from infer.runtime.stitch import RegionMaps, SceneStitcher, TileResult, drop_specks
 from infer.runtime.vectors import footprint, object_features, output_crs_note, region_features
 
@@ -131,7 +132,7 @@ def detect_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOptio
     side = ThreadPoolExecutor(1) if canvas is None else None
     try:
         overview = side.submit(read_overview, grid) if side is not None else None
-        bar = tqdm(total=len(reader.tiles), desc=scene.name, unit="tile", leave=False, disable=not plan.progress)
+        bar = tqdm(total=len(reader.tiles), desc=scene_name(scene), unit="tile", leave=False, disable=not plan.progress)
         for batch in _batches(reader, plan.batch, timings):
             _run_batch(model, batch, decoder, timings)
             _stitch(decoder.ready(), stitcher, masks, timings)
@@ -139,7 +140,7 @@ def detect_scene(model: OnnxModel, scene: Path, out_dir: Path, options: RunOptio
         _stitch(decoder.rest(), stitcher, masks, timings)
         bar.close()
         if timings.counts.get("skipped_nodata_tiles", 0) == len(reader.tiles):
-            raise InputError(f"{scene.name} has no valid pixels (all nodata)")
+            raise InputError(f"{scene_name(scene)} has no valid pixels (all nodata)")
         overview = canvas.finish() if overview is None else overview
     except BaseException:
         decoder.cancel()
@@ -242,7 +243,7 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
     merged, specks = drop_specks(stitcher.regions(), plan.min_area_px)
     if masks is not None:
         masks.erase(specks)
-    title = f"{scene.name} · {date}" if date else scene.name
+    title = f"{scene_name(scene)} · {date}" if date else scene_name(scene)
     pictures = [side.submit(write_overlay, paths["overlay"], grid, rboxes, classes, merged, object_names,
                             region_names, colors, title=title, overview=overview)] if "overlay" in paths else []
     if "detections" in paths:
@@ -268,7 +269,7 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
     dated = {"date": date} if date else {}
     trained = info.provenance.get("checkpoint_sha256")
     write_feature_collection(paths["geojson"], objects + regions,
-                             {"scene": scene.name, **dated, "model": info.version,
+                             {"scene": scene_name(scene), **dated, "model": info.version,
                               # the trained weights, alike in every export of them: `infer diff` and `track` flag two
                               **({"checkpoint_sha256": trained} if trained else {}),
                               "classes": {c.name: c.kind for c in info.classes}, "colors": colors,

@@ -18,7 +18,7 @@ from infer.contract.schema import ClassSchema
 from infer.errors import InputError, UsageError
 from infer.files import remove_stale_partials, write_text_atomic
 from infer.runtime.claims import lock_path, locked
-from infer.runtime.scenes import same_file
+from infer.runtime.scenes import same_file, scene_stem
 
 if TYPE_CHECKING:  # options import this module's output names
     from infer.runtime.options import ResolvedOptions
@@ -34,7 +34,7 @@ def output_paths(out_dir: Path, scene: Path, schema: ClassSchema,
                  kinds: Collection[str] = tuple(OUTPUT_SUFFIXES)) -> dict[str, Path]:
     """The outputs of one scene in `out_dir` by kind, of those in `kinds` (a run's `--outputs`), for a model
     of `schema`'s classes: one without region classes writes no mask."""
-    return {kind: out_dir / f"{scene.stem}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()
+    return {kind: out_dir / f"{scene_stem(scene)}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()
             if kind in kinds and (kind != "mask" or schema.region_classes)}
 
 
@@ -65,7 +65,7 @@ def other_settings(out_dir: Path, entry: dict[str, Any], settings: dict[str, Any
     recorded = entry.get("settings")
     if entry.get("status") != "done" or not isinstance(recorded, dict):
         return None
-    if not (out_dir / f"{Path(entry['scene']).stem}{OUTPUT_SUFFIXES[RECORD_OUTPUT]}").exists():
+    if not (out_dir / f"{scene_stem(Path(entry['scene']))}{OUTPUT_SUFFIXES[RECORD_OUTPUT]}").exists():
         return None
     differ = [key for key in settings if settings[key] != recorded.get(key)]
     if not differ:
@@ -118,17 +118,17 @@ def refuse_other_owners(out_dir: Path, scenes: list[Path], settings: dict[str, A
         entries = read_summaries(out_dir)
     except InputError as exc:  # damaged by hand or by another tool: this run would replace what it records
         raise UsageError(f"{exc}; this run would replace it: repair it, or move it away to start afresh") from None
-    owners = {Path(e["scene"]).stem: e for e in entries if e["status"] == "done"}
+    owners = {scene_stem(Path(e["scene"])): e for e in entries if e["status"] == "done"}
     for scene in scenes:
-        owner = owners.get(scene.stem)
+        owner = owners.get(scene_stem(scene))
         if owner is None:
             continue
         if not same_file(owner["scene"], scene):
             raise UsageError(f"{out_dir} already holds the outputs of {owner['scene']} under the names {scene} "
-                             f"would write ({scene.stem}.geojson, ...); use another --out folder or rename the scene")
+                             f"would write ({scene_stem(scene)}.geojson, ...); use another --out folder or rename the scene")
         if settings is not None and (how := other_settings(out_dir, owner, settings)):
             raise UsageError(f"{out_dir} holds {scene.name} done with {how}; use another --out folder, or "
-                             f"delete its outputs ({scene.stem}.*) to redo it")
+                             f"delete its outputs ({scene_stem(scene)}.*) to redo it")
 
 
 def summary_files(folder: Path) -> list[Path]:

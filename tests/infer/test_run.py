@@ -24,7 +24,7 @@ from PIL import Image
 from infer.geo.crs import from_wgs84
 from infer.runtime.claims import LOCK_FOLDER
 from infer.runtime.tiling import tile_grid
-from tests.helpers import convergence_deg, run_cli
+from tests.helpers import convergence_deg, run_cli, served
 from tests.infer.oracle import LENGTH_PX, ORIGIN, WIDTH_PX, plant, write_scene
 
 SIZE = 640
@@ -396,6 +396,28 @@ def test_scenes_inside_a_zip_archive_run_where_they_are_as_the_files_would(oracl
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
     assert missing.stderr.startswith(f"error: scene not found: /vsizip/{{{archive}}}/other.tif (")
     assert not (tmp_path / "none").exists()
+
+
+def test_scenes_at_an_http_url_run_where_they_are_named_after_their_file(oracle, seam_scene, tmp_path):
+    """A URL (here a local server answering byte ranges, as object stores do) reads through GDAL's /vsicurl/:
+    the outputs are named after the URL's file, have the bytes the file's run gives, a rerun skips the scene, and
+    a URL of a list file works too; one that answers 404 is one line before any work."""
+    shutil.copy(seam_scene, tmp_path / "seams.tif")
+    assert _run(oracle, [tmp_path / "seams.tif"], tmp_path / "files").returncode == 0
+    with served(tmp_path) as base:
+        first = run_cli("infer", "run", str(oracle), f"{base}/seams.tif", "--out", str(tmp_path / "web"), "--quiet")
+        assert first.returncode == 0, first.stderr
+        for name in ("seams.geojson", "seams_mask.tif"):
+            assert (tmp_path / "web" / name).read_bytes() == (tmp_path / "files" / name).read_bytes(), name
+        (tmp_path / "list.txt").write_text(f"{base}/seams.tif\n")
+        again = run_cli("infer", "run", str(oracle), str(tmp_path / "list.txt"), "--out", str(tmp_path / "web"))
+        assert again.returncode == 0 and "1 scene(s) done (0 by this run)" in again.stdout, again.stdout
+        missing = run_cli("infer", "run", str(oracle), f"{base}/nothere.tif", "--out", str(tmp_path / "none"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "scene not found" in missing.stderr
+    assert not (tmp_path / "none").exists()
+    entry = json.loads((tmp_path / "web" / "summary.json").read_text())["scenes"][0]
+    assert entry["status"] == "done" and entry["outputs"]["geojson"].endswith("seams.geojson")
+    assert json.loads((tmp_path / "web" / "seams.geojson").read_text())["scene"] == "seams.tif"
 
 
 def test_bad_scenes_are_recorded_and_skipped_and_the_job_exits_1(oracle, seam_scene, tmp_path):

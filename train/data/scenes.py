@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
@@ -190,8 +190,15 @@ def _read_padded(src: rasterio.io.DatasetReader, col: float, row: float, span: f
     window, shape = Window(c0, r0, c1 - c0, r1 - r0), (out_r1 - out_r0, out_c1 - out_c0)
     image[:, out_r0:out_r1, out_c0:out_c1] = src.read(list(range(1, bands + 1)), window=window,
                                                       out_shape=(bands, *shape), resampling=resampling)
-    valid[out_r0:out_r1, out_c0:out_c1] = src.read_masks(1, window=window, out_shape=shape,
-                                                         resampling=Resampling.nearest) > 0
+    flags = src.mask_flag_enums[0]
+    if flags == [MaskFlags.all_valid]:
+        valid[out_r0:out_r1, out_c0:out_c1] = True
+    elif flags == [MaskFlags.nodata] and scale == 1 and not np.isnan(src.nodata):
+        # GDAL's no-data mask is band 1 against the value: read already (reading it again cost 13 % a chip)
+        valid[out_r0:out_r1, out_c0:out_c1] = image[0, out_r0:out_r1, out_c0:out_c1] != src.nodata
+    else:
+        valid[out_r0:out_r1, out_c0:out_c1] = src.read_masks(1, window=window, out_shape=shape,
+                                                             resampling=Resampling.nearest) > 0
     return image, valid
 
 

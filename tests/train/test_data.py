@@ -278,3 +278,16 @@ def test_an_rgba_training_scene_is_read_as_infer_run_reads_it(tmp_path, tiny_dat
     assert annotations.exists() and len(chips) == 2  # the transparent half gives no chip
     with rasterio.open(chips[0]) as chip:
         assert chip.count == 3 and chip.dataset_mask().all()
+
+
+def test_a_chips_valid_pixels_are_gdals_mask_of_the_scene(tmp_path, tiny_dataset):
+    """However it is found (from band 1 already read, or GDAL's mask band), a chip's validity is GDAL's mask:
+    what `infer run` reads."""
+    import rasterio
+
+    synth_main(["--out", str(tmp_path), "--size", "512", "--seed", "5", "--nodata-border", "--quiet"])
+    scene = open_scene(tmp_path / "scene_000.tif", tmp_path / "scene_000.geojson", load_dataset_config(tiny_dataset))
+    sample = SceneWindows([scene], chip_size=512).read(0, 0, 0)
+    with rasterio.open(tmp_path / "scene_000.tif") as src:
+        expected = src.read_masks(1) > 0
+    assert 0 < expected.sum() < expected.size and np.array_equal(sample.valid, expected)

@@ -110,7 +110,6 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
         raise InputError(f"cannot read {name}: {gdal_reason(exc)}") from None
 
 
-
 #: The share of a scene's valid pixels below the low end and above the high end of the 8-bit range suggested.
 STRETCH_PERCENTILES = (2.0, 98.0)
 #: The longest side of the decimated read those percentiles come from.

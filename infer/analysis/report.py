@@ -160,7 +160,8 @@ def write_report(folder: Path, title: str | None = None) -> Path:
     megapixels = sum(e["megapixels"] for e in done)
     seconds = sum(e["seconds"] for e in done)
     index = "".join(
-        f"<tr><td><a href='{href('#' + scene_name(Path(e['scene'])))}'>{html.escape(scene_name(Path(e['scene'])))}</a></td>"
+        f"<tr><td><a href='{href('#' + scene_name(Path(e['scene'])))}'>"
+        f"{html.escape(scene_name(Path(e['scene'])))}</a></td>"
         f"<td>{e.get('date') or ''}</td><td>{e.get('status')}</td>"
         + "".join(f"<td>{e.get('counts', {}).get(k, '')}</td>" for k in totals) + "</tr>"
         for e in entries)

@@ -25,7 +25,8 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("pred", type=Path, help="predicted GeoJSON (from `infer run`)")
     p.add_argument("truth", type=Path,
                    help="truth: a GeoJSON (or a GeoPackage, Shapefile, FlatGeobuf in any CRS), or for a picture in "
-                        "pixels its PASCAL VOC .xml, YOLO or DOTA .txt, or a COCO .json listing it (see --truth-format)")
+                        "pixels its PASCAL VOC .xml, YOLO or DOTA .txt, or a COCO .json listing it "
+                        "(see --truth-format)")
     p.add_argument("--truth-format", choices=("geojson", *sorted(READERS)),
                    help="format of TRUTH (default: from its suffix: .geojson, .xml voc, .json coco or GeoJSON; "
                         "a .txt needs yolo or dota); class names match regardless of case, spaces and hyphens")

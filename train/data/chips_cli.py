@@ -20,8 +20,8 @@ MAX_SIZE = 16384
 def build_parser() -> OneLineArgumentParser:
     p = OneLineArgumentParser(
         prog="python -m train chips",
-        description="Cut a scene (GeoTIFF) and its labels (GeoJSON, GeoPackage, Shapefile, …) into georeferenced chips and a COCO "
-        f"{ANNOTATIONS}; a folder that already has one gains this scene's chips.",
+        description="Cut a scene (GeoTIFF) and its labels (GeoJSON, GeoPackage, Shapefile, …) into georeferenced "
+        f"chips and a COCO {ANNOTATIONS}; a folder that already has one gains this scene's chips.",
     )
     p.add_argument("scene", type=Path, help="scene GeoTIFF")
     p.add_argument("labels", type=Path, help="the scene's labels: GeoJSON in WGS84, or any vector file OGR reads "

@@ -22,6 +22,7 @@ from infer.runtime.runfolder import (
     summary_path,
     update_summary,
 )
+from infer.runtime.scenes import scene_name
 
 
 def open_model_for(model_path: Path, device: str, options: RunOptions, scenes: Sequence[Path]):
@@ -39,7 +40,8 @@ def open_model_for(model_path: Path, device: str, options: RunOptions, scenes: S
         for scene, grid in zip(scenes[1:], grids[1:], strict=True):
             other = outline(grid)
             if not first.intersects(other):
-                raise InputError(no_common_ground(scenes[0].name, scene.name, ground_gap_m(first, other)))
+                raise InputError(no_common_ground(scene_name(scenes[0]), scene_name(scene),
+                                                  ground_gap_m(first, other)))
     return model
 
 

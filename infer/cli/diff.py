@@ -19,8 +19,10 @@ from infer.errors import InputError, UsageError
 from infer.files import output_set, write_text_atomic
 from infer.geo.geojson import feature, write_feature_collection
 from infer.geo.geopackage import Layer, write_geopackage
+from infer.geo.rasterenv import is_virtual
 from infer.pictures.changes_picture import CHANGE_COLORS, write_changes_picture
 from infer.runtime.options import RunOptions
+from infer.runtime.scenes import scene_path
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -28,9 +30,9 @@ def build_parser() -> OneLineArgumentParser:
                               description="Compare two dates of the same area: objects new, gone or persisting, "
                                           "region area added and removed; writes changes.geojson, changes.gpkg, "
                                           "changes.png and changes.txt.")
-    p.add_argument("before", type=Path, help="result GeoJSON or `infer run` folder of the earlier date "
+    p.add_argument("before", type=scene_path, help="result GeoJSON or `infer run` folder of the earlier date "
                                              "(a scene with --model)")
-    p.add_argument("after", type=Path, help="the same for the later date")
+    p.add_argument("after", type=scene_path, help="the same for the later date")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--model", type=Path, help="an exported .onnx model: BEFORE and AFTER are scenes to run it on")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="with --model (default: cpu)")
@@ -64,7 +66,7 @@ def _diff(args) -> int:
     if args.tolerance <= 0 or args.search < 0 or args.min_area < 0 or args.pixel_size <= 0:
         raise UsageError("--tolerance and --pixel-size must be positive, --search and --min-area not negative")
     for path in (args.before, args.after):
-        if not path.exists():
+        if not path.exists() and not (args.model is not None and is_virtual(path)):  # GDAL opens those, or says
             raise UsageError(f"not found: {path}")
     options = RunOptions(score=args.score)
     before_scene, after_scene = args.before_scene, args.after_scene

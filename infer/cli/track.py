@@ -49,9 +49,11 @@ from infer.files import output_set, write_text_atomic
 from infer.geo.crs import to_wgs84
 from infer.geo.geojson import features, write_feature_collection
 from infer.geo.geopackage import Layer, write_geopackage
+from infer.geo.rasterenv import is_virtual
 from infer.pictures.changes_picture import CHANGE_COLORS
 from infer.pictures.timeline_chart import write_timeline_chart
 from infer.runtime.options import RunOptions
+from infer.runtime.scenes import scene_path, scene_stem
 
 #: Object colours in track.gpkg for classes whose inputs name no colour (the generator's labels).
 FALLBACK_COLORS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#999999")
@@ -65,7 +67,7 @@ def build_parser() -> OneLineArgumentParser:
                                           "registered to the first, per site a timeline of storehouses, fortified "
                                           "storehouses, cleared ground, berm length and trucks, with charts, the "
                                           "changes between consecutive dates and an HTML report.")
-    p.add_argument("dates", type=Path, nargs="+", help="result GeoJSONs or one-scene `infer run` folders, "
+    p.add_argument("dates", type=scene_path, nargs="+", help="result GeoJSONs or one-scene `infer run` folders, "
                                                        "earliest first (at least two); scenes with --model")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--model", type=Path, help="an exported .onnx model: the DATES are scenes to run it on first")
@@ -94,7 +96,7 @@ def _read_dates(args) -> list[Side]:
         options = RunOptions(score=args.score)
         model = open_model_for(args.model, args.device, options, args.dates)
         ensure_writable_folder(args.out)
-        folders = [args.out / "runs" / f"{k + 1}_{scene.stem}" for k, scene in enumerate(args.dates)]
+        folders = [args.out / "runs" / f"{k + 1}_{scene_stem(scene)}" for k, scene in enumerate(args.dates)]
         scenes = list(args.dates)
         paths = run_dates(model, args.dates, folders, options)
     return [read_side(path, scene) for path, scene in zip(paths, scenes, strict=True)]
@@ -108,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.search < 0 or args.link < 0 or args.tolerance <= 0:
         raise UsageError("--tolerance must be positive, --search and --link not negative")
     for path in args.dates:
-        if not path.exists():
+        if not path.exists() and not (args.model is not None and is_virtual(path)):  # GDAL opens those, or says
             raise UsageError(f"not found: {path}")
     try:
         sides = _read_dates(args)

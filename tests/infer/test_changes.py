@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,28 @@ def test_diff_runs_the_model_on_two_scenes(tmp_path):
         assert (tmp_path / "out" / name).is_file(), name
     changes = json.loads((tmp_path / "out" / "changes.geojson").read_text())
     assert changes["dates"][0] != changes["dates"][1] and None not in changes["dates"]
+
+
+def test_diff_and_track_run_the_model_on_scenes_inside_a_zip_archive_as_on_the_files(tmp_path):
+    from tests.infer.oracle import write_oracle
+
+    pair = tmp_path / "pair"
+    made = run_cli("train", "synth", "--out", str(pair), "--size", "512", "--seed", "3", "--second-date", "--quiet")
+    assert made.returncode == 0, made.stderr
+    model = write_oracle(tmp_path / "oracle.onnx")
+    archive = tmp_path / "dates.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zipped:
+        for name in ("scene_000.tif", "scene_000_t2.tif"):
+            zipped.write(pair / name, name)
+    virtual = [f"/vsizip/{{{archive}}}/{name}" for name in ("scene_000.tif", "scene_000_t2.tif")]
+    assert _diff(*virtual, tmp_path / "zipped", "--model", str(model)).returncode == 0
+    assert _diff(pair / "scene_000.tif", pair / "scene_000_t2.tif", tmp_path / "files", "--model",
+                 str(model)).returncode == 0
+    found = [json.loads((tmp_path / run / "changes.geojson").read_text())["features"] for run in ("zipped", "files")]
+    assert found[0] == found[1] and found[0]
+    tracked = run_cli("infer", "track", *virtual, "--model", str(model), "--out", str(tmp_path / "track"))
+    assert tracked.returncode == 0, tracked.stderr
+    assert (tmp_path / "track" / "runs" / "2_scene_000_t2" / "scene_000_t2.geojson").is_file()
 
 
 def test_diff_into_a_folder_of_another_score_is_refused_and_keeps_the_first_detections(pair, tmp_path):

@@ -26,8 +26,12 @@ def _transformer(src: str, dst: str) -> Transformer:
 
 
 def _crs_key(crs) -> str:
-    """A hashable name for a CRS given as a string, a pyproj or a rasterio CRS, without parsing strings."""
-    return crs if isinstance(crs, str) else crs.to_string()
+    """A hashable name for a CRS given as a string, a pyproj or a rasterio CRS, without parsing strings: a
+    pyproj CRS by the input it was made from (`srs`; its `to_string` costs 9 µs, paid per geometry when
+    thousands of objects are reprojected one by one)."""
+    if isinstance(crs, str):
+        return crs
+    return crs.srs if isinstance(crs, CRS) else crs.to_string()
 
 
 def transform_geometry(geom: BaseGeometry, src_crs: str | CRS, dst_crs: str | CRS) -> BaseGeometry:

@@ -153,9 +153,12 @@ def test_diff_and_track_run_the_model_on_scenes_inside_a_zip_archive_as_on_the_f
     assert (tmp_path / "track" / "runs" / "2_scene_000_t2" / "scene_000_t2.geojson").is_file()
 
 
-def test_diff_into_a_folder_of_another_score_is_refused_and_keeps_the_first_detections(pair, tmp_path):
+def test_diff_into_a_folder_of_another_score_is_refused_and_keeps_the_first_detections(tmp_path):
     from tests.infer.oracle import write_oracle
 
+    pair = tmp_path / "pair"  # small: the oracle finds an object in every cell of the synthetic imagery
+    made = run_cli("train", "synth", "--out", str(pair), "--size", "512", "--seed", "3", "--second-date", "--quiet")
+    assert made.returncode == 0, made.stderr
     model, out = write_oracle(tmp_path / "oracle.onnx"), tmp_path / "out"
     scenes = (pair / "scene_000.tif", pair / "scene_000_t2.tif")
     assert _diff(*scenes, out, "--model", str(model)).returncode == 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from infer.contract.geometry import elongated_length
 from infer.contract.label_formats import class_key, read_labels
 from infer.errors import InputError
 from infer.geo.crs import from_wgs84
-from infer.geo.geojson import located_features, read_feature_collection
+from infer.geo.geojson import finite_number, located_features, read_feature_collection
 from infer.geo.rasterenv import open_raster
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
@@ -67,15 +66,11 @@ def read_in_pixels(path: Path, scene: Path) -> tuple[list[Labeled], int, int]:
             m = inverse
             geom = affinity.affine_transform(from_wgs84(geom, crs), [m.a, m.b, m.d, m.e, m.c, m.f])
         heading, score = props.get("heading_deg"), props.get("score", 1.0)
-        if not _a_number(score):
+        if not finite_number(score):
             raise InputError(f"{path}: feature {n} has score {score!r}: a number (1 for truth, or left out)")
         out.append(Labeled(str(props["class"]), geom, float(score), "heading_deg" in props,
-                           float(heading) if _a_number(heading) else None))
+                           float(heading) if finite_number(heading) else None))
     return out, size[0], size[1]
-
-
-def _a_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def area_pieces(items: list[Labeled], region_classes: set[str]) -> list[Labeled]:

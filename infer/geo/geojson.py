@@ -7,6 +7,7 @@ never sees half a file.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,11 @@ def read_feature_collection(path: str | Path) -> dict[str, Any]:
         if not isinstance(feat, dict) or not isinstance(feat.get("properties") or {}, dict):
             raise InputError(f"{path}: feature {n} is not a GeoJSON Feature with a properties object")
     return data
+
+
+def finite_number(value: object) -> bool:
+    """Whether a property's value is a number a measure can be (JSON's `true` is not one, nor NaN)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 #: What a feature drawn as a line (a berm's ridge) needs to become an area.

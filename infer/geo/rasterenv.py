@@ -91,9 +91,7 @@ def is_virtual(path: str | Path) -> bool:
 def virtual_raster_problem(path: str | Path) -> str | None:
     """Why GDAL cannot open the virtual `path` (its reason), or None when it can."""
     try:
-        with gdal_env(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(str(path)):
-                return None
-    except RasterioIOError as exc:
-        return gdal_reason(exc)
+        with open_raster(str(path)):
+            return None
+    except InputError as exc:
+        return str(exc).removeprefix(f"cannot read {path}: ")

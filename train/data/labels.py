@@ -7,7 +7,6 @@ polygons in the scene's map CRS.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from infer.contract.codec import ObjectLabels
 from infer.errors import InputError
 from infer.geo.crs import from_wgs84, map_direction
-from infer.geo.geojson import located_features, read_feature_collection
+from infer.geo.geojson import finite_number, located_features, read_feature_collection
 from train.data.config import DatasetConfig
 
 
@@ -86,8 +85,7 @@ def read_scene_labels(path: Path, crs: CRS, config: DatasetConfig) -> SceneLabel
         rect = geom.minimum_rotated_rectangle if geom.geom_type != "Polygon" or len(geom.exterior.coords) != 5 else geom
         pts = np.asarray(rect.exterior.coords)[:4]
         heading = props.get("heading_deg") if name in directional else None
-        if heading is not None and (isinstance(heading, bool) or not isinstance(heading, int | float)
-                                    or not math.isfinite(heading)):
+        if heading is not None and not finite_number(heading):
             raise InputError(f"{path}: feature {n} ({name}) has heading_deg {heading!r}: a bearing in degrees from "
                              "true north, a number")
         # a bearing from true north, as a direction in the scene's map frame where the object is

@@ -126,6 +126,16 @@ def infer_memory_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def infer_memory_batch_table(result: dict) -> str:
+    """`bench.infer_memory --batches`: peak RSS of one scene's run at each `--batch`."""
+    m = result["machine"]
+    lines = [f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), `{m['command']}`:", "",
+             "| scene (px) | --batch | seconds | peak RSS (MiB) |", "| ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['size_px']} × {r['size_px']} | {r['batch']} | {r['seconds']} | {r['peak_rss_mib']} |"
+              for r in result["results"]]
+    return "\n".join(lines)
+
+
 def change_detection_table(result: dict) -> str:
     m, match = result["machine"], result["match"]
     lines = [
@@ -665,7 +675,8 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "train_fast": train_reference_table, "infer_speed": infer_speed_table,
     "infer_speed_fast": infer_speed_table, "infer_speed_small": infer_speed_table,
     "infer_speed_stride4": infer_speed_table,
-    "infer_memory": infer_memory_table, "region_closing": region_closing_table,
+    "infer_memory": infer_memory_table, "infer_memory_batch": infer_memory_batch_table,
+    "region_closing": region_closing_table,
     "reference_heldout_eval": evaluation_table, "pipeline_ceiling": pipeline_ceiling_table,
     "ray_overhead": ray_overhead_table, "heldout_suite": heldout_suite_table, "real_trees": real_trees_table,
     "real_trees_curve": real_trees_curve_table,

@@ -6,7 +6,8 @@ so a bare 256 would mean a 256-byte cache and re-decompress every block.
 
 Which pixels are valid is GDAL's mask of the first band, wherever a scene is
 read (`infer run`, training): its no-data value, an internal mask, or an
-alpha band after the model's bands (`holds_bands`).
+alpha band after the model's bands (`holds_bands`); never a band the model
+reads as data (`valid_pixels`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import rasterio
-from rasterio.enums import ColorInterp
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
 
 from infer.errors import InputError
 
@@ -80,6 +83,26 @@ def holds_bands(src: rasterio.io.DatasetReader, bands: int) -> bool:
     saved from QGIS), which GDAL reads as the mask: its transparent pixels are no-data. The first `bands` are
     read either way."""
     return src.count == bands or (src.count == bands + 1 and src.colorinterp[bands] == ColorInterp.alpha)
+
+
+def alpha_read_as_data(src: rasterio.io.DatasetReader, bands: int) -> bool:
+    """Whether GDAL takes the raster's mask from one of the first `bands`, which a model of `bands` bands reads
+    as data. GDAL calls the fourth band of a four-band 8-bit GeoTIFF alpha unless its writer said otherwise,
+    so an 8-bit red, green, blue, near-infrared file written with the defaults would lose its NIR zeros."""
+    return MaskFlags.alpha in src.mask_flag_enums[0] and ColorInterp.alpha in src.colorinterp[:bands]
+
+
+def valid_pixels(src: rasterio.io.DatasetReader, bands: int, window: Window | None = None,
+                 out_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """(rows, cols) bool: which pixels of `window` (all the raster when None), read at `out_shape`, hold imagery
+    for a reader of the first `bands`: GDAL's mask of the first band, nearest-resampled; all of them when that
+    mask is a band read as data (`alpha_read_as_data`: GDAL gives no other mask then, no no-data value being
+    set)."""
+    if alpha_read_as_data(src, bands):
+        if out_shape is None:
+            out_shape = (src.height, src.width) if window is None else (round(window.height), round(window.width))
+        return np.ones(out_shape, bool)
+    return src.read_masks(1, window=window, out_shape=out_shape, resampling=Resampling.nearest) > 0
 
 
 def is_virtual(path: str | Path) -> bool:

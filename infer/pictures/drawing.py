@@ -20,7 +20,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from infer.files import atomic_write
-from infer.geo.rasterenv import damaged_raster, open_raster
+from infer.geo.rasterenv import damaged_raster, open_raster, valid_pixels
 
 Color = str | tuple[int, int, int]
 BACKGROUND = (24, 24, 24)
@@ -78,11 +78,12 @@ def read_pixels(path: Path, window: Window | None, out_shape: tuple[int, int]) -
         return read_window(src, window, out_shape)
 
 
-def read_valid(path: Path, out_shape: tuple[int, int]) -> np.ndarray:
-    """(rows, cols) bool: where the raster has valid pixels, in one decimated read of its mask."""
+def read_valid(path: Path, bands: int, out_shape: tuple[int, int]) -> np.ndarray:
+    """(rows, cols) bool: where the raster has valid pixels for a reader of its first `bands`, in one decimated
+    read of its mask (`valid_pixels`)."""
     with open_raster(path) as src:
         try:
-            return src.read_masks(1, out_shape=out_shape, resampling=Resampling.nearest) > 0
+            return valid_pixels(src, bands, out_shape=out_shape)
         except RasterioIOError as exc:
             raise damaged_raster(Path(path), exc) from None
 

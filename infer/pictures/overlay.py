@@ -59,7 +59,7 @@ def read_overview(grid: SceneGrid, max_side: int = OVERVIEW_SIDE) -> Overview:
     """The imagery the overview is drawn on, in one decimated read of the scene."""
     shape, factor = overview_shape(grid, max_side)
     pixels, dtype = read_pixels(grid.path, None, shape)
-    return Overview(to_rgb(pixels, display_scale(pixels, dtype)), factor, read_valid(grid.path, shape))
+    return Overview(to_rgb(pixels, display_scale(pixels, dtype)), factor, read_valid(grid.path, grid.count, shape))
 
 
 class OverviewCanvas:

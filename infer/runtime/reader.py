@@ -34,6 +34,7 @@ from infer.geo.rasterenv import (
     holds_bands,
     is_virtual,
     open_raster,
+    valid_pixels,
 )
 from infer.runtime.scenes import scene_name, scene_stem
 from infer.runtime.tiling import Tile, tile_grid
@@ -124,7 +125,7 @@ def _to_bytes_hint(src: rasterio.io.DatasetReader, name: str, stem: str, bands: 
     shape = (max(1, int(src.height / factor)), max(1, int(src.width / factor)))
     count = min(bands, src.count)
     pixels = src.read(list(range(1, count + 1)), out_shape=(count, *shape), resampling=Resampling.nearest)
-    valid = src.read_masks(1, out_shape=shape, resampling=Resampling.nearest) > 0
+    valid = valid_pixels(src, count, out_shape=shape)
     if not valid.any():
         return ""
     low, high = (float(v) for v in np.percentile(pixels[:, valid], STRETCH_PERCENTILES))
@@ -183,15 +184,15 @@ class TileReader:
             with lock or nullcontext():
                 data = src.read(list(range(1, g.count + 1)), window=window, out_shape=(g.count, rows, cols),
                                 resampling=resampling, masked=False)
-                mask = src.read_masks(1, window=window, out_shape=(rows, cols), resampling=Resampling.nearest)
+                inside = valid_pixels(src, g.count, window, (rows, cols))
         except RasterioIOError as exc:
             raise damaged_raster(g.path, exc, (tile.row, tile.col)) from None
-        pixels, valid = data, mask > 0
+        pixels, valid = data, inside
         if (rows, cols) != (tile.height, tile.width):
             padding = ((0, tile.height - rows), (0, tile.width - cols))
             pixels = np.pad(pixels, ((0, 0), *padding), mode="symmetric")
             valid = np.pad(valid, padding)
-            mirrored = np.pad(mask > 0, padding, mode="symmetric")
+            mirrored = np.pad(inside, padding, mode="symmetric")
         else:
             mirrored = valid
         if mirrored.all() or not mirrored.any():

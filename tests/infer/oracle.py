@@ -31,8 +31,8 @@ def _constant(name: str, values) -> onnx.TensorProto:
                                    name)
 
 
-def oracle_graph() -> onnx.GraphProto:
-    """image (B, 3, H, W) → heatmap (B, 2, H/4, W/4), box (B, 7, H/4, W/4), mask (B, 2, H, W), built op by op.
+def oracle_graph(bands: int = 3) -> onnx.GraphProto:
+    """image (B, `bands`, H, W) → heatmap (B, 2, H/4, W/4), box (B, 7, H/4, W/4), mask (B, 2, H, W), built op by op.
 
     Heatmap logits: 40 (mean of band 0 over the 4 x 4 cell - 0.5) for storehouses, -20 for trucks, kept at
     3 x 3 peaks as the exported models do; box: every cell a 24 x 16 px box facing east; mask: berm
@@ -64,7 +64,7 @@ def oracle_graph() -> onnx.GraphProto:
                      for band, start in (("band0", 0), ("band1", 1))]
     initializers += [numpy_helper.from_array(np.array([end], np.int64), f"{band}_end")
                      for band, end in (("band0", 1), ("band1", 2))]
-    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["b", 3, "h", "w"])
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["b", bands, "h", "w"])
     shapes = (["b", 2, "h4", "w4"], ["b", 7, "h4", "w4"], ["b", 2, "h", "w"])
     outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
                for name, shape in zip(OUTPUT_NAMES, shapes, strict=True)]
@@ -72,12 +72,14 @@ def oracle_graph() -> onnx.GraphProto:
 
 
 def write_oracle(path: Path, tile: int = 256, overlap: int = 64, classes: tuple = FOUR_CLASS_INFOS,
-                 graph_input: str = "raw", provenance: dict | None = None) -> Path:
+                 graph_input: str = "raw", provenance: dict | None = None,
+                 bands: tuple[str, ...] = ("red", "green", "blue")) -> Path:
     """The oracle as an export writes it (taking uint8 pixels), or with `graph_input` "normalized" as
-    files exported before did (taking float32 the runtime normalized); `provenance` as an export records it."""
-    proto = helper.make_model(oracle_graph(), opset_imports=[helper.make_opsetid("", 17)])
+    files exported before did (taking float32 the runtime normalized); `provenance` as an export records it;
+    `bands` the model's (those after the second are read and not used)."""
+    proto = helper.make_model(oracle_graph(len(bands)), opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8
-    info = ModelInfo(classes, ("red", "green", "blue"), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0.5, tile, overlap,
+    info = ModelInfo(classes, bands, (0.0,) * len(bands), (1.0,) * len(bands), 0.5, tile, overlap,
                      dtype="uint8", graph_input=graph_input, provenance=provenance or {})
     if graph_input == "raw":
         proto = normalizing_input(proto, info)

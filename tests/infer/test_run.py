@@ -25,7 +25,7 @@ from infer.geo.crs import from_wgs84
 from infer.runtime.claims import LOCK_FOLDER
 from infer.runtime.tiling import tile_grid
 from tests.helpers import convergence_deg, run_cli, served
-from tests.infer.oracle import LENGTH_PX, ORIGIN, WIDTH_PX, plant, write_scene
+from tests.infer.oracle import LENGTH_PX, ORIGIN, WIDTH_PX, plant, write_oracle, write_scene
 
 SIZE = 640
 
@@ -366,6 +366,29 @@ def test_an_alpha_band_after_the_models_bands_is_read_as_the_scenes_mask(oracle,
     seen = shapely.geometry.shape(json.loads((tmp_path / "rgba" / "rgba.geojson").read_text())["footprint"])
     whole = shapely.geometry.shape(json.loads((tmp_path / "rgb" / "rgb.geojson").read_text())["footprint"])
     assert seen.area == pytest.approx(whole.area * (1 - (160 / 512) ** 2), rel=0.02)
+
+
+def test_the_near_infrared_band_gdal_calls_alpha_is_data_for_a_four_band_model(tmp_path):
+    """GDAL calls the fourth band of a four-band 8-bit GeoTIFF written with the defaults alpha. For a red, green,
+    blue, near-infrared model that band is data: its zeros (water, shadow) are not no-data, so the storehouse
+    over them is found and the footprint is the whole scene, as for the same file with the band undefined."""
+    model = write_oracle(tmp_path / "rgbn.onnx", bands=("red", "green", "blue", "nir"))
+    pixels = plant(512, 512, [(102, 102), (302, 202), (402, 402)], [(300, 40, 312, 480)])
+    nir = np.full((1, 512, 512), 90, np.uint8)
+    nir[:, 352:, 352:] = 0  # water under the third storehouse
+    profile = {"driver": "GTiff", "width": 512, "height": 512, "count": 4, "dtype": "uint8", "crs": "EPSG:32637",
+               "transform": Affine(0.5, 0, ORIGIN[0], 0, -0.5, ORIGIN[1])}
+    for name, options in (("defaults", {}), ("undefined", {"alpha": "UNSPECIFIED"})):
+        with rasterio.open(tmp_path / f"{name}.tif", "w", **profile, **options) as dst:
+            dst.write(np.concatenate([pixels, nir]))
+    with rasterio.open(tmp_path / "defaults.tif") as src:
+        assert src.colorinterp[3] == rasterio.enums.ColorInterp.alpha
+    for name in ("defaults", "undefined"):
+        assert _run(model, [tmp_path / f"{name}.tif"], tmp_path / name).returncode == 0
+    found = [json.loads((tmp_path / name / f"{name}.geojson").read_text()) for name in ("defaults", "undefined")]
+    assert _objects(tmp_path / "defaults" / "defaults.geojson") == _objects(tmp_path / "undefined" / "undefined.geojson")
+    assert len(_objects(tmp_path / "defaults" / "defaults.geojson")) == 3
+    assert found[0]["footprint"] == found[1]["footprint"]
 
 
 def test_scenes_inside_a_zip_archive_run_where_they_are_as_the_files_would(oracle, seam_scene, tmp_path):

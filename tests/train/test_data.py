@@ -280,6 +280,37 @@ def test_an_rgba_training_scene_is_read_as_infer_run_reads_it(tmp_path, tiny_dat
         assert chip.count == 3 and chip.dataset_mask().all()
 
 
+def test_a_near_infrared_band_gdal_calls_alpha_is_data_in_training(tmp_path):
+    """An 8-bit red, green, blue, near-infrared scene written with GDAL's defaults (its fourth band flagged alpha)
+    for a four-band dataset: every pixel is valid, its NIR zeros included, in chips, statistics and `train
+    chips`, whose chips keep the band as data."""
+    import rasterio
+
+    synth_main(["--out", str(tmp_path), "--size", "512", "--seed", "5", "--bands", "rgbn", "--quiet"])
+    with rasterio.open(tmp_path / "scene_000.tif") as src:
+        pixels, profile = src.read(), src.profile
+    pixels[3, 300:, 300:] = 0  # water: no near-infrared
+    profile.pop("photometric", None)
+    profile.update(nodata=None)
+    defaults = tmp_path / "defaults.tif"
+    with rasterio.open(defaults, "w", **profile) as dst:
+        dst.write(pixels)
+    with rasterio.open(defaults) as src:
+        assert src.colorinterp[3] == rasterio.enums.ColorInterp.alpha
+    config = load_dataset_config(write_dataset_yaml(tmp_path, train=".", val=".",
+                                                    bands=["red", "green", "blue", "nir"]))
+    sample = SceneWindows([open_scene(defaults, tmp_path / "scene_000.geojson", config)], chip_size=512).read(0, 0, 0)
+    assert sample.valid.all() and np.array_equal(sample.image, pixels.astype(np.float32))
+    stats = compute_stats([defaults], 4)
+    assert stats.mean == pytest.approx(tuple(pixels.reshape(4, -1).mean(axis=1)), rel=1e-4)
+    cut_chips(defaults, tmp_path / "scene_000.geojson", tmp_path / "chips", config, size=256)
+    chips = sorted((tmp_path / "chips" / "images").glob("*.tif"))
+    assert len(chips) == 4
+    for chip in chips:
+        with rasterio.open(chip) as src:
+            assert src.colorinterp[3] != rasterio.enums.ColorInterp.alpha and src.dataset_mask().all()
+
+
 def test_a_chips_valid_pixels_are_gdals_mask_of_the_scene(tmp_path, tiny_dataset):
     """However it is found (from band 1 already read, or GDAL's mask band), a chip's validity is GDAL's mask:
     what `infer run` reads."""

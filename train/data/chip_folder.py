@@ -21,7 +21,7 @@ from rasterio.features import rasterize
 from shapely.geometry import Polygon, box
 
 from infer.errors import InputError
-from infer.geo.rasterenv import open_raster
+from infer.geo.rasterenv import open_raster, valid_pixels
 from train.data.chips import ANNOTATIONS, PILLOW_SUFFIXES, read_json
 from train.data.config import DatasetConfig
 from train.data.labels import object_sides
@@ -220,7 +220,7 @@ def _read_image(path: Path) -> tuple[np.ndarray, np.ndarray]:
         return _read_pillow(path)
     try:
         with open_raster(path) as src:
-            return src.read().astype(np.float32), src.dataset_mask() > 0
+            return src.read().astype(np.float32), valid_pixels(src, src.count)
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
 

@@ -159,7 +159,8 @@ def _write_chip(path: Path, sample: RawSample, transform: Affine, meta: dict[str
     count, height, width = image.shape
     with atomic_write(path, suffix=".tif") as temporary, gdal_env(), rasterio.open(
             temporary, "w", driver="GTiff", width=width, height=height, count=count, dtype=meta["dtype"],
-            crs=meta["crs"], transform=transform, nodata=meta["nodata"], compress="deflate") as dst:
+            crs=meta["crs"], transform=transform, nodata=meta["nodata"], compress="deflate",
+            alpha="unspecified") as dst:  # a fourth 8-bit band is data (near-infrared), not alpha
         dst.write(image)
         dst.descriptions = meta["descriptions"]
         if meta["nodata"] is None and not sample.valid.all():

@@ -17,7 +17,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 
 from infer.errors import InputError
-from infer.geo.rasterenv import damaged_raster, open_raster
+from infer.geo.rasterenv import damaged_raster, open_raster, valid_pixels
 from train.data.config import DatasetConfig
 
 SAMPLE_SIDE = 1024  # each scene is read decimated to at most this many pixels a side
@@ -52,7 +52,7 @@ def compute_stats(scenes: list[Path], bands: int | None = None) -> BandStats:
             try:
                 pixels = src.read(list(range(1, count + 1)), out_shape=(count, *shape),
                                   resampling=Resampling.nearest).reshape(count, -1)
-                valid = src.read_masks(1, out_shape=shape, resampling=Resampling.nearest).reshape(-1) > 0
+                valid = valid_pixels(src, count, out_shape=shape).reshape(-1)
             except RasterioIOError as exc:
                 raise damaged_raster(Path(path), exc) from None
             samples.append(pixels[:, valid].astype(np.float64))

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 
 from infer.errors import InputError
 from infer.geo.gsd import check_rectified, check_upsampling, scene_gsd
-from infer.geo.rasterenv import damaged_raster, gdal_env, holds_bands, open_raster
+from infer.geo.rasterenv import damaged_raster, gdal_env, holds_bands, open_raster, valid_pixels
 from infer.geo.vector_files import LABEL_SUFFIXES
 from train.data.config import DatasetConfig
 from train.data.labels import (
@@ -197,8 +197,7 @@ def _read_padded(src: rasterio.io.DatasetReader, col: float, row: float, span: f
         # GDAL's no-data mask is band 1 against the value: read already (reading it again cost 13 % a chip)
         valid[out_r0:out_r1, out_c0:out_c1] = image[0, out_r0:out_r1, out_c0:out_c1] != src.nodata
     else:
-        valid[out_r0:out_r1, out_c0:out_c1] = src.read_masks(1, window=window, out_shape=shape,
-                                                             resampling=Resampling.nearest) > 0
+        valid[out_r0:out_r1, out_c0:out_c1] = valid_pixels(src, bands, window, shape)
     return image, valid
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,10 +78,13 @@ def atomic_write(path: str | Path, suffix: str = "") -> Iterator[Path]:
 
 
 @contextmanager
-def output_set(folder: Path) -> Iterator[Path]:
+def output_set(folder: Path, replaces: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a hidden folder in `folder` to write a set of outputs into, under their final names (subfolders
     too); leaving the block without an error moves each over its final name in `folder`, an error moves none
-    (an `OSError` becomes `OutputError` naming `folder`). The folder is removed either way."""
+    (an `OSError` becomes `OutputError` naming `folder`). The folder is removed either way.
+
+    `replaces`: glob patterns (in `folder`) of files an earlier set may hold and this one need not (one chart
+    per site, fewer sites now): once the new set stands, those it does not hold are removed."""
     folder = Path(folder)
     remove_stale_partials(folder / "outputs")
     staging = partial_path(folder / "outputs")
@@ -89,10 +92,14 @@ def output_set(folder: Path) -> Iterator[Path]:
     try:
         staging.mkdir(parents=True)
         yield staging
+        moved = set()
         for source in sorted(p for p in staging.rglob("*") if p.is_file()):
             target = folder / source.relative_to(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
+            moved.add(target)
+        for old in {p for pattern in replaces for p in folder.glob(pattern)} - moved:
+            old.unlink(missing_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot write {folder}: {write_failure(exc)}") from None
     finally:

@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = lines or ["no site at any date"]
     notes = [n for n in (dates_out_of_order(sides), different_models(sides, [s.date or s.source.name for s in sides]))
              if n]
-    with output_set(args.out) as staged:  # the whole set, or none of it
+    with output_set(args.out, replaces=["charts/site_*.png"]) as staged:  # the whole set, or none of it
         _write_outputs(staged, tracking, sides, labels, rules, lines, notes)
     print("\n".join([*notes, *lines]))
     print(f"wrote {args.out / 'report.html'}, {', '.join(FILES)} and charts/")

@@ -267,6 +267,23 @@ def test_dates_given_out_of_time_order_are_said_first(tmp_path):
     assert ordered.returncode == 0 and "note:" not in ordered.stdout
 
 
+def test_a_rerun_with_fewer_sites_leaves_no_chart_of_the_sites_gone(tmp_path):
+    """Three sites 1 km apart, then the same folder tracked again with one: its charts are the new run's, the
+    other sites' charts are gone (the report links only the new ones), and what else the folder holds stays."""
+    x0, y0 = ORIGIN
+    houses = [("storehouse", shapely.box(x0 + 1000 * i, y0 - 20, x0 + 1000 * i + 12, y0 - 12)) for i in range(3)]
+    out = tmp_path / "out"
+    for n in (3, 1):
+        dates = [_dated(tmp_path / f"{n}_{d}.geojson", d, houses[:n]) for d in ("2026-03-01", "2026-03-20")]
+        assert run_cli("infer", "track", *map(str, dates), "--out", str(out)).returncode == 0
+        if n == 3:
+            assert sorted(p.name for p in (out / "charts").iterdir()) == [
+                "area.png", "site_001.png", "site_002.png", "site_003.png"]
+            (out / "charts" / "notes.txt").write_text("mine")
+    assert sorted(p.name for p in (out / "charts").iterdir()) == ["area.png", "notes.txt", "site_001.png"]
+    assert len(json.loads((out / "timeline.json").read_text())["sites"]) == 1
+
+
 def test_a_model_with_its_own_class_names_is_tracked_through_the_role_options(tmp_path):
     """A compound of 'building's walled by 'bund', as another dataset names them: found with the roles
     mapped, refused in one line when a role names a class the runs' model lacks."""

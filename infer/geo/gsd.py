@@ -12,6 +12,7 @@ refused: the network was trained on square metres.
 from __future__ import annotations
 
 import math
+from pathlib import PurePosixPath
 
 from affine import Affine
 from pyproj import CRS, Geod, Transformer
@@ -117,10 +118,15 @@ def check_rectified(name: str, src, model_gsd: float | None = None) -> None:
         pass
     how, options, dem = ((f"{len(gcps)} ground control points", "", "") if gcps else
                          ("RPCs", " -rpc", "; add -to RPC_DEM=dem.tif to correct for terrain"))
-    stem = name.rsplit(".", 1)[0]
+    stem = _stem(name)
     raise InputError(f"{name} has no geotransform, only {how}: where its pixels lie and their size are known only "
                      f"through a warp; orthorectify it first, e.g. {_gdalwarp(centre, model_gsd, options)} -of VRT "
                      f"{name} {stem}_ortho.vrt (a .vrt runs as a scene{dem})")
+
+
+def _stem(name: str) -> str:
+    """The name a suggested command's output takes after: the file's, without its suffix (`/vsicurl/…/a.tif`: a)."""
+    return PurePosixPath(name).stem if name.startswith("/vsi") else name.rsplit(".", 1)[0]
 
 
 def _gdalwarp(centre: tuple[float, float] | None, model_gsd: float | None, options: str = "") -> str:
@@ -139,7 +145,7 @@ def _not_square(name: str, transform: Affine, crs: CRS, width: int, height: int,
         centre = Transformer.from_crs(crs, CRS.from_epsg(4326), always_xy=True).transform(x, y, errcheck=True)
     except Exception:  # no centre in lon/lat: suggest the resolution alone
         pass
-    stem = name.rsplit(".", 1)[0]
+    stem = _stem(name)
     return (f"{name} {why}; reproject it to square metre pixels first, e.g. "
             f"{_gdalwarp(centre, model_gsd)} {name} {stem}_utm.tif")
 

@@ -36,7 +36,7 @@ from infer.geo.rasterenv import (
     open_raster,
     valid_pixels,
 )
-from infer.runtime.scenes import scene_name, scene_stem
+from infer.runtime.scenes import scene_name, scene_source, scene_stem
 from infer.runtime.tiling import Tile, tile_grid
 
 
@@ -82,6 +82,7 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
     """Check a scene can be read for a model with `bands` bands of `dtype`; one clear error if not."""
     path = Path(path)
     name, stem = scene_name(path), scene_stem(path)  # a URL's file, not its percent-encoded path
+    source = scene_source(path)  # what the suggested gdal_translate or gdalwarp reads
     if not is_virtual(path) and not path.exists():
         raise InputError(f"scene not found: {path}")
     try:
@@ -90,15 +91,15 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
             with rasterio.open(path) as src:
                 if not holds_bands(src, bands):
                     hint = (f"; pick {bands} in the model's order, e.g. gdal_translate -of VRT "
-                            f"{' '.join(f'-b {b + 1}' for b in range(bands))} {name} {stem}_bands.vrt "
+                            f"{' '.join(f'-b {b + 1}' for b in range(bands))} {source} {stem}_bands.vrt "
                             "(a .vrt runs as a scene)") if src.count > bands else ""
                     raise InputError(f"{name} has {src.count} bands, the model expects {bands}{hint}")
                 if dtype is not None and src.dtypes[0] != dtype:
                     raise InputError(f"{name} has {src.dtypes[0]} pixels, the model was trained on {dtype}"
-                                     f"{_to_bytes_hint(src, name, stem, bands) if dtype == 'uint8' else ''}")
-                check_rectified(name, src, model_gsd)
+                                     f"{_to_bytes_hint(src, source, stem, bands) if dtype == 'uint8' else ''}")
+                check_rectified(source, src, model_gsd)
                 georeferenced = src.crs is not None and not src.transform.is_identity
-                source_gsd = (scene_gsd(name, src.transform, src.crs, src.width, src.height, model_gsd)
+                source_gsd = (scene_gsd(source, src.transform, src.crs, src.width, src.height, model_gsd)
                               if georeferenced else model_gsd)
                 check_upsampling(name, source_gsd, model_gsd)
                 # within the tolerance of the model's GSD a scene is read as it is
@@ -117,10 +118,10 @@ STRETCH_PERCENTILES = (2.0, 98.0)
 STRETCH_SAMPLE_SIDE = 512
 
 
-def _to_bytes_hint(src: rasterio.io.DatasetReader, name: str, stem: str, bands: int) -> str:
+def _to_bytes_hint(src: rasterio.io.DatasetReader, source: str, stem: str, bands: int) -> str:
     """How to show a deeper scene (11 or 16 bits: most satellite imagery) to an 8-bit model: a VRT stretching
     the range that holds its ground (`STRETCH_PERCENTILES` of its valid pixels, all bands together, from a
-    decimated read) to 0-255. Empty when it has no valid pixel."""
+    decimated read) to 0-255, `source` its input (`scene_source`). Empty when it has no valid pixel."""
     factor = max(1.0, max(src.width, src.height) / STRETCH_SAMPLE_SIDE)
     shape = (max(1, int(src.height / factor)), max(1, int(src.width / factor)))
     count = min(bands, src.count)
@@ -130,7 +131,7 @@ def _to_bytes_hint(src: rasterio.io.DatasetReader, name: str, stem: str, bands: 
         return ""
     low, high = (float(v) for v in np.percentile(pixels[:, valid], STRETCH_PERCENTILES))
     high = max(high, low + 1)
-    return (f"; stretch it to 8 bits, e.g. gdal_translate -ot Byte -scale {low:g} {high:g} 0 255 -of VRT {name} "
+    return (f"; stretch it to 8 bits, e.g. gdal_translate -ot Byte -scale {low:g} {high:g} 0 255 -of VRT {source} "
             f"{stem}_8bit.vrt (its {STRETCH_PERCENTILES[0]:g}th to {STRETCH_PERCENTILES[1]:g}th percentiles; "
             "a .vrt runs as a scene)")
 

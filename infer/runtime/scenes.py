@@ -53,6 +53,15 @@ def scene_name(scene: Path) -> str:
     return PurePosixPath(urllib.parse.urlsplit(url).path).name if url is not None else scene.name
 
 
+def scene_source(scene: Path) -> str:
+    """How a GDAL command (the `gdal_translate` or `gdalwarp` a refusal suggests) names the scene: a local file
+    by its name, a virtual one by its GDAL path, a URL as `/vsicurl/` and the URL."""
+    url = scene_url(scene)
+    if url is not None:
+        return "/vsicurl/" + url
+    return str(scene) if is_virtual(scene) else scene.name
+
+
 def scene_stem(scene: Path) -> str:
     """What a scene's outputs are named after (`scene.geojson`, …): its file name without the suffix."""
     return PurePosixPath(scene_name(scene)).stem
@@ -123,4 +132,5 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return str(a) == str(b)
 
 
-__all__ = ["SCENE_SUFFIXES", "same_file", "scene_list", "scene_name", "scene_path", "scene_stem", "scene_url"]
+__all__ = ["SCENE_SUFFIXES", "same_file", "scene_list", "scene_name", "scene_path", "scene_source", "scene_stem",
+           "scene_url"]

@@ -424,7 +424,8 @@ def test_scenes_inside_a_zip_archive_run_where_they_are_as_the_files_would(oracl
 def test_scenes_at_an_http_url_run_where_they_are_named_after_their_file(oracle, seam_scene, tmp_path):
     """A URL (here a local server answering byte ranges, as object stores do) reads through GDAL's /vsicurl/:
     the outputs are named after the URL's file, have the bytes the file's run gives, a rerun skips the scene, and
-    a URL of a list file works too; one that answers 404 is one line before any work."""
+    a URL of a list file works too; one that answers 404 is one line before any work; a refusal's hint reads the
+    URL."""
     shutil.copy(seam_scene, tmp_path / "seams.tif")
     assert _run(oracle, [tmp_path / "seams.tif"], tmp_path / "files").returncode == 0
     with served(tmp_path) as base:
@@ -436,6 +437,14 @@ def test_scenes_at_an_http_url_run_where_they_are_named_after_their_file(oracle,
         again = run_cli("infer", "run", str(oracle), str(tmp_path / "list.txt"), "--out", str(tmp_path / "web"))
         assert again.returncode == 0 and "1 scene(s) done (0 by this run)" in again.stdout, again.stdout
         missing = run_cli("infer", "run", str(oracle), f"{base}/nothere.tif", "--out", str(tmp_path / "none"))
+        write_scene(tmp_path / "five.tif", np.zeros((5, 64, 64), np.uint8))
+        assert _run(oracle, [f"{base}/five.tif"], tmp_path / "five").returncode == 1
+        error = json.loads((tmp_path / "five" / "summary.json").read_text())["scenes"][0]["error"]
+        # the refusal's gdal_translate reads the URL, a GDAL path that opens
+        assert f"-b 1 -b 2 -b 3 /vsicurl/{base}/five.tif five_bands.vrt" in error
+        opened = subprocess.run([sys.executable, "-c", f"import rasterio; print(rasterio.open('/vsicurl/{base}/five.tif')"
+                                 ".count)"], capture_output=True, text=True)  # not in this process: it serves
+        assert opened.stdout.strip() == "5", opened.stderr
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "scene not found" in missing.stderr
     assert not (tmp_path / "none").exists()
     entry = json.loads((tmp_path / "web" / "summary.json").read_text())["scenes"][0]

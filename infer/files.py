@@ -14,6 +14,7 @@ earlier set as it was, not the failed run's first files beside its rest.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -77,6 +78,40 @@ def atomic_write(path: str | Path, suffix: str = "") -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+#: The hidden folder of an output folder that holds its lock files.
+LOCK_FOLDER = ".sitewatch"
+
+
+def lock_path(out_dir: Path, name: str) -> Path:
+    """The lock file for `name` (a scene's stem, a summary's file name, a set of outputs) in `out_dir`."""
+    return out_dir / LOCK_FOLDER / "locks" / f"{name}.lock"
+
+
+@contextmanager
+def locked(path: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive `flock` on `path` for the block; yields False (and holds nothing) when `wait` is
+    False and another process holds it.
+
+    The kernel drops the lock when the process ends, however it ends (a kill, a crash). Lock files stay
+    where they are: unlinking one another process may be waiting on would let two processes hold locks
+    on two different files.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise OutputError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
 @contextmanager
 def output_set(folder: Path, replaces: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a hidden folder in `folder` to write a set of outputs into, under their final names (subfolders
@@ -84,7 +119,10 @@ def output_set(folder: Path, replaces: Sequence[str] = ()) -> Iterator[Path]:
     (an `OSError` becomes `OutputError` naming `folder`). The folder is removed either way.
 
     `replaces`: glob patterns (in `folder`) of files an earlier set may hold and this one need not (one chart
-    per site, fewer sites now): once the new set stands, those it does not hold are removed."""
+    per site, fewer sites now): once the new set stands, those it does not hold are removed.
+
+    Two runs writing sets into one folder at once move theirs one after the other (`locked`), so the
+    folder holds one run's whole set, never a mix of both."""
     folder = Path(folder)
     remove_stale_partials(folder / "outputs")
     staging = partial_path(folder / "outputs")
@@ -92,14 +130,15 @@ def output_set(folder: Path, replaces: Sequence[str] = ()) -> Iterator[Path]:
     try:
         staging.mkdir(parents=True)
         yield staging
-        moved = set()
-        for source in sorted(p for p in staging.rglob("*") if p.is_file()):
-            target = folder / source.relative_to(staging)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
-            moved.add(target)
-        for old in {p for pattern in replaces for p in folder.glob(pattern)} - moved:
-            old.unlink(missing_ok=True)
+        with locked(lock_path(folder, "outputs")):
+            moved = set()
+            for source in sorted(p for p in staging.rglob("*") if p.is_file()):
+                target = folder / source.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+                moved.add(target)
+            for old in {p for pattern in replaces for p in folder.glob(pattern)} - moved:
+                old.unlink(missing_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot write {folder}: {write_failure(exc)}") from None
     finally:
@@ -122,4 +161,5 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-__all__ = ["atomic_write", "output_set", "partial_path", "remove_stale_partials", "write_failure", "write_text_atomic"]
+__all__ = ["LOCK_FOLDER", "atomic_write", "lock_path", "locked", "output_set", "partial_path", "remove_stale_partials",
+           "write_failure", "write_text_atomic"]

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from infer.contract.schema import ClassSchema
 from infer.errors import InputError, UsageError
-from infer.files import remove_stale_partials, write_text_atomic
-from infer.runtime.claims import lock_path, locked
+from infer.files import lock_path, locked, remove_stale_partials, write_text_atomic
 from infer.runtime.scenes import same_file, scene_stem
 
 if TYPE_CHECKING:  # options import this module's output names

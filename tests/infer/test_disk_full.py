@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from infer.errors import OutputError
-from infer.files import write_text_atomic
-from infer.runtime.claims import LOCK_FOLDER
+from infer.files import LOCK_FOLDER, write_text_atomic
 from synth.cli import main as synth_main
 from tests.helpers import run_cli
 from tests.infer.oracle import plant, write_oracle, write_scene
@@ -105,4 +104,4 @@ def test_a_set_of_outputs_that_fills_the_disk_leaves_the_earlier_set_whole(small
     assert len(errors) == 1 and "No space left on device" in errors[0], result.stderr
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after.keys() == before.keys() and all(after[k] == before[k] for k in before)
-    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [LOCK_FOLDER]  # no staging folder left

@@ -11,7 +11,10 @@ import pytest
 
 from infer.errors import OutputError
 from infer.files import (
+    LOCK_FOLDER,
     atomic_write,
+    lock_path,
+    locked,
     output_set,
     partial_path,
     remove_stale_partials,
@@ -62,8 +65,8 @@ def test_a_set_of_outputs_appears_together_and_a_killed_ones_folder_is_cleared(t
         write_text_atomic(staged / "a.txt", "new a\n")
         (staged / "charts").mkdir()
         write_text_atomic(staged / "charts" / "c.txt", "new c\n")
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
-        "a.txt", "b.txt", "charts/c.txt"]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
+                  if p.is_file() and LOCK_FOLDER not in p.parts) == ["a.txt", "b.txt", "charts/c.txt"]
     assert (tmp_path / "a.txt").read_text() == "new a\n" and (tmp_path / "charts" / "c.txt").read_text() == "new c\n"
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -73,3 +76,24 @@ def test_a_set_of_outputs_appears_together_and_a_killed_ones_folder_is_cleared(t
     with output_set(tmp_path):
         pass
     assert not killed.exists()
+
+
+def test_two_runs_move_their_sets_into_one_folder_one_after_the_other(tmp_path):
+    """While one run moves its set (here: this test holding the folder's lock), another run's set waits, whole,
+    and appears once the first is done: the folder never holds a mix of two sets."""
+    script = ("import sys; from pathlib import Path; from infer.files import output_set, write_text_atomic\n"
+              "with output_set(Path(sys.argv[1])) as staged:\n"
+              "    write_text_atomic(staged / 'a.txt', 'second a'); write_text_atomic(staged / 'b.txt', 'second b')\n"
+              "    print('staged', flush=True)\n")
+    with locked(lock_path(tmp_path, "outputs")):
+        second = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        assert second.stdout.readline() == "staged\n"
+        try:
+            second.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        assert second.returncode is None and not (tmp_path / "a.txt").exists()
+        write_text_atomic(tmp_path / "a.txt", "first a")
+        write_text_atomic(tmp_path / "b.txt", "first b")
+    assert second.wait(timeout=30) == 0
+    assert [(tmp_path / n).read_text() for n in ("a.txt", "b.txt")] == ["second a", "second b"]

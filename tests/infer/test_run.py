@@ -21,8 +21,8 @@ import shapely
 from affine import Affine
 from PIL import Image
 
+from infer.files import LOCK_FOLDER
 from infer.geo.crs import from_wgs84
-from infer.runtime.claims import LOCK_FOLDER
 from infer.runtime.tiling import tile_grid
 from tests.helpers import convergence_deg, run_cli, served
 from tests.infer.oracle import LENGTH_PX, ORIGIN, WIDTH_PX, plant, write_oracle, write_scene

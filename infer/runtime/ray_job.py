@@ -93,16 +93,17 @@ def run_on_ray(model: Path, device: str, engine_cache: Path | None, scenes: list
 def _connect(ray, plan: RayPlan) -> None:
     """A local cluster started, or the one at `plan.address` joined; `UsageError` in one line if not.
 
-    Joining, Ray's native client retries for minutes and writes a warning a second to stderr, so a head
-    address that nothing listens at is told at once, and what Ray writes while joining is shown only if
-    it joins.
+    Joining, Ray's native client retries for minutes and writes a warning a second to stderr: 14 minutes
+    for an address where another service answers (a head's dashboard, 8265, given for its GCS). So an
+    address that is not a GCS is told at once (`_not_a_gcs`), and what Ray writes while joining is shown
+    only if it joins.
     """
     if plan.address is None:
         ray.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR)
         return
-    if (unreachable := _unreachable(plan.address)) is not None:
-        raise UsageError(f"cannot join the Ray cluster at {plan.address}: {unreachable}")
+    if (problem := _not_a_gcs(plan.address)) is not None:
+        raise UsageError(f"cannot join the Ray cluster at {plan.address}: {problem}")
     with tempfile.TemporaryFile() as held:
         sys.stderr.flush()
         stderr = os.dup(2)
@@ -119,16 +120,32 @@ def _connect(ray, plan: RayPlan) -> None:
         sys.stderr.write(held.read().decode(errors="replace"))
 
 
-def _unreachable(address: str, timeout_s: float = 10.0) -> str | None:
-    """Why nothing answers at a head's `host:port`, or None when something does (or the address is not of
-    that form, such as "auto", which Ray resolves itself)."""
+#: What a client sends first on an HTTP/2 connection (RFC 9113, 3.4): the preface and an empty SETTINGS frame.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+#: The type of an HTTP/2 SETTINGS frame, a server's first (byte 3 of a frame's header).
+HTTP2_SETTINGS = 4
+
+
+def _not_a_gcs(address: str, timeout_s: float = 10.0) -> str | None:
+    """Why a head's `host:port` is not its GCS, or None when it may be (or the address is not of that form,
+    such as "auto", which Ray resolves itself): nothing answers there, or what answers does not speak
+    gRPC's HTTP/2 (a GCS answers the client's preface with its SETTINGS frame)."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         return None
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as connection:
+            connection.settimeout(timeout_s)
+            connection.sendall(HTTP2_PREFACE)
+            header = connection.recv(9)
+    except TimeoutError:
+        header = b""
     except OSError as exc:
         return f"nothing answers at {address} ({exc.strerror or type(exc).__name__})"
+    if len(header) < 4 or header[3] != HTTP2_SETTINGS:
+        return (f"what answers at {address} is not a Ray GCS (it does not speak gRPC); give the head's GCS "
+                "address, HOST:6379 unless `ray start --head --port` set another (`ray status` on the head "
+                "shows it), not its dashboard's (8265)")
     return None
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli, served
 from tests.infer.oracle import plant, write_scene
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
@@ -143,4 +143,17 @@ def test_a_head_address_nothing_answers_at_is_one_line_at_once(oracle, scenes, t
                      "--ray", address)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: cannot join the Ray cluster at {address}: nothing answers")
+    assert time.perf_counter() - started < 60 and not list((tmp_path / "out").glob("*"))
+
+
+def test_an_address_where_another_service_answers_is_one_line_at_once(oracle, scenes, tmp_path):
+    """A head's dashboard (HTTP) given for its GCS: Ray's client would try it for 14 minutes."""
+    with served(tmp_path) as base:
+        address = base.removeprefix("http://")
+        started = time.perf_counter()
+        result = run_cli("infer", "run", str(oracle), str(scenes[0]), "--out", str(tmp_path / "out"), "--quiet",
+                         "--ray", address)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: cannot join the Ray cluster at {address}: what answers at {address} "
+                                    "is not a Ray GCS")
     assert time.perf_counter() - started < 60 and not list((tmp_path / "out").glob("*"))

@@ -73,7 +73,7 @@ def atomic_write(path: str | Path, suffix: str = "") -> Iterator[Path]:
         yield temporary
         os.replace(temporary, path)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {write_failure(exc)}") from None
+        raise OutputError(f"cannot write {path}: {write_failure(exc, path.parent)}") from None
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -140,18 +140,37 @@ def output_set(folder: Path, replaces: Sequence[str] = ()) -> Iterator[Path]:
             for old in {p for pattern in replaces for p in folder.glob(pattern)} - moved:
                 old.unlink(missing_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot write {folder}: {write_failure(exc)}") from None
+        raise OutputError(f"cannot write {folder}: {write_failure(exc, folder)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_failure(exc: OSError) -> str:
-    """Why a write failed, in words: the system's reason, or for GDAL's generic error (rasterio's
-    `RasterioIOError` is an `OSError` that names no reason) the likely one."""
-    if exc.strerror:
+#: Less room than this left where a write failed: it failed for want of room.
+FULL_BYTES = 2**20
+
+
+def write_failure(exc: Exception, folder: Path | None = None) -> str:
+    """Why a write into `folder` failed, in words: the system's reason; for GDAL's (whose errors name no
+    system reason: libtiff's "Seek error at scanline 3584") "No space left on device" when `folder`'s file
+    system has less than `FULL_BYTES` left, with GDAL's own words; else GDAL's words, or the likely reason."""
+    if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     text = (str(exc).splitlines() or [""])[0]
-    return "the write failed (is the disk full?)" if not text or "previous exception" in text else text
+    said = "" if "previous exception" in text else text
+    if folder is not None and _free_bytes(folder) < FULL_BYTES:
+        return f"No space left on device ({said})" if said else "No space left on device"
+    return said or "the write failed (is the disk full?)"
+
+
+def _free_bytes(folder: Path) -> int:
+    """Bytes an unprivileged writer may still use on `folder`'s file system (the nearest existing folder's)."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return FULL_BYTES
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

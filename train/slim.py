@@ -20,7 +20,7 @@ import torch
 
 from infer.cli.console import OneLineArgumentParser, ensure_writable_folder, run_command
 from infer.errors import InputError
-from infer.files import atomic_write
+from infer.files import atomic_write, write_failure
 from train.checkpoint import read_checkpoint
 from train.export import rebuild_checkpoint
 
@@ -49,7 +49,7 @@ def slim_checkpoint(checkpoint: Path, out: Path, half: bool = False) -> int:
         try:
             torch.save(slim, temporary)
         except RuntimeError as exc:  # torch's writer reports a short write (a full disk) as a RuntimeError
-            raise OSError(errno.EIO, f"the write failed (is the disk full?): {str(exc).strip()[:120]}") from None
+            raise OSError(errno.EIO, write_failure(exc, out.parent)) from None
     return out.stat().st_size
 
 

@@ -16,6 +16,7 @@ import rasterio
 import rasterio.shutil
 import shapely
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioIOError
 from rasterio.features import rasterize
 from rasterio.windows import Window
@@ -79,8 +80,8 @@ class MaskWriter:
         """GDAL's write errors (a full disk) as one `OutputError` that names the mask."""
         try:
             yield
-        except RasterioIOError as exc:
-            raise OutputError(f"cannot write {self.path}: {write_failure(exc)}") from None
+        except (RasterioIOError, CPLE_BaseError) as exc:  # the COG's copy raises GDAL's own errors
+            raise OutputError(f"cannot write {self.path}: {write_failure(exc, self.path.parent)}") from None
 
     def abort(self) -> None:
         if not self._dst.closed:

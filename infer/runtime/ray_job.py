@@ -128,9 +128,10 @@ HTTP2_SETTINGS = 4
 
 def _not_a_gcs(address: str, timeout_s: float = 10.0) -> str | None:
     """Why a head's `host:port` is not its GCS, or None when it may be (or the address is not of that form,
-    such as "auto", which Ray resolves itself): nothing answers there, or what answers does not speak
-    gRPC's HTTP/2 (a GCS answers the client's preface with its SETTINGS frame)."""
-    host, _, port = address.rpartition(":")
+    such as "auto", which Ray resolves itself; `ray://HOST:PORT`, a Ray Client server, is probed alike):
+    nothing answers there, or what answers does not speak gRPC's HTTP/2 (a GCS answers the client's preface
+    with its SETTINGS frame)."""
+    host, _, port = address.partition("://")[2].rpartition(":") if "://" in address else address.rpartition(":")
     if not host or not port.isdigit():
         return None
     try:

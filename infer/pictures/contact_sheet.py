@@ -74,9 +74,12 @@ def _crop(src: rasterio.DatasetReader, grid: SceneGrid, pick: Pick, color: str) 
     c0, r0 = centre - side / 2
     window = Window(c0 * grid.scale, r0 * grid.scale, side * grid.scale, side * grid.scale)
     native = max(1, round(side * grid.scale))
-    pixels, dtype = read_window(src, window, (native, native))
+    # A crop larger than its cell is read at the cell's size (GDAL averages, reading no more blocks);
+    # a smaller one at its own, and enlarged without smoothing.
+    pixels, dtype = read_window(src, window, (min(native, CELL), min(native, CELL)))
     image = Image.fromarray(to_rgb(pixels, display_scale(pixels, dtype)))
-    image = image.resize((CELL, CELL), Image.Resampling.NEAREST if native < CELL else Image.Resampling.BOX)
+    if native < CELL:
+        image = image.resize((CELL, CELL), Image.Resampling.NEAREST)
     zoom = CELL / side
     outline = [((x - c0) * zoom, (y - r0) * zoom) for x, y in pick.outline]
     ImageDraw.Draw(image).line(outline + [outline[0]], fill=color, width=2)

@@ -78,11 +78,32 @@ def damaged_raster(path: Path, exc: BaseException, near: tuple[int, int] | None 
     return InputError(f"{path.name} is damaged or truncated{where}: {reason}")
 
 
+#: The side of the window at a raster's centre that `holds_transparency` looks at.
+ALPHA_SAMPLE_SIDE = 512
+#: Above this share of the sample's pixels neither transparent nor opaque, an "alpha" band holds data.
+ALPHA_DATA_SHARE = 0.5
+
+
 def holds_bands(src: rasterio.io.DatasetReader, bands: int) -> bool:
     """Whether the raster is `bands` bands, or those and then an alpha band (RGBA: a drone orthomosaic, an image
     saved from QGIS), which GDAL reads as the mask: its transparent pixels are no-data. The first `bands` are
-    read either way."""
-    return src.count == bands or (src.count == bands + 1 and src.colorinterp[bands] == ColorInterp.alpha)
+    read either way. A band GDAL calls alpha that holds data is not one (`holds_transparency`)."""
+    return src.count == bands or (src.count == bands + 1 and src.colorinterp[bands] == ColorInterp.alpha
+                                  and holds_transparency(src, bands + 1))
+
+
+def holds_transparency(src: rasterio.io.DatasetReader, band: int) -> bool:
+    """Whether `band` (an integer alpha band) looks like transparency: at the raster's centre (one window, a few
+    blocks), at most `ALPHA_DATA_SHARE` of its pixels lie between transparent (0) and opaque (the type's
+    maximum). Anti-aliased edges are a thin line; a near-infrared band GDAL calls alpha (the fourth band of
+    a four-band 8-bit GeoTIFF written with the defaults) is nearly all between."""
+    if not np.issubdtype(np.dtype(src.dtypes[band - 1]), np.integer):
+        return True
+    side = min(ALPHA_SAMPLE_SIDE, src.width), min(ALPHA_SAMPLE_SIDE, src.height)
+    window = Window((src.width - side[0]) // 2, (src.height - side[1]) // 2, *side)
+    sample = src.read(band, window=window)
+    between = (sample > 0) & (sample < np.iinfo(sample.dtype).max)
+    return float(between.mean()) <= ALPHA_DATA_SHARE
 
 
 def alpha_read_as_data(src: rasterio.io.DatasetReader, bands: int) -> bool:

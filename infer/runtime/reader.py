@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 from scipy import ndimage
@@ -93,7 +93,9 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
                     hint = (f"; pick {bands} in the model's order, e.g. gdal_translate -of VRT "
                             f"{' '.join(f'-b {b + 1}' for b in range(bands))} {source} {stem}_bands.vrt "
                             "(a .vrt runs as a scene)") if src.count > bands else ""
-                    raise InputError(f"{name} has {src.count} bands, the model expects {bands}{hint}")
+                    data = (f" (GDAL calls band {src.count} alpha, but it holds data, not transparency)"
+                            if src.colorinterp[-1] == ColorInterp.alpha else "")
+                    raise InputError(f"{name} has {src.count} bands{data}, the model expects {bands}{hint}")
                 if dtype is not None and src.dtypes[0] != dtype:
                     raise InputError(f"{name} has {src.dtypes[0]} pixels, the model was trained on {dtype}"
                                      f"{_to_bytes_hint(src, source, stem, bands) if dtype == 'uint8' else ''}")

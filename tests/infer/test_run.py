@@ -391,6 +391,32 @@ def test_the_near_infrared_band_gdal_calls_alpha_is_data_for_a_four_band_model(t
     assert found[0]["footprint"] == found[1]["footprint"]
 
 
+def test_an_rgb_model_refuses_a_near_infrared_band_gdal_calls_alpha_and_its_vrt_runs(oracle, tmp_path):
+    """For an RGB model, a four-band 8-bit file written with the defaults is not RGBA: its "alpha" holds data
+    (near-infrared), so its zeros are not transparency. It is refused with the band-picking VRT, which runs
+    with every pixel valid."""
+    pixels = plant(512, 512, [(102, 102), (302, 202), (402, 402)], [(300, 40, 312, 480)])
+    nir = np.random.default_rng(1).integers(40, 200, (1, 512, 512), dtype=np.uint8)
+    nir[:, 352:, 352:] = 0  # water under the third storehouse
+    rgbn = write_scene(tmp_path / "rgbn.tif", np.concatenate([pixels, nir]))
+    with rasterio.open(rgbn) as src:
+        assert src.colorinterp[3] == rasterio.enums.ColorInterp.alpha
+        geotransform, wkt = ", ".join(map(str, src.transform.to_gdal())), src.crs.to_wkt()
+    assert _run(oracle, [rgbn], tmp_path / "refused").returncode == 1
+    error = json.loads((tmp_path / "refused" / "summary.json").read_text())["scenes"][0]["error"]
+    assert error.startswith("rgbn.tif has 4 bands (GDAL calls band 4 alpha, but it holds data, not transparency), "
+                            "the model expects 3; pick 3 in the model's order, e.g. gdal_translate -of VRT -b 1 -b 2 "
+                            "-b 3 rgbn.tif rgbn_bands.vrt"), error
+    bands = "".join(f"<VRTRasterBand dataType='Byte' band='{b}'><SimpleSource><SourceFilename relativeToVRT='1'>"
+                    f"rgbn.tif</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
+                    for b in (1, 2, 3))
+    (tmp_path / "rgbn_bands.vrt").write_text(f"<VRTDataset rasterXSize='512' rasterYSize='512'><SRS>"
+                                             f"{html.escape(wkt)}</SRS><GeoTransform>{geotransform}</GeoTransform>"
+                                             f"{bands}</VRTDataset>")
+    assert _run(oracle, [tmp_path / "rgbn_bands.vrt"], tmp_path / "picked").returncode == 0
+    assert len(_objects(tmp_path / "picked" / "rgbn_bands.geojson")) == 3
+
+
 def test_scenes_inside_a_zip_archive_run_where_they_are_as_the_files_would(oracle, seam_scene, tmp_path):
     """GDAL's virtual file systems: `/vsizip/{/abs/scenes.zip}/a.tif` and, from the archive's folder,
     `/vsizip/scenes.zip/b.tif` give the bytes the unpacked files give; a rerun skips them; a member that is not

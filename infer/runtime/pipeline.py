@@ -269,7 +269,7 @@ def _write_scene_outputs(info: ModelInfo, plan: ResolvedOptions, scene: Path, da
     dated = {"date": date} if date else {}
     trained = info.provenance.get("checkpoint_sha256")
     write_feature_collection(paths["geojson"], objects + regions,
-                             {"scene": scene_name(scene), **dated, "model": info.version,
+                             {"scene": scene_name(scene), **dated, "sitewatch": info.version,
                               # the trained weights, alike in every export of them: `infer diff` and `track` flag two
                               **({"checkpoint_sha256": trained} if trained else {}),
                               "classes": {c.name: c.kind for c in info.classes}, "colors": colors,

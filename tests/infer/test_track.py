@@ -20,6 +20,7 @@ from infer.analysis.changes import read_side
 from infer.analysis.track import follow
 from infer.geo.crs import to_wgs84
 from infer.geo.geojson import feature, write_feature_collection
+from infer.runtime.model import OnnxModel
 from synth.cli import main as synth_main
 from synth.layout import SceneSpec, plan_scene
 from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, run_cli
@@ -356,7 +357,9 @@ def test_dates_detected_by_two_models_are_flagged_by_diff_and_track(tmp_path):
         assert run_cli("infer", "run", str(model), str(scene), "--out", str(tmp_path / name), "--quiet",
                        "--outputs", "geojson").returncode == 0
         runs[name] = tmp_path / name
-    assert json.loads((runs["second"] / "second.geojson").read_text())["checkpoint_sha256"] == weights["second"]
+    header = json.loads((runs["second"] / "second.geojson").read_text())
+    assert header["checkpoint_sha256"] == weights["second"]
+    assert header["sitewatch"] == OnnxModel(models["second"]).info.version and "model" not in header
 
     same = run_cli("infer", "diff", str(runs["first"]), str(runs["again"]), "--out", str(tmp_path / "same"))
     assert same.returncode == 0 and "different models" not in same.stdout

@@ -136,6 +136,19 @@ def infer_memory_batch_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def png_encoding_table(result: dict) -> str:
+    """`bench.png_encoding`: each encoder's median seconds and bytes for one overview, against the first's."""
+    m, rows = result["machine"], result["results"]
+    width, height = result["picture_px"]
+    lines = [f"Measured {m['date'][:10]} on {m['cpu']} ({m['cores']} cores), a {width} × {height} overview's "
+             f"imagery, median of {result['runs']} runs, `{m['command']}`:", "",
+             "| encoder | seconds | MB | seconds vs first | size vs first |", "| --- | ---: | ---: | ---: | ---: |"]
+    first = rows[0]
+    lines += [f"| {r['encoder']} | {r['seconds']:.3f} | {r['bytes'] / 1e6:.2f} | "
+              f"{r['seconds'] / first['seconds']:.2f}× | {r['bytes'] / first['bytes']:.3f}× |" for r in rows]
+    return "\n".join(lines)
+
+
 def change_detection_table(result: dict) -> str:
     m, match = result["machine"], result["match"]
     lines = [
@@ -676,6 +689,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "infer_speed_fast": infer_speed_table, "infer_speed_small": infer_speed_table,
     "infer_speed_stride4": infer_speed_table,
     "infer_memory": infer_memory_table, "infer_memory_batch": infer_memory_batch_table,
+    "png_encoding": png_encoding_table,
     "region_closing": region_closing_table,
     "reference_heldout_eval": evaluation_table, "pipeline_ceiling": pipeline_ceiling_table,
     "ray_overhead": ray_overhead_table, "heldout_suite": heldout_suite_table, "real_trees": real_trees_table,

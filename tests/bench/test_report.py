@@ -15,6 +15,7 @@ from bench.report import (
     main,
     peers_table,
     pipeline_ceiling_table,
+    png_encoding_table,
     real_trees_curve_table,
     real_trees_table,
     region_closing_heldout_table,
@@ -367,3 +368,14 @@ def test_heldout_suite_reports_each_scene_the_worst_and_berms_by_sun_angle():
     assert lines[-3].endswith("median over the 1 scenes): >= 45 m 1.034 (3).")
     assert lines[-1].endswith("(the 1 scenes together): 0-10 deg 49% of 650 m (15 pieces); "
                               "45-90 deg 100% of 2979 m (48 pieces).")
+
+
+def test_png_encoding_table_gives_each_encoder_against_the_first():
+    machine = {"date": "2026-12-07T16:00:00+00:00", "cpu": "CPU", "cores": 2, "command": "python -m bench.png_encoding"}
+    result = {"machine": machine, "picture_px": [2048, 1024], "runs": 5,
+              "results": [{"encoder": "Pillow", "seconds": 0.4, "bytes": 8_000_000},
+                          {"encoder": "ours", "seconds": 0.1, "bytes": 8_400_000}]}
+    table = png_encoding_table(result)
+    assert "a 2048 × 1024 overview's imagery, median of 5 runs" in table
+    assert "| Pillow | 0.400 | 8.00 | 1.00× | 1.000× |" in table
+    assert "| ours | 0.100 | 8.40 | 0.25× | 1.050× |" in table

@@ -93,8 +93,8 @@ def run_on_ray(model: Path, device: str, engine_cache: Path | None, scenes: list
 def _connect(ray, plan: RayPlan) -> None:
     """A local cluster started, or the one at `plan.address` joined; `UsageError` in one line if not.
 
-    Joining, Ray's native client retries for minutes and writes a warning a second to stderr: 14 minutes
-    for an address where another service answers (a head's dashboard, 8265, given for its GCS). So an
+    Joining, Ray's native client retries for minutes and writes a warning a second to stderr, also at an
+    address where another service answers (a head's dashboard, 8265, given for its GCS). So an
     address that is not a GCS is told at once (`_not_a_gcs`), and what Ray writes while joining is shown
     only if it joins.
     """

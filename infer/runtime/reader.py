@@ -94,7 +94,7 @@ def open_grid(path: Path, bands: int, model_gsd: float, dtype: str | None = None
                             f"{' '.join(f'-b {b + 1}' for b in range(bands))} {source} {stem}_bands.vrt "
                             "(a .vrt runs as a scene)") if src.count > bands else ""
                     data = (f" (GDAL calls band {src.count} alpha, but it holds data, not transparency)"
-                            if src.colorinterp[-1] == ColorInterp.alpha else "")
+                            if src.count == bands + 1 and src.colorinterp[-1] == ColorInterp.alpha else "")
                     raise InputError(f"{name} has {src.count} bands{data}, the model expects {bands}{hint}")
                 if dtype is not None and src.dtypes[0] != dtype:
                     raise InputError(f"{name} has {src.dtypes[0]} pixels, the model was trained on {dtype}"

@@ -12,6 +12,8 @@ reads as data (`valid_pixels`).
 
 from __future__ import annotations
 
+import ctypes
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +36,30 @@ GDAL_OPTIONS = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_TIFF_INTERNAL_MASK": True,
 }
+
+
+def quiet_libtiff() -> None:
+    """Stop the libtiff libraries loaded in this process printing errors to stderr themselves.
+
+    GDAL's TIFF file procedures report a failed write or seek (a full disk) through libtiff's global
+    handler, which prints "_tiffWriteProc: No space left on device." lines ahead of the one line of
+    our error; GDAL then raises its own error for the same failure, which is what the user is told.
+    The libraries are found among this process's mappings (Linux); elsewhere nothing changes.
+    """
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return
+    for path in sorted(set(re.findall(r"(/\S*/libtiff[^/\s]*\.so[^/\s]*)", maps))):
+        try:
+            handler = ctypes.CDLL(path).TIFFSetErrorHandler
+        except (OSError, AttributeError):
+            continue
+        handler.restype, handler.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+        handler(None)
+
+
+quiet_libtiff()
 
 
 def gdal_env() -> rasterio.Env:

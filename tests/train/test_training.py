@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,11 +129,11 @@ def test_two_process_cpu_ddp_fit(tiny_dataset, tmp_path):
     assert list(tmp_path.rglob("*.ckpt"))
 
 
-# Each case starts a training process (about 6 s): the ones that repeat a kind of check run in `make test-all`.
+# The cases run one after another in one training process (`_in_one_process`): a process of its own for
+# each cost about 6 s of imports. The ones that repeat a kind of check run in `make test-all` as well.
 SLOW = pytest.mark.slow
 
-
-@pytest.mark.parametrize("extra,needle", [
+BAD_CONFIGURATIONS = [
     (["--data.dataset", "no/such.yaml"], "not found"),
     pytest.param(["--model.lr", "fast"], "model.lr", marks=SLOW),
     pytest.param(["--trainer.max_stepz", "3"], "max_stepz", marks=SLOW),
@@ -156,13 +159,57 @@ SLOW = pytest.mark.slow
     (["--data.mosaic", ".nan"], "data: mosaic is a share of chips, a finite number in [0, 1], got nan"),
     pytest.param(["--data.brightness_contrast", "1.5"],
                  "data: brightness_contrast must be a finite number in [0, 1), got 1.5", marks=SLOW),
-])
-def test_bad_configuration_is_one_line_and_nonzero(tiny_dataset, tmp_path, extra, needle):
-    args = _fit_args(tiny_dataset, tmp_path)
-    result = run_cli("train", *args, *extra)
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.stderr, result.stderr[-1500:]
+]
+
+#: Runs `python -m train` on each argument list of argv[1] (JSON) in this one process, as its own process
+#: would: whatever reaches file descriptor 2 (Python's stderr, logging, C libraries) is that case's stderr.
+_CASES_DRIVER = """
+import json, os, sys, tempfile
+from train.__main__ import main
+results = []
+for args in json.loads(sys.argv[1]):
+    sys.argv = ["train", *args]
+    with tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        kept = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            try:
+                code = main()
+            except SystemExit as exc:
+                code = exc.code
+            except BaseException as exc:
+                code = "raised " + type(exc).__name__
+        finally:
+            sys.stderr.flush()
+            os.dup2(kept, 2)
+            os.close(kept)
+        caught.seek(0)
+        results.append([code, caught.read().decode(errors="replace")])
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def bad_configurations_run(request, tiny_dataset, tmp_path_factory) -> dict[str, tuple[object, str]]:
+    """Exit code and stderr of `train fit` on each case of this session's selection, run in one process."""
+    wanted = [item.callspec.params["extra"] for item in request.session.items
+              if item.originalname == "test_bad_configuration_is_one_line_and_nonzero"]
+    root = tmp_path_factory.mktemp("bad_configurations")
+    cases = [_fit_args(tiny_dataset, root / str(i)) + extra for i, extra in enumerate(wanted)]
+    done = subprocess.run([sys.executable, "-c", _CASES_DRIVER, json.dumps(cases)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    return {json.dumps(extra): (code, err) for extra, (code, err) in zip(wanted, results, strict=True)}
+
+
+@pytest.mark.parametrize("extra,needle", BAD_CONFIGURATIONS)
+def test_bad_configuration_is_one_line_and_nonzero(bad_configurations_run, extra, needle):
+    code, stderr = bad_configurations_run[json.dumps(extra)]
+    assert code not in (0, None) and isinstance(code, int), (code, stderr[-1500:])
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in stderr, stderr[-1500:]
 
 
 def test_labels_with_an_unknown_class_stop_training_with_one_line(tiny_dataset, tmp_path):

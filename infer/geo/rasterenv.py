@@ -39,7 +39,8 @@ GDAL_OPTIONS = {
 
 
 def quiet_libtiff() -> None:
-    """Stop the libtiff libraries loaded in this process printing errors to stderr themselves.
+    """Stop the libtiff libraries this process has loaded (rasterio's GDAL's, loaded with rasterio) printing
+    errors to stderr themselves.
 
     GDAL's TIFF file procedures report a failed write or seek (a full disk) through libtiff's global
     handler, which prints "_tiffWriteProc: No space left on device." lines ahead of the one line of

@@ -9,7 +9,9 @@ half a file. What a killed process left behind is removed by the next run
 on the same machine (`remove_stale_partials`). A command that writes a set of
 files (`infer diff`, `sites`, `track`) writes them into a hidden folder and
 moves them into place only when all stand (`output_set`): a failure leaves the
-earlier set as it was, not the failed run's first files beside its rest.
+earlier set as it was, not the failed run's first files beside its rest. A stop
+asked for while the set moves (Ctrl-C, a scheduler's SIGTERM) is acted on once it
+stands (`stop_signals_held`); only SIGKILL can cut a move short.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import socket
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,6 +116,35 @@ def locked(path: Path, wait: bool = True) -> Iterator[bool]:
         os.close(fd)  # closing the only descriptor releases the lock
 
 
+#: The signals a user or a batch scheduler stops a command with (Ctrl-C, `kill`, a closed terminal).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold back `STOP_SIGNALS` for the block, then act on the first that came as it would have acted:
+    Python's handler (Ctrl-C's KeyboardInterrupt) or the system's (SIGTERM ends the process).
+
+    Handlers can only be set from the main thread; elsewhere the block runs as it is. A signal whose handler
+    Python did not set is left to it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    kept = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    kept = {number: handler for number, handler in kept.items() if handler is not None}
+    for number in kept:
+        signal.signal(number, lambda got, frame: came.append(got))
+    try:
+        yield
+    finally:
+        for number, handler in kept.items():
+            signal.signal(number, handler)
+        if came:
+            signal.raise_signal(came[0])
+
+
 @contextmanager
 def output_set(folder: Path, replaces: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a hidden folder in `folder` to write a set of outputs into, under their final names (subfolders
@@ -122,7 +155,8 @@ def output_set(folder: Path, replaces: Sequence[str] = ()) -> Iterator[Path]:
     per site, fewer sites now): once the new set stands, those it does not hold are removed.
 
     Two runs writing sets into one folder at once move theirs one after the other (`locked`), so the
-    folder holds one run's whole set, never a mix of both."""
+    folder holds one run's whole set, never a mix of both; a stop asked for during the move waits for its
+    end (`stop_signals_held`)."""
     folder = Path(folder)
     remove_stale_partials(folder / "outputs")
     staging = partial_path(folder / "outputs")
@@ -130,7 +164,7 @@ def output_set(folder: Path, replaces: Sequence[str] = ()) -> Iterator[Path]:
     try:
         staging.mkdir(parents=True)
         yield staging
-        with locked(lock_path(folder, "outputs")):
+        with locked(lock_path(folder, "outputs")), stop_signals_held():
             moved = set()
             for source in sorted(p for p in staging.rglob("*") if p.is_file()):
                 target = folder / source.relative_to(staging)
@@ -180,5 +214,5 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-__all__ = ["LOCK_FOLDER", "atomic_write", "lock_path", "locked", "output_set", "partial_path", "remove_stale_partials",
-           "write_failure", "write_text_atomic"]
+__all__ = ["LOCK_FOLDER", "STOP_SIGNALS", "atomic_write", "lock_path", "locked", "output_set", "partial_path",
+           "remove_stale_partials", "stop_signals_held", "write_failure", "write_text_atomic"]

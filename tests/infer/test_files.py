@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -76,6 +77,33 @@ def test_a_set_of_outputs_appears_together_and_a_killed_ones_folder_is_cleared(t
     with output_set(tmp_path):
         pass
     assert not killed.exists()
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_a_stop_asked_for_while_a_set_moves_comes_once_the_set_stands(tmp_path, stop):
+    """A scheduler's SIGTERM or a Ctrl-C that lands between two of a set's renames (sent here by the first
+    rename itself) used to leave the first file new and the others old; now the process stops after the
+    last, as the signal asks: SIGTERM ends it, Ctrl-C raises KeyboardInterrupt there."""
+    for name in ("a.txt", "b.txt", "c.txt"):
+        write_text_atomic(tmp_path / name, "old")
+    script = ("import os, signal, sys; from pathlib import Path; from infer.files import output_set, write_text_atomic\n"
+              "rename = os.replace\n"
+              "def replace(source, target):\n"
+              "    rename(source, target)\n"
+              "    if '.outputs.' in str(source) and '.outputs.' not in str(target):  # a move out of the set's folder\n"
+              f"        os.kill(os.getpid(), signal.{stop})\n"
+              "os.replace = replace\n"
+              "with output_set(Path(sys.argv[1])) as staged:\n"
+              "    for name in ('a.txt', 'b.txt', 'c.txt'):\n"
+              "        write_text_atomic(staged / name, 'new')\n"
+              "print('after the set')\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert [(tmp_path / name).read_text() for name in ("a.txt", "b.txt", "c.txt")] == ["new"] * 3, done.stderr
+    assert "after the set" not in done.stdout
+    if stop == "SIGTERM":
+        assert done.returncode == -signal.SIGTERM
+    else:
+        assert done.returncode != 0 and "KeyboardInterrupt" in done.stderr
 
 
 def test_two_runs_move_their_sets_into_one_folder_one_after_the_other(tmp_path):

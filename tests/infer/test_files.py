@@ -87,6 +87,8 @@ def test_a_stop_asked_for_while_a_set_moves_comes_once_the_set_stands(tmp_path, 
     for name in ("a.txt", "b.txt", "c.txt"):
         write_text_atomic(tmp_path / name, "old")
     script = ("import os, signal, sys; from pathlib import Path; from infer.files import output_set, write_text_atomic\n"
+              # as in a terminal: a job started in the background (CI's) inherits SIGINT ignored
+              "signal.signal(signal.SIGINT, signal.default_int_handler); signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
               "rename = os.replace\n"
               "def replace(source, target):\n"
               "    rename(source, target)\n"
